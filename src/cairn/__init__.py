@@ -1,0 +1,76 @@
+"""Cairn: durable execution for Python agents and data pipelines.
+
+The API is the one of ``tensorlake.applications``: change the import line of a
+Tensorlake program to ``from cairn import ...`` and it runs durably here.
+"""
+
+from __future__ import annotations
+
+from cairn._context import FunctionProgress, Headers, RequestContext, RequestState
+from cairn._decorators import Function, Retries, application, cls, function
+from cairn._futures import RETURN_WHEN, Future
+from cairn._request import AttemptInfo, CallInfo, Request, get_request, run_local_application
+from cairn._values import File, HttpBody, Image, Logger
+from cairn.errors import (
+    CairnError,
+    DeserializationError,
+    FunctionError,
+    FunctionTimeout,
+    InternalError,
+    RemoteAPIError,
+    ReplayMismatch,
+    RequestError,
+    RequestFailed,
+    RequestNotFinished,
+    RequestNotFound,
+    RetryAfter,
+    SDKUsageError,
+    SerializationError,
+    StoreError,
+    TimeoutError,
+)
+from cairn.types import CallStatus, FailureReason, RequestStatus
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "RETURN_WHEN",
+    "AttemptInfo",
+    "CairnError",
+    "CallInfo",
+    "CallStatus",
+    "DeserializationError",
+    "FailureReason",
+    "File",
+    "Function",
+    "FunctionError",
+    "FunctionProgress",
+    "FunctionTimeout",
+    "Future",
+    "Headers",
+    "HttpBody",
+    "Image",
+    "InternalError",
+    "Logger",
+    "RemoteAPIError",
+    "ReplayMismatch",
+    "Request",
+    "RequestContext",
+    "RequestError",
+    "RequestFailed",
+    "RequestNotFinished",
+    "RequestNotFound",
+    "RequestState",
+    "RequestStatus",
+    "Retries",
+    "RetryAfter",
+    "SDKUsageError",
+    "SerializationError",
+    "StoreError",
+    "TimeoutError",
+    "application",
+    "cls",
+    "function",
+    "get_request",
+    "run_local_application",
+]

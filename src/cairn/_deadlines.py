@@ -1,0 +1,111 @@
+"""Deadlines an executor publishes in shared memory for its supervisor.
+
+No message per call: the executor writes a slot when a call starts, moves its
+deadline on progress, parks it at +inf while the call waits on children, and
+clears it when the call ends. The supervisor scans the slots every few ms and
+kills the process when a deadline has passed, even if the call is stuck in C.
+"""
+
+from __future__ import annotations
+
+import math
+import mmap
+import struct
+import time
+
+SLOTS = 256
+_HEADER_BYTES = 64
+_SLOT_BYTES = 128
+_ID_BYTES = 96
+_FREE = 0.0
+# deadline, started, timeout_s (8-byte aligned doubles), then the call id.
+_SLOT = struct.Struct(f"<ddd{_ID_BYTES}s")
+_DOUBLE = struct.Struct("<d")
+
+
+class DeadlineBoard:
+    """One executor's slots, in an anonymous shared mapping inherited across fork."""
+
+    def __init__(self) -> None:
+        self._map = mmap.mmap(-1, _HEADER_BYTES + SLOTS * _SLOT_BYTES)
+        self._free = list(range(SLOTS - 1, -1, -1))
+
+    # -- executor side -----------------------------------------------------------------
+    def acquire(self, call_id: str, timeout_s: float) -> int:
+        """Take a slot for a call that starts now; -1 when every slot is taken."""
+        if not self._free:
+            return -1
+        slot = self._free.pop()
+        now = time.monotonic()
+        encoded = call_id.encode()[:_ID_BYTES]
+        # The id goes in first, the deadline last: a reader that sees the deadline
+        # also sees whose it is.
+        self._map[self._at(slot) + 24 : self._at(slot) + 24 + _ID_BYTES] = encoded.ljust(
+            _ID_BYTES, b"\0"
+        )
+        _DOUBLE.pack_into(self._map, self._at(slot) + 8, now)
+        _DOUBLE.pack_into(self._map, self._at(slot) + 16, timeout_s)
+        _DOUBLE.pack_into(self._map, self._at(slot), now + timeout_s)
+        return slot
+
+    def extend(self, slot: int, timeout_s: float) -> None:
+        """Push a slot's deadline to ``now + timeout_s``."""
+        if slot >= 0:
+            _DOUBLE.pack_into(self._map, self._at(slot), time.monotonic() + timeout_s)
+
+    def suspend(self, slot: int) -> None:
+        """Stop a slot's clock: its call waits on children, who have their own."""
+        if slot >= 0:
+            _DOUBLE.pack_into(self._map, self._at(slot), math.inf)
+
+    def release(self, slot: int) -> None:
+        """Free a slot when its call ends."""
+        if slot >= 0:
+            _DOUBLE.pack_into(self._map, self._at(slot), _FREE)
+            self._free.append(slot)
+
+    def set_waiting(self, waiting: bool) -> None:
+        """Tell the supervisor this process only waits (so it may start another)."""
+        _DOUBLE.pack_into(self._map, 0, time.monotonic() if waiting else 0.0)
+
+    def set_busy(self, busy: bool) -> None:
+        """Tell the supervisor whether this process holds any work."""
+        _DOUBLE.pack_into(self._map, 8, time.monotonic() if busy else 0.0)
+
+    # -- supervisor side -----------------------------------------------------------------
+    def expired(self, now: float) -> list[tuple[str, float]]:
+        """``(call_id, timeout_s)`` of every slot whose deadline has passed."""
+        found = []
+        for slot in range(SLOTS):
+            deadline, _started, timeout_s, raw = _SLOT.unpack_from(self._map, self._at(slot))
+            if deadline != _FREE and deadline < now:
+                # Read again: a slot freed or extended between the two reads is no timeout.
+                again = _DOUBLE.unpack_from(self._map, self._at(slot))[0]
+                if again == deadline:
+                    found.append((raw.rstrip(b"\0").decode(), timeout_s))
+        return found
+
+    def executing(self) -> list[str]:
+        """Ids of calls whose code is running now (not waiting on children)."""
+        found = []
+        for slot in range(SLOTS):
+            deadline, _started, _timeout, raw = _SLOT.unpack_from(self._map, self._at(slot))
+            if deadline != _FREE and not math.isinf(deadline):
+                found.append(raw.rstrip(b"\0").decode())
+        return found
+
+    def waiting_since(self) -> float:
+        """Monotonic time since which the process only waits, or 0."""
+        return float(_DOUBLE.unpack_from(self._map, 0)[0])
+
+    def busy_since(self) -> float:
+        """Monotonic time since which the process holds work, or 0."""
+        return float(_DOUBLE.unpack_from(self._map, 8)[0])
+
+    def close(self) -> None:
+        """Unmap."""
+        self._map.close()
+
+    @staticmethod
+    def _at(slot: int) -> int:
+        return _HEADER_BYTES + slot * _SLOT_BYTES

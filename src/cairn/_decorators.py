@@ -1,0 +1,444 @@
+"""``@application()``, ``@function()`` and ``@cls()``, as in ``tensorlake.applications``.
+
+Everything is checked when the decorator runs, so a mistake fails at import with a
+message naming the function and the parameter.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+import re
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
+
+from cairn import _registry, _retry, errors
+
+if TYPE_CHECKING:
+    from cairn._futures import Future
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+
+MAX_TIMEOUT_S = 172_800
+_REGIONS = ("us-east-1", "eu-west-1")
+_GPU = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*(:[1-9][0-9]*)?$")
+_MISSING: Any = object()
+
+
+class Retries:
+    """Retry policy of a function or an application.
+
+    Args:
+        max_retries: retries after the first attempt (0 = one attempt only).
+        initial_delay: seconds before the first retry.
+        max_delay: upper bound of any delay, in seconds.
+        delay_multiplier: growth of the delay per retry.
+    """
+
+    def __init__(
+        self,
+        max_retries: int = 0,
+        initial_delay: float = 1.0,
+        max_delay: float = 60.0,
+        delay_multiplier: float = 2.0,
+    ) -> None:
+        self.policy = _retry.validate(max_retries, initial_delay, max_delay, delay_multiplier)
+        self.max_retries = max_retries
+        self.initial_delay = float(initial_delay)
+        self.max_delay = float(max_delay)
+        self.delay_multiplier = float(delay_multiplier)
+
+    def __repr__(self) -> str:
+        return (
+            f"Retries(max_retries={self.max_retries}, initial_delay={self.initial_delay:g}, "
+            f"max_delay={self.max_delay:g}, delay_multiplier={self.delay_multiplier:g})"
+        )
+
+
+def _retries(value: object, where: str) -> _retry.RetryPolicy | None:
+    if value is None:
+        return None
+    if isinstance(value, Retries):
+        return value.policy
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return _retry.validate(value)
+        except errors.SDKUsageError as error:
+            raise errors.SDKUsageError(f"{where}: retries={value!r}: {error}") from None
+    raise errors.SDKUsageError(
+        f"{where}: retries must be an int or Retries(...), got {value!r}"
+    )
+
+
+class _FutureFactory(Generic[P, R]):
+    """``f.future(...)``, ``f.future.map(...)``, ``f.future.reduce(...)``: unstarted Futures."""
+
+    def __init__(self, function: Function[P, R]) -> None:
+        self._function = function
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Future:
+        from cairn import _futures
+
+        return _futures.CallFuture(self._function, args, kwargs)
+
+    def map(self, items: Iterable[Any] | Future) -> Future:
+        from cairn import _futures
+
+        return _futures.MapFuture(self._function, items)
+
+    def reduce(self, items: Iterable[Any] | Future, initial: Any = _MISSING, /) -> Future:
+        from cairn import _futures
+
+        return _futures.ReduceFuture(self._function, items, initial)
+
+
+class Function(Generic[P, R]):
+    """A decorated function: call it, ``map`` it, ``reduce`` with it, or make Futures.
+
+    Every call inside a request is a durable, checkpointed function call.
+    """
+
+    def __init__(self, spec: _registry.FunctionSpec, bound_to: Any = None) -> None:
+        self._spec = spec
+        self._bound_to = bound_to
+        functools.update_wrapper(self, spec.fn)
+        if spec.is_async and hasattr(inspect, "markcoroutinefunction"):
+            # So that inspect.iscoroutinefunction(f) stays true, as for the original.
+            inspect.markcoroutinefunction(self)
+
+    @property
+    def name(self) -> str:
+        """The function's durable name (its ``__qualname__``)."""
+        return self._spec.name
+
+    @property
+    def future(self) -> _FutureFactory[P, R]:
+        """Factory of unstarted Futures."""
+        return _FutureFactory(self)
+
+    # Tensorlake's name for ``future`` before February 2026.
+    awaitable = future
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        from cairn import _runtime
+
+        if self._spec.is_async:
+            return _runtime.call_async(self, args, kwargs)  # type: ignore[return-value]
+        return _runtime.call_blocking(self, args, kwargs)  # type: ignore[no-any-return]
+
+    def map(self, items: Iterable[Any] | Future) -> list[Any]:
+        """Run one call per item in parallel; results in input order."""
+        from cairn import _futures
+
+        future = _futures.MapFuture(self, items)
+        if self._spec.is_async:
+            return future.coroutine()  # type: ignore[return-value]
+        return future.result()  # type: ignore[no-any-return]
+
+    def reduce(self, items: Iterable[Any] | Future, initial: Any = _MISSING, /) -> Any:
+        """Left fold of sequential calls, each step checkpointed."""
+        from cairn import _futures
+
+        from cairn import _runtime
+
+        future = _futures.ReduceFuture(self, items, initial)
+        if self._spec.is_async:
+            return future.coroutine()
+        return _runtime.run_reduce_inline(self, future)
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Function[P, R]:
+        if instance is None:
+            return self
+        return Function(self._spec, bound_to=instance)
+
+    def __reduce__(self) -> Any:
+        raise errors.SDKUsageError(
+            f"function {self._spec.name!r} cannot be passed as a value: pass its name, "
+            "or call it"
+        )
+
+    def __repr__(self) -> str:
+        return f"<cairn.Function {self._spec.name}>"
+
+
+@overload
+def function(
+    description: str = "",
+    cpu: float = 1.0,
+    memory: float = 1.0,
+    ephemeral_disk: float = 10.0,
+    gpu: None | str | list[str] = None,
+    timeout: float = 300,
+    image: Any = None,
+    secrets: list[str] | None = None,
+    retries: Retries | int | None = None,
+    region: str | None = None,
+    warm_containers: int | None = None,
+    min_containers: int | None = None,
+    max_containers: int | None = None,
+    max_concurrency: int | None = None,
+    concurrency: int | None = None,
+) -> Callable[[Callable[P, R]], Function[P, R]]: ...
+@overload
+def function(description: Callable[..., Any]) -> Any: ...
+def function(  # noqa: C901 - one check per parameter, kept together on purpose
+    description: Any = "",
+    cpu: float = 1.0,
+    memory: float = 1.0,
+    ephemeral_disk: float = 10.0,
+    gpu: None | str | list[str] = None,
+    timeout: float = 300,
+    image: Any = None,
+    secrets: list[str] | None = None,
+    retries: Retries | int | None = None,
+    region: str | None = None,
+    warm_containers: int | None = None,
+    min_containers: int | None = None,
+    max_containers: int | None = None,
+    max_concurrency: int | None = None,
+    concurrency: int | None = None,
+) -> Any:
+    """Make a function durable: every call of it inside a request is checkpointed.
+
+    Args:
+        description: free text shown in listings.
+        cpu: cores (> 0), used for scheduling where the host can.
+        memory: GB (> 0); applied as a limit where the OS allows it.
+        ephemeral_disk: GB (> 0), recorded.
+        gpu: ``"H100"``, ``"A100-80GB:2"`` or a list of alternatives, recorded.
+        timeout: seconds in [1, 172800] without progress before an attempt is stopped.
+        image: recorded.
+        secrets: names of environment variables the function needs, recorded.
+        retries: ``Retries(...)`` or an int; None inherits the application's.
+        region: ``"us-east-1"``, ``"eu-west-1"`` or None, recorded.
+        warm_containers: recorded.
+        min_containers: recorded.
+        max_containers: recorded.
+        max_concurrency: cap on concurrently running calls of this function (Cairn).
+        concurrency: accepted for compatibility, recorded.
+
+    Raises:
+        SDKUsageError: the decorator was not called, or a parameter is invalid.
+    """
+    if callable(description) and not isinstance(description, str):
+        raise errors.SDKUsageError(
+            f"@function must be called: write @function() above "
+            f"{getattr(description, '__qualname__', description)!r}"
+        )
+
+    def decorate(fn: Callable[P, R]) -> Function[P, R]:
+        if isinstance(fn, Function):
+            raise errors.SDKUsageError(f"@function() applied twice to {fn.name!r}")
+        if not callable(fn):
+            raise errors.SDKUsageError(f"@function() must decorate a function, got {fn!r}")
+        name = fn.__qualname__
+        where = f"@function() on {name!r}"
+        if not isinstance(description, str):
+            raise errors.SDKUsageError(f"{where}: description must be a str")
+        timeout_s = _timeout(timeout, where)
+        for label, value in (("cpu", cpu), ("memory", memory), ("ephemeral_disk", ephemeral_disk)):
+            _positive(value, label, where)
+        _gpu(gpu, where)
+        if secrets is not None and (
+            not isinstance(secrets, list)
+            or not all(isinstance(s, str) and s for s in secrets)
+        ):
+            raise errors.SDKUsageError(f"{where}: secrets must be a list of non-empty strings")
+        if region is not None and region not in _REGIONS:
+            raise errors.SDKUsageError(
+                f"{where}: region must be one of {', '.join(_REGIONS)} or None, got {region!r}"
+            )
+        _containers(warm_containers, min_containers, max_containers, where)
+        for label, value in (("max_concurrency", max_concurrency), ("concurrency", concurrency)):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
+                raise errors.SDKUsageError(f"{where}: {label} must be an int >= 1, got {value!r}")
+        spec = _registry.FunctionSpec(
+            name=name,
+            fn=fn,
+            module=getattr(fn, "__module__", "") or "",
+            timeout_s=timeout_s,
+            retries=_retries(retries, where),
+            description=description,
+            resources={
+                "cpu": cpu,
+                "memory": memory,
+                "ephemeral_disk": ephemeral_disk,
+                "gpu": gpu,
+                "image": image,
+                "secrets": list(secrets or []),
+                "region": region,
+                "warm_containers": warm_containers,
+                "min_containers": min_containers,
+                "max_containers": max_containers,
+                "concurrency": concurrency,
+            },
+            max_concurrency=max_concurrency,
+            is_async=_registry.is_coroutine_function(fn),
+        )
+        _registry.register(spec)
+        return Function(spec)
+
+    return decorate
+
+
+def application(
+    tags: Any = None,
+    retries: Retries | int | None = None,
+    region: str | None = None,
+    allow: list[str] | None = None,
+) -> Callable[[Function[P, R]], Function[P, R]]:
+    """Make a durable function an application: an entry point for requests.
+
+    Stack it on top of ``@function()``. The application's name is the function's
+    ``__qualname__``; its inputs and output cross the boundary as JSON, validated
+    by pydantic against the type hints.
+
+    Args:
+        tags: string keys and values, recorded.
+        retries: default ``Retries`` (or int) of every function of the application.
+        region: ``"us-east-1"``, ``"eu-west-1"`` or None, recorded.
+        allow: only ``["unauthenticated_requests"]``, recorded.
+
+    Raises:
+        SDKUsageError: the decorator was not called, is not over ``@function()``, or
+            a parameter is invalid.
+    """
+    if callable(tags) and not isinstance(tags, dict):
+        raise errors.SDKUsageError(
+            f"@application must be called: write @application() above "
+            f"{getattr(tags, '__qualname__', tags)!r}"
+        )
+
+    def decorate(fn: Function[P, R]) -> Function[P, R]:
+        if not isinstance(fn, Function):
+            name = getattr(fn, "__qualname__", repr(fn))
+            raise errors.SDKUsageError(
+                f"@application() on {name!r} must be stacked on top of @function()"
+            )
+        where = f"@application() on {fn.name!r}"
+        tag_map = {} if tags is None else tags
+        if not isinstance(tag_map, dict) or not all(
+            isinstance(k, str) and k and isinstance(v, str) for k, v in tag_map.items()
+        ):
+            raise errors.SDKUsageError(
+                f"{where}: tags must map non-empty strings to strings, got {tags!r}"
+            )
+        if region is not None and region not in _REGIONS:
+            raise errors.SDKUsageError(
+                f"{where}: region must be one of {', '.join(_REGIONS)} or None, got {region!r}"
+            )
+        allowed = list(allow or [])
+        if any(item != "unauthenticated_requests" for item in allowed):
+            raise errors.SDKUsageError(
+                f"{where}: allow may only contain 'unauthenticated_requests', got {allow!r}"
+            )
+        _check_parameters(fn)
+        policy = _retries(retries, where)
+        fn._spec.application = _registry.ApplicationSpec(
+            tags=dict(tag_map),
+            retries=policy or _retry.RetryPolicy(),
+            region=region,
+            allow=allowed,
+        )
+        _registry.register(fn._spec)
+        return fn
+
+    return decorate
+
+
+def cls(init_timeout: int | None = None) -> Callable[[type[T]], type[T]]:
+    """Mark a class whose ``@function()`` methods share one instance per process.
+
+    ``__init__`` becomes a no-op for user code; the real one runs once per executor
+    process, the first time one of the class's functions runs there.
+
+    Raises:
+        SDKUsageError: the decorator was not called, or init_timeout is invalid.
+    """
+    if isinstance(init_timeout, type):
+        raise errors.SDKUsageError(
+            f"@cls must be called: write @cls() above {init_timeout.__qualname__!r}"
+        )
+
+    def decorate(klass: type[T]) -> type[T]:
+        if init_timeout is not None:
+            _timeout(init_timeout, f"@cls(init_timeout=...) on {klass.__qualname__!r}")
+        original = klass.__init__
+
+        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+            # Tensorlake's contract: constructing the class in user code is free.
+            return None
+
+        _registry.register_class(klass, original)
+        klass.__init__ = __init__  # type: ignore[misc]
+        for value in vars(klass).values():
+            if isinstance(value, Function):
+                value._spec.class_name = klass.__qualname__
+        return klass
+
+    return decorate
+
+
+def _timeout(value: object, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise errors.SDKUsageError(f"{where}: timeout must be a number of seconds, got {value!r}")
+    if not math.isfinite(value) or not 1 <= value <= MAX_TIMEOUT_S:
+        raise errors.SDKUsageError(
+            f"{where}: timeout must be in [1, {MAX_TIMEOUT_S}] seconds, got {value!r}"
+        )
+    return float(value)
+
+
+def _positive(value: object, label: str, where: str) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise errors.SDKUsageError(f"{where}: {label} must be a finite number > 0, got {value!r}")
+
+
+def _gpu(value: object, where: str) -> None:
+    if value is None:
+        return
+    options = value if isinstance(value, list) else [value]
+    if not options or not all(isinstance(g, str) and _GPU.match(g) for g in options):
+        raise errors.SDKUsageError(
+            f"{where}: gpu must be 'MODEL' or 'MODEL:COUNT' (or a list of them), got {value!r}"
+        )
+
+
+def _containers(warm: object, low: object, high: object, where: str) -> None:
+    for label, value in (("warm_containers", warm), ("min_containers", low), ("max_containers", high)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise errors.SDKUsageError(f"{where}: {label} must be an int >= 0, got {value!r}")
+    if isinstance(high, int):
+        if isinstance(low, int) and low > high:
+            raise errors.SDKUsageError(f"{where}: min_containers ({low}) > max_containers ({high})")
+        if isinstance(warm, int) and warm > high:
+            raise errors.SDKUsageError(f"{where}: warm_containers ({warm}) > max_containers ({high})")
+
+
+def _check_parameters(fn: Function[Any, Any]) -> None:
+    signature = inspect.signature(fn._spec.fn)
+    for parameter in signature.parameters.values():
+        if parameter.kind is not inspect.Parameter.POSITIONAL_OR_KEYWORD:
+            kind = parameter.kind.description
+            raise errors.SDKUsageError(
+                f"@application() on {fn.name!r}: parameter {parameter.name!r} is {kind}; "
+                "application parameters must be plain positional-or-keyword parameters"
+            )
+    from cairn import _serialization
+
+    try:
+        _serialization.JsonBoundary(fn._spec.fn)
+    except Exception as error:
+        raise errors.SDKUsageError(
+            f"@application() on {fn.name!r}: its type hints cannot be mapped to JSON: {error}"
+        ) from error

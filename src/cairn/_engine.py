@@ -1,0 +1,291 @@
+"""The supervisor: a pool of executor processes, their deadlines, crashes and retries.
+
+One engine serves ``run_local_application``, replays and (next) ``cairn worker`` and
+``cairn serve``: the same code path everywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cairn import _calls, _executor, _frames, _registry, errors
+from cairn._deadlines import DeadlineBoard
+from cairn.store import CallKey, CallRecord, RequestRecord, Store, open_store
+from cairn.types import CallStatus
+
+logger = logging.getLogger(__name__)
+
+_TICK_MIN_S = 0.001
+_TICK_MAX_S = 0.01
+_HEARTBEAT_EVERY_S = 2.0
+# An extra executor (started because every other one only waits) that has held no
+# work for this long is stopped again.
+_EXTRA_IDLE_S = 5.0
+
+
+def default_concurrency() -> int:
+    """``CAIRN_CONCURRENCY``, else the number of cores (at least 2)."""
+    value = os.environ.get("CAIRN_CONCURRENCY")
+    if value:
+        try:
+            number = int(value)
+        except ValueError:
+            raise errors.SDKUsageError(f"CAIRN_CONCURRENCY must be an int, got {value!r}") from None
+        if number < 1:
+            raise errors.SDKUsageError(f"CAIRN_CONCURRENCY must be >= 1, got {number}")
+        return number
+    return max(2, os.cpu_count() or 2)
+
+
+@dataclass(eq=False)
+class _Executor:
+    index: int
+    pid: int
+    board: DeadlineBoard
+    extra: bool
+    started_at: float
+
+
+class Engine:
+    """Runs requests durably on one machine with a pool of executor processes."""
+
+    def __init__(self, store_url: str, *, concurrency: int | None = None) -> None:
+        self.store_url = store_url
+        self.store: Store = open_store(store_url)
+        self.concurrency = concurrency if concurrency is not None else default_concurrency()
+        if self.concurrency < 1:
+            raise errors.SDKUsageError(f"concurrency must be >= 1, got {self.concurrency}")
+        self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
+        self._executors: dict[int, _Executor] = {}
+        self._next_index = 0
+        self._generation = -1
+        self._last_heartbeat = 0.0
+        self._max_executors = self.concurrency * 4 + 8
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start(self) -> None:
+        """Fork the executors (again, if functions were defined since)."""
+        if self._generation == _registry.generation and self._executors:
+            return
+        self._stop_all()
+        self._generation = _registry.generation
+        self._heartbeat(force=True)
+        for _ in range(self.concurrency):
+            self._spawn(extra=False)
+
+    def close(self) -> None:
+        """Stop every executor and hand its calls back."""
+        self._stop_all()
+        self.store.heartbeat(self.worker_id, socket.gethostname(), os.getpid(), 0.0)
+        self.store.close()
+
+    def __enter__(self) -> Engine:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _spawn(self, *, extra: bool) -> _Executor:
+        index = self._next_index
+        self._next_index += 1
+        board = DeadlineBoard()
+        parent = os.getpid()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child
+            code = 1
+            try:
+                code = _executor.main(self.store_url, self.worker_id, index, board, parent)
+            except BaseException:
+                import traceback
+
+                traceback.print_exc()
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        executor = _Executor(index, pid, board, extra, time.monotonic())
+        self._executors[index] = executor
+        return executor
+
+    def _stop_all(self) -> None:
+        for executor in list(self._executors.values()):
+            self._kill(executor)
+        self._executors.clear()
+        self.store.release_calls(self.worker_id, None)
+
+    def _kill(self, executor: _Executor) -> None:
+        try:
+            os.kill(executor.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            os.waitpid(executor.pid, 0)
+        except ChildProcessError:
+            pass
+
+    # -- running ----------------------------------------------------------------------------
+    def run_until_finished(
+        self,
+        request_id: str,
+        on_tick: Callable[[], None] | None = None,
+        timeout_s: float | None = None,
+    ) -> RequestRecord:
+        """Supervise until the request reaches a final state; return its record."""
+        self.start()
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        tick = _TICK_MIN_S
+        token = -1
+        while True:
+            acted = self.supervise_once()
+            current = self.store.change_token()
+            if current != token or acted:
+                token = current
+                record = self.store.get_request(request_id)
+                if record is None:
+                    raise errors.RequestNotFound(f"no request with id {request_id!r}")
+                if record.status.finished:
+                    return record
+                tick = _TICK_MIN_S
+            if on_tick is not None:
+                on_tick()
+            if deadline is not None and time.monotonic() > deadline:
+                raise errors.TimeoutError(f"request {request_id!r} did not finish in {timeout_s}s")
+            time.sleep(tick)
+            tick = min(tick * 2, _TICK_MAX_S)
+
+    def supervise_once(self) -> bool:
+        """One pass over the executors: crashes, deadlines, starvation. True if it acted."""
+        acted = False
+        now = time.monotonic()
+        for executor in list(self._executors.values()):
+            pid, status = os.waitpid(executor.pid, os.WNOHANG)
+            if pid:
+                self._on_exit(executor, status)
+                acted = True
+                continue
+            expired = executor.board.expired(now)
+            if expired:
+                self._kill(executor)
+                self._on_timeout(executor, expired)
+                acted = True
+        acted = self._balance(now) or acted
+        self._heartbeat()
+        return acted
+
+    def _on_timeout(self, executor: _Executor, expired: list[tuple[str, float]]) -> None:
+        for call_id, timeout_s in expired:
+            record = self.store.get_call(call_id)
+            if record is None:
+                logger.warning("timed-out call %s was never recorded; re-running its caller", call_id)
+                continue
+            error = {
+                "type": "FunctionTimeout",
+                "message": (
+                    f"{record.function} ran for {timeout_s:g}s without finishing or "
+                    "reporting progress; the attempt was stopped"
+                ),
+                "traceback": None,
+                "function_name": record.function,
+                "timeout": True,
+            }
+            self._end_attempt(record, error, outcome="timed_out", final_status=CallStatus.TIMED_OUT)
+        self._replace(executor)
+
+    def _on_exit(self, executor: _Executor, status: int) -> None:
+        code = os.waitstatus_to_exitcode(status)
+        if code not in (0, _executor.EXIT_INFRASTRUCTURE):
+            how = f"signal {-code}" if code < 0 else f"exit code {code}"
+            for call_id in executor.board.executing():
+                record = self.store.get_call(call_id)
+                if record is None or record.status is CallStatus.SUCCEEDED:
+                    continue
+                error = {
+                    "type": "ProcessDied",
+                    "message": f"the process running {record.function} died ({how})",
+                    "traceback": None,
+                    "function_name": record.function,
+                }
+                self._end_attempt(record, error, outcome="crashed", final_status=CallStatus.FAILED)
+        self._replace(executor)
+
+    def _replace(self, executor: _Executor) -> None:
+        del self._executors[executor.index]
+        released = self.store.release_calls(self.worker_id, executor.index)
+        if released:
+            logger.info("re-queued %d call(s) of executor %d", len(released), executor.index)
+        executor.board.close()
+        if not executor.extra or released:
+            self._spawn(extra=executor.extra)
+
+    def _end_attempt(
+        self, record: CallRecord, error: dict[str, object], *, outcome: str, final_status: CallStatus
+    ) -> None:
+        if record.status is CallStatus.SUCCEEDED:
+            return
+        request = self.store.get_request(record.request_id)
+        if request is None:
+            return
+        spec = _registry.find(record.function) or _registry.FunctionSpec(
+            name=record.function, fn=lambda: None, module=""
+        )
+        key = CallKey(
+            id=record.id,
+            request_id=record.request_id,
+            parent_id=record.parent_id,
+            seq=record.seq,
+            function=record.function,
+            kind=record.kind,
+            group_id=record.group_id,
+            dispatched=record.dispatched,
+        )
+        run = _frames.RequestRun(record.request_id, request.run, request.strict_replay)
+        attempts = _calls.Attempts(key, spec, run, record)
+        attempts.begin()
+        attempts.started_at_ms = record.started_at_ms or attempts.started_at_ms
+        attempts.failed += 1
+        delay = (
+            attempts.policy.delay_s(attempts.failed)
+            if attempts.policy.allows_another(attempts.failed)
+            else None
+        )
+        status = final_status if delay is None else None
+        self.store.record_failure(attempts.record(error, delay, outcome=outcome, status=status))
+
+    def _balance(self, now: float) -> bool:
+        """Start an extra executor when every one only waits and work is queued."""
+        executors = list(self._executors.values())
+        all_waiting = executors and all(e.board.waiting_since() > 0 for e in executors)
+        if (
+            all_waiting
+            and len(executors) < self._max_executors
+            and self.store.runnable_exists(_calls.now_ms())
+        ):
+            self._spawn(extra=True)
+            return True
+        for executor in executors:
+            if (
+                executor.extra
+                and executor.board.busy_since() == 0
+                and now - executor.started_at > _EXTRA_IDLE_S
+            ):
+                os.kill(executor.pid, signal.SIGTERM)
+                executor.extra = True
+                executor.started_at = now + 3600  # ask only once
+        return False
+
+    def _heartbeat(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._last_heartbeat >= _HEARTBEAT_EVERY_S:
+            self._last_heartbeat = now
+            self.store.heartbeat(self.worker_id, socket.gethostname(), os.getpid(), _calls.now_ms())

@@ -1,0 +1,89 @@
+"""Event payloads in Tensorlake's externally tagged format (``{"RequestFinished": {...}}``)."""
+
+from __future__ import annotations
+
+import datetime
+import json
+from typing import Any
+
+from cairn.store._records import Event, RequestOutcome
+from cairn.types import RequestStatus
+
+# Outputs up to this size travel inside the RequestFinished event, as Tensorlake does.
+INLINE_OUTPUT_LIMIT_BYTES = 1 << 20
+
+
+def iso(ms: float) -> str:
+    """An RFC 3339 timestamp for a time in epoch milliseconds."""
+    moment = datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def outcome_json(status: RequestStatus, failure_reason: str | None) -> Any:
+    """Tensorlake's outcome: null while running, "success", or {"failure": reason}."""
+    if status is RequestStatus.SUCCEEDED:
+        return "success"
+    if status in (RequestStatus.FAILED, RequestStatus.CANCELLED):
+        return {"failure": failure_reason or "unknown"}
+    return None
+
+
+def request_started(request_id: str, application: str, run: int, now_ms: float) -> Event:
+    """The event of a run of a request starting."""
+    return Event(
+        kind="RequestStarted",
+        payload={
+            "request_id": request_id,
+            "application_name": application,
+            "run": run,
+            "created_at": iso(now_ms),
+        },
+        created_at_ms=now_ms,
+    )
+
+
+def request_finished(
+    request_id: str, application: str, outcome: RequestOutcome, now_ms: float
+) -> Event:
+    """The last event of a request's stream."""
+    payload: dict[str, Any] = {
+        "request_id": request_id,
+        "application_name": application,
+        "outcome": outcome_json(outcome.status, outcome.failure_reason),
+        "created_at": iso(now_ms),
+    }
+    if outcome.output is not None:
+        output: dict[str, Any] = {
+            "path": f"/applications/{application}/requests/{request_id}/output",
+            "content_encoding": "application/json",
+        }
+        if len(outcome.output) <= INLINE_OUTPUT_LIMIT_BYTES:
+            output["body"] = json.loads(outcome.output)
+        payload["output"] = output
+    if outcome.error is not None:
+        payload["error"] = outcome.error
+    return Event(kind="RequestFinished", payload=payload, created_at_ms=now_ms)
+
+
+def function_run(
+    kind: str,
+    request_id: str,
+    function: str,
+    call_id: str,
+    now_ms: float,
+    **extra: Any,
+) -> Event:
+    """FunctionRunCreated / FunctionRunCompleted / FunctionRunRetried."""
+    payload = {
+        "request_id": request_id,
+        "function_name": function,
+        "function_run_id": call_id,
+        "created_at": iso(now_ms),
+        **extra,
+    }
+    return Event(kind=kind, payload=payload, created_at_ms=now_ms)
+
+
+def wire(kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """The externally tagged form sent to clients."""
+    return {kind: payload}

@@ -1,0 +1,118 @@
+"""The one process-wide table: function name -> spec, as Tensorlake's global namespace.
+
+Replay and recovery find code by name, so names must be unique. Workers forked
+before a function was registered cannot run it: ``generation`` tells the engine
+to start fresh executor processes.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cairn import _retry, errors
+
+DEFAULT_TIMEOUT_S = 300.0
+
+
+@dataclass(kw_only=True)
+class ApplicationSpec:
+    """What ``@application()`` adds to a function."""
+
+    tags: dict[str, str]
+    retries: _retry.RetryPolicy
+    region: str | None
+    allow: list[str]
+
+
+@dataclass(kw_only=True)
+class FunctionSpec:
+    """Everything Cairn knows about one decorated function."""
+
+    name: str
+    fn: Callable[..., Any]
+    module: str
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    retries: _retry.RetryPolicy | None = None
+    description: str = ""
+    resources: dict[str, Any] = field(default_factory=dict)
+    max_concurrency: int | None = None
+    application: ApplicationSpec | None = None
+    class_name: str | None = None
+    is_async: bool = False
+
+    def retry_policy(self) -> _retry.RetryPolicy:
+        """The function's retries, else its application's, else none (Tensorlake's rule)."""
+        if self.retries is not None:
+            return self.retries
+        for spec in _functions.values():
+            if spec.application is not None and spec.module == self.module:
+                return spec.application.retries
+        return _retry.RetryPolicy()
+
+
+@dataclass
+class _ClassState:
+    cls: type
+    init: Callable[..., None]
+    instance: Any = None
+
+
+_functions: dict[str, FunctionSpec] = {}
+_classes: dict[str, _ClassState] = {}
+generation = 0
+
+
+def register(spec: FunctionSpec) -> None:
+    """Add a function; a name already taken by another module is an error."""
+    global generation
+    existing = _functions.get(spec.name)
+    if existing is not None and existing.module != spec.module:
+        raise errors.SDKUsageError(
+            f"function name {spec.name!r} is defined twice: in module {existing.module!r} "
+            f"and in {spec.module!r}; names must be unique across an application"
+        )
+    _functions[spec.name] = spec
+    generation += 1
+
+
+def get(name: str) -> FunctionSpec:
+    """The spec of a registered function."""
+    try:
+        return _functions[name]
+    except KeyError:
+        raise errors.InternalError(
+            f"function {name!r} is not defined in the loaded code"
+        ) from None
+
+
+def find(name: str) -> FunctionSpec | None:
+    """The spec, or None."""
+    return _functions.get(name)
+
+
+def applications() -> list[FunctionSpec]:
+    """Every registered application."""
+    return [spec for spec in _functions.values() if spec.application is not None]
+
+
+def register_class(cls: type, init: Callable[..., None]) -> None:
+    """Remember a ``@cls`` class and its real ``__init__``."""
+    _classes[cls.__qualname__] = _ClassState(cls=cls, init=init)
+
+
+def instance_of(class_name: str) -> Any:
+    """The one instance of a ``@cls`` class in this process, created on first use."""
+    state = _classes[class_name]
+    if state.instance is None:
+        instance = state.cls.__new__(state.cls)
+        state.init(instance)
+        state.instance = instance
+    return state.instance
+
+
+def is_coroutine_function(fn: Callable[..., Any]) -> bool:
+    """Whether calling ``fn`` returns a coroutine."""
+    return inspect.iscoroutinefunction(fn)

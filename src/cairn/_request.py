@@ -1,0 +1,342 @@
+"""``Request``, ``run_local_application`` and ``get_request``: requests on the local store."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from cairn import _calls, _decorators, _engine, _frames, _ids, _registry, _serialization, errors
+from cairn.store import CallKey, EventRecord, NewRequest, RequestOutcome, RequestRecord, default_url, open_store
+from cairn.types import CallStatus, FailureReason, RequestStatus
+
+
+@dataclass(frozen=True, kw_only=True)
+class AttemptInfo:
+    """One attempt of a call."""
+
+    attempt: int
+    """1-based number, counted over every run of the request."""
+    run: int
+    """The run (1 = original, 2 = first replay, ...) it belonged to."""
+    outcome: str
+    """``success``, ``failure``, ``timed_out`` or ``crashed``."""
+    duration_s: float | None
+    """How long it ran."""
+    error: dict[str, Any] | None
+    """Type, message and traceback text of a failure."""
+    retry_delay_s: float | None
+    """The backoff before the next attempt, if one followed."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallInfo:
+    """One function call of a request, as ``Request.calls()`` reports it."""
+
+    id: str
+    """Durable id."""
+    function: str
+    """Function name."""
+    kind: str
+    """``app``, ``call``, ``map_item``, ``reduce`` or ``reduce_step``."""
+    parent_id: str | None
+    """The calling call's id."""
+    seq: int
+    """Position among the parent's calls (or the item's index)."""
+    status: CallStatus
+    """Current status."""
+    attempts: list[AttemptInfo]
+    """Every attempt, oldest first."""
+    started_at_ms: float | None
+    """Start of the latest attempt."""
+    finished_at_ms: float | None
+    """End of the latest attempt."""
+    served_from_checkpoint: bool
+    """The latest run took this call's output from its checkpoint."""
+    ran_in_latest_run: bool
+    """The latest run executed this call."""
+    error: dict[str, Any] | None
+    """The latest failure."""
+
+    @property
+    def duration_s(self) -> float | None:
+        """Duration of the latest attempt."""
+        if self.started_at_ms is None or self.finished_at_ms is None:
+            return None
+        return (self.finished_at_ms - self.started_at_ms) / 1000.0
+
+
+class Request:
+    """A request: its id, output, status, calls, events; replay and cancel it."""
+
+    def __init__(self, request_id: str, store_url: str | None = None) -> None:
+        self._id = request_id
+        self._store_url = store_url or default_url()
+
+    @property
+    def id(self) -> str:
+        """The request id."""
+        return self._id
+
+    def _record(self) -> RequestRecord:
+        store = open_store(self._store_url)
+        try:
+            record = store.get_request(self._id)
+        finally:
+            store.close()
+        if record is None:
+            raise errors.RequestNotFound(f"no request with id {self._id!r} in {self._store_url}")
+        return record
+
+    def status(self) -> RequestStatus:
+        """Where the request is in its life."""
+        return self._record().status
+
+    def output(self) -> Any:
+        """The application's output.
+
+        Raises:
+            RequestNotFinished: it is still running.
+            RequestError: user code failed it on purpose (message kept verbatim).
+            ReplayMismatch: a strict replay saw the code take a different path.
+            RequestFailed: it failed; ``reason`` says why (``function_error``, ...).
+        """
+        record = self._record()
+        if not record.status.finished:
+            raise errors.RequestNotFinished(f"request {self._id!r} is {record.status}")
+        if record.status is RequestStatus.SUCCEEDED:
+            spec = _registry.find(record.application)
+            raw = record.output or b"null"
+            if spec is not None:
+                return _serialization.JsonBoundary(spec.fn).output.validate_json(raw)
+            return json.loads(raw)
+        raise failure_of(record)
+
+    def calls(self) -> list[CallInfo]:
+        """Every call of the request in start order, with attempts."""
+        store = open_store(self._store_url)
+        try:
+            record = store.get_request(self._id)
+            if record is None:
+                raise errors.RequestNotFound(f"no request with id {self._id!r}")
+            attempts: dict[str, list[AttemptInfo]] = {}
+            for attempt in store.list_attempts(self._id):
+                attempts.setdefault(attempt.call_id, []).append(
+                    AttemptInfo(
+                        attempt=attempt.attempt,
+                        run=attempt.run,
+                        outcome=attempt.outcome,
+                        duration_s=(
+                            None
+                            if attempt.started_at_ms is None
+                            else (attempt.finished_at_ms - attempt.started_at_ms) / 1000.0
+                        ),
+                        error=attempt.error,
+                        retry_delay_s=attempt.retry_delay_s,
+                    )
+                )
+            calls = []
+            for call in store.list_calls(self._id):
+                ran = [a for a in attempts.get(call.id, []) if a.run == record.run]
+                calls.append(
+                    CallInfo(
+                        id=call.id,
+                        function=call.function,
+                        kind=call.kind,
+                        parent_id=call.parent_id,
+                        seq=call.seq,
+                        status=call.status,
+                        attempts=sorted(attempts.get(call.id, []), key=lambda a: a.attempt),
+                        started_at_ms=call.started_at_ms,
+                        finished_at_ms=call.finished_at_ms,
+                        served_from_checkpoint=call.served_run == record.run and not ran,
+                        ran_in_latest_run=bool(ran),
+                        error=call.error,
+                    )
+                )
+            return calls
+        finally:
+            store.close()
+
+    def events(self, after_seq: int = 0) -> list[EventRecord]:
+        """Events recorded so far, after ``after_seq``."""
+        store = open_store(self._store_url)
+        try:
+            return store.list_events(self._id, after_seq, limit=100_000)
+        finally:
+            store.close()
+
+    def progress(self, poll_interval_s: float = 0.05) -> Iterator[dict[str, Any]]:
+        """Events as ``{"Kind": {...}}`` until the request finishes."""
+        store = open_store(self._store_url)
+        try:
+            seq = 0
+            while True:
+                for event in store.list_events(self._id, seq):
+                    seq = event.seq
+                    yield {event.kind: event.payload}
+                    if event.kind == "RequestFinished":
+                        return
+                time.sleep(poll_interval_s)
+        finally:
+            store.close()
+
+    def replay(
+        self,
+        from_call: str | None = None,
+        strict: bool = False,
+        upgrade_to_latest_version: bool = True,
+    ) -> Request:
+        """Run the request again under the same id with the code loaded now.
+
+        Calls whose checkpoints match are served from them; failed, timed-out and
+        new calls run. ``from_call`` forces that call and every call started after
+        it to run again. ``strict`` stops with ``ReplayMismatch`` where the code
+        took a different path. Returns when the replay has finished.
+        """
+        del upgrade_to_latest_version  # the code loaded in this process is the latest
+        store = open_store(self._store_url)
+        try:
+            store.start_replay(self._id, from_call=from_call, strict=strict, now_ms=_calls.now_ms())
+        finally:
+            store.close()
+        _run(self._id, self._store_url)
+        return self
+
+    def cancel(self) -> None:
+        """Stop the request: nothing more runs for it."""
+        store = open_store(self._store_url)
+        try:
+            record = store.get_request(self._id)
+            if record is None:
+                raise errors.RequestNotFound(f"no request with id {self._id!r}")
+            if not record.status.finished:
+                store.finish_request(
+                    self._id,
+                    RequestOutcome(
+                        status=RequestStatus.CANCELLED, failure_reason=FailureReason.CANCELLED
+                    ),
+                    _calls.now_ms(),
+                )
+        finally:
+            store.close()
+
+    def __repr__(self) -> str:
+        return f"Request(id={self._id!r})"
+
+
+def failure_of(record: RequestRecord) -> errors.CairnError:
+    """The exception ``output()`` raises for a failed request."""
+    error = record.error or {}
+    reason = record.failure_reason or "unknown"
+    if reason == FailureReason.REQUEST_ERROR:
+        failure = errors.RequestError(error.get("message", ""))
+        failure.function_name = error.get("function_name")
+        return failure
+    if reason == FailureReason.REPLAY_MISMATCH:
+        return errors.ReplayMismatch(error.get("message", "replay mismatch"))
+    detail = error.get("message")
+    text = f"{reason}: {error.get('type')}: {detail}" if detail else reason
+    return errors.RequestFailed(reason, text)
+
+
+def _app_name(app: Any) -> str:
+    if isinstance(app, _decorators.Function):
+        spec = app._spec
+    elif isinstance(app, str):
+        found = _registry.find(app)
+        if found is None:
+            raise errors.SDKUsageError(f"no application named {app!r} is defined in the loaded code")
+        spec = found
+    else:
+        raise errors.SDKUsageError(
+            f"run_local_application() takes an application function or its name, got {app!r}"
+        )
+    if spec.application is None:
+        raise errors.SDKUsageError(
+            f"{spec.name!r} is not an application: decorate it with @application() "
+            "on top of @function()"
+        )
+    return spec.name
+
+
+def _code_ref(name: str) -> str | None:
+    spec = _registry.get(name)
+    module = sys.modules.get(spec.module)
+    path = getattr(module, "__file__", None)
+    if spec.module == "__main__" or not spec.module:
+        return path
+    return spec.module if path is None else f"{spec.module}@{path}"
+
+
+def _run(request_id: str, store_url: str, on_tick: Callable[[], None] | None = None) -> RequestRecord:
+    if _frames.current_or_none() is not None:
+        raise errors.SDKUsageError("cannot run a request from inside a function call")
+    with _engine.Engine(store_url) as engine:
+        return engine.run_until_finished(request_id, on_tick=on_tick)
+
+
+def submit(app: Any, args: tuple[Any, ...], kwargs: dict[str, Any], *, store_url: str, headers: dict[str, str] | None = None, request_id: str | None = None) -> str:
+    """Create a request (pending) for an application and return its id."""
+    name = _app_name(app)
+    spec = _registry.get(name)
+    boundary = _serialization.JsonBoundary(spec.fn)
+    payload = _serialization.encode_json_input(args, kwargs)
+    data = json.loads(payload)
+    # Validate now, so bad input fails here with a clear message, not in a worker.
+    boundary.bind_input(data["args"], data["kwargs"], name)
+    request_id = request_id or _ids.new_request_id()
+    store = open_store(store_url)
+    try:
+        store.create_request(
+            NewRequest(
+                id=request_id,
+                application=name,
+                code_ref=_code_ref(name),
+                input=payload,
+                headers=dict(headers or {}),
+                created_at_ms=_calls.now_ms(),
+            ),
+            CallKey(
+                id=request_id,
+                request_id=request_id,
+                parent_id=None,
+                seq=0,
+                function=name,
+                kind="app",
+                group_id=request_id,
+                dispatched=True,
+            ),
+            payload,
+        )
+    finally:
+        store.close()
+    return request_id
+
+
+def run_local_application(app: Any, *args: Any, **kwargs: Any) -> Request:
+    """Run an application durably on this machine and return its finished ``Request``.
+
+    The store is ``CAIRN_STORE`` (default ``sqlite:///.cairn/cairn.db``); pass
+    ``cairn_store="sqlite:///path.db"`` to choose another.
+    """
+    store_url = kwargs.pop("cairn_store", None) or default_url()
+    request_id = submit(app, args, kwargs, store_url=store_url)
+    _run(request_id, store_url)
+    return Request(request_id, store_url)
+
+
+def get_request(request_id: str, store: str | None = None) -> Request:
+    """The ``Request`` of an earlier run, from any process.
+
+    Raises:
+        RequestNotFound: the store has no such request.
+    """
+    request = Request(request_id, store)
+    request._record()
+    return request
+
+

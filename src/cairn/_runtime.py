@@ -1,0 +1,598 @@
+"""How calls execute inside an executor process.
+
+A blocking call runs *inline*, in the caller's process (one transaction per call,
+no process hop). Parallel work — ``map`` items, started Futures, the application
+call — is *dispatched*: written as pending rows that any executor claims. A caller
+waiting on dispatched work claims and runs it itself when no one else has, so a
+pool of N processes never deadlocks on nested fan-out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from cairn import _calls, _frames, _futures, _ids, _registry, _serialization, errors
+from cairn._frames import Diverged, Frame, RequestRun
+from cairn._futures import RETURN_WHEN, CallFuture, Future, MapFuture, ReduceFuture, RefFuture
+from cairn._registry import FunctionSpec
+from cairn.store import CallKey, CallRecord, ClaimedCall
+from cairn.types import CallStatus
+
+_POLL_MIN_S = 0.0005
+_POLL_MAX_S = 0.02
+
+
+@dataclasses.dataclass(frozen=True)
+class _Ref:
+    """Stands in a dispatched call's arguments for a Future's output."""
+
+    call_id: str
+
+
+# -- blocking and async calls ------------------------------------------------------------------
+def call_blocking(function: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``f(x)`` in sync code: a checkpointed call run in this process."""
+    parent = _frames.current()
+    args, kwargs, dep_ids = _resolve_arguments(parent, args, kwargs)
+    key = _child_key(parent, ["FunctionCall", function.name], dep_ids, function.name, "call")
+    return run_inline(parent, key, function._spec, args, kwargs)
+
+
+async def call_async(function: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``await f(x)`` for an async function: a checkpointed call on this event loop."""
+    parent = _frames.current()
+    futures = [v for v in (*args, *kwargs.values()) if isinstance(v, Future)]
+    for future in futures:
+        if not future._started:
+            start_future(future)
+    if futures:
+        await wait_futures_async(futures, None, RETURN_WHEN.ALL_COMPLETED)
+    args, kwargs, dep_ids = _resolve_arguments(parent, args, kwargs)
+    key = _child_key(parent, ["FunctionCall", function.name], dep_ids, function.name, "call")
+    return await run_inline_async(parent, key, function._spec, args, kwargs)
+
+
+def _child_key(parent: Frame, metadata: list[str], dep_ids: list[str], function: str, kind: str, *, dispatched: bool = False) -> CallKey:
+    call_id, seq = parent.next_child(metadata, dep_ids)
+    return CallKey(
+        id=call_id,
+        request_id=parent.run.request_id,
+        parent_id=parent.key.id,
+        seq=seq,
+        function=function,
+        kind=kind,
+        group_id=call_id if dispatched else None,
+        dispatched=dispatched,
+    )
+
+
+def _resolve_arguments(parent: Frame, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any], list[str]]:
+    """Start Future arguments, wait for them, and return plain values plus their ids."""
+    futures = [v for v in args if isinstance(v, Future)]
+    futures += [kwargs[k] for k in sorted(kwargs) if isinstance(kwargs[k], Future)]
+    if not futures:
+        return args, kwargs, []
+    for future in futures:
+        if not future._started:
+            start_future(future)
+    wait_futures(futures, None, RETURN_WHEN.ALL_COMPLETED)
+    for future in futures:
+        if future._exception is not None:
+            raise future._exception
+    plain_args = tuple(v._result if isinstance(v, Future) else v for v in args)
+    plain_kwargs = {k: v._result if isinstance(v, Future) else v for k, v in kwargs.items()}
+    return plain_args, plain_kwargs, [str(f._call_id) for f in futures]
+
+
+def _lookup(parent: Frame, key: CallKey) -> tuple[bool, Any, CallRecord | None]:
+    """A checkpoint hit returns ``(True, value, record)``; a recorded failure raises."""
+    store = _frames.process().store
+    parent.check_strict(key, store)
+    record = store.get_call(key.id)
+    if record is None:
+        return False, None, None
+    if record.status is CallStatus.SUCCEEDED:
+        return True, _serve(parent, record), record
+    if record.run == parent.run.run and record.status.final:
+        _calls.raise_recorded(record)
+    return False, None, record
+
+
+def _serve(parent: Frame, record: CallRecord) -> Any:
+    """Return a checkpointed output, re-applying the request-state writes it made."""
+    store = _frames.process().store
+    output = store.get_call_output(record.id)
+    if output is None:
+        raise errors.InternalError(f"checkpoint of call {record.id} has no output")
+    if record.has_state_writes:
+        writes = _serialization.loads(store.get_state_writes(record.id) or b"", "state writes")
+        for state_key, value in writes.items():
+            store.state_set(record.request_id, state_key, value)
+        parent.state_writes.update(writes)
+    parent.run.served.append(record.id)
+    return _serialization.loads(output, f"output of {record.function}()")
+
+
+def _new_frame(run: RequestRun, key: CallKey, spec: FunctionSpec) -> Frame:
+    frame = Frame(
+        run=run,
+        key=key,
+        spec=spec,
+        timeout_s=spec.timeout_s,
+        previous_id=key.id,
+        started_at_ms=_calls.now_ms(),
+    )
+    frame.slot = _frames.process().board.acquire(key.id, spec.timeout_s)
+    return frame
+
+
+def _end_frame(frame: Frame) -> None:
+    runtime = _frames.process()
+    runtime.flusher.untrack(frame)
+    runtime.board.release(frame.slot)
+
+
+def invoke(spec: FunctionSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Call the user's function; methods of ``@cls`` classes get the process's instance."""
+    if spec.class_name is not None:
+        # The instance user code built is a placeholder (``@cls`` makes __init__ a
+        # no-op); the real one is made once per process.
+        return spec.fn(_registry.instance_of(spec.class_name), *args, **kwargs)
+    return spec.fn(*args, **kwargs)
+
+
+def run_inline(parent: Frame, key: CallKey, spec: FunctionSpec, args: tuple[Any, ...], kwargs: dict[str, Any], *, custom: Callable[..., Any] | None = None) -> Any:
+    """Run a call in this process with its retries; return its (checkpointed) output."""
+    hit, value, record = _lookup(parent, key)
+    if hit:
+        return value
+    runtime = _frames.process()
+    attempts = _calls.Attempts(key, spec, parent.run, record)
+    attempts.args_blob = _serialization.dumps_arguments(key.function, args, kwargs)
+    wait_s = max(0.0, (attempts.not_before_ms - _calls.now_ms()) / 1000.0)
+    while True:
+        if wait_s > 0:
+            _sleep_waiting(parent, wait_s)
+        a, kw = _serialization.loads(attempts.args_blob, f"arguments of {key.function}()")
+        attempts.begin()
+        frame = _new_frame(parent.run, key, spec)
+        runtime.flusher.track(frame)
+        parent.suspend()
+        token = _frames.enter(frame)
+        try:
+            result = custom(*a, **kw) if custom else invoke(spec, a, kw)
+            if isinstance(result, Future):
+                result = _tail_call(result)
+            frame.check_strict_end()
+            output = _serialization.dumps(result, f"output of {key.function}()")
+        except Exception as exc:
+            _frames.leave(token)
+            _end_frame(frame)
+            parent.resume()
+            failure, delay = attempts.failure(exc, retryable=_calls.retryable(exc))
+            runtime.store.record_failure(failure)
+            if delay is None:
+                _raise_final(key, exc, attempts)
+            wait_s = delay
+            continue
+        except BaseException:
+            _frames.leave(token)
+            _end_frame(frame)
+            parent.resume()
+            raise
+        _frames.leave(token)
+        _end_frame(frame)
+        parent.resume()
+        parent.state_writes.update(frame.state_writes)
+        runtime.store.commit_success(attempts.success(output, frame))
+        return _serialization.loads(output, f"output of {key.function}()")
+
+
+async def run_inline_async(parent: Frame, key: CallKey, spec: FunctionSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``run_inline`` for an async function, on the caller's event loop."""
+    hit, value, record = _lookup(parent, key)
+    if hit:
+        return value
+    runtime = _frames.process()
+    attempts = _calls.Attempts(key, spec, parent.run, record)
+    attempts.args_blob = _serialization.dumps_arguments(key.function, args, kwargs)
+    wait_s = max(0.0, (attempts.not_before_ms - _calls.now_ms()) / 1000.0)
+    while True:
+        if wait_s > 0:
+            parent.suspend()
+            try:
+                await asyncio.sleep(wait_s)
+            finally:
+                parent.resume()
+        a, kw = _serialization.loads(attempts.args_blob, f"arguments of {key.function}()")
+        attempts.begin()
+        frame = _new_frame(parent.run, key, spec)
+        runtime.flusher.track(frame)
+        parent.suspend()
+        token = _frames.enter(frame)
+        try:
+            result = await invoke(spec, a, kw)
+            if isinstance(result, Future):
+                result = await result
+            frame.check_strict_end()
+            output = _serialization.dumps(result, f"output of {key.function}()")
+        except Exception as exc:
+            _frames.leave(token)
+            _end_frame(frame)
+            parent.resume()
+            failure, delay = attempts.failure(exc, retryable=_calls.retryable(exc))
+            runtime.store.record_failure(failure)
+            if delay is None:
+                _raise_final(key, exc, attempts)
+            wait_s = delay
+            continue
+        except BaseException:
+            _frames.leave(token)
+            _end_frame(frame)
+            parent.resume()
+            raise
+        _frames.leave(token)
+        _end_frame(frame)
+        parent.resume()
+        parent.state_writes.update(frame.state_writes)
+        runtime.store.commit_success(attempts.success(output, frame))
+        return _serialization.loads(output, f"output of {key.function}()")
+
+
+def _raise_final(key: CallKey, exc: BaseException, attempts: _calls.Attempts) -> None:
+    if isinstance(exc, errors.RequestError):
+        if exc.function_name is None:
+            exc.function_name = key.function
+        raise exc
+    record = _frames.process().store.get_call(key.id)
+    if record is not None:
+        _calls.raise_recorded(record)
+    raise errors.FunctionError(f"function {key.function!r} failed: {exc}") from exc
+
+
+def _sleep_waiting(frame: Frame, seconds: float) -> None:
+    frame.suspend()
+    try:
+        time.sleep(seconds)
+    finally:
+        frame.resume()
+
+
+def _tail_call(future: Future) -> Any:
+    """A returned, unstarted Future is the call's output: start it and wait."""
+    if future._started:
+        raise errors.SDKUsageError(
+            f"a tail call Future {future!r} is already running; return an unstarted "
+            "Future (f.future(...)) or its result"
+        )
+    return future.result()
+
+
+# -- futures -------------------------------------------------------------------------------------
+def start_future(future: Future) -> None:
+    """Start a Future and, depth first, every Future it depends on."""
+    parent = _frames.current()
+    for dependency in future._dependencies():
+        if not dependency._started:
+            start_future(dependency)
+    future._started = True
+    not_before = _calls.now_ms() + future._start_delay_s * 1000.0 if future._start_delay_s else 0.0
+    if isinstance(future, CallFuture):
+        _start_call(parent, future, not_before)
+    elif isinstance(future, MapFuture):
+        _start_map(parent, future, not_before)
+    elif isinstance(future, ReduceFuture):
+        _start_reduce(parent, future, not_before)
+    else:
+        raise errors.SDKUsageError(f"cannot start {future!r}")
+
+
+def _as_ref(value: Any) -> Any:
+    return _Ref(str(value._call_id)) if isinstance(value, Future) else value
+
+
+def _start_call(parent: Frame, future: CallFuture, not_before: float) -> None:
+    deps = [v for v in future.args if isinstance(v, Future)]
+    deps += [future.kwargs[k] for k in sorted(future.kwargs) if isinstance(future.kwargs[k], Future)]
+    name = future.function.name
+    key = _child_key(parent, ["FunctionCall", name], [str(d._call_id) for d in deps], name, "call", dispatched=True)
+    future._call_id = key.id
+    args = tuple(_as_ref(v) for v in future.args)
+    kwargs = {k: _as_ref(v) for k, v in future.kwargs.items()}
+    blob = _serialization.dumps_arguments(name, args, kwargs)
+    _frames.process().store.enqueue_calls([(key, blob, not_before)], parent.run.run)
+
+
+def _start_map(parent: Frame, future: MapFuture, not_before: float) -> None:
+    name = future.function.name
+    if future.items_future is not None:
+        items = future.items_future.result()
+        if not isinstance(items, list | tuple):
+            raise errors.SDKUsageError(f"{name}.map() got a Future whose result is not a list")
+        future.items = list(items)
+        dep_ids = [str(future.items_future._call_id)]
+    else:
+        dep_ids = [str(v._call_id) for v in future.items if isinstance(v, Future)]
+    key = _child_key(parent, [f"MAP_OPERATION:{name}"], dep_ids, name, "map")
+    future._call_id = key.id
+    future.count = len(future.items)
+    rows = []
+    for position, item in enumerate(future.items):
+        item_key = CallKey(
+            id=_ids.item_id(key.id, "map", position),
+            request_id=key.request_id,
+            parent_id=parent.key.id,
+            seq=position,
+            function=name,
+            kind="map_item",
+            group_id=key.id,
+            dispatched=True,
+        )
+        blob = _serialization.dumps_arguments(name, (_as_ref(item),), {})
+        rows.append((item_key, blob, not_before))
+    if not rows:
+        future._finish([])
+        return
+    _frames.process().store.enqueue_calls(rows, parent.run.run)
+
+
+def _start_reduce(parent: Frame, future: ReduceFuture, not_before: float) -> None:
+    name = future.function.name
+    deps = future._dependencies()
+    key = _child_key(parent, ["ReduceOperation", name], [str(d._call_id) for d in deps], name, "reduce", dispatched=True)
+    future._call_id = key.id
+    items = [future.items_future] if future.items_future is not None else future.items
+    payload = (_as_ref(future.initial) if future.initial is not _futures.MISSING else _futures.MISSING, [_as_ref(v) for v in items], future.items_future is not None)
+    blob = _serialization.dumps_arguments(name, payload, {})
+    _frames.process().store.enqueue_calls([(key, blob, not_before)], parent.run.run)
+
+
+def poll_future(future: Future) -> bool:
+    """Look once at the store; finish the Future if its result is there."""
+    if future._done:
+        return True
+    store = _frames.process().store
+    if isinstance(future, MapFuture):
+        group = str(future._call_id)
+        counts = store.group_counts(group)
+        if counts.get(CallStatus.SUCCEEDED, 0) >= future.count:
+            values = [
+                _serialization.loads(blob or b"", f"output of {future.function.name}()")
+                for seq, blob in store.group_outputs(group)
+                if seq < future.count
+            ]
+            future._finish(values)
+            return True
+        if any(counts.get(s, 0) for s in (CallStatus.FAILED, CallStatus.TIMED_OUT, CallStatus.CANCELLED)):
+            for position in range(future.count):
+                record = store.get_call(_ids.item_id(group, "map", position))
+                if record is not None and record.status.final and record.status is not CallStatus.SUCCEEDED:
+                    future._finish(exception=_recorded_error(record))
+                    return True
+        return False
+    record = store.get_call(str(future._call_id))
+    if record is None:
+        return False
+    if record.status is CallStatus.SUCCEEDED:
+        output = store.get_call_output(record.id) or b""
+        future._finish(_serialization.loads(output, f"output of {record.function}()"))
+        return True
+    if record.status.final:
+        future._finish(exception=_recorded_error(record))
+        return True
+    return False
+
+
+def _recorded_error(record: CallRecord) -> BaseException:
+    try:
+        _calls.raise_recorded(record)
+    except Diverged:
+        raise
+    except errors.CairnError as error:
+        return error
+    return errors.InternalError(f"call {record.id} failed without an error")
+
+
+def _claim_for(futures: Iterable[Future]) -> ClaimedCall | None:
+    runtime = _frames.process()
+    now = _calls.now_ms()
+    for future in futures:
+        if future._done or future._call_id is None:
+            continue
+        if isinstance(future, MapFuture):
+            claimed = runtime.store.claim_call(runtime.worker_id, runtime.executor, now, group_id=future._call_id)
+        else:
+            claimed = runtime.store.claim_call(runtime.worker_id, runtime.executor, now, call_id=future._call_id)
+        if claimed is not None:
+            return claimed
+    return None
+
+
+def _satisfied(futures: list[Future], mode: RETURN_WHEN) -> bool:
+    done = [f for f in futures if f._done]
+    if mode is RETURN_WHEN.ALL_COMPLETED or len(done) == len(futures):
+        return len(done) == len(futures)
+    if mode is RETURN_WHEN.FIRST_COMPLETED:
+        return bool(done)
+    return any(f._exception is not None for f in done)
+
+
+def wait_futures(futures: list[Future], timeout: float | None, mode: RETURN_WHEN) -> None:
+    """Block until ``mode`` is satisfied or ``timeout`` passes, running work if idle."""
+    frame = _frames.current()
+    runtime = _frames.process()
+    deadline = None if timeout is None else time.monotonic() + _check_timeout(timeout)
+    frame.suspend()
+    delay = _POLL_MIN_S
+    try:
+        while True:
+            for future in futures:
+                poll_future(future)
+            if _satisfied(futures, mode):
+                return
+            if deadline is not None and time.monotonic() >= deadline:
+                for future in futures:
+                    if not future._done:
+                        future._finish(exception=errors.TimeoutError())
+                return
+            if deadline is None:
+                claimed = _claim_for(futures)
+                if claimed is not None:
+                    run_dispatched(claimed)
+                    delay = _POLL_MIN_S
+                    continue
+            runtime.board.set_waiting(True)
+            pause = delay if deadline is None else min(delay, max(0.0, deadline - time.monotonic()))
+            time.sleep(pause)
+            runtime.board.set_waiting(False)
+            delay = min(delay * 2, _POLL_MAX_S)
+    finally:
+        runtime.board.set_waiting(False)
+        frame.resume()
+
+
+async def wait_futures_async(futures: list[Future], timeout: float | None, mode: RETURN_WHEN) -> None:
+    """``wait_futures`` for event loops: polls without blocking the loop."""
+    frame = _frames.current()
+    runtime = _frames.process()
+    deadline = None if timeout is None else time.monotonic() + _check_timeout(timeout)
+    frame.suspend()
+    delay = _POLL_MIN_S
+    try:
+        while True:
+            for future in futures:
+                poll_future(future)
+            if _satisfied(futures, mode):
+                return
+            if deadline is not None and time.monotonic() >= deadline:
+                for future in futures:
+                    if not future._done:
+                        future._finish(exception=errors.TimeoutError())
+                return
+            runtime.board.set_waiting(True)
+            await asyncio.sleep(delay)
+            runtime.board.set_waiting(False)
+            delay = min(delay * 2, _POLL_MAX_S)
+    finally:
+        runtime.board.set_waiting(False)
+        frame.resume()
+
+
+def _check_timeout(timeout: object) -> float:
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
+        raise errors.SDKUsageError(f"timeout must be a number of seconds >= 0, got {timeout!r}")
+    return float(timeout)
+
+
+# -- dispatched calls ------------------------------------------------------------------------------
+def run_dispatched(claimed: ClaimedCall) -> None:
+    """Run one claimed call to its outcome (success, retry scheduled, or final failure)."""
+    from cairn import _dispatched
+
+    _dispatched.run(claimed)
+
+
+def fold(parent: Frame, spec: FunctionSpec, initial: Any, items: list[Any]) -> Any:
+    """A reduce: sequential checkpointed steps under the reduce's own call."""
+    values = list(items)
+    if initial is _futures.MISSING:
+        if not values:
+            raise errors.SDKUsageError("reduce of empty iterable with no initial value")
+        accumulator, values = values[0], values[1:]
+    else:
+        accumulator = initial
+    for position, item in enumerate(values):
+        key = CallKey(
+            id=_ids.item_id(parent.key.id, "reduce", position),
+            request_id=parent.run.request_id,
+            parent_id=parent.key.id,
+            seq=position,
+            function=spec.name,
+            kind="reduce_step",
+            group_id=None,
+            dispatched=False,
+        )
+        accumulator = run_inline(parent, key, spec, (accumulator, item), {})
+    return accumulator
+
+
+def reduce_spec(spec: FunctionSpec) -> FunctionSpec:
+    """The spec of a reduce's own call: no retries of its own (its steps have them)."""
+    return dataclasses.replace(spec, retries=None, is_async=False)
+
+
+def run_reduce_inline(function: Any, future: ReduceFuture) -> Any:
+    """``f.reduce(items, initial)`` in sync code: one checkpointed call holding the steps."""
+    parent = _frames.current()
+    deps = future._dependencies()
+    for dependency in deps:
+        if not dependency._started:
+            start_future(dependency)
+    if deps:
+        wait_futures(deps, None, RETURN_WHEN.ALL_COMPLETED)
+    initial, items = _reduce_inputs(future)
+    spec = function._spec
+    key = _child_key(parent, ["ReduceOperation", spec.name], [str(d._call_id) for d in deps], spec.name, "reduce")
+    driver = reduce_spec(spec)
+
+    def drive(*_: Any) -> Any:
+        return fold(_frames.current(), spec, initial, items)
+
+    return run_inline(parent, key, driver, (), {}, custom=drive)
+
+
+def _reduce_inputs(future: ReduceFuture) -> tuple[Any, list[Any]]:
+    def value(v: Any) -> Any:
+        if isinstance(v, Future):
+            if v._exception is not None:
+                raise v._exception
+            return v._result
+        return v
+
+    initial = value(future.initial) if future.initial is not _futures.MISSING else _futures.MISSING
+    if future.items_future is not None:
+        items = value(future.items_future)
+        if not isinstance(items, list | tuple):
+            raise errors.SDKUsageError(f"{future.function.name}.reduce() got a Future whose result is not a list")
+        return initial, list(items)
+    return initial, [value(v) for v in future.items]
+
+
+def resolve_refs(value: Any) -> Any:
+    """Replace a ``_Ref`` by the output of the call it names (waiting for it)."""
+    if isinstance(value, _Ref):
+        future = RefFuture(value.call_id)
+        wait_futures([future], None, RETURN_WHEN.ALL_COMPLETED)
+        if future._exception is not None:
+            raise future._exception
+        return future._result
+    return value
+
+
+
+async def fold_async(parent: Frame, spec: FunctionSpec, initial: Any, items: list[Any]) -> Any:
+    """``fold`` for async functions: each step awaited on the event loop."""
+    values = list(items)
+    if initial is _futures.MISSING:
+        if not values:
+            raise errors.SDKUsageError("reduce of empty iterable with no initial value")
+        accumulator, values = values[0], values[1:]
+    else:
+        accumulator = initial
+    for position, item in enumerate(values):
+        key = CallKey(
+            id=_ids.item_id(parent.key.id, "reduce", position),
+            request_id=parent.run.request_id,
+            parent_id=parent.key.id,
+            seq=position,
+            function=spec.name,
+            kind="reduce_step",
+            group_id=None,
+            dispatched=False,
+        )
+        accumulator = await run_inline_async(parent, key, spec, (accumulator, item), {})
+    return accumulator

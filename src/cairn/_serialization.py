@@ -1,0 +1,169 @@
+"""Values between functions are pickled; application inputs and outputs are JSON.
+
+Pickling uses cloudpickle so that lambdas and locally defined classes survive,
+and every value is serialized even when the call runs in the caller's process,
+so that callers get copies and a value that cannot cross a process boundary
+fails on the first run, not on the first crash.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import pickle
+from collections.abc import Callable
+from typing import Any
+
+import cloudpickle
+import pydantic
+
+from cairn import errors
+
+PICKLE_PROTOCOL = 5
+
+
+def dumps(value: Any, what: str) -> bytes:
+    """Pickle ``value``; ``what`` names it in the error ("argument 'x' of f")."""
+    try:
+        return bytes(cloudpickle.dumps(value, protocol=PICKLE_PROTOCOL))
+    except errors.SDKUsageError:
+        raise
+    except Exception as error:
+        raise errors.SerializationError(
+            f"cannot serialize {what} ({type(value).__name__}): {error}"
+        ) from error
+
+
+def loads(data: bytes, what: str) -> Any:
+    """Unpickle a value that ``dumps`` produced."""
+    try:
+        return pickle.loads(data)
+    except Exception as error:
+        raise errors.DeserializationError(f"cannot deserialize {what}: {error}") from error
+
+
+def dumps_arguments(
+    function_name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> bytes:
+    """Pickle a call's arguments, naming the first one that fails."""
+    try:
+        return bytes(cloudpickle.dumps((args, kwargs), protocol=PICKLE_PROTOCOL))
+    except errors.SDKUsageError:
+        raise
+    except Exception as error:
+        for position, value in enumerate(args):
+            _check_one(value, f"argument {position} of {function_name}()")
+        for name, value in kwargs.items():
+            _check_one(value, f"argument {name!r} of {function_name}()")
+        raise errors.SerializationError(
+            f"cannot serialize the arguments of {function_name}(): {error}"
+        ) from error
+
+
+def _check_one(value: Any, what: str) -> None:
+    try:
+        cloudpickle.dumps(value, protocol=PICKLE_PROTOCOL)
+    except errors.SDKUsageError:
+        raise
+    except Exception as error:
+        raise errors.SerializationError(
+            f"cannot serialize {what} ({type(value).__name__}): {error}"
+        ) from error
+
+
+class JsonBoundary:
+    """Validates an application's JSON input and encodes its output.
+
+    Inputs are validated by pydantic against the parameters' type hints (a dict
+    becomes a model, defaults are filled in); the output against the return hint.
+    """
+
+    def __init__(self, function: Callable[..., Any]) -> None:
+        self.signature = inspect.signature(function)
+        hints = _type_hints(function)
+        self.parameters: dict[str, pydantic.TypeAdapter[Any]] = {
+            name: pydantic.TypeAdapter(hints.get(name, Any))
+            for name in self.signature.parameters
+        }
+        self.output = pydantic.TypeAdapter(hints.get("return", Any))
+
+    def bind_input(
+        self, args: list[Any], kwargs: dict[str, Any], application: str
+    ) -> tuple[list[Any], dict[str, Any]]:
+        """Validate JSON-decoded arguments; unknown extra arguments are ignored."""
+        names = list(self.signature.parameters)
+        bound_args: list[Any] = []
+        bound_kwargs: dict[str, Any] = {}
+        for position, value in enumerate(args[: len(names)]):
+            bound_args.append(self._validate(names[position], value, application))
+        for name, value in kwargs.items():
+            if name in self.parameters and names.index(name) >= len(bound_args):
+                bound_kwargs[name] = self._validate(name, value, application)
+        given = set(names[: len(bound_args)]) | set(bound_kwargs)
+        missing = [
+            name
+            for name, parameter in self.signature.parameters.items()
+            if name not in given and parameter.default is inspect.Parameter.empty
+        ]
+        if missing:
+            raise errors.SDKUsageError(
+                f"application {application!r} is missing required input "
+                + ", ".join(repr(name) for name in missing)
+            )
+        return bound_args, bound_kwargs
+
+    def _validate(self, name: str, value: Any, application: str) -> Any:
+        try:
+            return self.parameters[name].validate_python(value)
+        except pydantic.ValidationError as error:
+            raise errors.SDKUsageError(
+                f"input {name!r} of application {application!r} is invalid: "
+                + _short(error)
+            ) from error
+
+    def encode_output(self, value: Any, application: str) -> bytes:
+        """The output as JSON bytes, validated against the return type hint."""
+        try:
+            return self.output.dump_json(self.output.validate_python(value))
+        except pydantic.ValidationError as error:
+            raise errors.SerializationError(
+                f"output of application {application!r} does not match its return "
+                f"type: {_short(error)}"
+            ) from error
+        except pydantic.PydanticSerializationError as error:
+            raise errors.SerializationError(
+                f"output of application {application!r} is not JSON-serializable: {error}"
+            ) from error
+
+
+def _type_hints(function: Callable[..., Any]) -> dict[str, Any]:
+    try:
+        import typing
+
+        return typing.get_type_hints(function)
+    except Exception:
+        return {}
+
+
+def _short(error: pydantic.ValidationError) -> str:
+    parts = []
+    for item in error.errors()[:3]:
+        location = ".".join(str(part) for part in item["loc"])
+        parts.append(f"{location + ': ' if location else ''}{item['msg']}")
+    return "; ".join(parts)
+
+
+def encode_json_input(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
+    """Encode the arguments of ``run_local_application`` as the request's JSON input."""
+    adapter: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(Any)
+    try:
+        return adapter.dump_json({"args": list(args), "kwargs": kwargs})
+    except pydantic.PydanticSerializationError as error:
+        raise errors.SerializationError(
+            f"application input is not JSON-serializable: {error}"
+        ) from error
+
+
+def decode_json(data: bytes) -> Any:
+    """Decode JSON bytes."""
+    return json.loads(data)

@@ -1,0 +1,197 @@
+"""Public exception hierarchy, shaped like ``tensorlake.applications``'.
+
+::
+
+    CairnError(Exception)
+    ├── RequestFailed(reason)          request ended in failure; reason e.g. "function_error"
+    │   └── RequestError(message)      raised on purpose by user code; never retried
+    ├── FunctionError(message)         a child call failed for good (seen by its caller)
+    │   └── FunctionTimeout            ...because it ran past its deadline
+    ├── TimeoutError                   a wait's deadline ran out (also builtins.TimeoutError)
+    ├── RequestNotFinished             output() of a request that is still running
+    ├── SDKUsageError                  the API was used wrongly
+    ├── SerializationError             a value could not be pickled / JSON-encoded
+    ├── DeserializationError           a stored or sent value could not be decoded
+    ├── ReplayMismatch                 strict replay saw the code take a different path
+    ├── RemoteAPIError(status, msg)    the HTTP API answered with an error
+    ├── StoreError                     the store is unusable (not Cairn's, newer schema, locked)
+    ├── RequestNotFound                no request with that id
+    └── InternalError                  a bug or an infrastructure failure
+
+    RetryAfter(delay_s)                raise to ask for a retry after a given delay
+
+Each class has a stable ``code`` that the CLI prints and the server maps to a status.
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+__all__ = [
+    "CairnError",
+    "DeserializationError",
+    "FunctionError",
+    "FunctionTimeout",
+    "InternalError",
+    "RemoteAPIError",
+    "ReplayMismatch",
+    "RequestError",
+    "RequestFailed",
+    "RequestNotFinished",
+    "RequestNotFound",
+    "RetryAfter",
+    "SDKUsageError",
+    "SerializationError",
+    "StoreError",
+    "TimeoutError",
+]
+
+
+class CairnError(Exception):
+    """A Cairn error."""
+
+    code = "cairn_error"
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message if message is not None else (type(self).__doc__ or "")
+        super().__init__(self.message)
+
+
+class RequestFailed(CairnError):
+    """The request failed."""
+
+    code = "request_failed"
+
+    def __init__(self, reason: str = "unknown", message: str | None = None) -> None:
+        self.reason = reason
+        super().__init__(message if message is not None else reason)
+
+
+class RequestError(RequestFailed):
+    """User code failed the request on purpose; such a failure is never retried."""
+
+    code = "request_error"
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__("request_error", message)
+        # The function that raised it first; filled in by the engine.
+        self.function_name: str | None = None
+
+
+class FunctionError(CairnError):
+    """A function call failed for good.
+
+    Carries the child's exception type, message and traceback text, so that a
+    caller's ``try/except`` can log it and degrade gracefully.
+    """
+
+    code = "function_error"
+
+    def __init__(
+        self,
+        message: str = "Function call failed",
+        *,
+        function_name: str | None = None,
+        call_id: str | None = None,
+        error_type: str | None = None,
+        error_message: str | None = None,
+        traceback: str | None = None,
+        attempts: int = 0,
+    ) -> None:
+        super().__init__(message)
+        self.function_name = function_name
+        self.call_id = call_id
+        self.error_type = error_type
+        self.error_message = error_message
+        self.traceback = traceback
+        self.attempts = attempts
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_function_error, (type(self), self.message, self.__dict__))
+
+
+def _rebuild_function_error(
+    cls: type[FunctionError], message: str, state: dict[str, Any]
+) -> FunctionError:
+    error = cls(message)
+    error.__dict__.update(state)
+    return error
+
+
+class FunctionTimeout(FunctionError):
+    """A function call ran past its deadline on every attempt."""
+
+    code = "function_timeout"
+
+
+class TimeoutError(CairnError, builtins.TimeoutError):  # noqa: A001 - Tensorlake's name
+    """Timed out."""
+
+    code = "timeout"
+
+
+class RequestNotFinished(CairnError):
+    """The request has not finished yet."""
+
+    code = "request_not_finished"
+
+
+class SDKUsageError(CairnError):
+    """The Cairn API was used in a way it does not support."""
+
+    code = "sdk_usage_error"
+
+
+class SerializationError(CairnError):
+    """A value could not be serialized."""
+
+    code = "serialization_error"
+
+
+class DeserializationError(CairnError):
+    """A value could not be deserialized."""
+
+    code = "deserialization_error"
+
+
+class ReplayMismatch(CairnError):
+    """Strict replay found that the code took a different path than the recorded run."""
+
+    code = "replay_mismatch"
+
+
+class RemoteAPIError(CairnError):
+    """The Cairn server answered with an error."""
+
+    code = "remote_api_error"
+
+    def __init__(self, status_code: int, message: str) -> None:
+        self.status_code = status_code
+        super().__init__(f"{status_code}: {message}")
+
+
+class StoreError(CairnError):
+    """The store cannot be used."""
+
+    code = "store_error"
+
+
+class RequestNotFound(CairnError):
+    """No request with that id."""
+
+    code = "request_not_found"
+
+
+class InternalError(CairnError):
+    """Cairn failed internally."""
+
+    code = "internal_error"
+
+
+class RetryAfter(Exception):  # noqa: N818 - reads as an instruction: raise RetryAfter(30)
+    """Ask for this call to be retried after ``delay_s`` seconds (a 429's Retry-After)."""
+
+    def __init__(self, delay_s: float, message: str = "") -> None:
+        self.delay_s = float(delay_s)
+        super().__init__(message or f"retry after {delay_s:g}s")

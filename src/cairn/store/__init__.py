@@ -1,0 +1,77 @@
+"""The store seam: ``open_store(url)`` picks a backend by the URL's scheme."""
+
+from __future__ import annotations
+
+import urllib.parse
+
+from cairn import errors
+
+from ._base import SCHEMA_VERSION, Store
+from ._records import (
+    AttemptRecord,
+    CallFailure,
+    CallKey,
+    CallRecord,
+    CallSuccess,
+    ClaimedCall,
+    Event,
+    EventRecord,
+    NewRequest,
+    RequestOutcome,
+    RequestRecord,
+    RunningCall,
+)
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "AttemptRecord",
+    "CallFailure",
+    "CallKey",
+    "CallRecord",
+    "CallSuccess",
+    "ClaimedCall",
+    "Event",
+    "EventRecord",
+    "NewRequest",
+    "RequestOutcome",
+    "RequestRecord",
+    "RunningCall",
+    "Store",
+    "default_url",
+    "open_store",
+]
+
+
+def default_url() -> str:
+    """The store URL from ``CAIRN_STORE``, else ``.cairn/cairn.db`` in the working dir."""
+    from . import sqlite
+
+    return sqlite.default_url()
+
+
+def open_store(url: str | None = None) -> Store:
+    """Open (and migrate) the store at ``url``.
+
+    Raises:
+        StoreError: the URL is malformed, names an unknown backend, or the store is
+            unusable (not a Cairn database, locked, or from a newer Cairn).
+    """
+    url = url or default_url()
+    if not isinstance(url, str):
+        raise errors.StoreError(f"store URL must be a string, got {url!r}")
+    scheme = urllib.parse.urlsplit(url).scheme
+    if scheme == "sqlite":
+        from . import sqlite
+
+        return sqlite.SQLiteStore(url)
+    if scheme in ("postgresql", "postgres"):
+        raise errors.StoreError(
+            "the PostgreSQL store is not part of this build yet; use a sqlite:/// URL"
+        )
+    if scheme == "" and url.endswith(".db"):
+        from . import sqlite
+
+        return sqlite.SQLiteStore(f"sqlite:///{url}")
+    raise errors.StoreError(
+        f"unknown store URL {url!r}: expected sqlite:///path.db or postgresql://..."
+    )

@@ -1,0 +1,156 @@
+"""The store seam: one narrow interface of domain operations, no SQL outside it.
+
+Every backend passes the one contract suite in ``tests/contract``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Protocol
+
+from cairn.types import CallStatus, RequestStatus
+
+from ._records import (
+    AttemptRecord,
+    CallFailure,
+    CallKey,
+    CallRecord,
+    CallSuccess,
+    ClaimedCall,
+    Event,
+    EventRecord,
+    NewRequest,
+    RequestOutcome,
+    RequestRecord,
+    RunningCall,
+)
+
+SCHEMA_VERSION = 1
+
+
+class Store(Protocol):
+    """Durable state of requests, calls, attempts, events and request state."""
+
+    url: str
+
+    def close(self) -> None:
+        """Release connections."""
+
+    def reopen(self) -> Store:
+        """A new store on the same URL, for use in another process or thread."""
+
+    # -- requests ---------------------------------------------------------------
+    def create_request(self, request: NewRequest, root: CallKey, args: bytes) -> None:
+        """Insert a request and its pending application call (``RequestExists`` if taken)."""
+
+    def get_request(self, request_id: str) -> RequestRecord | None:
+        """The request, or None."""
+
+    def list_requests(
+        self,
+        *,
+        application: str | None = None,
+        status: RequestStatus | None = None,
+        limit: int = 50,
+        before_ms: float | None = None,
+    ) -> list[RequestRecord]:
+        """Newest first; ``before_ms`` pages to older ones."""
+
+    def start_replay(
+        self, request_id: str, *, from_call: str | None, strict: bool, now_ms: float
+    ) -> int:
+        """Re-queue the application call under a new run number and return it."""
+
+    def finish_request(self, request_id: str, outcome: RequestOutcome, now_ms: float) -> None:
+        """Record how a request ended, outside any call commit."""
+
+    def set_progress(
+        self, request_id: str, progress: dict[str, object], event: Event
+    ) -> None:
+        """Record the latest progress of a request and append its event."""
+
+    # -- calls ------------------------------------------------------------------
+    def get_call(self, call_id: str) -> CallRecord | None:
+        """One call, without blobs."""
+
+    def get_call_output(self, call_id: str) -> bytes | None:
+        """The committed output of a call."""
+
+    def get_call_args(self, call_id: str) -> bytes | None:
+        """The recorded arguments of a call."""
+
+    def get_state_writes(self, call_id: str) -> bytes | None:
+        """The request-state writes a committed call made."""
+
+    def list_calls(self, request_id: str) -> list[CallRecord]:
+        """Every call of a request in start order."""
+
+    def list_children(self, parent_id: str) -> list[CallRecord]:
+        """The recorded children of a call in start order."""
+
+    def list_attempts(self, request_id: str) -> list[AttemptRecord]:
+        """Every attempt of every call of a request."""
+
+    def enqueue_calls(self, calls: list[tuple[CallKey, bytes | None, float]], run: int) -> None:
+        """Make dispatched calls runnable (key, args, not_before_ms).
+
+        A call that already succeeded, or is pending or running in this run, is
+        left as it is; one left failed by an earlier run starts afresh.
+        """
+
+    def claim_call(
+        self,
+        worker_id: str,
+        executor: int,
+        now_ms: float,
+        *,
+        group_id: str | None = None,
+        call_id: str | None = None,
+    ) -> ClaimedCall | None:
+        """Take one runnable dispatched call (optionally of one group, or one id)."""
+
+    def mark_running(self, calls: list[RunningCall]) -> None:
+        """Make in-process calls visible as running (never over a final status)."""
+
+    def commit_success(self, success: CallSuccess) -> None:
+        """Commit a checkpoint, its events and, for the last call, the request's end."""
+
+    def record_failure(self, failure: CallFailure) -> None:
+        """Record a failed attempt, and the call's final failure if it is final."""
+
+    def group_counts(self, group_id: str) -> dict[CallStatus, int]:
+        """How many calls of a map group are in each status."""
+
+    def group_outputs(self, group_id: str) -> Iterator[tuple[int, bytes | None]]:
+        """Outputs of a group's calls in item order (None where not succeeded)."""
+
+    def release_calls(self, worker_id: str, executor: int | None) -> list[CallRecord]:
+        """Put the running calls of a dead executor (or worker) back to pending."""
+
+    def heartbeat(self, worker_id: str, host: str, pid: int, now_ms: float) -> None:
+        """Record that a worker is alive."""
+
+    def unfinished_dispatched(self, request_id: str) -> int:
+        """How many dispatched calls of a request are pending or running."""
+
+    def runnable_exists(self, now_ms: float) -> bool:
+        """Whether any dispatched call is waiting for an executor."""
+
+    # -- events and state ---------------------------------------------------------
+    def append_events(self, request_id: str, events: list[Event]) -> None:
+        """Append events with the next sequence numbers."""
+
+    def list_events(self, request_id: str, after_seq: int = 0, limit: int = 1000) -> list[EventRecord]:
+        """Events after ``after_seq`` in order."""
+
+    def state_get(self, request_id: str, key: str) -> bytes | None:
+        """A request-state value."""
+
+    def state_set(self, request_id: str, key: str, value: bytes) -> None:
+        """Set a request-state value."""
+
+    def change_token(self) -> int:
+        """A number that changes when another connection commits (cheap to poll)."""
+
+    def iter_served(self, request_id: str, run: int) -> Iterator[str]:
+        """Ids of calls served from checkpoints in a run."""

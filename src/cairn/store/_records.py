@@ -1,0 +1,187 @@
+"""Plain records that cross the store seam. No SQL, no driver types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from cairn.types import CallStatus, RequestStatus
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewRequest:
+    """A request to create, with its application call."""
+
+    id: str
+    application: str
+    code_ref: str | None
+    input: bytes
+    headers: dict[str, str]
+    created_at_ms: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestRecord:
+    """A request as stored."""
+
+    id: str
+    application: str
+    code_ref: str | None
+    status: RequestStatus
+    failure_reason: str | None
+    error: dict[str, Any] | None
+    input: bytes
+    output: bytes | None
+    headers: dict[str, str]
+    run: int
+    strict_replay: bool
+    progress: dict[str, Any] | None
+    created_at_ms: float
+    started_at_ms: float | None
+    finished_at_ms: float | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallKey:
+    """Where a call sits in its request: enough to create its row."""
+
+    id: str
+    request_id: str
+    parent_id: str | None
+    seq: int
+    function: str
+    kind: str
+    group_id: str | None
+    dispatched: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallRecord:
+    """A call as stored, without its argument and output blobs."""
+
+    id: str
+    request_id: str
+    parent_id: str | None
+    seq: int
+    function: str
+    kind: str
+    group_id: str | None
+    dispatched: bool
+    status: CallStatus
+    error: dict[str, Any] | None
+    run: int
+    run_attempts: int
+    attempts: int
+    served_run: int | None
+    not_before_ms: float
+    worker_id: str | None
+    executor: int | None
+    has_state_writes: bool
+    started_at_ms: float | None
+    finished_at_ms: float | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClaimedCall:
+    """A dispatched call that one executor now holds, with its arguments."""
+
+    record: CallRecord
+    args: bytes | None
+    request_run: int
+    strict_replay: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptRecord:
+    """One attempt of a call."""
+
+    call_id: str
+    attempt: int
+    run: int
+    outcome: str
+    error: dict[str, Any] | None
+    started_at_ms: float | None
+    finished_at_ms: float
+    retry_delay_s: float | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """An event to append to a request's stream (seq is assigned by the store)."""
+
+    kind: str
+    payload: dict[str, Any]
+    created_at_ms: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventRecord:
+    """An event as stored, with its per-request sequence number."""
+
+    request_id: str
+    seq: int
+    kind: str
+    payload: dict[str, Any]
+    created_at_ms: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestOutcome:
+    """How a request finished; written in the same transaction as its last call."""
+
+    status: RequestStatus
+    output: bytes | None = None
+    failure_reason: str | None = None
+    error: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallSuccess:
+    """A committed checkpoint: everything written when a call succeeds."""
+
+    key: CallKey
+    run: int
+    attempt: int
+    run_attempts: int
+    args: bytes | None
+    output: bytes
+    state_writes: bytes | None
+    started_at_ms: float
+    finished_at_ms: float
+    events: list[Event] = field(default_factory=list)
+    served_ids: list[str] = field(default_factory=list)
+    served_run: int = 0
+    request_outcome: RequestOutcome | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallFailure:
+    """A failed attempt; ``final`` when no retry follows in this run."""
+
+    key: CallKey
+    run: int
+    attempt: int
+    run_attempts: int
+    status: CallStatus
+    outcome: str
+    error: dict[str, Any]
+    args: bytes | None
+    started_at_ms: float | None
+    finished_at_ms: float
+    not_before_ms: float
+    retry_delay_s: float | None
+    events: list[Event] = field(default_factory=list)
+    served_ids: list[str] = field(default_factory=list)
+    served_run: int = 0
+    request_outcome: RequestOutcome | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunningCall:
+    """A call seen running in an executor, made visible to other processes."""
+
+    key: CallKey
+    run: int
+    worker_id: str
+    executor: int
+    started_at_ms: float

@@ -1,0 +1,93 @@
+-- Cairn schema 1. Timestamps are milliseconds since the epoch (REAL keeps sub-ms order).
+CREATE TABLE cairn_meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+CREATE TABLE requests (
+    id              TEXT PRIMARY KEY,
+    application     TEXT NOT NULL,
+    code_ref        TEXT,
+    status          TEXT NOT NULL,
+    failure_reason  TEXT,
+    error_json      TEXT,
+    input           BLOB NOT NULL,
+    output          BLOB,
+    headers_json    TEXT NOT NULL DEFAULT '{}',
+    run             INTEGER NOT NULL DEFAULT 1,
+    strict_replay   INTEGER NOT NULL DEFAULT 0,
+    event_seq       INTEGER NOT NULL DEFAULT 0,
+    progress_json   TEXT,
+    created_at_ms   REAL NOT NULL,
+    started_at_ms   REAL,
+    finished_at_ms  REAL
+);
+CREATE INDEX requests_by_app ON requests (application, created_at_ms);
+CREATE INDEX requests_by_created ON requests (created_at_ms);
+
+CREATE TABLE calls (
+    id              TEXT PRIMARY KEY,
+    request_id      TEXT NOT NULL REFERENCES requests (id) ON DELETE CASCADE,
+    parent_id       TEXT,
+    seq             INTEGER NOT NULL,
+    function        TEXT NOT NULL,
+    kind            TEXT NOT NULL,
+    group_id        TEXT,
+    dispatched      INTEGER NOT NULL,
+    status          TEXT NOT NULL,
+    args            BLOB,
+    output          BLOB,
+    error_json      TEXT,
+    run             INTEGER NOT NULL,
+    run_attempts    INTEGER NOT NULL DEFAULT 0,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    served_run      INTEGER,
+    not_before_ms   REAL NOT NULL DEFAULT 0,
+    worker_id       TEXT,
+    executor        INTEGER,
+    state_writes    BLOB,
+    started_at_ms   REAL,
+    finished_at_ms  REAL
+);
+CREATE INDEX calls_by_request ON calls (request_id, started_at_ms);
+CREATE INDEX calls_by_parent ON calls (parent_id, seq);
+CREATE INDEX calls_by_group ON calls (group_id, status);
+CREATE INDEX calls_runnable ON calls (not_before_ms) WHERE status = 'pending' AND dispatched = 1;
+CREATE INDEX calls_by_worker ON calls (worker_id, executor) WHERE status = 'running';
+
+CREATE TABLE attempts (
+    call_id         TEXT NOT NULL REFERENCES calls (id) ON DELETE CASCADE,
+    attempt         INTEGER NOT NULL,
+    request_id      TEXT NOT NULL,
+    run             INTEGER NOT NULL,
+    outcome         TEXT NOT NULL,
+    error_json      TEXT,
+    started_at_ms   REAL,
+    finished_at_ms  REAL NOT NULL,
+    retry_delay_s   REAL,
+    PRIMARY KEY (call_id, attempt)
+);
+
+CREATE TABLE events (
+    request_id      TEXT NOT NULL REFERENCES requests (id) ON DELETE CASCADE,
+    seq             INTEGER NOT NULL,
+    kind            TEXT NOT NULL,
+    payload         TEXT NOT NULL,
+    created_at_ms   REAL NOT NULL,
+    PRIMARY KEY (request_id, seq)
+);
+
+CREATE TABLE request_state (
+    request_id      TEXT NOT NULL REFERENCES requests (id) ON DELETE CASCADE,
+    key             TEXT NOT NULL,
+    value           BLOB NOT NULL,
+    PRIMARY KEY (request_id, key)
+);
+
+CREATE TABLE workers (
+    id               TEXT PRIMARY KEY,
+    host             TEXT NOT NULL,
+    pid              INTEGER NOT NULL,
+    started_at_ms    REAL NOT NULL,
+    heartbeat_at_ms  REAL NOT NULL
+);

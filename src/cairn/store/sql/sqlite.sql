@@ -1,0 +1,130 @@
+-- Named queries for the SQLite store: "-- name: x" starts a block.
+
+-- name: call_columns
+id, request_id, parent_id, seq, function, kind, group_id, dispatched, status,
+error_json, run, run_attempts, attempts, served_run, not_before_ms, worker_id,
+executor, state_writes IS NOT NULL, started_at_ms, finished_at_ms
+
+-- name: request_columns
+id, application, code_ref, status, failure_reason, error_json, input, output,
+headers_json, run, strict_replay, progress_json, created_at_ms, started_at_ms,
+finished_at_ms
+
+-- name: insert_request
+INSERT INTO requests (id, application, code_ref, status, input, headers_json, created_at_ms)
+VALUES (:id, :application, :code_ref, 'pending', :input, :headers_json, :created_at_ms)
+
+-- name: insert_pending_call
+INSERT INTO calls (id, request_id, parent_id, seq, function, kind, group_id, dispatched,
+                   status, args, run, not_before_ms)
+VALUES (:id, :request_id, :parent_id, :seq, :function, :kind, :group_id, :dispatched,
+        'pending', :args, :run, :not_before_ms)
+ON CONFLICT (id) DO UPDATE SET
+    status = 'pending', run = excluded.run, run_attempts = 0,
+    not_before_ms = excluded.not_before_ms, args = excluded.args, dispatched = 1,
+    error_json = NULL, worker_id = NULL, executor = NULL
+WHERE calls.status <> 'succeeded' AND (calls.run < excluded.run OR calls.status = 'stale')
+
+-- name: claim_any
+UPDATE calls SET status = 'running', worker_id = :worker_id, executor = :executor,
+                 started_at_ms = :now_ms
+WHERE id = (SELECT id FROM calls
+            WHERE status = 'pending' AND dispatched = 1 AND not_before_ms <= :now_ms
+            ORDER BY not_before_ms LIMIT 1)
+RETURNING id
+
+-- name: claim_in_group
+UPDATE calls SET status = 'running', worker_id = :worker_id, executor = :executor,
+                 started_at_ms = :now_ms
+WHERE id = (SELECT id FROM calls
+            WHERE group_id = :group_id AND status = 'pending' AND dispatched = 1
+              AND not_before_ms <= :now_ms
+            ORDER BY seq LIMIT 1)
+RETURNING id
+
+-- name: claim_one
+UPDATE calls SET status = 'running', worker_id = :worker_id, executor = :executor,
+                 started_at_ms = :now_ms
+WHERE id = :call_id AND status = 'pending' AND dispatched = 1 AND not_before_ms <= :now_ms
+RETURNING id
+
+-- name: mark_request_running
+UPDATE requests SET status = 'running', started_at_ms = COALESCE(started_at_ms, :now_ms)
+WHERE id = :request_id AND status = 'pending'
+
+-- name: mark_running
+INSERT INTO calls (id, request_id, parent_id, seq, function, kind, group_id, dispatched,
+                   status, run, worker_id, executor, started_at_ms)
+VALUES (:id, :request_id, :parent_id, :seq, :function, :kind, :group_id, :dispatched,
+        'running', :run, :worker_id, :executor, :started_at_ms)
+ON CONFLICT (id) DO UPDATE SET
+    status = 'running', run = excluded.run, worker_id = excluded.worker_id,
+    executor = excluded.executor, started_at_ms = excluded.started_at_ms
+WHERE calls.status IN ('pending', 'stale') OR calls.run < excluded.run
+
+-- name: upsert_success
+INSERT INTO calls (id, request_id, parent_id, seq, function, kind, group_id, dispatched,
+                   status, args, output, run, run_attempts, attempts, state_writes,
+                   started_at_ms, finished_at_ms)
+VALUES (:id, :request_id, :parent_id, :seq, :function, :kind, :group_id, :dispatched,
+        'succeeded', :args, :output, :run, :run_attempts, :attempts, :state_writes,
+        :started_at_ms, :finished_at_ms)
+ON CONFLICT (id) DO UPDATE SET
+    status = 'succeeded', args = COALESCE(excluded.args, calls.args),
+    output = excluded.output, error_json = NULL, run = excluded.run,
+    run_attempts = excluded.run_attempts, attempts = excluded.attempts,
+    state_writes = excluded.state_writes, started_at_ms = excluded.started_at_ms,
+    finished_at_ms = excluded.finished_at_ms, worker_id = NULL, executor = NULL
+
+-- name: upsert_failure
+INSERT INTO calls (id, request_id, parent_id, seq, function, kind, group_id, dispatched,
+                   status, args, error_json, run, run_attempts, attempts, not_before_ms,
+                   started_at_ms, finished_at_ms)
+VALUES (:id, :request_id, :parent_id, :seq, :function, :kind, :group_id, :dispatched,
+        :status, :args, :error_json, :run, :run_attempts, :attempts, :not_before_ms,
+        :started_at_ms, :finished_at_ms)
+ON CONFLICT (id) DO UPDATE SET
+    status = excluded.status, args = COALESCE(excluded.args, calls.args),
+    error_json = excluded.error_json, run = excluded.run,
+    run_attempts = excluded.run_attempts, attempts = excluded.attempts,
+    not_before_ms = excluded.not_before_ms,
+    started_at_ms = COALESCE(excluded.started_at_ms, calls.started_at_ms),
+    finished_at_ms = excluded.finished_at_ms, worker_id = NULL, executor = NULL
+WHERE calls.status <> 'succeeded'
+
+-- name: insert_attempt
+INSERT OR REPLACE INTO attempts (call_id, attempt, request_id, run, outcome, error_json,
+                                 started_at_ms, finished_at_ms, retry_delay_s)
+VALUES (:call_id, :attempt, :request_id, :run, :outcome, :error_json, :started_at_ms,
+        :finished_at_ms, :retry_delay_s)
+
+-- name: mark_served
+UPDATE calls SET served_run = :run WHERE id = :id
+
+-- name: bump_event_seq
+UPDATE requests SET event_seq = event_seq + :count WHERE id = :request_id
+RETURNING event_seq
+
+-- name: insert_event
+INSERT INTO events (request_id, seq, kind, payload, created_at_ms)
+VALUES (:request_id, :seq, :kind, :payload, :created_at_ms)
+
+-- name: count_unfinished_dispatched
+SELECT count(*) FROM calls
+WHERE request_id = :request_id AND dispatched = 1 AND id <> :request_id
+  AND status IN ('pending', 'running')
+
+-- name: finish_request
+UPDATE requests SET status = :status, output = :output, failure_reason = :failure_reason,
+                    error_json = :error_json, finished_at_ms = :now_ms
+WHERE id = :request_id
+
+-- name: cancel_pending
+UPDATE calls SET status = 'cancelled', worker_id = NULL, executor = NULL
+WHERE request_id = :request_id AND status = 'pending'
+
+-- name: release_calls
+UPDATE calls SET status = 'pending', worker_id = NULL, executor = NULL
+WHERE worker_id = :worker_id AND (:executor IS NULL OR executor = :executor)
+  AND status = 'running'
+RETURNING id

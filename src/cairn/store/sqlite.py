@@ -1,0 +1,817 @@
+"""The embedded store: one SQLite file in WAL mode.
+
+Writers take the lock up front (``BEGIN IMMEDIATE``) so that two processes never
+both read, then both try to upgrade to a write lock and deadlock; readers are never
+blocked in WAL mode. ``synchronous=FULL`` by default: a committed checkpoint
+survives a power cut. ``?synchronous=normal`` keeps commits across process crashes
+only, and is several times faster.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from cairn import _events, errors
+from cairn.types import CallStatus, RequestStatus
+
+from . import _sql
+from ._base import SCHEMA_VERSION
+from ._records import (
+    AttemptRecord,
+    CallFailure,
+    CallKey,
+    CallRecord,
+    CallSuccess,
+    ClaimedCall,
+    Event,
+    EventRecord,
+    NewRequest,
+    RequestOutcome,
+    RequestRecord,
+    RunningCall,
+)
+
+Q = _sql.queries("sqlite")
+_CALL_COLUMNS = Q["call_columns"]
+_REQUEST_COLUMNS = Q["request_columns"]
+_SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL", "extra": "EXTRA", "off": "OFF"}
+# How long a writer waits for another process's transaction before giving up.
+_BUSY_TIMEOUT_S = 30.0
+# A worker whose heartbeat is older than this is taken for dead.
+WORKER_STALE_MS = 15_000.0
+
+
+class RequestExists(errors.CairnError):
+    """A request with that id already exists."""
+
+    code = "request_exists"
+
+
+def parse_url(url: str) -> tuple[Path, dict[str, str]]:
+    """Split ``sqlite:///relative.db`` / ``sqlite:////abs.db?synchronous=normal``."""
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme != "sqlite":
+        raise errors.StoreError(f"not a sqlite store URL: {url!r}")
+    if parsed.netloc:
+        raise errors.StoreError(
+            f"bad sqlite store URL {url!r}: use sqlite:///relative/path.db or "
+            "sqlite:////absolute/path.db"
+        )
+    path = parsed.path[1:] if parsed.path.startswith("/") else parsed.path
+    if not path:
+        raise errors.StoreError(f"sqlite store URL {url!r} names no file")
+    options = dict(urllib.parse.parse_qsl(parsed.query, keep_blank_values=True))
+    for key, value in options.items():
+        if key != "synchronous":
+            raise errors.StoreError(
+                f"unknown option {key!r} in store URL {url!r} (known: synchronous)"
+            )
+        if value.lower() not in _SYNCHRONOUS:
+            raise errors.StoreError(
+                f"bad synchronous={value!r} in store URL {url!r} "
+                f"(one of: {', '.join(_SYNCHRONOUS)})"
+            )
+    return Path(path), options
+
+
+class SQLiteStore:
+    """The store on one SQLite file."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.path, options = parse_url(url)
+        self._synchronous = _SYNCHRONOUS[options.get("synchronous", "full").lower()]
+        self._conn = self._connect()
+
+    # -- connection -------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        if self.path.exists() and self.path.is_dir():
+            raise errors.StoreError(f"store path {str(self.path)!r} is a directory")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(
+                self.path,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=_BUSY_TIMEOUT_S,
+            )
+            conn.execute("PRAGMA foreign_keys = ON")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        except sqlite3.DatabaseError as error:
+            raise errors.StoreError(
+                f"{str(self.path)!r} is not a usable SQLite database: {error}"
+            ) from error
+        if mode.lower() != "wal":
+            raise errors.StoreError(f"cannot put {str(self.path)!r} in WAL mode ({mode})")
+        self._migrate(conn)
+        return conn
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            raise errors.StoreError(f"store {str(self.path)!r} is locked: {error}") from error
+        try:
+            tables = {
+                row[0]
+                for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+            version = 0
+            if "cairn_meta" in tables:
+                row = conn.execute(
+                    "SELECT value FROM cairn_meta WHERE key = 'schema_version'"
+                ).fetchone()
+                version = int(row[0]) if row else 0
+            elif tables:
+                raise errors.StoreError(
+                    f"{str(self.path)!r} is a SQLite database but not a Cairn store "
+                    f"(it has tables {', '.join(sorted(tables)[:5])}); refusing to touch it"
+                )
+            if version > SCHEMA_VERSION:
+                raise errors.StoreError(
+                    f"store {str(self.path)!r} has schema version {version}, newer than "
+                    f"this Cairn's {SCHEMA_VERSION}: upgrade Cairn to use it"
+                )
+            for number, _name, script in _sql.migrations("sqlite"):
+                if number > version:
+                    for statement in _statements(script):
+                        conn.execute(statement)
+                    conn.execute(
+                        "INSERT OR REPLACE INTO cairn_meta (key, value) "
+                        "VALUES ('schema_version', ?)",
+                        (str(number),),
+                    )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._conn.close()
+
+    def reopen(self) -> SQLiteStore:
+        """A new connection to the same file."""
+        return SQLiteStore(self.url)
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            raise errors.StoreError(
+                f"store {str(self.path)!r} stayed locked for {_BUSY_TIMEOUT_S:g}s: {error}"
+            ) from error
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    # -- requests -----------------------------------------------------------------------
+    def create_request(self, request: NewRequest, root: CallKey, args: bytes) -> None:
+        """Insert a request and its pending application call."""
+        with self._write() as conn:
+            try:
+                conn.execute(
+                    Q["insert_request"],
+                    {
+                        "id": request.id,
+                        "application": request.application,
+                        "code_ref": request.code_ref,
+                        "input": request.input,
+                        "headers_json": json.dumps(request.headers),
+                        "created_at_ms": request.created_at_ms,
+                    },
+                )
+            except sqlite3.IntegrityError as error:
+                raise RequestExists(f"request {request.id!r} already exists") from error
+            conn.execute(Q["insert_pending_call"], _pending_params(root, args, 1, 0.0))
+
+    def get_request(self, request_id: str) -> RequestRecord | None:
+        """The request, or None."""
+        row = self._conn.execute(
+            f"SELECT {_REQUEST_COLUMNS} FROM requests WHERE id = ?", (request_id,)
+        ).fetchone()
+        return _request(row) if row else None
+
+    def list_requests(
+        self,
+        *,
+        application: str | None = None,
+        status: RequestStatus | None = None,
+        limit: int = 50,
+        before_ms: float | None = None,
+    ) -> list[RequestRecord]:
+        """Newest first."""
+        clauses, params = [], []
+        if application is not None:
+            clauses.append("application = ?")
+            params.append(application)
+        if status is not None:
+            clauses.append("status = ?")
+            params.append(str(status))
+        if before_ms is not None:
+            clauses.append("created_at_ms < ?")
+            params.append(before_ms)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._conn.execute(
+            f"SELECT {_REQUEST_COLUMNS} FROM requests {where} "
+            "ORDER BY created_at_ms DESC LIMIT ?",
+            (*params, limit),
+        ).fetchall()
+        return [_request(row) for row in rows]
+
+    def start_replay(
+        self, request_id: str, *, from_call: str | None, strict: bool, now_ms: float
+    ) -> int:
+        """Re-queue the application call under a new run number."""
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT run, status FROM requests WHERE id = ?", (request_id,)
+            ).fetchone()
+            if row is None:
+                raise errors.RequestNotFound(f"no request with id {request_id!r}")
+            run, status = row
+            if status in (RequestStatus.PENDING, RequestStatus.RUNNING):
+                self._check_abandoned(conn, request_id, now_ms)
+            stale = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM calls WHERE request_id = ? AND status <> 'succeeded'",
+                    (request_id,),
+                )
+            }
+            if from_call is not None:
+                stale |= self._fork_set(conn, request_id, from_call)
+            conn.executemany(
+                "UPDATE calls SET status = 'stale', worker_id = NULL, executor = NULL "
+                "WHERE id = ?",
+                [(call_id,) for call_id in stale],
+            )
+            new_run = run + 1
+            conn.execute(
+                "UPDATE calls SET status = 'pending', dispatched = 1, run = ?, "
+                "run_attempts = 0, not_before_ms = 0, worker_id = NULL, executor = NULL "
+                "WHERE id = ?",
+                (new_run, request_id),
+            )
+            conn.execute("DELETE FROM request_state WHERE request_id = ?", (request_id,))
+            conn.execute(
+                "UPDATE requests SET status = 'pending', run = ?, strict_replay = ?, "
+                "failure_reason = NULL, error_json = NULL, output = NULL, "
+                "finished_at_ms = NULL WHERE id = ?",
+                (new_run, int(strict), request_id),
+            )
+            return int(new_run)
+
+    def _check_abandoned(self, conn: sqlite3.Connection, request_id: str, now_ms: float) -> None:
+        live = conn.execute(
+            "SELECT count(*) FROM calls c JOIN workers w ON w.id = c.worker_id "
+            "WHERE c.request_id = ? AND c.status = 'running' AND w.heartbeat_at_ms > ?",
+            (request_id, now_ms - WORKER_STALE_MS),
+        ).fetchone()[0]
+        if live:
+            raise errors.SDKUsageError(
+                f"request {request_id!r} is still running on a live worker; "
+                "wait for it to finish (or cancel it) before replaying"
+            )
+
+    def _fork_set(self, conn: sqlite3.Connection, request_id: str, from_call: str) -> set[str]:
+        target = conn.execute(
+            "SELECT started_at_ms, parent_id FROM calls WHERE id = ? AND request_id = ?",
+            (from_call, request_id),
+        ).fetchone()
+        if target is None:
+            raise errors.SDKUsageError(
+                f"request {request_id!r} has no call {from_call!r} to replay from"
+            )
+        started_at_ms, parent_id = target
+        forced = {from_call}
+        forced |= {
+            r[0]
+            for r in conn.execute(
+                "SELECT id FROM calls WHERE request_id = ? AND started_at_ms >= ?",
+                (request_id, started_at_ms or 0.0),
+            )
+        }
+        while parent_id is not None:
+            forced.add(parent_id)
+            row = conn.execute("SELECT parent_id FROM calls WHERE id = ?", (parent_id,)).fetchone()
+            parent_id = row[0] if row else None
+        return forced
+
+    def finish_request(self, request_id: str, outcome: RequestOutcome, now_ms: float) -> None:
+        """Record how a request ended."""
+        with self._write() as conn:
+            self._finish(conn, request_id, outcome, now_ms)
+
+    def set_progress(self, request_id: str, progress: dict[str, object], event: Event) -> None:
+        """Record the latest progress and append its event."""
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE requests SET progress_json = ? WHERE id = ?",
+                (json.dumps(progress), request_id),
+            )
+            self._append(conn, request_id, [event])
+
+    # -- calls ----------------------------------------------------------------------------
+    def get_call(self, call_id: str) -> CallRecord | None:
+        """One call, without blobs."""
+        row = self._conn.execute(
+            f"SELECT {_CALL_COLUMNS} FROM calls WHERE id = ?", (call_id,)
+        ).fetchone()
+        return _call(row) if row else None
+
+    def get_call_output(self, call_id: str) -> bytes | None:
+        """The committed output of a call."""
+        return self._blob("output", call_id)
+
+    def get_call_args(self, call_id: str) -> bytes | None:
+        """The recorded arguments of a call."""
+        return self._blob("args", call_id)
+
+    def get_state_writes(self, call_id: str) -> bytes | None:
+        """The request-state writes a committed call made."""
+        return self._blob("state_writes", call_id)
+
+    def _blob(self, column: str, call_id: str) -> bytes | None:
+        row = self._conn.execute(
+            f"SELECT {column} FROM calls WHERE id = ?", (call_id,)
+        ).fetchone()
+        return None if row is None or row[0] is None else bytes(row[0])
+
+    def list_calls(self, request_id: str) -> list[CallRecord]:
+        """Every call of a request in start order."""
+        rows = self._conn.execute(
+            f"SELECT {_CALL_COLUMNS} FROM calls WHERE request_id = ? "
+            "ORDER BY started_at_ms IS NULL, started_at_ms, seq",
+            (request_id,),
+        ).fetchall()
+        return [_call(row) for row in rows]
+
+    def list_children(self, parent_id: str) -> list[CallRecord]:
+        """The recorded children of a call in start order."""
+        rows = self._conn.execute(
+            f"SELECT {_CALL_COLUMNS} FROM calls WHERE parent_id = ? AND kind <> 'map_item' "
+            "AND kind <> 'reduce_step' ORDER BY seq",
+            (parent_id,),
+        ).fetchall()
+        return [_call(row) for row in rows]
+
+    def list_attempts(self, request_id: str) -> list[AttemptRecord]:
+        """Every attempt of every call of a request."""
+        rows = self._conn.execute(
+            "SELECT call_id, attempt, run, outcome, error_json, started_at_ms, "
+            "finished_at_ms, retry_delay_s FROM attempts WHERE request_id = ? "
+            "ORDER BY finished_at_ms",
+            (request_id,),
+        ).fetchall()
+        return [
+            AttemptRecord(
+                call_id=row[0],
+                attempt=row[1],
+                run=row[2],
+                outcome=row[3],
+                error=json.loads(row[4]) if row[4] else None,
+                started_at_ms=row[5],
+                finished_at_ms=row[6],
+                retry_delay_s=row[7],
+            )
+            for row in rows
+        ]
+
+    def enqueue_calls(self, calls: list[tuple[CallKey, bytes | None, float]], run: int) -> None:
+        """Make dispatched calls runnable."""
+        if not calls:
+            return
+        with self._write() as conn:
+            conn.executemany(
+                Q["insert_pending_call"],
+                [_pending_params(key, args, run, not_before) for key, args, not_before in calls],
+            )
+
+    def claim_call(
+        self,
+        worker_id: str,
+        executor: int,
+        now_ms: float,
+        *,
+        group_id: str | None = None,
+        call_id: str | None = None,
+    ) -> ClaimedCall | None:
+        """Take one runnable dispatched call."""
+        params: dict[str, Any] = {
+            "worker_id": worker_id,
+            "executor": executor,
+            "now_ms": now_ms,
+            "group_id": group_id,
+            "call_id": call_id,
+        }
+        if call_id is not None:
+            query = Q["claim_one"]
+        elif group_id is not None:
+            query = Q["claim_in_group"]
+        else:
+            query = Q["claim_any"]
+        with self._write() as conn:
+            row = conn.execute(query, params).fetchone()
+            if row is None:
+                return None
+            data = conn.execute(
+                f"SELECT {_CALL_COLUMNS}, args FROM calls WHERE id = ?", (row[0],)
+            ).fetchone()
+            record = _call(data[:-1])
+            request = conn.execute(
+                "SELECT run, strict_replay FROM requests WHERE id = ?", (record.request_id,)
+            ).fetchone()
+            if record.kind == "app":
+                conn.execute(
+                    Q["mark_request_running"],
+                    {"request_id": record.request_id, "now_ms": now_ms},
+                )
+        return ClaimedCall(
+            record=record,
+            args=None if data[-1] is None else bytes(data[-1]),
+            request_run=int(request[0]),
+            strict_replay=bool(request[1]),
+        )
+
+    def mark_running(self, calls: list[RunningCall]) -> None:
+        """Make in-process calls visible as running."""
+        if not calls:
+            return
+        with self._write() as conn:
+            conn.executemany(
+                Q["mark_running"],
+                [
+                    {
+                        **_key_params(call.key),
+                        "run": call.run,
+                        "worker_id": call.worker_id,
+                        "executor": call.executor,
+                        "started_at_ms": call.started_at_ms,
+                    }
+                    for call in calls
+                ],
+            )
+
+    def commit_success(self, success: CallSuccess) -> None:
+        """Commit a checkpoint with everything that goes with it."""
+        key = success.key
+        with self._write() as conn:
+            conn.execute(
+                Q["upsert_success"],
+                {
+                    **_key_params(key),
+                    "args": success.args,
+                    "output": success.output,
+                    "run": success.run,
+                    "run_attempts": success.run_attempts,
+                    "attempts": success.attempt,
+                    "state_writes": success.state_writes,
+                    "started_at_ms": success.started_at_ms,
+                    "finished_at_ms": success.finished_at_ms,
+                },
+            )
+            conn.execute(
+                Q["insert_attempt"],
+                {
+                    "call_id": key.id,
+                    "attempt": success.attempt,
+                    "request_id": key.request_id,
+                    "run": success.run,
+                    "outcome": "success",
+                    "error_json": None,
+                    "started_at_ms": success.started_at_ms,
+                    "finished_at_ms": success.finished_at_ms,
+                    "retry_delay_s": None,
+                },
+            )
+            self._after_call(conn, key, success, success.finished_at_ms)
+
+    def record_failure(self, failure: CallFailure) -> None:
+        """Record a failed attempt."""
+        key = failure.key
+        error_json = json.dumps(failure.error)
+        with self._write() as conn:
+            conn.execute(
+                Q["upsert_failure"],
+                {
+                    **_key_params(key),
+                    "status": str(failure.status),
+                    "args": failure.args,
+                    "error_json": error_json,
+                    "run": failure.run,
+                    "run_attempts": failure.run_attempts,
+                    "attempts": failure.attempt,
+                    "not_before_ms": failure.not_before_ms,
+                    "started_at_ms": failure.started_at_ms,
+                    "finished_at_ms": failure.finished_at_ms,
+                },
+            )
+            conn.execute(
+                Q["insert_attempt"],
+                {
+                    "call_id": key.id,
+                    "attempt": failure.attempt,
+                    "request_id": key.request_id,
+                    "run": failure.run,
+                    "outcome": failure.outcome,
+                    "error_json": error_json,
+                    "started_at_ms": failure.started_at_ms,
+                    "finished_at_ms": failure.finished_at_ms,
+                    "retry_delay_s": failure.retry_delay_s,
+                },
+            )
+            self._after_call(conn, key, failure, failure.finished_at_ms)
+
+    def _after_call(
+        self,
+        conn: sqlite3.Connection,
+        key: CallKey,
+        done: CallSuccess | CallFailure,
+        now_ms: float,
+    ) -> None:
+        if done.served_ids:
+            conn.executemany(
+                Q["mark_served"], [{"run": done.served_run, "id": i} for i in done.served_ids]
+            )
+        if done.events:
+            self._append(conn, key.request_id, done.events)
+        if done.request_outcome is not None:
+            self._finish(conn, key.request_id, done.request_outcome, now_ms)
+        elif key.dispatched and key.kind != "app":
+            self._finish_if_last(conn, key.request_id, now_ms)
+
+    def _finish(
+        self, conn: sqlite3.Connection, request_id: str, outcome: RequestOutcome, now_ms: float
+    ) -> None:
+        """End a request, unless it succeeded with calls it started still running."""
+        if outcome.status is RequestStatus.SUCCEEDED:
+            left = conn.execute(
+                Q["count_unfinished_dispatched"], {"request_id": request_id}
+            ).fetchone()[0]
+            if left:
+                # Fire-and-forget calls hold the request open; the last one ends it.
+                conn.execute(
+                    "UPDATE requests SET output = ? WHERE id = ?", (outcome.output, request_id)
+                )
+                return
+        else:
+            conn.execute(Q["cancel_pending"], {"request_id": request_id})
+        row = conn.execute(
+            "SELECT application, status FROM requests WHERE id = ?", (request_id,)
+        ).fetchone()
+        if row is None or RequestStatus(row[1]).finished:
+            return
+        conn.execute(
+            Q["finish_request"],
+            {
+                "request_id": request_id,
+                "status": str(outcome.status),
+                "output": outcome.output,
+                "failure_reason": outcome.failure_reason,
+                "error_json": json.dumps(outcome.error) if outcome.error else None,
+                "now_ms": now_ms,
+            },
+        )
+        self._append(
+            conn, request_id, [_events.request_finished(request_id, row[0], outcome, now_ms)]
+        )
+
+    def _finish_if_last(self, conn: sqlite3.Connection, request_id: str, now_ms: float) -> None:
+        root = conn.execute(
+            "SELECT c.status, r.output, r.status FROM calls c JOIN requests r "
+            "ON r.id = c.request_id WHERE c.id = ?",
+            (request_id,),
+        ).fetchone()
+        if root is None or root[0] != CallStatus.SUCCEEDED or RequestStatus(root[2]).finished:
+            return
+        self._finish(
+            conn,
+            request_id,
+            RequestOutcome(status=RequestStatus.SUCCEEDED, output=root[1]),
+            now_ms,
+        )
+
+    def group_counts(self, group_id: str) -> dict[CallStatus, int]:
+        """How many calls of a group are in each status."""
+        rows = self._conn.execute(
+            "SELECT status, count(*) FROM calls WHERE group_id = ? GROUP BY status",
+            (group_id,),
+        ).fetchall()
+        return {CallStatus(status): count for status, count in rows}
+
+    def group_outputs(self, group_id: str) -> Iterator[tuple[int, bytes | None]]:
+        """Outputs of a group's calls in item order."""
+        cursor = self._conn.execute(
+            "SELECT seq, CASE WHEN status = 'succeeded' THEN output END FROM calls "
+            "WHERE group_id = ? ORDER BY seq",
+            (group_id,),
+        )
+        for seq, output in cursor:
+            yield seq, None if output is None else bytes(output)
+
+    def release_calls(self, worker_id: str, executor: int | None) -> list[CallRecord]:
+        """Put a dead executor's running calls back to pending."""
+        with self._write() as conn:
+            ids = [
+                row[0]
+                for row in conn.execute(
+                    Q["release_calls"], {"worker_id": worker_id, "executor": executor}
+                ).fetchall()
+            ]
+            return [
+                _call(row)
+                for call_id in ids
+                for row in conn.execute(
+                    f"SELECT {_CALL_COLUMNS} FROM calls WHERE id = ?", (call_id,)
+                )
+            ]
+
+    def heartbeat(self, worker_id: str, host: str, pid: int, now_ms: float) -> None:
+        """Record that a worker is alive."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO workers (id, host, pid, started_at_ms, heartbeat_at_ms) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                "heartbeat_at_ms = excluded.heartbeat_at_ms",
+                (worker_id, host, pid, now_ms, now_ms),
+            )
+
+    def unfinished_dispatched(self, request_id: str) -> int:
+        """How many dispatched calls of a request are pending or running."""
+        return int(
+            self._conn.execute(
+                Q["count_unfinished_dispatched"], {"request_id": request_id}
+            ).fetchone()[0]
+        )
+
+    def runnable_exists(self, now_ms: float) -> bool:
+        """Whether any dispatched call waits for an executor."""
+        row = self._conn.execute(
+            "SELECT 1 FROM calls WHERE status = 'pending' AND dispatched = 1 "
+            "AND not_before_ms <= ? LIMIT 1",
+            (now_ms,),
+        ).fetchone()
+        return row is not None
+
+    # -- events and state --------------------------------------------------------------------
+    def append_events(self, request_id: str, events: list[Event]) -> None:
+        """Append events."""
+        with self._write() as conn:
+            self._append(conn, request_id, events)
+
+    def _append(self, conn: sqlite3.Connection, request_id: str, events: list[Event]) -> None:
+        last = conn.execute(
+            Q["bump_event_seq"], {"count": len(events), "request_id": request_id}
+        ).fetchone()[0]
+        first = last - len(events) + 1
+        conn.executemany(
+            Q["insert_event"],
+            [
+                {
+                    "request_id": request_id,
+                    "seq": first + offset,
+                    "kind": event.kind,
+                    "payload": json.dumps(event.payload),
+                    "created_at_ms": event.created_at_ms,
+                }
+                for offset, event in enumerate(events)
+            ],
+        )
+
+    def list_events(self, request_id: str, after_seq: int = 0, limit: int = 1000) -> list[EventRecord]:
+        """Events after ``after_seq``."""
+        rows = self._conn.execute(
+            "SELECT seq, kind, payload, created_at_ms FROM events "
+            "WHERE request_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (request_id, after_seq, limit),
+        ).fetchall()
+        return [
+            EventRecord(
+                request_id=request_id,
+                seq=row[0],
+                kind=row[1],
+                payload=json.loads(row[2]),
+                created_at_ms=row[3],
+            )
+            for row in rows
+        ]
+
+    def state_get(self, request_id: str, key: str) -> bytes | None:
+        """A request-state value."""
+        row = self._conn.execute(
+            "SELECT value FROM request_state WHERE request_id = ? AND key = ?",
+            (request_id, key),
+        ).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def state_set(self, request_id: str, key: str, value: bytes) -> None:
+        """Set a request-state value."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO request_state (request_id, key, value) VALUES (?, ?, ?)",
+                (request_id, key, value),
+            )
+
+    def change_token(self) -> int:
+        """SQLite's data_version: changes when another connection commits."""
+        return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def iter_served(self, request_id: str, run: int) -> Iterator[str]:
+        """Ids of calls served from checkpoints in a run."""
+        for row in self._conn.execute(
+            "SELECT id FROM calls WHERE request_id = ? AND served_run = ?", (request_id, run)
+        ):
+            yield row[0]
+
+
+def _statements(script: str) -> list[str]:
+    lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
+    return [part.strip() for part in "\n".join(lines).split(";") if part.strip()]
+
+
+def _key_params(key: CallKey) -> dict[str, Any]:
+    return {
+        "id": key.id,
+        "request_id": key.request_id,
+        "parent_id": key.parent_id,
+        "seq": key.seq,
+        "function": key.function,
+        "kind": key.kind,
+        "group_id": key.group_id,
+        "dispatched": int(key.dispatched),
+    }
+
+
+def _pending_params(key: CallKey, args: bytes | None, run: int, not_before_ms: float) -> dict[str, Any]:
+    return {**_key_params(key), "args": args, "run": run, "not_before_ms": not_before_ms}
+
+
+def _call(row: Any) -> CallRecord:
+    return CallRecord(
+        id=row[0],
+        request_id=row[1],
+        parent_id=row[2],
+        seq=row[3],
+        function=row[4],
+        kind=row[5],
+        group_id=row[6],
+        dispatched=bool(row[7]),
+        status=CallStatus(row[8]),
+        error=json.loads(row[9]) if row[9] else None,
+        run=row[10],
+        run_attempts=row[11],
+        attempts=row[12],
+        served_run=row[13],
+        not_before_ms=row[14],
+        worker_id=row[15],
+        executor=row[16],
+        has_state_writes=bool(row[17]),
+        started_at_ms=row[18],
+        finished_at_ms=row[19],
+    )
+
+
+def _request(row: Any) -> RequestRecord:
+    return RequestRecord(
+        id=row[0],
+        application=row[1],
+        code_ref=row[2],
+        status=RequestStatus(row[3]),
+        failure_reason=row[4],
+        error=json.loads(row[5]) if row[5] else None,
+        input=bytes(row[6]),
+        output=None if row[7] is None else bytes(row[7]),
+        headers=json.loads(row[8]),
+        run=row[9],
+        strict_replay=bool(row[10]),
+        progress=json.loads(row[11]) if row[11] else None,
+        created_at_ms=row[12],
+        started_at_ms=row[13],
+        finished_at_ms=row[14],
+    )
+
+
+def now_ms() -> float:
+    """Wall-clock milliseconds."""
+    return time.time() * 1000.0
+
+
+def default_url() -> str:
+    """``.cairn/cairn.db`` under the working directory, unless CAIRN_STORE says otherwise."""
+    return os.environ.get("CAIRN_STORE") or f"sqlite:///{Path('.cairn/cairn.db')}"
