@@ -99,7 +99,9 @@ class Attempts:
         self.failed = 0 if fresh or record is None else record.run_attempts
         self.attempt = 0 if record is None else record.attempts
         self.not_before_ms = 0.0 if fresh or record is None else record.not_before_ms
-        self.policy = _retry.RetryPolicy() if key.kind in ("reduce", "app_reduce") else spec.retry_policy()
+        self.policy = (
+            _retry.RetryPolicy() if key.kind == "reduce" else spec.retry_policy(run.application)
+        )
         self.args_blob: bytes | None = None
         self.started_at_ms = 0.0
 

@@ -13,13 +13,17 @@ import mmap
 import struct
 import time
 
+from cairn.store import CallKey
+
 SLOTS = 256
 _HEADER_BYTES = 64
-_SLOT_BYTES = 128
-_ID_BYTES = 96
+_SLOT_BYTES = 512
+_KEY_BYTES = _SLOT_BYTES - 24
 _FREE = 0.0
-# deadline, started, timeout_s (8-byte aligned doubles), then the call id.
-_SLOT = struct.Struct(f"<ddd{_ID_BYTES}s")
+# deadline, started, timeout_s (8-byte aligned doubles), then the call's key, so
+# that the supervisor can record a timeout or crash of a call never written yet.
+_SLOT = struct.Struct(f"<ddd{_KEY_BYTES}s")
+_SEP = "\x1f"
 _DOUBLE = struct.Struct("<d")
 
 
@@ -31,18 +35,16 @@ class DeadlineBoard:
         self._free = list(range(SLOTS - 1, -1, -1))
 
     # -- executor side -----------------------------------------------------------------
-    def acquire(self, call_id: str, timeout_s: float) -> int:
+    def acquire(self, key: CallKey, timeout_s: float) -> int:
         """Take a slot for a call that starts now; -1 when every slot is taken."""
         if not self._free:
             return -1
         slot = self._free.pop()
         now = time.monotonic()
-        encoded = call_id.encode()[:_ID_BYTES]
-        # The id goes in first, the deadline last: a reader that sees the deadline
+        encoded = encode_key(key)
+        # The key goes in first, the deadline last: a reader that sees the deadline
         # also sees whose it is.
-        self._map[self._at(slot) + 24 : self._at(slot) + 24 + _ID_BYTES] = encoded.ljust(
-            _ID_BYTES, b"\0"
-        )
+        self._map[self._at(slot) + 24 : self._at(slot) + 24 + _KEY_BYTES] = encoded
         _DOUBLE.pack_into(self._map, self._at(slot) + 8, now)
         _DOUBLE.pack_into(self._map, self._at(slot) + 16, timeout_s)
         _DOUBLE.pack_into(self._map, self._at(slot), now + timeout_s)
@@ -73,8 +75,8 @@ class DeadlineBoard:
         _DOUBLE.pack_into(self._map, 8, time.monotonic() if busy else 0.0)
 
     # -- supervisor side -----------------------------------------------------------------
-    def expired(self, now: float) -> list[tuple[str, float]]:
-        """``(call_id, timeout_s)`` of every slot whose deadline has passed."""
+    def expired(self, now: float) -> list[tuple[CallKey, float]]:
+        """``(key, timeout_s)`` of every slot whose deadline has passed."""
         found = []
         for slot in range(SLOTS):
             deadline, _started, timeout_s, raw = _SLOT.unpack_from(self._map, self._at(slot))
@@ -82,16 +84,16 @@ class DeadlineBoard:
                 # Read again: a slot freed or extended between the two reads is no timeout.
                 again = _DOUBLE.unpack_from(self._map, self._at(slot))[0]
                 if again == deadline:
-                    found.append((raw.rstrip(b"\0").decode(), timeout_s))
+                    found.append((decode_key(raw), timeout_s))
         return found
 
-    def executing(self) -> list[str]:
-        """Ids of calls whose code is running now (not waiting on children)."""
+    def executing(self) -> list[CallKey]:
+        """Keys of calls whose code is running now (not waiting on children)."""
         found = []
         for slot in range(SLOTS):
             deadline, _started, _timeout, raw = _SLOT.unpack_from(self._map, self._at(slot))
             if deadline != _FREE and not math.isinf(deadline):
-                found.append(raw.rstrip(b"\0").decode())
+                found.append(decode_key(raw))
         return found
 
     def waiting_since(self) -> float:
@@ -109,3 +111,34 @@ class DeadlineBoard:
     @staticmethod
     def _at(slot: int) -> int:
         return _HEADER_BYTES + slot * _SLOT_BYTES
+
+
+def encode_key(key: CallKey) -> bytes:
+    """A call key in a fixed-size field (the function name is cut if it is huge)."""
+    fields = [
+        key.id,
+        key.request_id,
+        key.parent_id or "",
+        str(key.seq),
+        key.kind,
+        key.group_id or "",
+        "1" if key.dispatched else "0",
+        key.function,
+    ]
+    return _SEP.join(fields).encode()[:_KEY_BYTES].ljust(_KEY_BYTES, b"\0")
+
+
+def decode_key(raw: bytes) -> CallKey:
+    """The key ``encode_key`` wrote."""
+    parts = raw.rstrip(b"\0").decode(errors="replace").split(_SEP)
+    call_id, request_id, parent_id, seq, kind, group_id, dispatched, function = parts
+    return CallKey(
+        id=call_id,
+        request_id=request_id,
+        parent_id=parent_id or None,
+        seq=int(seq),
+        function=function,
+        kind=kind,
+        group_id=group_id or None,
+        dispatched=dispatched == "1",
+    )

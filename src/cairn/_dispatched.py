@@ -28,7 +28,9 @@ def run(claimed: ClaimedCall) -> None:
         group_id=record.group_id,
         dispatched=True,
     )
-    request_run = RequestRun(record.request_id, claimed.request_run, claimed.strict_replay)
+    request_run = RequestRun(
+        record.request_id, claimed.request_run, claimed.strict_replay, claimed.application
+    )
     spec = _registry.find(record.function)
     if spec is None:
         error = errors.InternalError(

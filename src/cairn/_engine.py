@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from cairn import _calls, _executor, _frames, _registry, errors
 from cairn._deadlines import DeadlineBoard
-from cairn.store import CallKey, CallRecord, RequestRecord, Store, open_store
+from cairn.store import CallKey, RequestRecord, Store, open_store
 from cairn.types import CallStatus
 
 logger = logging.getLogger(__name__)
@@ -183,40 +183,33 @@ class Engine:
         self._heartbeat()
         return acted
 
-    def _on_timeout(self, executor: _Executor, expired: list[tuple[str, float]]) -> None:
-        for call_id, timeout_s in expired:
-            record = self.store.get_call(call_id)
-            if record is None:
-                logger.warning("timed-out call %s was never recorded; re-running its caller", call_id)
-                continue
+    def _on_timeout(self, executor: _Executor, expired: list[tuple[CallKey, float]]) -> None:
+        for key, timeout_s in expired:
             error = {
                 "type": "FunctionTimeout",
                 "message": (
-                    f"{record.function} ran for {timeout_s:g}s without finishing or "
+                    f"{key.function} ran for {timeout_s:g}s without finishing or "
                     "reporting progress; the attempt was stopped"
                 ),
                 "traceback": None,
-                "function_name": record.function,
+                "function_name": key.function,
                 "timeout": True,
             }
-            self._end_attempt(record, error, outcome="timed_out", final_status=CallStatus.TIMED_OUT)
+            self._end_attempt(key, error, outcome="timed_out", final_status=CallStatus.TIMED_OUT)
         self._replace(executor)
 
     def _on_exit(self, executor: _Executor, status: int) -> None:
         code = os.waitstatus_to_exitcode(status)
         if code not in (0, _executor.EXIT_INFRASTRUCTURE):
             how = f"signal {-code}" if code < 0 else f"exit code {code}"
-            for call_id in executor.board.executing():
-                record = self.store.get_call(call_id)
-                if record is None or record.status is CallStatus.SUCCEEDED:
-                    continue
+            for key in executor.board.executing():
                 error = {
                     "type": "ProcessDied",
-                    "message": f"the process running {record.function} died ({how})",
+                    "message": f"the process running {key.function} died ({how})",
                     "traceback": None,
-                    "function_name": record.function,
+                    "function_name": key.function,
                 }
-                self._end_attempt(record, error, outcome="crashed", final_status=CallStatus.FAILED)
+                self._end_attempt(key, error, outcome="crashed", final_status=CallStatus.FAILED)
         self._replace(executor)
 
     def _replace(self, executor: _Executor) -> None:
@@ -229,30 +222,25 @@ class Engine:
             self._spawn(extra=executor.extra)
 
     def _end_attempt(
-        self, record: CallRecord, error: dict[str, object], *, outcome: str, final_status: CallStatus
+        self, key: CallKey, error: dict[str, object], *, outcome: str, final_status: CallStatus
     ) -> None:
-        if record.status is CallStatus.SUCCEEDED:
+        """Record an attempt the supervisor ended (timeout, crash) and its retry."""
+        record = self.store.get_call(key.id)
+        if record is not None and record.status is CallStatus.SUCCEEDED:
             return
-        request = self.store.get_request(record.request_id)
-        if request is None:
+        request = self.store.get_request(key.request_id)
+        if request is None or request.status.finished:
             return
-        spec = _registry.find(record.function) or _registry.FunctionSpec(
-            name=record.function, fn=lambda: None, module=""
+        spec = _registry.find(key.function) or _registry.FunctionSpec(
+            name=key.function, fn=lambda: None, module=""
         )
-        key = CallKey(
-            id=record.id,
-            request_id=record.request_id,
-            parent_id=record.parent_id,
-            seq=record.seq,
-            function=record.function,
-            kind=record.kind,
-            group_id=record.group_id,
-            dispatched=record.dispatched,
+        run = _frames.RequestRun(
+            key.request_id, request.run, request.strict_replay, application=request.application
         )
-        run = _frames.RequestRun(record.request_id, request.run, request.strict_replay)
         attempts = _calls.Attempts(key, spec, run, record)
         attempts.begin()
-        attempts.started_at_ms = record.started_at_ms or attempts.started_at_ms
+        if record is not None and record.started_at_ms:
+            attempts.started_at_ms = record.started_at_ms
         attempts.failed += 1
         delay = (
             attempts.policy.delay_s(attempts.failed)

@@ -35,6 +35,7 @@ class RequestRun:
     request_id: str
     run: int
     strict: bool
+    application: str = ""
     served: list[str] = field(default_factory=list)
     headers: dict[str, str] | None = None
 

@@ -43,13 +43,13 @@ class FunctionSpec:
     class_name: str | None = None
     is_async: bool = False
 
-    def retry_policy(self) -> _retry.RetryPolicy:
+    def retry_policy(self, application: str = "") -> _retry.RetryPolicy:
         """The function's retries, else its application's, else none (Tensorlake's rule)."""
         if self.retries is not None:
             return self.retries
-        for spec in _functions.values():
-            if spec.application is not None and spec.module == self.module:
-                return spec.application.retries
+        app = _functions.get(application)
+        if app is not None and app.application is not None:
+            return app.application.retries
         return _retry.RetryPolicy()
 
 

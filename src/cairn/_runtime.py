@@ -126,7 +126,7 @@ def _new_frame(run: RequestRun, key: CallKey, spec: FunctionSpec) -> Frame:
         previous_id=key.id,
         started_at_ms=_calls.now_ms(),
     )
-    frame.slot = _frames.process().board.acquire(key.id, spec.timeout_s)
+    frame.slot = _frames.process().board.acquire(key, spec.timeout_s)
     return frame
 
 
@@ -367,7 +367,12 @@ def poll_future(future: Future) -> bool:
             ]
             future._finish(values)
             return True
-        if any(counts.get(s, 0) for s in (CallStatus.FAILED, CallStatus.TIMED_OUT, CallStatus.CANCELLED)):
+        # Every item settles before the map fails, so that a replay re-runs only
+        # the items that failed, not the ones a fail-fast would have skipped.
+        unsettled = counts.get(CallStatus.PENDING, 0) + counts.get(CallStatus.RUNNING, 0)
+        if not unsettled and any(
+            counts.get(s, 0) for s in (CallStatus.FAILED, CallStatus.TIMED_OUT, CallStatus.CANCELLED)
+        ):
             for position in range(future.count):
                 record = store.get_call(_ids.item_id(group, "map", position))
                 if record is not None and record.status.final and record.status is not CallStatus.SUCCEEDED:

@@ -89,6 +89,7 @@ class ClaimedCall:
     args: bytes | None
     request_run: int
     strict_replay: bool
+    application: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -435,7 +435,8 @@ class SQLiteStore:
             ).fetchone()
             record = _call(data[:-1])
             request = conn.execute(
-                "SELECT run, strict_replay FROM requests WHERE id = ?", (record.request_id,)
+                "SELECT run, strict_replay, application FROM requests WHERE id = ?",
+                (record.request_id,),
             ).fetchone()
             if record.kind == "app":
                 conn.execute(
@@ -447,6 +448,7 @@ class SQLiteStore:
             args=None if data[-1] is None else bytes(data[-1]),
             request_run=int(request[0]),
             strict_replay=bool(request[1]),
+            application=request[2],
         )
 
     def mark_running(self, calls: list[RunningCall]) -> None:
