@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
-from cairn import _registry, _retry, errors
+from cairn import _futures, _registry, _retry, errors
 
 if TYPE_CHECKING:
     from cairn._futures import Future
@@ -25,7 +25,7 @@ T = TypeVar("T")
 MAX_TIMEOUT_S = 172_800
 _REGIONS = ("us-east-1", "eu-west-1")
 _GPU = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*(:[1-9][0-9]*)?$")
-_MISSING: Any = object()
+_MISSING: Any = _futures.MISSING
 
 
 class Retries:

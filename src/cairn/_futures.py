@@ -12,7 +12,26 @@ from cairn import errors
 if TYPE_CHECKING:
     from cairn._decorators import Function
 
-_MISSING: Any = object()
+
+
+class _Missing:
+    """"No initial value" for reduce: one instance, even after pickling."""
+
+    _instance: _Missing | None = None
+
+    def __new__(cls) -> _Missing:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __reduce__(self) -> tuple[type[_Missing], tuple[()]]:
+        return (_Missing, ())
+
+    def __repr__(self) -> str:
+        return "<no initial value>"
+
+
+_MISSING: Any = _Missing()
 
 
 class RETURN_WHEN(enum.Enum):  # noqa: N801 - Tensorlake's name

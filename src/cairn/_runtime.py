@@ -444,7 +444,9 @@ def wait_futures(futures: list[Future], timeout: float | None, mode: RETURN_WHEN
                     if not future._done:
                         future._finish(exception=errors.TimeoutError())
                 return
-            if deadline is None:
+            # Run pending work ourselves only when we need all of it anyway: for
+            # FIRST_* a slow sibling run inline would decide who finishes first.
+            if deadline is None and mode is RETURN_WHEN.ALL_COMPLETED:
                 claimed = _claim_for(futures)
                 if claimed is not None:
                     run_dispatched(claimed)
