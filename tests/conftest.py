@@ -36,7 +36,9 @@ def store(store_url: str) -> Iterator[Store]:
 def _in_tmp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Run each test in its own directory, with a small executor pool."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("CAIRN_CONCURRENCY", os.environ.get("CAIRN_TEST_CONCURRENCY", "2"))
+    monkeypatch.setenv(
+        "CAIRN_CONCURRENCY", os.environ.get("CAIRN_TEST_CONCURRENCY", "2")
+    )
     monkeypatch.delenv("CAIRN_STORE", raising=False)
 
 

@@ -9,7 +9,13 @@ from __future__ import annotations
 from cairn._context import FunctionProgress, Headers, RequestContext, RequestState
 from cairn._decorators import Function, Retries, application, cls, function
 from cairn._futures import RETURN_WHEN, Future
-from cairn._request import AttemptInfo, CallInfo, Request, get_request, run_local_application
+from cairn._request import (
+    AttemptInfo,
+    CallInfo,
+    Request,
+    get_request,
+    run_local_application,
+)
 from cairn._values import File, HttpBody, Image, Logger
 from cairn.errors import (
     CairnError,

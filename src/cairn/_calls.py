@@ -53,7 +53,11 @@ def raise_recorded(record: CallRecord) -> None:
         request_error = errors.RequestError(message)
         request_error.function_name = error.get("function_name")
         raise request_error
-    kind = errors.FunctionTimeout if record.status is CallStatus.TIMED_OUT else errors.FunctionError
+    kind = (
+        errors.FunctionTimeout
+        if record.status is CallStatus.TIMED_OUT
+        else errors.FunctionError
+    )
     what = "timed out" if kind is errors.FunctionTimeout else "failed"
     raise kind(
         f"function {record.function!r} {what} after {record.run_attempts} attempt(s): "
@@ -85,22 +89,34 @@ def failure_reason(error: dict[str, Any], status: CallStatus) -> FailureReason:
 def failed_outcome(error: dict[str, Any], status: CallStatus) -> RequestOutcome:
     """The request's end when its application call failed for good."""
     reason = failure_reason(error, status)
-    return RequestOutcome(status=RequestStatus.FAILED, failure_reason=reason, error=error)
+    return RequestOutcome(
+        status=RequestStatus.FAILED, failure_reason=reason, error=error
+    )
 
 
 class Attempts:
     """Bookkeeping of one call across its attempts in this run."""
 
-    def __init__(self, key: CallKey, spec: FunctionSpec, run: _frames.RequestRun, record: CallRecord | None) -> None:
+    def __init__(
+        self,
+        key: CallKey,
+        spec: FunctionSpec,
+        run: _frames.RequestRun,
+        record: CallRecord | None,
+    ) -> None:
         self.key = key
         self.spec = spec
         self.run = run
-        fresh = record is None or record.run < run.run or record.status is CallStatus.STALE
+        fresh = (
+            record is None or record.run < run.run or record.status is CallStatus.STALE
+        )
         self.failed = 0 if fresh or record is None else record.run_attempts
         self.attempt = 0 if record is None else record.attempts
         self.not_before_ms = 0.0 if fresh or record is None else record.not_before_ms
         self.policy = (
-            _retry.RetryPolicy() if key.kind == "reduce" else spec.retry_policy(run.application)
+            _retry.RetryPolicy()
+            if key.kind == "reduce"
+            else spec.retry_policy(run.application)
         )
         self.args_blob: bytes | None = None
         self.started_at_ms = 0.0
@@ -110,11 +126,17 @@ class Attempts:
         self.attempt += 1
         self.started_at_ms = now_ms()
 
-    def success(self, output: bytes, frame: _frames.Frame, outcome: RequestOutcome | None = None) -> CallSuccess:
+    def success(
+        self, output: bytes, frame: _frames.Frame, outcome: RequestOutcome | None = None
+    ) -> CallSuccess:
         """The commit of a successful attempt."""
         finished = now_ms()
         served, self.run.served = self.run.served, []
-        state = _serialization.dumps(frame.state_writes, "request state") if frame.state_writes else None
+        state = (
+            _serialization.dumps(frame.state_writes, "request state")
+            if frame.state_writes
+            else None
+        )
         return CallSuccess(
             key=self.key,
             run=self.run.run,
@@ -142,18 +164,29 @@ class Attempts:
             request_outcome=outcome,
         )
 
-    def failure(self, exc: BaseException, *, retryable: bool) -> tuple[CallFailure, float | None]:
+    def failure(
+        self, exc: BaseException, *, retryable: bool
+    ) -> tuple[CallFailure, float | None]:
         """The record of a failed attempt, and the delay before the next (None: final)."""
         self.failed += 1
         error = error_dict(exc, self.key.function)
         delay_s: float | None = None
         if retryable and self.policy.allows_another(self.failed):
             delay_s = (
-                exc.delay_s if isinstance(exc, errors.RetryAfter) else self.policy.delay_s(self.failed)
+                exc.delay_s
+                if isinstance(exc, errors.RetryAfter)
+                else self.policy.delay_s(self.failed)
             )
         return self.record(error, delay_s, outcome="failure"), delay_s
 
-    def record(self, error: dict[str, Any], delay_s: float | None, *, outcome: str, status: CallStatus | None = None) -> CallFailure:
+    def record(
+        self,
+        error: dict[str, Any],
+        delay_s: float | None,
+        *,
+        outcome: str,
+        status: CallStatus | None = None,
+    ) -> CallFailure:
         """A CallFailure for this attempt."""
         finished = now_ms()
         final = delay_s is None
@@ -191,11 +224,15 @@ class Attempts:
             served_ids=served,
             served_run=self.run.run,
             request_outcome=(
-                failed_outcome(error, status) if final and self.key.kind == "app" else None
+                failed_outcome(error, status)
+                if final and self.key.kind == "app"
+                else None
             ),
         )
 
 
 def retryable(exc: BaseException) -> bool:
     """RequestError and values that cannot be serialized are never retried."""
-    return not isinstance(exc, errors.RequestError | errors.SerializationError | errors.SDKUsageError)
+    return not isinstance(
+        exc, errors.RequestError | errors.SerializationError | errors.SDKUsageError
+    )

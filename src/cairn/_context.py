@@ -62,7 +62,9 @@ class RequestState:
 
 def _check_key(key: object) -> None:
     if not isinstance(key, str) or not key:
-        raise errors.SDKUsageError(f"request state keys must be non-empty strings, got {key!r}")
+        raise errors.SDKUsageError(
+            f"request state keys must be non-empty strings, got {key!r}"
+        )
     if len(key.encode()) > MAX_STATE_KEY_BYTES:
         raise errors.SDKUsageError(
             f"request state key is {len(key.encode())} bytes; the limit is {MAX_STATE_KEY_BYTES}"
@@ -98,20 +100,26 @@ class FunctionProgress:
                     f"progress.update({label}=...) must be a finite number >= 0, got {value!r}"
                 )
         if message is not None and not isinstance(message, str):
-            raise errors.SDKUsageError(f"progress message must be a str or None, got {message!r}")
+            raise errors.SDKUsageError(
+                f"progress message must be a str or None, got {message!r}"
+            )
         if attributes is not None and (
             not isinstance(attributes, dict)
-            or not all(isinstance(k, str) and isinstance(v, str) for k, v in attributes.items())
+            or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in attributes.items()
+            )
         ):
             raise errors.SDKUsageError("progress attributes must map str to str")
         frame = self._frame
         frame.heartbeat()
         step, of = _number(current), _number(total)
-        text = message if message is not None else (
-            f"{frame.key.function}: executing step {step} of {of}"
+        text = (
+            message
+            if message is not None
+            else (f"{frame.key.function}: executing step {step} of {of}")
         )
         now = _calls.now_ms()
-        payload = {
+        payload: dict[str, object] = {
             "request_id": frame.run.request_id,
             "function_name": frame.key.function,
             "function_run_id": frame.key.id,
@@ -148,9 +156,17 @@ class Metrics:
 
     def _emit(self, kind: str, name: str, value: float) -> None:
         if not isinstance(name, str) or not name:
-            raise errors.SDKUsageError(f"metric names must be non-empty strings, got {name!r}")
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise errors.SDKUsageError(f"metric value must be a finite number, got {value!r}")
+            raise errors.SDKUsageError(
+                f"metric names must be non-empty strings, got {name!r}"
+            )
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            raise errors.SDKUsageError(
+                f"metric value must be a finite number, got {value!r}"
+            )
         now = _calls.now_ms()
         payload = {
             "request_id": self._frame.run.request_id,
@@ -160,7 +176,8 @@ class Metrics:
             "created_at": _events.iso(now),
         }
         _frames.process().store.append_events(
-            self._frame.run.request_id, [Event(kind=kind, payload=payload, created_at_ms=now)]
+            self._frame.run.request_id,
+            [Event(kind=kind, payload=payload, created_at_ms=now)],
         )
 
 

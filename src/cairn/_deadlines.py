@@ -79,7 +79,9 @@ class DeadlineBoard:
         """``(key, timeout_s)`` of every slot whose deadline has passed."""
         found = []
         for slot in range(SLOTS):
-            deadline, _started, timeout_s, raw = _SLOT.unpack_from(self._map, self._at(slot))
+            deadline, _started, timeout_s, raw = _SLOT.unpack_from(
+                self._map, self._at(slot)
+            )
             if deadline != _FREE and deadline < now:
                 # Read again: a slot freed or extended between the two reads is no timeout.
                 again = _DOUBLE.unpack_from(self._map, self._at(slot))[0]
@@ -91,7 +93,9 @@ class DeadlineBoard:
         """Keys of calls whose code is running now (not waiting on children)."""
         found = []
         for slot in range(SLOTS):
-            deadline, _started, _timeout, raw = _SLOT.unpack_from(self._map, self._at(slot))
+            deadline, _started, _timeout, raw = _SLOT.unpack_from(
+                self._map, self._at(slot)
+            )
             if deadline != _FREE and not math.isinf(deadline):
                 found.append(decode_key(raw))
         return found

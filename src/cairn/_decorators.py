@@ -45,7 +45,9 @@ class Retries:
         max_delay: float = 60.0,
         delay_multiplier: float = 2.0,
     ) -> None:
-        self.policy = _retry.validate(max_retries, initial_delay, max_delay, delay_multiplier)
+        self.policy = _retry.validate(
+            max_retries, initial_delay, max_delay, delay_multiplier
+        )
         self.max_retries = max_retries
         self.initial_delay = float(initial_delay)
         self.max_delay = float(max_delay)
@@ -89,7 +91,9 @@ class _FutureFactory(Generic[P, R]):
 
         return _futures.MapFuture(self._function, items)
 
-    def reduce(self, items: Iterable[Any] | Future, initial: Any = _MISSING, /) -> Future:
+    def reduce(
+        self, items: Iterable[Any] | Future, initial: Any = _MISSING, /
+    ) -> Future:
         from cairn import _futures
 
         return _futures.ReduceFuture(self._function, items, initial)
@@ -140,9 +144,7 @@ class Function(Generic[P, R]):
 
     def reduce(self, items: Iterable[Any] | Future, initial: Any = _MISSING, /) -> Any:
         """Left fold of sequential calls, each step checkpointed."""
-        from cairn import _futures
-
-        from cairn import _runtime
+        from cairn import _futures, _runtime
 
         future = _futures.ReduceFuture(self, items, initial)
         if self._spec.is_async:
@@ -170,7 +172,7 @@ def function(
     cpu: float = 1.0,
     memory: float = 1.0,
     ephemeral_disk: float = 10.0,
-    gpu: None | str | list[str] = None,
+    gpu: str | list[str] | None = None,
     timeout: float = 300,
     image: Any = None,
     secrets: list[str] | None = None,
@@ -184,12 +186,12 @@ def function(
 ) -> Callable[[Callable[P, R]], Function[P, R]]: ...
 @overload
 def function(description: Callable[..., Any]) -> Any: ...
-def function(  # noqa: C901 - one check per parameter, kept together on purpose
+def function(
     description: Any = "",
     cpu: float = 1.0,
     memory: float = 1.0,
     ephemeral_disk: float = 10.0,
-    gpu: None | str | list[str] = None,
+    gpu: str | list[str] | None = None,
     timeout: float = 300,
     image: Any = None,
     secrets: list[str] | None = None,
@@ -233,30 +235,44 @@ def function(  # noqa: C901 - one check per parameter, kept together on purpose
         if isinstance(fn, Function):
             raise errors.SDKUsageError(f"@function() applied twice to {fn.name!r}")
         if not callable(fn):
-            raise errors.SDKUsageError(f"@function() must decorate a function, got {fn!r}")
+            raise errors.SDKUsageError(
+                f"@function() must decorate a function, got {fn!r}"
+            )
         name = fn.__qualname__
         where = f"@function() on {name!r}"
         if not isinstance(description, str):
             raise errors.SDKUsageError(f"{where}: description must be a str")
         timeout_s = _timeout(timeout, where)
-        for label, value in (("cpu", cpu), ("memory", memory), ("ephemeral_disk", ephemeral_disk)):
+        for label, value in (
+            ("cpu", cpu),
+            ("memory", memory),
+            ("ephemeral_disk", ephemeral_disk),
+        ):
             _positive(value, label, where)
         _gpu(gpu, where)
         if secrets is not None and (
             not isinstance(secrets, list)
             or not all(isinstance(s, str) and s for s in secrets)
         ):
-            raise errors.SDKUsageError(f"{where}: secrets must be a list of non-empty strings")
+            raise errors.SDKUsageError(
+                f"{where}: secrets must be a list of non-empty strings"
+            )
         if region is not None and region not in _REGIONS:
             raise errors.SDKUsageError(
                 f"{where}: region must be one of {', '.join(_REGIONS)} or None, got {region!r}"
             )
         _containers(warm_containers, min_containers, max_containers, where)
-        for label, value in (("max_concurrency", max_concurrency), ("concurrency", concurrency)):
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value < 1
+        limits: tuple[tuple[str, int | None], ...] = (
+            ("max_concurrency", max_concurrency),
+            ("concurrency", concurrency),
+        )
+        for label, limit in limits:
+            if limit is not None and (
+                isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
             ):
-                raise errors.SDKUsageError(f"{where}: {label} must be an int >= 1, got {value!r}")
+                raise errors.SDKUsageError(
+                    f"{where}: {label} must be an int >= 1, got {limit!r}"
+                )
         spec = _registry.FunctionSpec(
             name=name,
             fn=fn,
@@ -375,7 +391,7 @@ def cls(init_timeout: int | None = None) -> Callable[[type[T]], type[T]]:
             return None
 
         _registry.register_class(klass, original)
-        klass.__init__ = __init__  # type: ignore[misc]
+        klass.__init__ = __init__  # type: ignore[method-assign]
         for value in vars(klass).values():
             if isinstance(value, Function):
                 value._spec.class_name = klass.__qualname__
@@ -386,7 +402,9 @@ def cls(init_timeout: int | None = None) -> Callable[[type[T]], type[T]]:
 
 def _timeout(value: object, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise errors.SDKUsageError(f"{where}: timeout must be a number of seconds, got {value!r}")
+        raise errors.SDKUsageError(
+            f"{where}: timeout must be a number of seconds, got {value!r}"
+        )
     if not math.isfinite(value) or not 1 <= value <= MAX_TIMEOUT_S:
         raise errors.SDKUsageError(
             f"{where}: timeout must be in [1, {MAX_TIMEOUT_S}] seconds, got {value!r}"
@@ -401,7 +419,9 @@ def _positive(value: object, label: str, where: str) -> None:
         or not math.isfinite(value)
         or value <= 0
     ):
-        raise errors.SDKUsageError(f"{where}: {label} must be a finite number > 0, got {value!r}")
+        raise errors.SDKUsageError(
+            f"{where}: {label} must be a finite number > 0, got {value!r}"
+        )
 
 
 def _gpu(value: object, where: str) -> None:
@@ -415,14 +435,26 @@ def _gpu(value: object, where: str) -> None:
 
 
 def _containers(warm: object, low: object, high: object, where: str) -> None:
-    for label, value in (("warm_containers", warm), ("min_containers", low), ("max_containers", high)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-            raise errors.SDKUsageError(f"{where}: {label} must be an int >= 0, got {value!r}")
+    for label, value in (
+        ("warm_containers", warm),
+        ("min_containers", low),
+        ("max_containers", high),
+    ):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 0
+        ):
+            raise errors.SDKUsageError(
+                f"{where}: {label} must be an int >= 0, got {value!r}"
+            )
     if isinstance(high, int):
         if isinstance(low, int) and low > high:
-            raise errors.SDKUsageError(f"{where}: min_containers ({low}) > max_containers ({high})")
+            raise errors.SDKUsageError(
+                f"{where}: min_containers ({low}) > max_containers ({high})"
+            )
         if isinstance(warm, int) and warm > high:
-            raise errors.SDKUsageError(f"{where}: warm_containers ({warm}) > max_containers ({high})")
+            raise errors.SDKUsageError(
+                f"{where}: warm_containers ({warm}) > max_containers ({high})"
+            )
 
 
 def _check_parameters(fn: Function[Any, Any]) -> None:

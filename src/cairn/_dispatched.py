@@ -6,7 +6,16 @@ import asyncio
 import logging
 from typing import Any
 
-from cairn import _calls, _events, _frames, _futures, _registry, _runtime, _serialization, errors
+from cairn import (
+    _calls,
+    _events,
+    _frames,
+    _futures,
+    _registry,
+    _runtime,
+    _serialization,
+    errors,
+)
 from cairn._frames import Diverged, RequestRun
 from cairn.store import CallKey, ClaimedCall, RequestOutcome
 from cairn.types import RequestStatus
@@ -29,7 +38,10 @@ def run(claimed: ClaimedCall) -> None:
         dispatched=True,
     )
     request_run = RequestRun(
-        record.request_id, claimed.request_run, claimed.strict_replay, claimed.application
+        record.request_id,
+        claimed.request_run,
+        claimed.strict_replay,
+        claimed.application,
     )
     spec = _registry.find(record.function)
     if spec is None:
@@ -46,7 +58,11 @@ def run(claimed: ClaimedCall) -> None:
     if record.kind == "app":
         runtime.store.append_events(
             record.request_id,
-            [_events.request_started(record.request_id, record.function, request_run.run, _calls.now_ms())],
+            [
+                _events.request_started(
+                    record.request_id, record.function, request_run.run, _calls.now_ms()
+                )
+            ],
         )
     attempts.begin()
     frame = _runtime._new_frame(request_run, key, spec)
@@ -82,7 +98,9 @@ def run(claimed: ClaimedCall) -> None:
     runtime.store.commit_success(attempts.success(output, frame, outcome))
 
 
-def _execute(frame: _frames.Frame, spec: _registry.FunctionSpec, kind: str, blob: bytes | None) -> Any:
+def _execute(
+    frame: _frames.Frame, spec: _registry.FunctionSpec, kind: str, blob: bytes | None
+) -> Any:
     if kind == "app":
         data = _serialization.decode_json(blob or b"{}")
         args, kwargs = _boundary(spec).bind_input(
@@ -97,15 +115,23 @@ def _execute(frame: _frames.Frame, spec: _registry.FunctionSpec, kind: str, blob
         if items_is_future:
             values = list(values[0])
         if spec.is_async or _registry.get(spec.name).is_async:
-            return asyncio.run(_runtime.fold_async(frame, _registry.get(spec.name), initial, values))
+            return asyncio.run(
+                _runtime.fold_async(frame, _registry.get(spec.name), initial, values)
+            )
         return _runtime.fold(frame, _registry.get(spec.name), initial, values)
-    args = tuple(_runtime.resolve_refs(v) for v in args)
+    resolved = tuple(_runtime.resolve_refs(v) for v in args)
     kwargs = {k: _runtime.resolve_refs(v) for k, v in kwargs.items()}
-    return _call(frame, spec, args, kwargs)
+    return _call(frame, spec, resolved, kwargs)
 
 
-def _call(frame: _frames.Frame, spec: _registry.FunctionSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+def _call(
+    frame: _frames.Frame,
+    spec: _registry.FunctionSpec,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
     if spec.is_async:
+
         async def main() -> Any:
             result = await _runtime.invoke(spec, args, kwargs)
             if isinstance(result, _futures.Future):
@@ -129,8 +155,15 @@ def _boundary(spec: _registry.FunctionSpec) -> _serialization.JsonBoundary:
     return boundary
 
 
-def _record_final(key: CallKey, run: RequestRun, record: Any, error: BaseException) -> None:
-    attempts = _calls.Attempts(key, _registry.FunctionSpec(name=key.function, fn=lambda: None, module=""), run, record)
+def _record_final(
+    key: CallKey, run: RequestRun, record: Any, error: BaseException
+) -> None:
+    attempts = _calls.Attempts(
+        key,
+        _registry.FunctionSpec(name=key.function, fn=lambda: None, module=""),
+        run,
+        record,
+    )
     attempts.begin()
     failure, _ = attempts.failure(error, retryable=False)
     _frames.process().store.record_failure(failure)

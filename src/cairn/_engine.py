@@ -38,7 +38,9 @@ def default_concurrency() -> int:
         try:
             number = int(value)
         except ValueError:
-            raise errors.SDKUsageError(f"CAIRN_CONCURRENCY must be an int, got {value!r}") from None
+            raise errors.SDKUsageError(
+                f"CAIRN_CONCURRENCY must be an int, got {value!r}"
+            ) from None
         if number < 1:
             raise errors.SDKUsageError(f"CAIRN_CONCURRENCY must be >= 1, got {number}")
         return number
@@ -60,9 +62,13 @@ class Engine:
     def __init__(self, store_url: str, *, concurrency: int | None = None) -> None:
         self.store_url = store_url
         self.store: Store = open_store(store_url)
-        self.concurrency = concurrency if concurrency is not None else default_concurrency()
+        self.concurrency = (
+            concurrency if concurrency is not None else default_concurrency()
+        )
         if self.concurrency < 1:
-            raise errors.SDKUsageError(f"concurrency must be >= 1, got {self.concurrency}")
+            raise errors.SDKUsageError(
+                f"concurrency must be >= 1, got {self.concurrency}"
+            )
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
         self._executors: dict[int, _Executor] = {}
         self._next_index = 0
@@ -105,7 +111,9 @@ class Engine:
         if pid == 0:  # pragma: no cover - runs in the child
             code = 1
             try:
-                code = _executor.main(self.store_url, self.worker_id, index, board, parent)
+                code = _executor.main(
+                    self.store_url, self.worker_id, index, board, parent
+                )
             except BaseException:
                 import traceback
 
@@ -160,7 +168,9 @@ class Engine:
             if on_tick is not None:
                 on_tick()
             if deadline is not None and time.monotonic() > deadline:
-                raise errors.TimeoutError(f"request {request_id!r} did not finish in {timeout_s}s")
+                raise errors.TimeoutError(
+                    f"request {request_id!r} did not finish in {timeout_s}s"
+                )
             time.sleep(tick)
             tick = min(tick * 2, _TICK_MAX_S)
 
@@ -183,9 +193,11 @@ class Engine:
         self._heartbeat()
         return acted
 
-    def _on_timeout(self, executor: _Executor, expired: list[tuple[CallKey, float]]) -> None:
+    def _on_timeout(
+        self, executor: _Executor, expired: list[tuple[CallKey, float]]
+    ) -> None:
         for key, timeout_s in expired:
-            error = {
+            error: dict[str, object] = {
                 "type": "FunctionTimeout",
                 "message": (
                     f"{key.function} ran for {timeout_s:g}s without finishing or "
@@ -195,7 +207,9 @@ class Engine:
                 "function_name": key.function,
                 "timeout": True,
             }
-            self._end_attempt(key, error, outcome="timed_out", final_status=CallStatus.TIMED_OUT)
+            self._end_attempt(
+                key, error, outcome="timed_out", final_status=CallStatus.TIMED_OUT
+            )
         self._replace(executor)
 
     def _on_exit(self, executor: _Executor, status: int) -> None:
@@ -203,26 +217,35 @@ class Engine:
         if code not in (0, _executor.EXIT_INFRASTRUCTURE):
             how = f"signal {-code}" if code < 0 else f"exit code {code}"
             for key in executor.board.executing():
-                error = {
+                error: dict[str, object] = {
                     "type": "ProcessDied",
                     "message": f"the process running {key.function} died ({how})",
                     "traceback": None,
                     "function_name": key.function,
                 }
-                self._end_attempt(key, error, outcome="crashed", final_status=CallStatus.FAILED)
+                self._end_attempt(
+                    key, error, outcome="crashed", final_status=CallStatus.FAILED
+                )
         self._replace(executor)
 
     def _replace(self, executor: _Executor) -> None:
         del self._executors[executor.index]
         released = self.store.release_calls(self.worker_id, executor.index)
         if released:
-            logger.info("re-queued %d call(s) of executor %d", len(released), executor.index)
+            logger.info(
+                "re-queued %d call(s) of executor %d", len(released), executor.index
+            )
         executor.board.close()
         if not executor.extra or released:
             self._spawn(extra=executor.extra)
 
     def _end_attempt(
-        self, key: CallKey, error: dict[str, object], *, outcome: str, final_status: CallStatus
+        self,
+        key: CallKey,
+        error: dict[str, object],
+        *,
+        outcome: str,
+        final_status: CallStatus,
     ) -> None:
         """Record an attempt the supervisor ended (timeout, crash) and its retry."""
         record = self.store.get_call(key.id)
@@ -235,7 +258,10 @@ class Engine:
             name=key.function, fn=lambda: None, module=""
         )
         run = _frames.RequestRun(
-            key.request_id, request.run, request.strict_replay, application=request.application
+            key.request_id,
+            request.run,
+            request.strict_replay,
+            application=request.application,
         )
         attempts = _calls.Attempts(key, spec, run, record)
         attempts.begin()
@@ -248,7 +274,9 @@ class Engine:
             else None
         )
         status = final_status if delay is None else None
-        self.store.record_failure(attempts.record(error, delay, outcome=outcome, status=status))
+        self.store.record_failure(
+            attempts.record(error, delay, outcome=outcome, status=status)
+        )
 
     def _balance(self, now: float) -> bool:
         """Start an extra executor when every one only waits and work is queued."""
@@ -276,4 +304,6 @@ class Engine:
         now = time.monotonic()
         if force or now - self._last_heartbeat >= _HEARTBEAT_EVERY_S:
             self._last_heartbeat = now
-            self.store.heartbeat(self.worker_id, socket.gethostname(), os.getpid(), _calls.now_ms())
+            self.store.heartbeat(
+                self.worker_id, socket.gethostname(), os.getpid(), _calls.now_ms()
+            )

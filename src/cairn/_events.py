@@ -28,7 +28,9 @@ def outcome_json(status: RequestStatus, failure_reason: str | None) -> Any:
     return None
 
 
-def request_started(request_id: str, application: str, run: int, now_ms: float) -> Event:
+def request_started(
+    request_id: str, application: str, run: int, now_ms: float
+) -> Event:
     """The event of a run of a request starting."""
     return Event(
         kind="RequestStarted",

@@ -29,7 +29,9 @@ _IDLE_POLL_MAX_S = 0.02
 _PR_SET_PDEATHSIG = 1
 
 
-def main(store_url: str, worker_id: str, index: int, board: DeadlineBoard, parent_pid: int) -> int:
+def main(
+    store_url: str, worker_id: str, index: int, board: DeadlineBoard, parent_pid: int
+) -> int:
     """Run the claim loop until the supervisor goes away or asks us to stop."""
     stopping = False
 
@@ -47,7 +49,9 @@ def main(store_url: str, worker_id: str, index: int, board: DeadlineBoard, paren
         store = open_store(store_url)
         flusher = _frames.Flusher(store.reopen(), worker_id, index)
     except errors.CairnError as error:
-        print(f"cairn executor {index}: cannot open the store: {error}", file=sys.stderr)
+        print(
+            f"cairn executor {index}: cannot open the store: {error}", file=sys.stderr
+        )
         return EXIT_INFRASTRUCTURE
     flusher.start()
     _frames.install(_frames.Process(store, worker_id, index, board, flusher))
@@ -56,7 +60,9 @@ def main(store_url: str, worker_id: str, index: int, board: DeadlineBoard, paren
         try:
             now = _calls.now_ms()
             claimed = (
-                store.claim_call(worker_id, index, now) if store.runnable_exists(now) else None
+                store.claim_call(worker_id, index, now)
+                if store.runnable_exists(now)
+                else None
             )
             if claimed is None:
                 time.sleep(delay)

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 VISIBLE_AFTER_S = 0.1
 
 
-class Diverged(BaseException):  # noqa: N818 - an engine signal, not an error class
+class Diverged(BaseException):
     """Strict replay saw a different path; user code must not catch this."""
 
     def __init__(self, message: str) -> None:
@@ -56,7 +56,9 @@ class Frame:
     recorded: list[Any] | None = None
     started_at_ms: float = 0.0
 
-    def next_child(self, metadata: list[str], dependency_ids: list[str]) -> tuple[str, int]:
+    def next_child(
+        self, metadata: list[str], dependency_ids: list[str]
+    ) -> tuple[str, int]:
         """The durable id and position of the next call this frame starts."""
         call_id = _ids.child_id(self.key.id, self.previous_id, metadata, dependency_ids)
         self.previous_id = call_id

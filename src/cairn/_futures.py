@@ -13,9 +13,8 @@ if TYPE_CHECKING:
     from cairn._decorators import Function
 
 
-
 class _Missing:
-    """"No initial value" for reduce: one instance, even after pickling."""
+    """ "No initial value" for reduce: one instance, even after pickling."""
 
     _instance: _Missing | None = None
 
@@ -34,7 +33,7 @@ class _Missing:
 _MISSING: Any = _Missing()
 
 
-class RETURN_WHEN(enum.Enum):  # noqa: N801 - Tensorlake's name
+class RETURN_WHEN(enum.Enum):
     """When ``Future.wait`` returns."""
 
     FIRST_COMPLETED = 0
@@ -146,7 +145,9 @@ class Future:
         if not all(isinstance(f, Future) for f in futures):
             raise errors.SDKUsageError("Future.wait() takes an iterable of Futures")
         if not isinstance(return_when, RETURN_WHEN):
-            raise errors.SDKUsageError(f"return_when must be a RETURN_WHEN, got {return_when!r}")
+            raise errors.SDKUsageError(
+                f"return_when must be a RETURN_WHEN, got {return_when!r}"
+            )
         for future in futures:
             if not future._started:
                 future.run()
@@ -155,7 +156,9 @@ class Future:
         return done, [f for f in futures if not f._done]
 
     # -- internals ----------------------------------------------------------------------------
-    def _finish(self, result: Any = None, exception: BaseException | None = None) -> None:
+    def _finish(
+        self, result: Any = None, exception: BaseException | None = None
+    ) -> None:
         self._done = True
         self._result = result
         self._exception = exception
@@ -173,7 +176,12 @@ class Future:
 class CallFuture(Future):
     """One call of a function."""
 
-    def __init__(self, function: Function[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        function: Function[Any, Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> None:
         super().__init__()
         self.function = function
         self.args = args
@@ -189,7 +197,9 @@ class CallFuture(Future):
 class MapFuture(Future):
     """``function.map(items)``: one call per item, results in order."""
 
-    def __init__(self, function: Function[Any, Any], items: Iterable[Any] | Future) -> None:
+    def __init__(
+        self, function: Function[Any, Any], items: Iterable[Any] | Future
+    ) -> None:
         super().__init__()
         self.function = function
         if isinstance(items, Future):
@@ -218,7 +228,10 @@ class ReduceFuture(Future):
     """``function.reduce(items, initial)``: a left fold of sequential calls."""
 
     def __init__(
-        self, function: Function[Any, Any], items: Iterable[Any] | Future, initial: Any = _MISSING
+        self,
+        function: Function[Any, Any],
+        items: Iterable[Any] | Future,
+        initial: Any = _MISSING,
     ) -> None:
         super().__init__()
         self.function = function
@@ -236,15 +249,19 @@ class ReduceFuture(Future):
         self.initial = initial
 
     def _dependencies(self) -> list[Future]:
-        deps = [self.items_future] if self.items_future is not None else [
-            v for v in self.items if isinstance(v, Future)
-        ]
+        deps = (
+            [self.items_future]
+            if self.items_future is not None
+            else [v for v in self.items if isinstance(v, Future)]
+        )
         if isinstance(self.initial, Future):
             deps.insert(0, self.initial)
         return deps
 
     def __repr__(self) -> str:
-        return f"<Future {self.function.name}.reduce(...) {self._call_id or 'unstarted'}>"
+        return (
+            f"<Future {self.function.name}.reduce(...) {self._call_id or 'unstarted'}>"
+        )
 
 
 class RefFuture(Future):

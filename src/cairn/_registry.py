@@ -107,7 +107,7 @@ def instance_of(class_name: str) -> Any:
     """The one instance of a ``@cls`` class in this process, created on first use."""
     state = _classes[class_name]
     if state.instance is None:
-        instance = state.cls.__new__(state.cls)
+        instance: Any = object.__new__(state.cls)
         state.init(instance)
         state.instance = instance
     return state.instance

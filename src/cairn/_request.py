@@ -9,8 +9,25 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from cairn import _calls, _decorators, _engine, _frames, _ids, _registry, _serialization, errors
-from cairn.store import CallKey, EventRecord, NewRequest, RequestOutcome, RequestRecord, default_url, open_store
+from cairn import (
+    _calls,
+    _decorators,
+    _engine,
+    _frames,
+    _ids,
+    _registry,
+    _serialization,
+    errors,
+)
+from cairn.store import (
+    CallKey,
+    EventRecord,
+    NewRequest,
+    RequestOutcome,
+    RequestRecord,
+    default_url,
+    open_store,
+)
 from cairn.types import CallStatus, FailureReason, RequestStatus
 
 
@@ -88,7 +105,9 @@ class Request:
         finally:
             store.close()
         if record is None:
-            raise errors.RequestNotFound(f"no request with id {self._id!r} in {self._store_url}")
+            raise errors.RequestNotFound(
+                f"no request with id {self._id!r} in {self._store_url}"
+            )
         return record
 
     def status(self) -> RequestStatus:
@@ -132,7 +151,8 @@ class Request:
                         duration_s=(
                             None
                             if attempt.started_at_ms is None
-                            else (attempt.finished_at_ms - attempt.started_at_ms) / 1000.0
+                            else (attempt.finished_at_ms - attempt.started_at_ms)
+                            / 1000.0
                         ),
                         error=attempt.error,
                         retry_delay_s=attempt.retry_delay_s,
@@ -149,10 +169,13 @@ class Request:
                         parent_id=call.parent_id,
                         seq=call.seq,
                         status=call.status,
-                        attempts=sorted(attempts.get(call.id, []), key=lambda a: a.attempt),
+                        attempts=sorted(
+                            attempts.get(call.id, []), key=lambda a: a.attempt
+                        ),
                         started_at_ms=call.started_at_ms,
                         finished_at_ms=call.finished_at_ms,
-                        served_from_checkpoint=call.served_run == record.run and not ran,
+                        served_from_checkpoint=call.served_run == record.run
+                        and not ran,
                         ran_in_latest_run=bool(ran),
                         error=call.error,
                     )
@@ -200,7 +223,9 @@ class Request:
         del upgrade_to_latest_version  # the code loaded in this process is the latest
         store = open_store(self._store_url)
         try:
-            store.start_replay(self._id, from_call=from_call, strict=strict, now_ms=_calls.now_ms())
+            store.start_replay(
+                self._id, from_call=from_call, strict=strict, now_ms=_calls.now_ms()
+            )
         finally:
             store.close()
         _run(self._id, self._store_url)
@@ -217,7 +242,8 @@ class Request:
                 store.finish_request(
                     self._id,
                     RequestOutcome(
-                        status=RequestStatus.CANCELLED, failure_reason=FailureReason.CANCELLED
+                        status=RequestStatus.CANCELLED,
+                        failure_reason=FailureReason.CANCELLED,
                     ),
                     _calls.now_ms(),
                 )
@@ -249,7 +275,9 @@ def _app_name(app: Any) -> str:
     elif isinstance(app, str):
         found = _registry.find(app)
         if found is None:
-            raise errors.SDKUsageError(f"no application named {app!r} is defined in the loaded code")
+            raise errors.SDKUsageError(
+                f"no application named {app!r} is defined in the loaded code"
+            )
         spec = found
     else:
         raise errors.SDKUsageError(
@@ -272,14 +300,24 @@ def _code_ref(name: str) -> str | None:
     return spec.module if path is None else f"{spec.module}@{path}"
 
 
-def _run(request_id: str, store_url: str, on_tick: Callable[[], None] | None = None) -> RequestRecord:
+def _run(
+    request_id: str, store_url: str, on_tick: Callable[[], None] | None = None
+) -> RequestRecord:
     if _frames.current_or_none() is not None:
         raise errors.SDKUsageError("cannot run a request from inside a function call")
     with _engine.Engine(store_url) as engine:
         return engine.run_until_finished(request_id, on_tick=on_tick)
 
 
-def submit(app: Any, args: tuple[Any, ...], kwargs: dict[str, Any], *, store_url: str, headers: dict[str, str] | None = None, request_id: str | None = None) -> str:
+def submit(
+    app: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    store_url: str,
+    headers: dict[str, str] | None = None,
+    request_id: str | None = None,
+) -> str:
     """Create a request (pending) for an application and return its id."""
     name = _app_name(app)
     spec = _registry.get(name)
@@ -338,5 +376,3 @@ def get_request(request_id: str, store: str | None = None) -> Request:
     request = Request(request_id, store)
     request._record()
     return request
-
-

@@ -30,7 +30,9 @@ class RetryPolicy:
         yet no retry comes sooner than half the configured delay.
         """
         exponent = max(failed_attempts - 1, 0)
-        base = min(self.max_delay_s, self.initial_delay_s * self.delay_multiplier**exponent)
+        base = min(
+            self.max_delay_s, self.initial_delay_s * self.delay_multiplier**exponent
+        )
         if draw is None:
             draw = random.random()
         return base / 2 + base / 2 * draw
@@ -62,7 +64,9 @@ def validate(
         ("delay_multiplier", delay_multiplier),
     ):
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise errors.SDKUsageError(f"Retries({name}=...) must be a number, got {value!r}")
+            raise errors.SDKUsageError(
+                f"Retries({name}=...) must be a number, got {value!r}"
+            )
         if not math.isfinite(value) or value < 0:
             raise errors.SDKUsageError(
                 f"Retries({name}=...) must be finite and >= 0, got {value!r}"

@@ -13,11 +13,18 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NoReturn
 
 from cairn import _calls, _frames, _futures, _ids, _registry, _serialization, errors
 from cairn._frames import Diverged, Frame, RequestRun
-from cairn._futures import RETURN_WHEN, CallFuture, Future, MapFuture, ReduceFuture, RefFuture
+from cairn._futures import (
+    RETURN_WHEN,
+    CallFuture,
+    Future,
+    MapFuture,
+    ReduceFuture,
+    RefFuture,
+)
 from cairn._registry import FunctionSpec
 from cairn.store import CallKey, CallRecord, ClaimedCall
 from cairn.types import CallStatus
@@ -38,11 +45,15 @@ def call_blocking(function: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) 
     """``f(x)`` in sync code: a checkpointed call run in this process."""
     parent = _frames.current()
     args, kwargs, dep_ids = _resolve_arguments(parent, args, kwargs)
-    key = _child_key(parent, ["FunctionCall", function.name], dep_ids, function.name, "call")
+    key = _child_key(
+        parent, ["FunctionCall", function.name], dep_ids, function.name, "call"
+    )
     return run_inline(parent, key, function._spec, args, kwargs)
 
 
-async def call_async(function: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+async def call_async(
+    function: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
     """``await f(x)`` for an async function: a checkpointed call on this event loop."""
     parent = _frames.current()
     futures = [v for v in (*args, *kwargs.values()) if isinstance(v, Future)]
@@ -52,11 +63,21 @@ async def call_async(function: Any, args: tuple[Any, ...], kwargs: dict[str, Any
     if futures:
         await wait_futures_async(futures, None, RETURN_WHEN.ALL_COMPLETED)
     args, kwargs, dep_ids = _resolve_arguments(parent, args, kwargs)
-    key = _child_key(parent, ["FunctionCall", function.name], dep_ids, function.name, "call")
+    key = _child_key(
+        parent, ["FunctionCall", function.name], dep_ids, function.name, "call"
+    )
     return await run_inline_async(parent, key, function._spec, args, kwargs)
 
 
-def _child_key(parent: Frame, metadata: list[str], dep_ids: list[str], function: str, kind: str, *, dispatched: bool = False) -> CallKey:
+def _child_key(
+    parent: Frame,
+    metadata: list[str],
+    dep_ids: list[str],
+    function: str,
+    kind: str,
+    *,
+    dispatched: bool = False,
+) -> CallKey:
     call_id, seq = parent.next_child(metadata, dep_ids)
     return CallKey(
         id=call_id,
@@ -70,7 +91,9 @@ def _child_key(parent: Frame, metadata: list[str], dep_ids: list[str], function:
     )
 
 
-def _resolve_arguments(parent: Frame, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any], list[str]]:
+def _resolve_arguments(
+    parent: Frame, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[tuple[Any, ...], dict[str, Any], list[str]]:
     """Start Future arguments, wait for them, and return plain values plus their ids."""
     futures = [v for v in args if isinstance(v, Future)]
     futures += [kwargs[k] for k in sorted(kwargs) if isinstance(kwargs[k], Future)]
@@ -84,7 +107,9 @@ def _resolve_arguments(parent: Frame, args: tuple[Any, ...], kwargs: dict[str, A
         if future._exception is not None:
             raise future._exception
     plain_args = tuple(v._result if isinstance(v, Future) else v for v in args)
-    plain_kwargs = {k: v._result if isinstance(v, Future) else v for k, v in kwargs.items()}
+    plain_kwargs = {
+        k: v._result if isinstance(v, Future) else v for k, v in kwargs.items()
+    }
     return plain_args, plain_kwargs, [str(f._call_id) for f in futures]
 
 
@@ -109,7 +134,9 @@ def _serve(parent: Frame, record: CallRecord) -> Any:
     if output is None:
         raise errors.InternalError(f"checkpoint of call {record.id} has no output")
     if record.has_state_writes:
-        writes = _serialization.loads(store.get_state_writes(record.id) or b"", "state writes")
+        writes = _serialization.loads(
+            store.get_state_writes(record.id) or b"", "state writes"
+        )
         for state_key, value in writes.items():
             store.state_set(record.request_id, state_key, value)
         parent.state_writes.update(writes)
@@ -145,7 +172,15 @@ def invoke(spec: FunctionSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
     return spec.fn(*args, **kwargs)
 
 
-def run_inline(parent: Frame, key: CallKey, spec: FunctionSpec, args: tuple[Any, ...], kwargs: dict[str, Any], *, custom: Callable[..., Any] | None = None) -> Any:
+def run_inline(
+    parent: Frame,
+    key: CallKey,
+    spec: FunctionSpec,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    custom: Callable[..., Any] | None = None,
+) -> Any:
     """Run a call in this process with its retries; return its (checkpointed) output."""
     hit, value, record = _lookup(parent, key)
     if hit:
@@ -157,7 +192,9 @@ def run_inline(parent: Frame, key: CallKey, spec: FunctionSpec, args: tuple[Any,
     while True:
         if wait_s > 0:
             _sleep_waiting(parent, wait_s)
-        a, kw = _serialization.loads(attempts.args_blob, f"arguments of {key.function}()")
+        a, kw = _serialization.loads(
+            attempts.args_blob, f"arguments of {key.function}()"
+        )
         attempts.begin()
         frame = _new_frame(parent.run, key, spec)
         runtime.flusher.track(frame)
@@ -176,8 +213,8 @@ def run_inline(parent: Frame, key: CallKey, spec: FunctionSpec, args: tuple[Any,
             failure, delay = attempts.failure(exc, retryable=_calls.retryable(exc))
             runtime.store.record_failure(failure)
             if delay is None:
-                _raise_final(key, exc, attempts)
-            wait_s = delay
+                _raise_final(key, exc)
+            wait_s = delay or 0.0
             continue
         except BaseException:
             _frames.leave(token)
@@ -192,7 +229,13 @@ def run_inline(parent: Frame, key: CallKey, spec: FunctionSpec, args: tuple[Any,
         return _serialization.loads(output, f"output of {key.function}()")
 
 
-async def run_inline_async(parent: Frame, key: CallKey, spec: FunctionSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+async def run_inline_async(
+    parent: Frame,
+    key: CallKey,
+    spec: FunctionSpec,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
     """``run_inline`` for an async function, on the caller's event loop."""
     hit, value, record = _lookup(parent, key)
     if hit:
@@ -208,7 +251,9 @@ async def run_inline_async(parent: Frame, key: CallKey, spec: FunctionSpec, args
                 await asyncio.sleep(wait_s)
             finally:
                 parent.resume()
-        a, kw = _serialization.loads(attempts.args_blob, f"arguments of {key.function}()")
+        a, kw = _serialization.loads(
+            attempts.args_blob, f"arguments of {key.function}()"
+        )
         attempts.begin()
         frame = _new_frame(parent.run, key, spec)
         runtime.flusher.track(frame)
@@ -227,8 +272,8 @@ async def run_inline_async(parent: Frame, key: CallKey, spec: FunctionSpec, args
             failure, delay = attempts.failure(exc, retryable=_calls.retryable(exc))
             runtime.store.record_failure(failure)
             if delay is None:
-                _raise_final(key, exc, attempts)
-            wait_s = delay
+                _raise_final(key, exc)
+            wait_s = delay or 0.0
             continue
         except BaseException:
             _frames.leave(token)
@@ -243,7 +288,7 @@ async def run_inline_async(parent: Frame, key: CallKey, spec: FunctionSpec, args
         return _serialization.loads(output, f"output of {key.function}()")
 
 
-def _raise_final(key: CallKey, exc: BaseException, attempts: _calls.Attempts) -> None:
+def _raise_final(key: CallKey, exc: BaseException) -> NoReturn:
     if isinstance(exc, errors.RequestError):
         if exc.function_name is None:
             exc.function_name = key.function
@@ -280,7 +325,11 @@ def start_future(future: Future) -> None:
         if not dependency._started:
             start_future(dependency)
     future._started = True
-    not_before = _calls.now_ms() + future._start_delay_s * 1000.0 if future._start_delay_s else 0.0
+    not_before = (
+        _calls.now_ms() + future._start_delay_s * 1000.0
+        if future._start_delay_s
+        else 0.0
+    )
     if isinstance(future, CallFuture):
         _start_call(parent, future, not_before)
     elif isinstance(future, MapFuture):
@@ -297,9 +346,20 @@ def _as_ref(value: Any) -> Any:
 
 def _start_call(parent: Frame, future: CallFuture, not_before: float) -> None:
     deps = [v for v in future.args if isinstance(v, Future)]
-    deps += [future.kwargs[k] for k in sorted(future.kwargs) if isinstance(future.kwargs[k], Future)]
+    deps += [
+        future.kwargs[k]
+        for k in sorted(future.kwargs)
+        if isinstance(future.kwargs[k], Future)
+    ]
     name = future.function.name
-    key = _child_key(parent, ["FunctionCall", name], [str(d._call_id) for d in deps], name, "call", dispatched=True)
+    key = _child_key(
+        parent,
+        ["FunctionCall", name],
+        [str(d._call_id) for d in deps],
+        name,
+        "call",
+        dispatched=True,
+    )
     future._call_id = key.id
     args = tuple(_as_ref(v) for v in future.args)
     kwargs = {k: _as_ref(v) for k, v in future.kwargs.items()}
@@ -312,7 +372,9 @@ def _start_map(parent: Frame, future: MapFuture, not_before: float) -> None:
     if future.items_future is not None:
         items = future.items_future.result()
         if not isinstance(items, list | tuple):
-            raise errors.SDKUsageError(f"{name}.map() got a Future whose result is not a list")
+            raise errors.SDKUsageError(
+                f"{name}.map() got a Future whose result is not a list"
+            )
         future.items = list(items)
         dep_ids = [str(future.items_future._call_id)]
     else:
@@ -320,7 +382,7 @@ def _start_map(parent: Frame, future: MapFuture, not_before: float) -> None:
     key = _child_key(parent, [f"MAP_OPERATION:{name}"], dep_ids, name, "map")
     future._call_id = key.id
     future.count = len(future.items)
-    rows = []
+    rows: list[tuple[CallKey, bytes | None, float]] = []
     for position, item in enumerate(future.items):
         item_key = CallKey(
             id=_ids.item_id(key.id, "map", position),
@@ -343,10 +405,23 @@ def _start_map(parent: Frame, future: MapFuture, not_before: float) -> None:
 def _start_reduce(parent: Frame, future: ReduceFuture, not_before: float) -> None:
     name = future.function.name
     deps = future._dependencies()
-    key = _child_key(parent, ["ReduceOperation", name], [str(d._call_id) for d in deps], name, "reduce", dispatched=True)
+    key = _child_key(
+        parent,
+        ["ReduceOperation", name],
+        [str(d._call_id) for d in deps],
+        name,
+        "reduce",
+        dispatched=True,
+    )
     future._call_id = key.id
     items = [future.items_future] if future.items_future is not None else future.items
-    payload = (_as_ref(future.initial) if future.initial is not _futures.MISSING else _futures.MISSING, [_as_ref(v) for v in items], future.items_future is not None)
+    payload = (
+        _as_ref(future.initial)
+        if future.initial is not _futures.MISSING
+        else _futures.MISSING,
+        [_as_ref(v) for v in items],
+        future.items_future is not None,
+    )
     blob = _serialization.dumps_arguments(name, payload, {})
     _frames.process().store.enqueue_calls([(key, blob, not_before)], parent.run.run)
 
@@ -369,13 +444,20 @@ def poll_future(future: Future) -> bool:
             return True
         # Every item settles before the map fails, so that a replay re-runs only
         # the items that failed, not the ones a fail-fast would have skipped.
-        unsettled = counts.get(CallStatus.PENDING, 0) + counts.get(CallStatus.RUNNING, 0)
+        unsettled = counts.get(CallStatus.PENDING, 0) + counts.get(
+            CallStatus.RUNNING, 0
+        )
         if not unsettled and any(
-            counts.get(s, 0) for s in (CallStatus.FAILED, CallStatus.TIMED_OUT, CallStatus.CANCELLED)
+            counts.get(s, 0)
+            for s in (CallStatus.FAILED, CallStatus.TIMED_OUT, CallStatus.CANCELLED)
         ):
             for position in range(future.count):
                 record = store.get_call(_ids.item_id(group, "map", position))
-                if record is not None and record.status.final and record.status is not CallStatus.SUCCEEDED:
+                if (
+                    record is not None
+                    and record.status.final
+                    and record.status is not CallStatus.SUCCEEDED
+                ):
                     future._finish(exception=_recorded_error(record))
                     return True
         return False
@@ -409,9 +491,13 @@ def _claim_for(futures: Iterable[Future]) -> ClaimedCall | None:
         if future._done or future._call_id is None:
             continue
         if isinstance(future, MapFuture):
-            claimed = runtime.store.claim_call(runtime.worker_id, runtime.executor, now, group_id=future._call_id)
+            claimed = runtime.store.claim_call(
+                runtime.worker_id, runtime.executor, now, group_id=future._call_id
+            )
         else:
-            claimed = runtime.store.claim_call(runtime.worker_id, runtime.executor, now, call_id=future._call_id)
+            claimed = runtime.store.claim_call(
+                runtime.worker_id, runtime.executor, now, call_id=future._call_id
+            )
         if claimed is not None:
             return claimed
     return None
@@ -426,7 +512,9 @@ def _satisfied(futures: list[Future], mode: RETURN_WHEN) -> bool:
     return any(f._exception is not None for f in done)
 
 
-def wait_futures(futures: list[Future], timeout: float | None, mode: RETURN_WHEN) -> None:
+def wait_futures(
+    futures: list[Future], timeout: float | None, mode: RETURN_WHEN
+) -> None:
     """Block until ``mode`` is satisfied or ``timeout`` passes, running work if idle."""
     frame = _frames.current()
     runtime = _frames.process()
@@ -453,7 +541,11 @@ def wait_futures(futures: list[Future], timeout: float | None, mode: RETURN_WHEN
                     delay = _POLL_MIN_S
                     continue
             runtime.board.set_waiting(True)
-            pause = delay if deadline is None else min(delay, max(0.0, deadline - time.monotonic()))
+            pause = (
+                delay
+                if deadline is None
+                else min(delay, max(0.0, deadline - time.monotonic()))
+            )
             time.sleep(pause)
             runtime.board.set_waiting(False)
             delay = min(delay * 2, _POLL_MAX_S)
@@ -462,7 +554,9 @@ def wait_futures(futures: list[Future], timeout: float | None, mode: RETURN_WHEN
         frame.resume()
 
 
-async def wait_futures_async(futures: list[Future], timeout: float | None, mode: RETURN_WHEN) -> None:
+async def wait_futures_async(
+    futures: list[Future], timeout: float | None, mode: RETURN_WHEN
+) -> None:
     """``wait_futures`` for event loops: polls without blocking the loop."""
     frame = _frames.current()
     runtime = _frames.process()
@@ -491,7 +585,9 @@ async def wait_futures_async(futures: list[Future], timeout: float | None, mode:
 
 def _check_timeout(timeout: object) -> float:
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
-        raise errors.SDKUsageError(f"timeout must be a number of seconds >= 0, got {timeout!r}")
+        raise errors.SDKUsageError(
+            f"timeout must be a number of seconds >= 0, got {timeout!r}"
+        )
     return float(timeout)
 
 
@@ -543,7 +639,13 @@ def run_reduce_inline(function: Any, future: ReduceFuture) -> Any:
         wait_futures(deps, None, RETURN_WHEN.ALL_COMPLETED)
     initial, items = _reduce_inputs(future)
     spec = function._spec
-    key = _child_key(parent, ["ReduceOperation", spec.name], [str(d._call_id) for d in deps], spec.name, "reduce")
+    key = _child_key(
+        parent,
+        ["ReduceOperation", spec.name],
+        [str(d._call_id) for d in deps],
+        spec.name,
+        "reduce",
+    )
     driver = reduce_spec(spec)
 
     def drive(*_: Any) -> Any:
@@ -560,11 +662,17 @@ def _reduce_inputs(future: ReduceFuture) -> tuple[Any, list[Any]]:
             return v._result
         return v
 
-    initial = value(future.initial) if future.initial is not _futures.MISSING else _futures.MISSING
+    initial = (
+        value(future.initial)
+        if future.initial is not _futures.MISSING
+        else _futures.MISSING
+    )
     if future.items_future is not None:
         items = value(future.items_future)
         if not isinstance(items, list | tuple):
-            raise errors.SDKUsageError(f"{future.function.name}.reduce() got a Future whose result is not a list")
+            raise errors.SDKUsageError(
+                f"{future.function.name}.reduce() got a Future whose result is not a list"
+            )
         return initial, list(items)
     return initial, [value(v) for v in future.items]
 
@@ -580,8 +688,9 @@ def resolve_refs(value: Any) -> Any:
     return value
 
 
-
-async def fold_async(parent: Frame, spec: FunctionSpec, initial: Any, items: list[Any]) -> Any:
+async def fold_async(
+    parent: Frame, spec: FunctionSpec, initial: Any, items: list[Any]
+) -> Any:
     """``fold`` for async functions: each step awaited on the event loop."""
     values = list(items)
     if initial is _futures.MISSING:

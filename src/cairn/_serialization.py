@@ -16,6 +16,7 @@ from typing import Any
 
 import cloudpickle
 import pydantic
+import pydantic_core
 
 from cairn import errors
 
@@ -39,7 +40,9 @@ def loads(data: bytes, what: str) -> Any:
     try:
         return pickle.loads(data)
     except Exception as error:
-        raise errors.DeserializationError(f"cannot deserialize {what}: {error}") from error
+        raise errors.DeserializationError(
+            f"cannot deserialize {what}: {error}"
+        ) from error
 
 
 def dumps_arguments(
@@ -130,7 +133,7 @@ class JsonBoundary:
                 f"output of application {application!r} does not match its return "
                 f"type: {_short(error)}"
             ) from error
-        except pydantic.PydanticSerializationError as error:
+        except pydantic_core.PydanticSerializationError as error:
             raise errors.SerializationError(
                 f"output of application {application!r} is not JSON-serializable: {error}"
             ) from error
@@ -158,7 +161,7 @@ def encode_json_input(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
     adapter: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(Any)
     try:
         return adapter.dump_json({"args": list(args), "kwargs": kwargs})
-    except pydantic.PydanticSerializationError as error:
+    except pydantic_core.PydanticSerializationError as error:
         raise errors.SerializationError(
             f"application input is not JSON-serializable: {error}"
         ) from error

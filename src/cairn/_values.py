@@ -11,7 +11,9 @@ from typing import Any
 class File:
     """Raw bytes with a content type; never pickled or JSON-encoded at the boundary."""
 
-    def __init__(self, content: bytes, content_type: str = "application/octet-stream") -> None:
+    def __init__(
+        self, content: bytes, content_type: str = "application/octet-stream"
+    ) -> None:
         if not isinstance(content, bytes | bytearray):
             raise TypeError(f"File content must be bytes, got {type(content).__name__}")
         self.content = bytes(content)
@@ -49,7 +51,9 @@ class HttpBody(File):
 class Image:
     """A container image description; recorded, not built (Cairn runs your environment)."""
 
-    def __init__(self, name: str = "default", tag: str = "latest", base_image: str | None = None) -> None:
+    def __init__(
+        self, name: str = "default", tag: str = "latest", base_image: str | None = None
+    ) -> None:
         self.name = name
         self.tag = tag
         self.base_image = base_image
@@ -74,7 +78,13 @@ class Logger:
         return Logger({**self._context, **context})
 
     def _log(self, level: str, message: str, fields: dict[str, Any]) -> None:
-        line = {"level": level, "message": message, "timestamp": time.time(), **self._context, **fields}
+        line = {
+            "level": level,
+            "message": message,
+            "timestamp": time.time(),
+            **self._context,
+            **fields,
+        }
         print(json.dumps(line, default=str), file=sys.stdout, flush=True)
 
     def info(self, message: str, **fields: Any) -> None:

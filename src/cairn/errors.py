@@ -125,7 +125,7 @@ class FunctionTimeout(FunctionError):
     code = "function_timeout"
 
 
-class TimeoutError(CairnError, builtins.TimeoutError):  # noqa: A001 - Tensorlake's name
+class TimeoutError(CairnError, builtins.TimeoutError):
     """Timed out."""
 
     code = "timeout"
@@ -189,7 +189,7 @@ class InternalError(CairnError):
     code = "internal_error"
 
 
-class RetryAfter(Exception):  # noqa: N818 - reads as an instruction: raise RetryAfter(30)
+class RetryAfter(Exception):
     """Ask for this call to be retried after ``delay_s`` seconds (a 429's Retry-After)."""
 
     def __init__(self, delay_s: float, message: str = "") -> None:

@@ -24,7 +24,11 @@ class RequestStatus(StrEnum):
     @property
     def finished(self) -> bool:
         """Whether the request has reached a final state."""
-        return self in (RequestStatus.SUCCEEDED, RequestStatus.FAILED, RequestStatus.CANCELLED)
+        return self in (
+            RequestStatus.SUCCEEDED,
+            RequestStatus.FAILED,
+            RequestStatus.CANCELLED,
+        )
 
 
 class CallStatus(StrEnum):

@@ -14,7 +14,9 @@ from cairn import RequestContext, application, function
 from cairn.types import CallStatus, RequestStatus
 
 
-def test_agent_loop_fails_at_step_15_and_replay_runs_only_step_15(run, effects, tmp_path):
+def test_agent_loop_fails_at_step_15_and_replay_runs_only_step_15(
+    run, effects, tmp_path
+):
     flag = tmp_path / "broken"
     flag.touch()
 
@@ -74,7 +76,11 @@ def test_map_of_1000_with_3_failures_replays_exactly_those_3(run, effects, tmp_p
 
     request = run(pipeline, 1000)
     assert request.status() is RequestStatus.FAILED
-    failed = [c for c in request.calls() if c.status is CallStatus.FAILED and c.kind == "map_item"]
+    failed = [
+        c
+        for c in request.calls()
+        if c.status is CallStatus.FAILED and c.kind == "map_item"
+    ]
     assert sorted(c.seq for c in failed) == sorted(failing)
     first_run = effects.lines()
     assert len(first_run) == len(set(first_run)) == 1000
@@ -207,7 +213,11 @@ def test_replay_from_a_new_process_after_fixing_the_code(tmp_path, store_url):
     )
     env = {**os.environ, "CAIRN_CONCURRENCY": "2"}
     first = subprocess.run(
-        [sys.executable, str(driver), "run"], capture_output=True, text=True, env=env, check=True
+        [sys.executable, str(driver), "run"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
     )
     request_id = first.stdout.strip()
     assert log.read_text().split() == ["0", "1", "2", "3"]
@@ -312,7 +322,9 @@ def test_progress_updates_are_recorded_as_events(run):
         return n
 
     request = run(reporter, 3)
-    progress = [e.payload for e in request.events() if e.kind == "RequestProgressUpdated"]
+    progress = [
+        e.payload for e in request.events() if e.kind == "RequestProgressUpdated"
+    ]
     assert [(p["step"], p["total"]) for p in progress] == [(1, 3), (2, 3), (3, 3)]
     assert progress[0]["message"].endswith("executing step 1 of 3")
     assert progress[2]["attributes"] == {"i": "2"}
@@ -331,5 +343,3 @@ def test_bad_progress_values_fail_the_call_with_a_usage_error(run):
     request = run(negative_progress)
     with pytest.raises(cairn.RequestFailed, match="must be a finite number >= 0"):
         request.output()
-
-

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import pytest
@@ -27,15 +28,22 @@ def test_retries_back_off_exponentially_and_record_each_delay(run, effects):
     request = run(retrying)
     assert request.output() == "ok"
     starts = [float(line) for line in effects.lines()]
-    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
     # Equal jitter: each delay is between half and all of 0.2, 0.4, 0.8 seconds.
     for gap, base in zip(gaps, (0.2, 0.4, 0.8), strict=True):
         assert base / 2 <= gap < base + 1.0
     call = next(c for c in request.calls() if c.function.endswith("flaky"))
-    assert [a.outcome for a in call.attempts] == ["failure", "failure", "failure", "success"]
+    assert [a.outcome for a in call.attempts] == [
+        "failure",
+        "failure",
+        "failure",
+        "success",
+    ]
     delays = [a.retry_delay_s for a in call.attempts[:3]]
     assert all(d is not None for d in delays)
-    assert [base / 2 <= d <= base for d, base in zip(delays, (0.2, 0.4, 0.8), strict=True)]
+    assert [
+        base / 2 <= d <= base for d, base in zip(delays, (0.2, 0.4, 0.8), strict=True)
+    ]
     assert call.attempts[0].error["type"] == "TimeoutError"
 
 
@@ -132,7 +140,9 @@ def test_request_outcome_reasons(run):
     assert timed_out.status() is RequestStatus.FAILED
 
 
-def test_a_function_stuck_in_c_or_spinning_is_stopped_and_the_caller_survives(run, effects):
+def test_a_function_stuck_in_c_or_spinning_is_stopped_and_the_caller_survives(
+    run, effects
+):
     @function(timeout=1)
     def sleeps_forever(i: int) -> int:
         effects.record(f"sleep {i}")
@@ -162,7 +172,11 @@ def test_a_function_stuck_in_c_or_spinning_is_stopped_and_the_caller_survives(ru
 
     started = time.monotonic()
     request = run(survivor, 2)
-    assert request.output() == ["0: FunctionTimeout", "1: FunctionTimeout", "spin: FunctionTimeout"]
+    assert request.output() == [
+        "0: FunctionTimeout",
+        "1: FunctionTimeout",
+        "spin: FunctionTimeout",
+    ]
     assert time.monotonic() - started < 30
     calls = [c for c in request.calls() if c.function.endswith("sleeps_forever")]
     assert [c.status for c in calls] == [CallStatus.TIMED_OUT, CallStatus.TIMED_OUT]
@@ -210,7 +224,9 @@ def test_waiting_on_children_does_not_count_against_the_timeout(run):
     assert run(waiting_app).output() == 3
 
 
-def test_timed_out_parent_is_retried_and_reuses_its_completed_children(run, effects, tmp_path):
+def test_timed_out_parent_is_retried_and_reuses_its_completed_children(
+    run, effects, tmp_path
+):
     first_attempt = tmp_path / "first"
 
     @function()

@@ -41,7 +41,7 @@ def test_strict_replay_detects_a_changed_path(run, effects, tmp_path):
     mode.write_text("b")
     request.replay(strict=True)
     assert request.status() is RequestStatus.FAILED
-    with pytest.raises(cairn.ReplayMismatch, match="fetch_a.*fetch_b"):
+    with pytest.raises(cairn.ReplayMismatch, match=r"fetch_a.*fetch_b"):
         request.output()
     assert effects.lines() == ["a"]
     # Adaptive replay (the default) accepts the new path and runs the new call.
@@ -79,7 +79,9 @@ def test_replay_from_call_forks_that_call_and_everything_after_it(run, effects):
         return [plan(i) for i in range(5)]
 
     request = run(planner)
-    third = next(c for c in request.calls() if c.function.endswith("plan") and c.seq == 2)
+    third = next(
+        c for c in request.calls() if c.function.endswith("plan") and c.seq == 2
+    )
     effects.clear()
     request.replay(from_call=third.id)
     assert request.output() == [0, 1, 2, 3, 4]
@@ -103,7 +105,9 @@ def test_wait_modes_and_timeouts(run):
     def waiter() -> dict[str, object]:
         out: dict[str, object] = {}
         quick, slow = nap.future(0.05).run(), nap.future(1.5).run()
-        done, not_done = Future.wait([quick, slow], return_when=RETURN_WHEN.FIRST_COMPLETED)
+        done, not_done = Future.wait(
+            [quick, slow], return_when=RETURN_WHEN.FIRST_COMPLETED
+        )
         out["first_completed"] = ([f.result() for f in done], len(not_done))
         bad, slow2 = fails_fast.future().run(), nap.future(1.5).run()
         done, _ = Future.wait([slow2, bad], return_when=RETURN_WHEN.FIRST_FAILURE)
@@ -210,7 +214,12 @@ def test_async_functions_gather_map_and_futures(run, effects):
         concurrent = time.monotonic() - started < 0.05 * n
         mapped = await fetch.map(range(n, n + 3))
         squared = await sync_square.future(9)
-        return {"gathered": gathered, "concurrent": concurrent, "mapped": mapped, "sq": squared}
+        return {
+            "gathered": gathered,
+            "concurrent": concurrent,
+            "mapped": mapped,
+            "sq": squared,
+        }
 
     request = run(crawler, 5)
     assert request.output() == {

@@ -61,7 +61,9 @@ class Store(Protocol):
     ) -> int:
         """Re-queue the application call under a new run number and return it."""
 
-    def finish_request(self, request_id: str, outcome: RequestOutcome, now_ms: float) -> None:
+    def finish_request(
+        self, request_id: str, outcome: RequestOutcome, now_ms: float
+    ) -> None:
         """Record how a request ended, outside any call commit."""
 
     def set_progress(
@@ -91,7 +93,9 @@ class Store(Protocol):
     def list_attempts(self, request_id: str) -> list[AttemptRecord]:
         """Every attempt of every call of a request."""
 
-    def enqueue_calls(self, calls: list[tuple[CallKey, bytes | None, float]], run: int) -> None:
+    def enqueue_calls(
+        self, calls: list[tuple[CallKey, bytes | None, float]], run: int
+    ) -> None:
         """Make dispatched calls runnable (key, args, not_before_ms).
 
         A call that already succeeded, or is pending or running in this run, is
@@ -140,7 +144,9 @@ class Store(Protocol):
     def append_events(self, request_id: str, events: list[Event]) -> None:
         """Append events with the next sequence numbers."""
 
-    def list_events(self, request_id: str, after_seq: int = 0, limit: int = 1000) -> list[EventRecord]:
+    def list_events(
+        self, request_id: str, after_seq: int = 0, limit: int = 1000
+    ) -> list[EventRecord]:
         """Events after ``after_seq`` in order."""
 
     def state_get(self, request_id: str, key: str) -> bytes | None:

@@ -14,7 +14,9 @@ def queries(dialect: str) -> dict[str, str]:
     """The named blocks of ``sql/<dialect>.sql``."""
     text = resources.files("cairn.store").joinpath("sql", f"{dialect}.sql").read_text()
     parts = _NAME.split(text)
-    return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
+    return {
+        name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)
+    }
 
 
 @functools.cache

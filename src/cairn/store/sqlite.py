@@ -111,7 +111,9 @@ class SQLiteStore:
                 f"{str(self.path)!r} is not a usable SQLite database: {error}"
             ) from error
         if mode.lower() != "wal":
-            raise errors.StoreError(f"cannot put {str(self.path)!r} in WAL mode ({mode})")
+            raise errors.StoreError(
+                f"cannot put {str(self.path)!r} in WAL mode ({mode})"
+            )
         self._migrate(conn)
         return conn
 
@@ -119,11 +121,15 @@ class SQLiteStore:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as error:
-            raise errors.StoreError(f"store {str(self.path)!r} is locked: {error}") from error
+            raise errors.StoreError(
+                f"store {str(self.path)!r} is locked: {error}"
+            ) from error
         try:
             tables = {
                 row[0]
-                for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+                for row in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type='table'"
+                )
             }
             version = 0
             if "cairn_meta" in tables:
@@ -216,7 +222,8 @@ class SQLiteStore:
         before_ms: float | None = None,
     ) -> list[RequestRecord]:
         """Newest first."""
-        clauses, params = [], []
+        clauses: list[str] = []
+        params: list[Any] = []
         if application is not None:
             clauses.append("application = ?")
             params.append(application)
@@ -268,7 +275,9 @@ class SQLiteStore:
                 "WHERE id = ?",
                 (new_run, request_id),
             )
-            conn.execute("DELETE FROM request_state WHERE request_id = ?", (request_id,))
+            conn.execute(
+                "DELETE FROM request_state WHERE request_id = ?", (request_id,)
+            )
             conn.execute(
                 "UPDATE requests SET status = 'pending', run = ?, strict_replay = ?, "
                 "failure_reason = NULL, error_json = NULL, output = NULL, "
@@ -277,7 +286,9 @@ class SQLiteStore:
             )
             return int(new_run)
 
-    def _check_abandoned(self, conn: sqlite3.Connection, request_id: str, now_ms: float) -> None:
+    def _check_abandoned(
+        self, conn: sqlite3.Connection, request_id: str, now_ms: float
+    ) -> None:
         live = conn.execute(
             "SELECT count(*) FROM calls c JOIN workers w ON w.id = c.worker_id "
             "WHERE c.request_id = ? AND c.status = 'running' AND w.heartbeat_at_ms > ?",
@@ -289,7 +300,9 @@ class SQLiteStore:
                 "wait for it to finish (or cancel it) before replaying"
             )
 
-    def _fork_set(self, conn: sqlite3.Connection, request_id: str, from_call: str) -> set[str]:
+    def _fork_set(
+        self, conn: sqlite3.Connection, request_id: str, from_call: str
+    ) -> set[str]:
         target = conn.execute(
             "SELECT started_at_ms, parent_id FROM calls WHERE id = ? AND request_id = ?",
             (from_call, request_id),
@@ -309,16 +322,22 @@ class SQLiteStore:
         }
         while parent_id is not None:
             forced.add(parent_id)
-            row = conn.execute("SELECT parent_id FROM calls WHERE id = ?", (parent_id,)).fetchone()
+            row = conn.execute(
+                "SELECT parent_id FROM calls WHERE id = ?", (parent_id,)
+            ).fetchone()
             parent_id = row[0] if row else None
         return forced
 
-    def finish_request(self, request_id: str, outcome: RequestOutcome, now_ms: float) -> None:
+    def finish_request(
+        self, request_id: str, outcome: RequestOutcome, now_ms: float
+    ) -> None:
         """Record how a request ended."""
         with self._write() as conn:
             self._finish(conn, request_id, outcome, now_ms)
 
-    def set_progress(self, request_id: str, progress: dict[str, object], event: Event) -> None:
+    def set_progress(
+        self, request_id: str, progress: dict[str, object], event: Event
+    ) -> None:
         """Record the latest progress and append its event."""
         with self._write() as conn:
             conn.execute(
@@ -393,14 +412,19 @@ class SQLiteStore:
             for row in rows
         ]
 
-    def enqueue_calls(self, calls: list[tuple[CallKey, bytes | None, float]], run: int) -> None:
+    def enqueue_calls(
+        self, calls: list[tuple[CallKey, bytes | None, float]], run: int
+    ) -> None:
         """Make dispatched calls runnable."""
         if not calls:
             return
         with self._write() as conn:
             conn.executemany(
                 Q["insert_pending_call"],
-                [_pending_params(key, args, run, not_before) for key, args, not_before in calls],
+                [
+                    _pending_params(key, args, run, not_before)
+                    for key, args, not_before in calls
+                ],
             )
 
     def claim_call(
@@ -549,7 +573,8 @@ class SQLiteStore:
     ) -> None:
         if done.served_ids:
             conn.executemany(
-                Q["mark_served"], [{"run": done.served_run, "id": i} for i in done.served_ids]
+                Q["mark_served"],
+                [{"run": done.served_run, "id": i} for i in done.served_ids],
             )
         if done.events:
             self._append(conn, key.request_id, done.events)
@@ -559,7 +584,11 @@ class SQLiteStore:
             self._finish_if_last(conn, key.request_id, now_ms)
 
     def _finish(
-        self, conn: sqlite3.Connection, request_id: str, outcome: RequestOutcome, now_ms: float
+        self,
+        conn: sqlite3.Connection,
+        request_id: str,
+        outcome: RequestOutcome,
+        now_ms: float,
     ) -> None:
         """End a request, unless it succeeded with calls it started still running."""
         if outcome.status is RequestStatus.SUCCEEDED:
@@ -569,7 +598,8 @@ class SQLiteStore:
             if left:
                 # Fire-and-forget calls hold the request open; the last one ends it.
                 conn.execute(
-                    "UPDATE requests SET output = ? WHERE id = ?", (outcome.output, request_id)
+                    "UPDATE requests SET output = ? WHERE id = ?",
+                    (outcome.output, request_id),
                 )
                 return
         else:
@@ -591,16 +621,24 @@ class SQLiteStore:
             },
         )
         self._append(
-            conn, request_id, [_events.request_finished(request_id, row[0], outcome, now_ms)]
+            conn,
+            request_id,
+            [_events.request_finished(request_id, row[0], outcome, now_ms)],
         )
 
-    def _finish_if_last(self, conn: sqlite3.Connection, request_id: str, now_ms: float) -> None:
+    def _finish_if_last(
+        self, conn: sqlite3.Connection, request_id: str, now_ms: float
+    ) -> None:
         root = conn.execute(
             "SELECT c.status, r.output, r.status FROM calls c JOIN requests r "
             "ON r.id = c.request_id WHERE c.id = ?",
             (request_id,),
         ).fetchone()
-        if root is None or root[0] != CallStatus.SUCCEEDED or RequestStatus(root[2]).finished:
+        if (
+            root is None
+            or root[0] != CallStatus.SUCCEEDED
+            or RequestStatus(root[2]).finished
+        ):
             return
         self._finish(
             conn,
@@ -677,7 +715,9 @@ class SQLiteStore:
         with self._write() as conn:
             self._append(conn, request_id, events)
 
-    def _append(self, conn: sqlite3.Connection, request_id: str, events: list[Event]) -> None:
+    def _append(
+        self, conn: sqlite3.Connection, request_id: str, events: list[Event]
+    ) -> None:
         last = conn.execute(
             Q["bump_event_seq"], {"count": len(events), "request_id": request_id}
         ).fetchone()[0]
@@ -696,7 +736,9 @@ class SQLiteStore:
             ],
         )
 
-    def list_events(self, request_id: str, after_seq: int = 0, limit: int = 1000) -> list[EventRecord]:
+    def list_events(
+        self, request_id: str, after_seq: int = 0, limit: int = 1000
+    ) -> list[EventRecord]:
         """Events after ``after_seq``."""
         rows = self._conn.execute(
             "SELECT seq, kind, payload, created_at_ms FROM events "
@@ -737,7 +779,8 @@ class SQLiteStore:
     def iter_served(self, request_id: str, run: int) -> Iterator[str]:
         """Ids of calls served from checkpoints in a run."""
         for row in self._conn.execute(
-            "SELECT id FROM calls WHERE request_id = ? AND served_run = ?", (request_id, run)
+            "SELECT id FROM calls WHERE request_id = ? AND served_run = ?",
+            (request_id, run),
         ):
             yield row[0]
 
@@ -760,8 +803,15 @@ def _key_params(key: CallKey) -> dict[str, Any]:
     }
 
 
-def _pending_params(key: CallKey, args: bytes | None, run: int, not_before_ms: float) -> dict[str, Any]:
-    return {**_key_params(key), "args": args, "run": run, "not_before_ms": not_before_ms}
+def _pending_params(
+    key: CallKey, args: bytes | None, run: int, not_before_ms: float
+) -> dict[str, Any]:
+    return {
+        **_key_params(key),
+        "args": args,
+        "run": run,
+        "not_before_ms": not_before_ms,
+    }
 
 
 def _call(row: Any) -> CallRecord:
