@@ -395,8 +395,10 @@ class SQLiteStore:
         rows = self._conn.execute(
             "SELECT call_id, attempt, run, outcome, error_json, started_at_ms, "
             "finished_at_ms, retry_delay_s FROM attempts WHERE request_id = ? "
-            "ORDER BY finished_at_ms",
-            (request_id,),
+            "UNION ALL SELECT id, attempts, run, 'success', NULL, started_at_ms, "
+            "finished_at_ms, NULL FROM calls WHERE request_id = ? "
+            "AND status = 'succeeded' ORDER BY 7",
+            (request_id, request_id),
         ).fetchall()
         return [
             AttemptRecord(
@@ -510,20 +512,6 @@ class SQLiteStore:
                     "state_writes": success.state_writes,
                     "started_at_ms": success.started_at_ms,
                     "finished_at_ms": success.finished_at_ms,
-                },
-            )
-            conn.execute(
-                Q["insert_attempt"],
-                {
-                    "call_id": key.id,
-                    "attempt": success.attempt,
-                    "request_id": key.request_id,
-                    "run": success.run,
-                    "outcome": "success",
-                    "error_json": None,
-                    "started_at_ms": success.started_at_ms,
-                    "finished_at_ms": success.finished_at_ms,
-                    "retry_delay_s": None,
                 },
             )
             self._after_call(conn, key, success, success.finished_at_ms)

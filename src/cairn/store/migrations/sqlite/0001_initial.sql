@@ -51,10 +51,12 @@ CREATE TABLE calls (
 );
 CREATE INDEX calls_by_request ON calls (request_id, started_at_ms);
 CREATE INDEX calls_by_parent ON calls (parent_id, seq);
-CREATE INDEX calls_by_group ON calls (group_id, status);
+CREATE INDEX calls_by_group ON calls (group_id, status) WHERE group_id IS NOT NULL;
 CREATE INDEX calls_runnable ON calls (not_before_ms) WHERE status = 'pending' AND dispatched = 1;
 CREATE INDEX calls_by_worker ON calls (worker_id, executor) WHERE status = 'running';
 
+-- Failed attempts only: a successful attempt is the call row itself (its attempt
+-- number and timings), which keeps a checkpoint's commit to as few pages as possible.
 CREATE TABLE attempts (
     call_id         TEXT NOT NULL REFERENCES calls (id) ON DELETE CASCADE,
     attempt         INTEGER NOT NULL,
