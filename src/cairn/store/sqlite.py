@@ -118,6 +118,10 @@ class SQLiteStore:
         return conn
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
+        # Checking the version takes no lock; only a store that needs migrating is
+        # locked, so opening a store never waits on a busy worker.
+        if self._schema_version(conn) == SCHEMA_VERSION:
+            return
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as error:
@@ -125,28 +129,7 @@ class SQLiteStore:
                 f"store {str(self.path)!r} is locked: {error}"
             ) from error
         try:
-            tables = {
-                row[0]
-                for row in conn.execute(
-                    "SELECT name FROM sqlite_master WHERE type='table'"
-                )
-            }
-            version = 0
-            if "cairn_meta" in tables:
-                row = conn.execute(
-                    "SELECT value FROM cairn_meta WHERE key = 'schema_version'"
-                ).fetchone()
-                version = int(row[0]) if row else 0
-            elif tables:
-                raise errors.StoreError(
-                    f"{str(self.path)!r} is a SQLite database but not a Cairn store "
-                    f"(it has tables {', '.join(sorted(tables)[:5])}); refusing to touch it"
-                )
-            if version > SCHEMA_VERSION:
-                raise errors.StoreError(
-                    f"store {str(self.path)!r} has schema version {version}, newer than "
-                    f"this Cairn's {SCHEMA_VERSION}: upgrade Cairn to use it"
-                )
+            version = self._schema_version(conn)
             for number, _name, script in _sql.migrations("sqlite"):
                 if number > version:
                     for statement in _statements(script):
@@ -158,8 +141,41 @@ class SQLiteStore:
                     )
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
+
+    def _schema_version(self, conn: sqlite3.Connection) -> int:
+        """The store's schema version (0 for an empty file); refuses foreign files."""
+        try:
+            tables = {
+                row[0]
+                for row in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type='table'"
+                )
+            }
+            if "cairn_meta" not in tables:
+                if tables:
+                    raise errors.StoreError(
+                        f"{str(self.path)!r} is a SQLite database but not a Cairn store "
+                        f"(it has tables {', '.join(sorted(tables)[:5])}); "
+                        "refusing to touch it"
+                    )
+                return 0
+            row = conn.execute(
+                "SELECT value FROM cairn_meta WHERE key = 'schema_version'"
+            ).fetchone()
+        except sqlite3.OperationalError as error:
+            raise errors.StoreError(
+                f"store {str(self.path)!r} is locked: {error}"
+            ) from error
+        version = int(row[0]) if row else 0
+        if version > SCHEMA_VERSION:
+            raise errors.StoreError(
+                f"store {str(self.path)!r} has schema version {version}, newer than "
+                f"this Cairn's {SCHEMA_VERSION}: upgrade Cairn to use it"
+            )
+        return version
 
     def close(self) -> None:
         """Close the connection."""
