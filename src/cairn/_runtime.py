@@ -172,6 +172,75 @@ def invoke(spec: FunctionSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
     return spec.fn(*args, **kwargs)
 
 
+class _Inline:
+    """The steps of one inline call, shared by the sync and async drivers."""
+
+    def __init__(
+        self,
+        parent: Frame,
+        key: CallKey,
+        spec: FunctionSpec,
+        record: CallRecord | None,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> None:
+        self.parent = parent
+        self.key = key
+        self.spec = spec
+        self.attempts = _calls.Attempts(key, spec, parent.run, record)
+        self.attempts.args_blob = _serialization.dumps_arguments(
+            key.function, args, kwargs
+        )
+        self.frame: Frame | None = None
+        self.token: Any = None
+
+    def first_wait_s(self) -> float:
+        """Backoff left over from a failed attempt recorded before a restart."""
+        return max(0.0, (self.attempts.not_before_ms - _calls.now_ms()) / 1000.0)
+
+    def begin(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """Start an attempt: a fresh copy of the arguments, a frame, a deadline."""
+        blob = self.attempts.args_blob or b""
+        args, kwargs = _serialization.loads(blob, f"arguments of {self.key.function}()")
+        self.attempts.begin()
+        self.frame = _new_frame(self.parent.run, self.key, self.spec)
+        _frames.process().flusher.track(self.frame)
+        self.parent.suspend()
+        self.token = _frames.enter(self.frame)
+        return args, kwargs
+
+    def end(self) -> Frame:
+        """Leave the attempt's frame (always called, whatever happened)."""
+        frame = self.frame
+        assert frame is not None
+        _frames.leave(self.token)
+        _end_frame(frame)
+        self.parent.resume()
+        return frame
+
+    def output(self, result: Any) -> bytes:
+        """Serialize the attempt's result (inside the attempt: failures count)."""
+        assert self.frame is not None
+        self.frame.check_strict_end()
+        return _serialization.dumps(result, f"output of {self.key.function}()")
+
+    def failed(self, exc: Exception) -> float:
+        """Record a failed attempt; return the backoff, or raise at the call site."""
+        self.end()
+        failure, delay = self.attempts.failure(exc, retryable=_calls.retryable(exc))
+        _frames.process().store.record_failure(failure)
+        if delay is None:
+            _raise_final(self.key, exc)
+        return delay
+
+    def succeeded(self, output: bytes) -> Any:
+        """Commit the checkpoint, then hand the caller its own copy of the output."""
+        frame = self.end()
+        self.parent.state_writes.update(frame.state_writes)
+        _frames.process().store.commit_success(self.attempts.success(output, frame))
+        return _serialization.loads(output, f"output of {self.key.function}()")
+
+
 def run_inline(
     parent: Frame,
     key: CallKey,
@@ -185,48 +254,24 @@ def run_inline(
     hit, value, record = _lookup(parent, key)
     if hit:
         return value
-    runtime = _frames.process()
-    attempts = _calls.Attempts(key, spec, parent.run, record)
-    attempts.args_blob = _serialization.dumps_arguments(key.function, args, kwargs)
-    wait_s = max(0.0, (attempts.not_before_ms - _calls.now_ms()) / 1000.0)
+    call = _Inline(parent, key, spec, record, args, kwargs)
+    wait_s = call.first_wait_s()
     while True:
         if wait_s > 0:
             _sleep_waiting(parent, wait_s)
-        a, kw = _serialization.loads(
-            attempts.args_blob, f"arguments of {key.function}()"
-        )
-        attempts.begin()
-        frame = _new_frame(parent.run, key, spec)
-        runtime.flusher.track(frame)
-        parent.suspend()
-        token = _frames.enter(frame)
+        a, kw = call.begin()
         try:
             result = custom(*a, **kw) if custom else invoke(spec, a, kw)
             if isinstance(result, Future):
                 result = _tail_call(result)
-            frame.check_strict_end()
-            output = _serialization.dumps(result, f"output of {key.function}()")
+            output = call.output(result)
         except Exception as exc:
-            _frames.leave(token)
-            _end_frame(frame)
-            parent.resume()
-            failure, delay = attempts.failure(exc, retryable=_calls.retryable(exc))
-            runtime.store.record_failure(failure)
-            if delay is None:
-                _raise_final(key, exc)
-            wait_s = delay or 0.0
+            wait_s = call.failed(exc)
             continue
         except BaseException:
-            _frames.leave(token)
-            _end_frame(frame)
-            parent.resume()
+            call.end()
             raise
-        _frames.leave(token)
-        _end_frame(frame)
-        parent.resume()
-        parent.state_writes.update(frame.state_writes)
-        runtime.store.commit_success(attempts.success(output, frame))
-        return _serialization.loads(output, f"output of {key.function}()")
+        return call.succeeded(output)
 
 
 async def run_inline_async(
@@ -240,10 +285,8 @@ async def run_inline_async(
     hit, value, record = _lookup(parent, key)
     if hit:
         return value
-    runtime = _frames.process()
-    attempts = _calls.Attempts(key, spec, parent.run, record)
-    attempts.args_blob = _serialization.dumps_arguments(key.function, args, kwargs)
-    wait_s = max(0.0, (attempts.not_before_ms - _calls.now_ms()) / 1000.0)
+    call = _Inline(parent, key, spec, record, args, kwargs)
+    wait_s = call.first_wait_s()
     while True:
         if wait_s > 0:
             parent.suspend()
@@ -251,41 +294,19 @@ async def run_inline_async(
                 await asyncio.sleep(wait_s)
             finally:
                 parent.resume()
-        a, kw = _serialization.loads(
-            attempts.args_blob, f"arguments of {key.function}()"
-        )
-        attempts.begin()
-        frame = _new_frame(parent.run, key, spec)
-        runtime.flusher.track(frame)
-        parent.suspend()
-        token = _frames.enter(frame)
+        a, kw = call.begin()
         try:
             result = await invoke(spec, a, kw)
             if isinstance(result, Future):
                 result = await result
-            frame.check_strict_end()
-            output = _serialization.dumps(result, f"output of {key.function}()")
+            output = call.output(result)
         except Exception as exc:
-            _frames.leave(token)
-            _end_frame(frame)
-            parent.resume()
-            failure, delay = attempts.failure(exc, retryable=_calls.retryable(exc))
-            runtime.store.record_failure(failure)
-            if delay is None:
-                _raise_final(key, exc)
-            wait_s = delay or 0.0
+            wait_s = call.failed(exc)
             continue
         except BaseException:
-            _frames.leave(token)
-            _end_frame(frame)
-            parent.resume()
+            call.end()
             raise
-        _frames.leave(token)
-        _end_frame(frame)
-        parent.resume()
-        parent.state_writes.update(frame.state_writes)
-        runtime.store.commit_success(attempts.success(output, frame))
-        return _serialization.loads(output, f"output of {key.function}()")
+        return call.succeeded(output)
 
 
 def _raise_final(key: CallKey, exc: BaseException) -> NoReturn:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sqlite3
 import time
 import urllib.parse
@@ -305,12 +306,14 @@ class SQLiteStore:
     def _check_abandoned(
         self, conn: sqlite3.Connection, request_id: str, now_ms: float
     ) -> None:
-        live = conn.execute(
-            "SELECT count(*) FROM calls c JOIN workers w ON w.id = c.worker_id "
-            "WHERE c.request_id = ? AND c.status = 'running' AND w.heartbeat_at_ms > ?",
+        holders = conn.execute(
+            "SELECT DISTINCT w.host, w.pid FROM calls c JOIN workers w "
+            "ON w.id = c.worker_id WHERE c.request_id = ? AND c.status = 'running' "
+            "AND w.heartbeat_at_ms > ?",
             (request_id, now_ms - WORKER_STALE_MS),
-        ).fetchone()[0]
-        if live:
+        ).fetchall()
+        # A worker on this host whose process is gone is dead now, not in 15 s.
+        if any(host != socket.gethostname() or _alive(pid) for host, pid in holders):
             raise errors.SDKUsageError(
                 f"request {request_id!r} is still running on a live worker; "
                 "wait for it to finish (or cancel it) before replaying"
@@ -787,6 +790,16 @@ class SQLiteStore:
             (request_id, run),
         ):
             yield row[0]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _statements(script: str) -> list[str]:
