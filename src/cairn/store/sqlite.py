@@ -23,7 +23,7 @@ from typing import Any
 from cairn import _events, errors
 from cairn.types import CallStatus, RequestStatus
 
-from . import _sql
+from . import _rows, _sql
 from ._base import SCHEMA_VERSION
 from ._records import (
     AttemptRecord,
@@ -221,14 +221,16 @@ class SQLiteStore:
                 )
             except sqlite3.IntegrityError as error:
                 raise RequestExists(f"request {request.id!r} already exists") from error
-            conn.execute(Q["insert_pending_call"], _pending_params(root, args, 1, 0.0))
+            conn.execute(
+                Q["insert_pending_call"], _rows.pending_params(root, args, 1, 0.0)
+            )
 
     def get_request(self, request_id: str) -> RequestRecord | None:
         """The request, or None."""
         row = self._conn.execute(
             f"SELECT {_REQUEST_COLUMNS} FROM requests WHERE id = ?", (request_id,)
         ).fetchone()
-        return _request(row) if row else None
+        return _rows.request(row) if row else None
 
     def list_requests(
         self,
@@ -256,7 +258,7 @@ class SQLiteStore:
             "ORDER BY created_at_ms DESC LIMIT ?",
             (*params, limit),
         ).fetchall()
-        return [_request(row) for row in rows]
+        return [_rows.request(row) for row in rows]
 
     def start_replay(
         self, request_id: str, *, from_call: str | None, strict: bool, now_ms: float
@@ -371,7 +373,7 @@ class SQLiteStore:
         row = self._conn.execute(
             f"SELECT {_CALL_COLUMNS} FROM calls WHERE id = ?", (call_id,)
         ).fetchone()
-        return _call(row) if row else None
+        return _rows.call(row) if row else None
 
     def get_call_output(self, call_id: str) -> bytes | None:
         """The committed output of a call."""
@@ -398,7 +400,7 @@ class SQLiteStore:
             "ORDER BY started_at_ms IS NULL, started_at_ms, seq",
             (request_id,),
         ).fetchall()
-        return [_call(row) for row in rows]
+        return [_rows.call(row) for row in rows]
 
     def list_children(self, parent_id: str) -> list[CallRecord]:
         """The recorded children of a call in start order."""
@@ -407,7 +409,7 @@ class SQLiteStore:
             "AND kind <> 'reduce_step' ORDER BY seq",
             (parent_id,),
         ).fetchall()
-        return [_call(row) for row in rows]
+        return [_rows.call(row) for row in rows]
 
     def list_attempts(self, request_id: str) -> list[AttemptRecord]:
         """Every attempt of every call of a request."""
@@ -443,7 +445,7 @@ class SQLiteStore:
             conn.executemany(
                 Q["insert_pending_call"],
                 [
-                    _pending_params(key, args, run, not_before)
+                    _rows.pending_params(key, args, run, not_before)
                     for key, args, not_before in calls
                 ],
             )
@@ -478,7 +480,7 @@ class SQLiteStore:
             data = conn.execute(
                 f"SELECT {_CALL_COLUMNS}, args FROM calls WHERE id = ?", (row[0],)
             ).fetchone()
-            record = _call(data[:-1])
+            record = _rows.call(data[:-1])
             request = conn.execute(
                 "SELECT run, strict_replay, application FROM requests WHERE id = ?",
                 (record.request_id,),
@@ -505,7 +507,7 @@ class SQLiteStore:
                 Q["mark_running"],
                 [
                     {
-                        **_key_params(call.key),
+                        **_rows.key_params(call.key),
                         "run": call.run,
                         "worker_id": call.worker_id,
                         "executor": call.executor,
@@ -522,7 +524,7 @@ class SQLiteStore:
             conn.execute(
                 Q["upsert_success"],
                 {
-                    **_key_params(key),
+                    **_rows.key_params(key),
                     "args": success.args,
                     "output": success.output,
                     "run": success.run,
@@ -543,7 +545,7 @@ class SQLiteStore:
             conn.execute(
                 Q["upsert_failure"],
                 {
-                    **_key_params(key),
+                    **_rows.key_params(key),
                     "status": str(failure.status),
                     "args": failure.args,
                     "error_json": error_json,
@@ -682,7 +684,7 @@ class SQLiteStore:
                 ).fetchall()
             ]
             return [
-                _call(row)
+                _rows.call(row)
                 for call_id in ids
                 for row in conn.execute(
                     f"SELECT {_CALL_COLUMNS} FROM calls WHERE id = ?", (call_id,)
@@ -805,75 +807,6 @@ def _alive(pid: int) -> bool:
 def _statements(script: str) -> list[str]:
     lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
     return [part.strip() for part in "\n".join(lines).split(";") if part.strip()]
-
-
-def _key_params(key: CallKey) -> dict[str, Any]:
-    return {
-        "id": key.id,
-        "request_id": key.request_id,
-        "parent_id": key.parent_id,
-        "seq": key.seq,
-        "function": key.function,
-        "kind": key.kind,
-        "group_id": key.group_id,
-        "dispatched": int(key.dispatched),
-    }
-
-
-def _pending_params(
-    key: CallKey, args: bytes | None, run: int, not_before_ms: float
-) -> dict[str, Any]:
-    return {
-        **_key_params(key),
-        "args": args,
-        "run": run,
-        "not_before_ms": not_before_ms,
-    }
-
-
-def _call(row: Any) -> CallRecord:
-    return CallRecord(
-        id=row[0],
-        request_id=row[1],
-        parent_id=row[2],
-        seq=row[3],
-        function=row[4],
-        kind=row[5],
-        group_id=row[6],
-        dispatched=bool(row[7]),
-        status=CallStatus(row[8]),
-        error=json.loads(row[9]) if row[9] else None,
-        run=row[10],
-        run_attempts=row[11],
-        attempts=row[12],
-        served_run=row[13],
-        not_before_ms=row[14],
-        worker_id=row[15],
-        executor=row[16],
-        has_state_writes=bool(row[17]),
-        started_at_ms=row[18],
-        finished_at_ms=row[19],
-    )
-
-
-def _request(row: Any) -> RequestRecord:
-    return RequestRecord(
-        id=row[0],
-        application=row[1],
-        code_ref=row[2],
-        status=RequestStatus(row[3]),
-        failure_reason=row[4],
-        error=json.loads(row[5]) if row[5] else None,
-        input=bytes(row[6]),
-        output=None if row[7] is None else bytes(row[7]),
-        headers=json.loads(row[8]),
-        run=row[9],
-        strict_replay=bool(row[10]),
-        progress=json.loads(row[11]) if row[11] else None,
-        created_at_ms=row[12],
-        started_at_ms=row[13],
-        finished_at_ms=row[14],
-    )
 
 
 def now_ms() -> float:

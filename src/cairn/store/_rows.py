@@ -1,0 +1,79 @@
+"""Rows <-> records, shared by the SQL stores (same column order in every dialect)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from cairn.types import CallStatus, RequestStatus
+
+from ._records import CallKey, CallRecord, RequestRecord
+
+
+def key_params(key: CallKey) -> dict[str, Any]:
+    return {
+        "id": key.id,
+        "request_id": key.request_id,
+        "parent_id": key.parent_id,
+        "seq": key.seq,
+        "function": key.function,
+        "kind": key.kind,
+        "group_id": key.group_id,
+        "dispatched": int(key.dispatched),
+    }
+
+
+def pending_params(
+    key: CallKey, args: bytes | None, run: int, not_before_ms: float
+) -> dict[str, Any]:
+    return {
+        **key_params(key),
+        "args": args,
+        "run": run,
+        "not_before_ms": not_before_ms,
+    }
+
+
+def call(row: Any) -> CallRecord:
+    return CallRecord(
+        id=row[0],
+        request_id=row[1],
+        parent_id=row[2],
+        seq=row[3],
+        function=row[4],
+        kind=row[5],
+        group_id=row[6],
+        dispatched=bool(row[7]),
+        status=CallStatus(row[8]),
+        error=json.loads(row[9]) if row[9] else None,
+        run=row[10],
+        run_attempts=row[11],
+        attempts=row[12],
+        served_run=row[13],
+        not_before_ms=row[14],
+        worker_id=row[15],
+        executor=row[16],
+        has_state_writes=bool(row[17]),
+        started_at_ms=row[18],
+        finished_at_ms=row[19],
+    )
+
+
+def request(row: Any) -> RequestRecord:
+    return RequestRecord(
+        id=row[0],
+        application=row[1],
+        code_ref=row[2],
+        status=RequestStatus(row[3]),
+        failure_reason=row[4],
+        error=json.loads(row[5]) if row[5] else None,
+        input=bytes(row[6]),
+        output=None if row[7] is None else bytes(row[7]),
+        headers=json.loads(row[8]),
+        run=row[9],
+        strict_replay=bool(row[10]),
+        progress=json.loads(row[11]) if row[11] else None,
+        created_at_ms=row[12],
+        started_at_ms=row[13],
+        finished_at_ms=row[14],
+    )
