@@ -15,7 +15,7 @@ import sys
 import time
 import traceback
 
-from cairn import _calls, _frames, _runtime, errors
+from cairn import _calls, _frames, _registry, _runtime, errors
 from cairn._deadlines import DeadlineBoard
 from cairn.store import open_store
 
@@ -55,12 +55,13 @@ def main(
         return EXIT_INFRASTRUCTURE
     flusher.start()
     _frames.install(_frames.Process(store, worker_id, index, board, flusher))
+    caps = _registry.concurrency_caps()
     delay = _IDLE_POLL_MIN_S
     while not stopping and os.getppid() == parent_pid:
         try:
             now = _calls.now_ms()
             claimed = (
-                store.claim_call(worker_id, index, now)
+                store.claim_call(worker_id, index, now, caps=caps)
                 if store.runnable_exists(now)
                 else None
             )

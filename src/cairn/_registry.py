@@ -78,6 +78,15 @@ def register(spec: FunctionSpec) -> None:
     generation += 1
 
 
+def concurrency_caps() -> dict[str, int]:
+    """``max_concurrency`` of every function that has one."""
+    return {
+        name: spec.max_concurrency
+        for name, spec in _functions.items()
+        if spec.max_concurrency is not None
+    }
+
+
 def get(name: str) -> FunctionSpec:
     """The spec of a registered function."""
     try:

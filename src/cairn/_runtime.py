@@ -26,11 +26,13 @@ from cairn._futures import (
     RefFuture,
 )
 from cairn._registry import FunctionSpec
-from cairn.store import CallKey, CallRecord, ClaimedCall
+from cairn.store import CallKey, CallRecord, ClaimedCall, RunningCall
 from cairn.types import CallStatus
 
 _POLL_MIN_S = 0.0005
 _POLL_MAX_S = 0.02
+# How often a call held back by its function's max_concurrency tries again.
+_CAP_POLL_S = 0.01
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,6 +200,21 @@ class _Inline:
         """Backoff left over from a failed attempt recorded before a restart."""
         return max(0.0, (self.attempts.not_before_ms - _calls.now_ms()) / 1000.0)
 
+    def wait_for_slot(self) -> float:
+        """Under ``max_concurrency``, how long to wait before trying again (0: go)."""
+        cap = self.spec.max_concurrency
+        if cap is None:
+            return 0.0
+        runtime = _frames.process()
+        call = RunningCall(
+            key=self.key,
+            run=self.parent.run.run,
+            worker_id=runtime.worker_id,
+            executor=runtime.executor,
+            started_at_ms=_calls.now_ms(),
+        )
+        return 0.0 if runtime.store.start_capped(call, cap) else _CAP_POLL_S
+
     def begin(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """Start an attempt: a fresh copy of the arguments, a frame, a deadline."""
         blob = self.attempts.args_blob or b""
@@ -259,6 +276,9 @@ def run_inline(
     while True:
         if wait_s > 0:
             _sleep_waiting(parent, wait_s)
+        wait_s = call.wait_for_slot()
+        if wait_s > 0:
+            continue
         a, kw = call.begin()
         try:
             result = custom(*a, **kw) if custom else invoke(spec, a, kw)
@@ -294,6 +314,9 @@ async def run_inline_async(
                 await asyncio.sleep(wait_s)
             finally:
                 parent.resume()
+        wait_s = call.wait_for_slot()
+        if wait_s > 0:
+            continue
         a, kw = call.begin()
         try:
             result = await invoke(spec, a, kw)
@@ -508,16 +531,25 @@ def _recorded_error(record: CallRecord) -> BaseException:
 def _claim_for(futures: Iterable[Future]) -> ClaimedCall | None:
     runtime = _frames.process()
     now = _calls.now_ms()
+    caps = _registry.concurrency_caps()
     for future in futures:
         if future._done or future._call_id is None:
             continue
         if isinstance(future, MapFuture):
             claimed = runtime.store.claim_call(
-                runtime.worker_id, runtime.executor, now, group_id=future._call_id
+                runtime.worker_id,
+                runtime.executor,
+                now,
+                group_id=future._call_id,
+                caps=caps,
             )
         else:
             claimed = runtime.store.claim_call(
-                runtime.worker_id, runtime.executor, now, call_id=future._call_id
+                runtime.worker_id,
+                runtime.executor,
+                now,
+                call_id=future._call_id,
+                caps=caps,
             )
         if claimed is not None:
             return claimed

@@ -318,3 +318,34 @@ def test_a_crashing_process_counts_as_a_failed_attempt(run, effects):
     call = next(c for c in request.calls() if c.function.endswith("crashes"))
     assert [a.outcome for a in call.attempts] == ["crashed", "success"]
     assert "exit code 17" in call.attempts[0].error["message"]
+
+
+def test_max_concurrency_caps_running_calls_of_a_function(run, effects, monkeypatch):
+    monkeypatch.setenv("CAIRN_CONCURRENCY", "4")
+
+    @function(max_concurrency=2)
+    def rate_limited(i: int) -> int:
+        effects.record(f"start {time.monotonic()}")
+        time.sleep(0.3)
+        effects.record(f"end {time.monotonic()}")
+        return i
+
+    @function()
+    def caller(i: int) -> int:
+        return rate_limited(i)  # an inline call: capped too
+
+    @application()
+    @function()
+    def capped() -> list[int]:
+        return rate_limited.map(range(4)) + caller.map(range(4))
+
+    assert run(capped).output() == [0, 1, 2, 3, 0, 1, 2, 3]
+    timeline = sorted(
+        (float(line.split()[1]), 1 if line.startswith("start") else -1)
+        for line in effects.lines()
+    )
+    running = peak = 0
+    for _, delta in timeline:
+        running += delta
+        peak = max(peak, running)
+    assert peak == 2

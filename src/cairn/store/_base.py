@@ -5,7 +5,7 @@ Every backend passes the one contract suite in ``tests/contract``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Protocol
 
 from cairn.types import CallStatus, RequestStatus
@@ -110,8 +110,16 @@ class Store(Protocol):
         *,
         group_id: str | None = None,
         call_id: str | None = None,
+        caps: Mapping[str, int] | None = None,
     ) -> ClaimedCall | None:
-        """Take one runnable dispatched call (optionally of one group, or one id)."""
+        """Take one runnable dispatched call (optionally of one group, or one id).
+
+        Calls of a function whose running calls reached its cap in ``caps`` (its
+        ``max_concurrency``, counted across every worker) are left for later.
+        """
+
+    def start_capped(self, call: RunningCall, cap: int) -> bool:
+        """Mark an in-process call running unless its function is at ``cap``."""
 
     def mark_running(self, calls: list[RunningCall]) -> None:
         """Make in-process calls visible as running (never over a final status)."""

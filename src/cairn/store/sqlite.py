@@ -15,7 +15,7 @@ import socket
 import sqlite3
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -458,14 +458,16 @@ class SQLiteStore:
         *,
         group_id: str | None = None,
         call_id: str | None = None,
+        caps: Mapping[str, int] | None = None,
     ) -> ClaimedCall | None:
-        """Take one runnable dispatched call."""
+        """Take one runnable dispatched call of a function not at its cap."""
         params: dict[str, Any] = {
             "worker_id": worker_id,
             "executor": executor,
             "now_ms": now_ms,
             "group_id": group_id,
             "call_id": call_id,
+            "full": "[]",
         }
         if call_id is not None:
             query = Q["claim_one"]
@@ -474,6 +476,8 @@ class SQLiteStore:
         else:
             query = Q["claim_any"]
         with self._write() as conn:
+            if caps:
+                params["full"] = json.dumps(_at_cap(conn, caps))
             row = conn.execute(query, params).fetchone()
             if row is None:
                 return None
@@ -498,24 +502,20 @@ class SQLiteStore:
             application=request[2],
         )
 
+    def start_capped(self, call: RunningCall, cap: int) -> bool:
+        """Mark an in-process call running if its function is below ``cap``."""
+        with self._write() as conn:
+            if _at_cap(conn, {call.key.function: cap}):
+                return False
+            conn.execute(Q["mark_running"], _running_params(call))
+            return True
+
     def mark_running(self, calls: list[RunningCall]) -> None:
         """Make in-process calls visible as running."""
         if not calls:
             return
         with self._write() as conn:
-            conn.executemany(
-                Q["mark_running"],
-                [
-                    {
-                        **_rows.key_params(call.key),
-                        "run": call.run,
-                        "worker_id": call.worker_id,
-                        "executor": call.executor,
-                        "started_at_ms": call.started_at_ms,
-                    }
-                    for call in calls
-                ],
-            )
+            conn.executemany(Q["mark_running"], [_running_params(c) for c in calls])
 
     def commit_success(self, success: CallSuccess) -> None:
         """Commit a checkpoint with everything that goes with it."""
@@ -792,6 +792,22 @@ class SQLiteStore:
             (request_id, run),
         ):
             yield row[0]
+
+
+def _at_cap(conn: sqlite3.Connection, caps: Mapping[str, int]) -> list[str]:
+    """Functions whose running calls (across every worker) reached their cap."""
+    rows = conn.execute(Q["running_counts"], {"names": json.dumps(list(caps))})
+    return [function for function, count in rows if count >= caps[function]]
+
+
+def _running_params(call: RunningCall) -> dict[str, Any]:
+    return {
+        **_rows.key_params(call.key),
+        "run": call.run,
+        "worker_id": call.worker_id,
+        "executor": call.executor,
+        "started_at_ms": call.started_at_ms,
+    }
 
 
 def _alive(pid: int) -> bool:

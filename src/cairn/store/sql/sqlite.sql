@@ -30,6 +30,7 @@ UPDATE calls SET status = 'running', worker_id = :worker_id, executor = :executo
                  started_at_ms = :now_ms
 WHERE id = (SELECT id FROM calls
             WHERE status = 'pending' AND dispatched = 1 AND not_before_ms <= :now_ms
+              AND function NOT IN (SELECT value FROM json_each(:full))
             ORDER BY not_before_ms LIMIT 1)
 RETURNING id
 
@@ -39,6 +40,7 @@ UPDATE calls SET status = 'running', worker_id = :worker_id, executor = :executo
 WHERE id = (SELECT id FROM calls
             WHERE group_id = :group_id AND status = 'pending' AND dispatched = 1
               AND not_before_ms <= :now_ms
+              AND function NOT IN (SELECT value FROM json_each(:full))
             ORDER BY seq LIMIT 1)
 RETURNING id
 
@@ -46,7 +48,13 @@ RETURNING id
 UPDATE calls SET status = 'running', worker_id = :worker_id, executor = :executor,
                  started_at_ms = :now_ms
 WHERE id = :call_id AND status = 'pending' AND dispatched = 1 AND not_before_ms <= :now_ms
+  AND function NOT IN (SELECT value FROM json_each(:full))
 RETURNING id
+
+-- name: running_counts
+SELECT function, count(*) FROM calls
+WHERE status = 'running' AND function IN (SELECT value FROM json_each(:names))
+GROUP BY function
 
 -- name: mark_request_running
 UPDATE requests SET status = 'running', started_at_ms = COALESCE(started_at_ms, :now_ms)

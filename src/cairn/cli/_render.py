@@ -1,0 +1,314 @@
+"""Formatting for the CLI: tables, request summaries and the call tree (rich)."""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.tree import Tree
+
+from cairn import AttemptInfo, CallInfo
+from cairn.store import RequestRecord
+from cairn.types import CallStatus, RequestStatus
+
+# More map items than this under one parent collapse to a count line.
+MAP_COLLAPSE_OVER = 20
+_TEXT_LIMIT = 300
+_STATUS_STYLE = {
+    "succeeded": "green",
+    "failed": "red",
+    "timed_out": "red",
+    "cancelled": "yellow",
+    "running": "cyan",
+    "pending": "blue",
+    "stale": "magenta",
+}
+_STATUS_ICON = {
+    "succeeded": "✓",
+    "failed": "✗",
+    "timed_out": "⏱",
+    "cancelled": "⊘",
+    "running": "…",
+    "pending": "·",
+    "stale": "~",
+}
+
+
+def console(*, stderr: bool = False) -> Console:
+    """A console; when it is not a terminal, wide enough not to wrap ids."""
+    made = Console(stderr=stderr, highlight=False, soft_wrap=False)
+    if not made.is_terminal:
+        made = Console(stderr=stderr, highlight=False, width=max(made.width, 200))
+    return made
+
+
+def duration(seconds: float | None) -> str:
+    """``0.4ms``, ``12ms``, ``1.23s``, ``2m03s``, ``1h02m``; ``-`` when unknown."""
+    if seconds is None:
+        return "-"
+    if seconds < 0.001:
+        return f"{seconds * 1000:.2f}ms"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.2f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def timestamp(ms: float | None) -> str:
+    """Local time of an epoch-milliseconds instant."""
+    if ms is None:
+        return "-"
+    moment = datetime.datetime.fromtimestamp(ms / 1000).astimezone()
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def clip(text: str, limit: int = _TEXT_LIMIT) -> str:
+    """Shorten long text with an ellipsis."""
+    text = text.strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def status_text(status: str) -> str:
+    """A status with its colour, as rich markup."""
+    return f"[{_STATUS_STYLE.get(status, 'white')}]{status}[/]"
+
+
+def error_line(error: dict[str, Any] | None) -> str:
+    """``Type: message`` of an error dict."""
+    if not error:
+        return ""
+    kind, message = error.get("type") or "Error", error.get("message") or ""
+    return f"{kind}: {message}" if message else str(kind)
+
+
+def request_duration(record: RequestRecord) -> float | None:
+    """How long the latest run took (or has been running)."""
+    if record.started_at_ms is None:
+        return None
+    end = record.finished_at_ms
+    if end is None:
+        end = datetime.datetime.now().timestamp() * 1000
+    return (end - record.started_at_ms) / 1000.0
+
+
+def outcome(record: RequestRecord) -> str:
+    """``success``, ``failure: reason`` or the status of an unfinished request."""
+    if record.status is RequestStatus.SUCCEEDED:
+        return "[green]success[/]"
+    if record.status.finished:
+        return f"[red]failure[/]: {record.failure_reason or 'unknown'}"
+    return status_text(record.status)
+
+
+def json_text(raw: bytes | None) -> str:
+    """Pretty JSON of stored JSON bytes."""
+    if raw is None:
+        return "null"
+    try:
+        return json.dumps(json.loads(raw), indent=2, ensure_ascii=False)
+    except ValueError:
+        return raw.decode("utf-8", "replace")
+
+
+def print_result(out: Console, record: RequestRecord) -> None:
+    """Request id, outcome, and the output (as JSON) or the error."""
+    out.print(f"request  {record.id}")
+    out.print(f"outcome  {outcome(record)}")
+    if record.status is RequestStatus.SUCCEEDED:
+        out.print("output   ", end="")
+        out.print(json_text(record.output), markup=False, soft_wrap=True)
+    elif record.error:
+        out.print(f"error    {escape(error_line(record.error))}", soft_wrap=True)
+
+
+def requests_table(records: Iterable[RequestRecord]) -> Table:
+    """The table of ``cairn requests list``."""
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for name in ("id", "application", "status", "failure reason"):
+        table.add_column(name, no_wrap=True)
+    table.add_column("created", no_wrap=True)
+    table.add_column("duration", justify="right", no_wrap=True)
+    for record in records:
+        table.add_row(
+            record.id,
+            escape(record.application),
+            status_text(record.status),
+            escape(record.failure_reason or ""),
+            timestamp(record.created_at_ms),
+            duration(request_duration(record)),
+        )
+    return table
+
+
+def summary(record: RequestRecord) -> Table:
+    """Key/value summary of one request."""
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    table.add_row("request", record.id)
+    table.add_row("application", escape(record.application))
+    table.add_row("status", status_text(record.status))
+    table.add_row("outcome", outcome(record))
+    table.add_row("run", str(record.run) + (" (strict)" if record.strict_replay else ""))
+    table.add_row("created", timestamp(record.created_at_ms))
+    table.add_row("duration", duration(request_duration(record)))
+    if record.code_ref:
+        table.add_row("code", escape(record.code_ref))
+    table.add_row("input", escape(clip(_input_text(record.input))))
+    if record.status is RequestStatus.SUCCEEDED:
+        table.add_row("output", escape(clip(json_text(record.output))))
+    if record.error:
+        table.add_row("error", f"[red]{escape(clip(error_line(record.error)))}[/]")
+    if record.progress:
+        table.add_row("progress", escape(_progress_text(record.progress)))
+    return table
+
+
+def _input_text(raw: bytes) -> str:
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", "replace")
+    if isinstance(data, dict) and set(data) == {"args", "kwargs"}:
+        parts = [json.dumps(v, ensure_ascii=False) for v in data["args"]]
+        parts += [
+            f"{k}={json.dumps(v, ensure_ascii=False)}"
+            for k, v in data["kwargs"].items()
+        ]
+        return ", ".join(parts) or "(none)"
+    return json.dumps(data, ensure_ascii=False)
+
+
+def _progress_text(progress: dict[str, Any]) -> str:
+    step, total = progress.get("step"), progress.get("total")
+    message = progress.get("message") or ""
+    return f"{step}/{total} {message}".strip()
+
+
+def run_counts(calls: list[CallInfo], run: int) -> str:
+    """The closing line: what the latest run ran and served."""
+    ran = sum(1 for c in calls if c.ran_in_latest_run)
+    served = sum(1 for c in calls if c.served_from_checkpoint)
+    return f"ran {ran} calls, served {served} from checkpoints in run {run}"
+
+
+def call_tree(
+    calls: list[CallInfo], groups: dict[str, str | None], tracebacks: bool
+) -> Tree:
+    """Children under parents; map items grouped (``groups``: call id -> group id)."""
+    children: dict[str | None, list[CallInfo]] = {}
+    for call in calls:
+        children.setdefault(call.parent_id, []).append(call)
+    multi_run = len({a.run for c in calls for a in c.attempts}) > 1
+    tree = Tree("[bold]calls[/]", guide_style="dim")
+
+    def add(node: Tree, parent_id: str | None) -> None:
+        placed: set[str] = set()
+        for call in children.get(parent_id, []):
+            if call.kind != "map_item":
+                branch = node.add(_call_label(call, multi_run, tracebacks))
+                add(branch, call.id)
+                continue
+            group = groups.get(call.id) or f"{parent_id}:{call.function}"
+            if group in placed:
+                continue
+            placed.add(group)
+            items = [
+                c
+                for c in children.get(parent_id, [])
+                if c.kind == "map_item"
+                and (groups.get(c.id) or f"{parent_id}:{c.function}") == group
+            ]
+            _add_map_group(node, sorted(items, key=lambda c: c.seq), multi_run, tracebacks)
+
+    add(tree, None)
+    return tree
+
+
+def _add_map_group(
+    node: Tree, items: list[CallInfo], multi_run: bool, tracebacks: bool
+) -> None:
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[item.status] = counts.get(item.status, 0) + 1
+    tally = ", ".join(f"{n} {status_text(s)}" for s, n in sorted(counts.items()))
+    ran = sum(1 for c in items if c.ran_in_latest_run)
+    served = sum(1 for c in items if c.served_from_checkpoint)
+    label = (
+        f"[bold]{escape(items[0].function)}.map[/] {len(items)} items: {tally}"
+        f"  [dim]ran {ran}, served {served}[/]"
+    )
+    group = node.add(label)
+    if len(items) <= MAP_COLLAPSE_OVER:
+        shown = items
+    else:
+        shown = [c for c in items if c.status != CallStatus.SUCCEEDED]
+        shown = shown[:MAP_COLLAPSE_OVER]
+    for item in shown:
+        group.add(_call_label(item, multi_run, tracebacks, item_index=item.seq))
+    hidden = len(items) - len(shown)
+    if hidden and shown:
+        group.add(f"[dim]… {hidden} more items not shown[/]")
+
+
+def _call_label(
+    call: CallInfo, multi_run: bool, tracebacks: bool, item_index: int | None = None
+) -> str:
+    icon = _STATUS_ICON.get(call.status, "?")
+    style = _STATUS_STYLE.get(call.status, "white")
+    name = escape(call.function)
+    if item_index is not None:
+        name = f"{name}[{item_index}]"
+    elif call.kind == "reduce":
+        name = f"{name}.reduce"
+    elif call.kind == "reduce_step":
+        name = f"{name} step {call.seq}"
+    if call.served_from_checkpoint:
+        marker = "[cyan]checkpoint[/]"
+    elif call.ran_in_latest_run:
+        marker = "[bold]ran[/]"
+    else:
+        marker = "[dim]not reached[/]"
+    parts = [
+        f"[{style}]{icon}[/] [bold]{name}[/]",
+        f"[dim]{call.id[:12]}[/]",
+        status_text(call.status),
+        _attempts_text(call.attempts, multi_run),
+        duration(call.duration_s),
+        marker,
+    ]
+    label = "  ".join(parts)
+    if call.error and call.status != CallStatus.SUCCEEDED:
+        label += f"\n[red]{escape(clip(error_line(call.error)))}[/]"
+        trace = call.error.get("traceback")
+        if tracebacks and trace:
+            label += f"\n[dim]{escape(str(trace).rstrip())}[/]"
+    return label
+
+
+def _attempts_text(attempts: list[AttemptInfo], multi_run: bool) -> str:
+    count = len(attempts)
+    text = f"{count} attempt" + ("" if count == 1 else "s")
+    if count == 1 and attempts[0].outcome == "success" and not multi_run:
+        return text
+    shown = attempts[-5:]
+    items = []
+    for attempt in shown:
+        item = f"#{attempt.attempt} {attempt.outcome} {duration(attempt.duration_s)}"
+        if attempt.error:
+            item += f" {attempt.error.get('type') or 'Error'}"
+        if multi_run:
+            item += f" (run {attempt.run})"
+        items.append(escape(item))
+    more = "…; " if count > len(shown) else ""
+    return f"{text} [dim]\\[{more}{'; '.join(items)}][/]"
