@@ -304,6 +304,12 @@ class Engine:
         now = time.monotonic()
         if force or now - self._last_heartbeat >= _HEARTBEAT_EVERY_S:
             self._last_heartbeat = now
+            wall_ms = _calls.now_ms()
             self.store.heartbeat(
-                self.worker_id, socket.gethostname(), os.getpid(), _calls.now_ms()
+                self.worker_id, socket.gethostname(), os.getpid(), wall_ms
             )
+            # A worker (or a run_local_application process) that died left its calls
+            # "running": take them over, so that its requests finish here.
+            released = self.store.release_dead_workers(wall_ms)
+            if released:
+                logger.warning("took over %d call(s) of dead workers", released)

@@ -343,3 +343,71 @@ def test_bad_progress_values_fail_the_call_with_a_usage_error(run):
     request = run(negative_progress)
     with pytest.raises(cairn.RequestFailed, match="must be a finite number >= 0"):
         request.output()
+
+
+def test_a_request_whose_process_was_killed_is_taken_over(tmp_path, store_url):
+    import signal
+    import time
+
+    app = tmp_path / "killed_app.py"
+    app.write_text(
+        textwrap.dedent(
+            f"""
+            import sys, time
+            from cairn import application, function, run_local_application
+
+            @function()
+            def takeover_step(i: int) -> int:
+                with open({str(tmp_path / "steps.log")!r}, "a") as handle:
+                    handle.write(f"{{i}}\\n")
+                if i == 2 and sys.argv[1] == "first":
+                    time.sleep(60)
+                return i
+
+            @application()
+            @function()
+            def takeover_app(n: int) -> int:
+                return sum(takeover_step(i) for i in range(n))
+
+            @application()
+            @function()
+            def other_app() -> int:
+                return 0
+
+            if __name__ == "__main__":
+                if sys.argv[1] == "first":
+                    run_local_application(takeover_app, 4, cairn_store={store_url!r})
+                else:
+                    run_local_application(other_app, cairn_store={store_url!r})
+            """
+        )
+    )
+    env = {**os.environ, "CAIRN_CONCURRENCY": "1"}
+    first = subprocess.Popen([sys.executable, str(app), "first"], env=env)
+    log = tmp_path / "steps.log"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and "2" not in (
+        log.read_text().split() if log.exists() else []
+    ):
+        time.sleep(0.05)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    # Any engine on the same store takes the orphaned request over.
+    subprocess.run(
+        [sys.executable, str(app), "second"], env=env, check=True, timeout=60
+    )
+    store = cairn.store.open_store(store_url)
+    try:
+        (orphan,) = store.list_requests(application="takeover_app")
+        deadline = time.monotonic() + 30
+        while (
+            not store.get_request(orphan.id).status.finished
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.1)
+            subprocess.run([sys.executable, str(app), "second"], env=env, check=True)
+        finished = store.get_request(orphan.id)
+    finally:
+        store.close()
+    assert finished.status is RequestStatus.SUCCEEDED
+    assert log.read_text().split() == ["0", "1", "2", "2", "3"]

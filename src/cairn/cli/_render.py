@@ -159,7 +159,9 @@ def summary(record: RequestRecord) -> Table:
     table.add_row("application", escape(record.application))
     table.add_row("status", status_text(record.status))
     table.add_row("outcome", outcome(record))
-    table.add_row("run", str(record.run) + (" (strict)" if record.strict_replay else ""))
+    table.add_row(
+        "run", str(record.run) + (" (strict)" if record.strict_replay else "")
+    )
     table.add_row("created", timestamp(record.created_at_ms))
     table.add_row("duration", duration(request_duration(record)))
     if record.code_ref:
@@ -229,7 +231,9 @@ def call_tree(
                 if c.kind == "map_item"
                 and (groups.get(c.id) or f"{parent_id}:{c.function}") == group
             ]
-            _add_map_group(node, sorted(items, key=lambda c: c.seq), multi_run, tracebacks)
+            _add_map_group(
+                node, sorted(items, key=lambda c: c.seq), multi_run, tracebacks
+            )
 
     add(tree, None)
     return tree

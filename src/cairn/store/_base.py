@@ -139,6 +139,9 @@ class Store(Protocol):
     def release_calls(self, worker_id: str, executor: int | None) -> list[CallRecord]:
         """Put the running calls of a dead executor (or worker) back to pending."""
 
+    def release_dead_workers(self, now_ms: float) -> int:
+        """Make the calls of dead workers runnable again; return how many."""
+
     def heartbeat(self, worker_id: str, host: str, pid: int, now_ms: float) -> None:
         """Record that a worker is alive."""
 

@@ -691,6 +691,30 @@ class SQLiteStore:
                 )
             ]
 
+    def release_dead_workers(self, now_ms: float) -> int:
+        """Hand back the calls of workers that stopped heartbeating (or whose process
+        on this host is gone); return how many calls became runnable again."""
+        with self._write() as conn:
+            workers = conn.execute(
+                "SELECT id, host, pid, heartbeat_at_ms FROM workers "
+                "WHERE id IN (SELECT DISTINCT worker_id FROM calls WHERE status = 'running')"
+            ).fetchall()
+            here = socket.gethostname()
+            dead = [
+                worker_id
+                for worker_id, host, pid, beat in workers
+                if beat < now_ms - WORKER_STALE_MS or (host == here and not _alive(pid))
+            ]
+            released = 0
+            for worker_id in dead:
+                released += len(
+                    conn.execute(
+                        Q["release_calls"], {"worker_id": worker_id, "executor": None}
+                    ).fetchall()
+                )
+                conn.execute("DELETE FROM workers WHERE id = ?", (worker_id,))
+            return released
+
     def heartbeat(self, worker_id: str, host: str, pid: int, now_ms: float) -> None:
         """Record that a worker is alive."""
         with self._write() as conn:
