@@ -24,7 +24,7 @@ from cairn.types import CallStatus
 logger = logging.getLogger(__name__)
 
 _TICK_MIN_S = 0.001
-_TICK_MAX_S = 0.01
+_TICK_MAX_S = 0.005
 _HEARTBEAT_EVERY_S = 2.0
 # An extra executor (started because every other one only waits) that has held no
 # work for this long is stopped again.
@@ -75,6 +75,8 @@ class Engine:
         self._generation = -1
         self._last_heartbeat = 0.0
         self._max_executors = self.concurrency * 4 + 8
+        self._owner_pid = os.getpid()
+        self._closed = False
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
@@ -88,10 +90,17 @@ class Engine:
             self._spawn(extra=False)
 
     def close(self) -> None:
-        """Stop every executor and hand its calls back."""
+        """Stop every executor and hand its calls back (idempotent)."""
+        if self._closed or not self.owned_by_this_process():
+            return
+        self._closed = True
         self._stop_all()
         self.store.heartbeat(self.worker_id, socket.gethostname(), os.getpid(), 0.0)
         self.store.close()
+
+    def owned_by_this_process(self) -> bool:
+        """False in a forked child, which must not touch its parent's executors."""
+        return self._owner_pid == os.getpid()
 
     def __enter__(self) -> Engine:
         self.start()

@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 # unusable): its calls are released without counting an attempt against them.
 EXIT_INFRASTRUCTURE = 3
 _IDLE_POLL_MIN_S = 0.0005
-_IDLE_POLL_MAX_S = 0.02
+_IDLE_POLL_MAX_S = 0.005
 _PR_SET_PDEATHSIG = 1
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import sys
 import time
@@ -300,13 +301,41 @@ def _code_ref(name: str) -> str | None:
     return spec.module if path is None else f"{spec.module}@{path}"
 
 
+# The engine of this process's latest local run, kept so that the next run on the
+# same store does not start its executor processes again (one at a time: tests and
+# scripts that switch stores do not pile up idle pools).
+_local_engine: _engine.Engine | None = None
+
+
+def _engine_for(store_url: str) -> _engine.Engine:
+    global _local_engine
+    if _local_engine is not None and (
+        _local_engine.store_url != store_url
+        or _local_engine.concurrency != _engine.default_concurrency()
+        or not _local_engine.owned_by_this_process()
+    ):
+        _local_engine.close()
+        _local_engine = None
+    if _local_engine is None:
+        _local_engine = _engine.Engine(store_url)
+        atexit.register(_local_engine.close)
+    return _local_engine
+
+
 def _run(
     request_id: str, store_url: str, on_tick: Callable[[], None] | None = None
 ) -> RequestRecord:
+    global _local_engine
     if _frames.current_or_none() is not None:
         raise errors.SDKUsageError("cannot run a request from inside a function call")
-    with _engine.Engine(store_url) as engine:
+    engine = _engine_for(store_url)
+    try:
         return engine.run_until_finished(request_id, on_tick=on_tick)
+    except BaseException:
+        # Interrupted (Ctrl-C) or broken: stop the executors now, hand their calls back.
+        engine.close()
+        _local_engine = None
+        raise
 
 
 def submit(

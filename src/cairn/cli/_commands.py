@@ -93,8 +93,10 @@ def _store_option(command: F) -> F:
         metavar="URL",
         envvar="CAIRN_STORE",
         show_envvar=True,
-        show_default=_DEFAULT_STORE,
-        help="Store URL: sqlite:///relative.db, sqlite:////absolute.db, postgresql://…",
+        help=(
+            "Store URL: sqlite:///relative.db, sqlite:////absolute.db or "
+            f"postgresql://…  [default: {_DEFAULT_STORE}]"
+        ),
     )(command)
 
 
@@ -232,12 +234,13 @@ def list_requests(
             status=RequestStatus(status.lower()) if status else None,
             limit=limit,
         )
+        app_calls = {r.id: store.get_call(r.id) for r in records}
         url = store.url
     out = _render.console()
     if not records:
         out.print(f"no requests in {url}", markup=False)
         return
-    out.print(_render.requests_table(records))
+    out.print(_render.requests_table(records, app_calls))
 
 
 @requests.command()
@@ -257,12 +260,15 @@ def show(request_id: str, tracebacks: bool, store_url: str | None) -> None:
     request = cairn.get_request(request_id, store=url)
     with _opened(url) as store:
         record = store.get_request(request_id)
-        groups = {c.id: c.group_id for c in store.list_calls(request_id)}
+        call_records = store.list_calls(request_id)
+    groups = {c.id: c.group_id for c in call_records}
+    app_call = next((c for c in call_records if c.id == request_id), None)
     if record is None:
         raise errors.RequestNotFound(f"no request with id {request_id!r} in {url}")
     calls = request.calls()
     out = _render.console()
-    out.print(_render.summary(record))
+    for line in _render.summary(record, app_call):
+        out.print(line)
     out.print()
     out.print(_render.call_tree(calls, groups, tracebacks))
     out.print(_render.run_counts(calls, record.run))

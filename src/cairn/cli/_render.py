@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 from cairn import AttemptInfo, CallInfo
-from cairn.store import RequestRecord
+from cairn.store import CallRecord, RequestRecord
 from cairn.types import CallStatus, RequestStatus
 
 # More map items than this under one parent collapse to a count line.
@@ -91,14 +91,22 @@ def error_line(error: dict[str, Any] | None) -> str:
     return f"{kind}: {message}" if message else str(kind)
 
 
-def request_duration(record: RequestRecord) -> float | None:
-    """How long the latest run took (or has been running)."""
-    if record.started_at_ms is None:
+def run_duration(record: RequestRecord, app_call: CallRecord | None) -> float | None:
+    """How long the latest run took (or has been running), from its application call.
+
+    The request's own ``started_at_ms`` is the first run's start, so after a replay
+    it would count the time between runs.
+    """
+    started = app_call.started_at_ms if app_call else record.started_at_ms
+    if started is None:
         return None
-    end = record.finished_at_ms
+    if record.status.finished:
+        end = app_call.finished_at_ms if app_call else record.finished_at_ms
+    else:
+        end = None
     if end is None:
         end = datetime.datetime.now().timestamp() * 1000
-    return (end - record.started_at_ms) / 1000.0
+    return max(0.0, (end - started) / 1000.0)
 
 
 def outcome(record: RequestRecord) -> str:
@@ -131,8 +139,10 @@ def print_result(out: Console, record: RequestRecord) -> None:
         out.print(f"error    {escape(error_line(record.error))}", soft_wrap=True)
 
 
-def requests_table(records: Iterable[RequestRecord]) -> Table:
-    """The table of ``cairn requests list``."""
+def requests_table(
+    records: Iterable[RequestRecord], app_calls: dict[str, CallRecord | None]
+) -> Table:
+    """The table of ``cairn requests list`` (``app_calls``: request id -> app call)."""
     table = Table(box=None, header_style="bold", pad_edge=False)
     for name in ("id", "application", "status", "failure reason"):
         table.add_column(name, no_wrap=True)
@@ -145,35 +155,32 @@ def requests_table(records: Iterable[RequestRecord]) -> Table:
             status_text(record.status),
             escape(record.failure_reason or ""),
             timestamp(record.created_at_ms),
-            duration(request_duration(record)),
+            duration(run_duration(record, app_calls.get(record.id))),
         )
     return table
 
 
-def summary(record: RequestRecord) -> Table:
-    """Key/value summary of one request."""
-    table = Table.grid(padding=(0, 2))
-    table.add_column(style="bold", no_wrap=True)
-    table.add_column()
-    table.add_row("request", record.id)
-    table.add_row("application", escape(record.application))
-    table.add_row("status", status_text(record.status))
-    table.add_row("outcome", outcome(record))
-    table.add_row(
-        "run", str(record.run) + (" (strict)" if record.strict_replay else "")
-    )
-    table.add_row("created", timestamp(record.created_at_ms))
-    table.add_row("duration", duration(request_duration(record)))
+def summary(record: RequestRecord, app_call: CallRecord | None) -> list[str]:
+    """Key/value lines (rich markup) summarizing one request."""
+    rows = [
+        ("request", record.id),
+        ("application", escape(record.application)),
+        ("status", status_text(record.status)),
+        ("outcome", outcome(record)),
+        ("run", str(record.run) + (" (strict replay)" if record.strict_replay else "")),
+        ("created", timestamp(record.created_at_ms)),
+        ("duration", f"{duration(run_duration(record, app_call))} (run {record.run})"),
+    ]
     if record.code_ref:
-        table.add_row("code", escape(record.code_ref))
-    table.add_row("input", escape(clip(_input_text(record.input))))
+        rows.append(("code", escape(record.code_ref)))
+    rows.append(("input", escape(clip(_input_text(record.input)))))
     if record.status is RequestStatus.SUCCEEDED:
-        table.add_row("output", escape(clip(json_text(record.output))))
+        rows.append(("output", escape(clip(json_text(record.output)))))
     if record.error:
-        table.add_row("error", f"[red]{escape(clip(error_line(record.error)))}[/]")
+        rows.append(("error", f"[red]{escape(clip(error_line(record.error)))}[/]"))
     if record.progress:
-        table.add_row("progress", escape(_progress_text(record.progress)))
-    return table
+        rows.append(("progress", escape(_progress_text(record.progress))))
+    return [f"[bold]{key:<12}[/] {value}" for key, value in rows]
 
 
 def _input_text(raw: bytes) -> str:
