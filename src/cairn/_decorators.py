@@ -109,6 +109,11 @@ class Function(Generic[P, R]):
         self._spec = spec
         self._bound_to = bound_to
         functools.update_wrapper(self, spec.fn)
+        # Function-like to ``inspect`` (3.11 has no markcoroutinefunction), so that
+        # inspect.iscoroutinefunction(f) answers as for the original.
+        self.__code__ = getattr(spec.fn, "__code__", None)
+        self.__defaults__ = getattr(spec.fn, "__defaults__", None)
+        self.__kwdefaults__ = getattr(spec.fn, "__kwdefaults__", None)
         if spec.is_async and hasattr(inspect, "markcoroutinefunction"):
             # So that inspect.iscoroutinefunction(f) stays true, as for the original.
             inspect.markcoroutinefunction(self)

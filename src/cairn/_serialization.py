@@ -12,6 +12,8 @@ import inspect
 import io
 import json
 import pickle
+import typing
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -173,10 +175,13 @@ class JsonBoundary:
 
 def _type_hints(function: Callable[..., Any]) -> dict[str, Any]:
     try:
-        import typing
-
         return typing.get_type_hints(function)
-    except Exception:
+    except Exception as error:
+        warnings.warn(
+            f"cannot resolve the type hints of {function.__qualname__!r} ({error}); "
+            "its JSON input and output are not validated",
+            stacklevel=4,
+        )
         return {}
 
 

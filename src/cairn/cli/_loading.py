@@ -126,20 +126,27 @@ def _import_failed(what: str, error: BaseException) -> click.ClickException:
 def load_code_ref(code_ref: str) -> None:
     """Import the code a request recorded: a file path, or ``module@path``."""
     module, sep, path = code_ref.partition("@")
-    if not sep:
-        load_file(Path(code_ref))
-        return
-    file = Path(path)
-    if "." not in module and file.is_file():
-        load_file(file, module)
+    file = Path(path if sep else code_ref)
+    if not sep or (file.is_file() and "." not in module):
+        if not file.is_file():
+            raise click.UsageError(f"cannot load {str(file)!r}: no such file")
+        load_file(file, module if sep else None)
         return
     if file.is_file():
+        # A module of a package: its root goes on sys.path, then import by name.
         root = file.parent if file.name != "__init__.py" else file.parent.parent
         for _ in module.split(".")[1:]:
             root = root.parent
         if str(root) not in sys.path:
             sys.path.insert(0, str(root))
-    load_module(module)
+        load_module(module)
+        return
+    try:
+        load_module(module)
+    except click.UsageError:
+        raise click.UsageError(
+            f"cannot load {path!r}: no such file (nor an importable {module!r})"
+        ) from None
 
 
 def describe(source: str) -> str:
@@ -216,7 +223,10 @@ def parse_input(
                 param_hint="'--input'",
             )
         return tuple(value), {}
-    if len(keywords) == 1:
+    required = [
+        n for n, p in zip(names, parameters, strict=False) if p.default is p.empty
+    ]
+    if len(keywords) == 1 or (names and required == names[:1]):
         return (value,), {}
     raise click.BadParameter(
         f"{spec.name} takes parameters ({', '.join(keywords) or 'none'}): pass a JSON "

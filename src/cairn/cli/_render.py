@@ -279,26 +279,20 @@ def _call_label(
     style = _STATUS_STYLE.get(call.status, "white")
     name = escape(call.function)
     if item_index is not None:
-        name = f"{name}[{item_index}]"
+        name = escape(f"{call.function}[{item_index}]")
     elif call.kind == "reduce":
         name = f"{name}.reduce"
     elif call.kind == "reduce_step":
         name = f"{name} step {call.seq}"
-    if call.served_from_checkpoint:
-        marker = "[cyan]checkpoint[/]"
-    elif call.ran_in_latest_run:
-        marker = "[bold]ran[/]"
-    else:
-        marker = "[dim]not reached[/]"
     parts = [
         f"[{style}]{icon}[/] [bold]{name}[/]",
         f"[dim]{call.id[:12]}[/]",
         status_text(call.status),
         _attempts_text(call.attempts, multi_run),
-        duration(call.duration_s),
-        marker,
+        _call_duration(call),
+        _marker(call),
     ]
-    label = "  ".join(parts)
+    label = "  ".join(part for part in parts if part)
     if call.error and call.status != CallStatus.SUCCEEDED:
         label += f"\n[red]{escape(clip(error_line(call.error)))}[/]"
         trace = call.error.get("traceback")
@@ -307,10 +301,31 @@ def _call_label(
     return label
 
 
+def _call_duration(call: CallInfo) -> str:
+    if call.duration_s is None and call.started_at_ms is not None:
+        if call.status == CallStatus.RUNNING:
+            now = datetime.datetime.now().timestamp() * 1000
+            return f"{duration(max(0.0, now - call.started_at_ms) / 1000)} so far"
+    return duration(call.duration_s)
+
+
+def _marker(call: CallInfo) -> str:
+    """Whether the latest run ran the call, served its checkpoint, or neither."""
+    if call.served_from_checkpoint:
+        return "[cyan]checkpoint[/]"
+    if call.ran_in_latest_run:
+        return "[bold]ran[/]"
+    if call.status in (CallStatus.PENDING, CallStatus.RUNNING) or not call.attempts:
+        return ""
+    return f"[dim]from run {call.attempts[-1].run}[/]"
+
+
 def _attempts_text(attempts: list[AttemptInfo], multi_run: bool) -> str:
     count = len(attempts)
     text = f"{count} attempt" + ("" if count == 1 else "s")
-    if count == 1 and attempts[0].outcome == "success" and not multi_run:
+    if count == 0 or (
+        count == 1 and attempts[0].outcome == "success" and not multi_run
+    ):
         return text
     shown = attempts[-5:]
     items = []

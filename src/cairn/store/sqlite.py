@@ -97,25 +97,32 @@ class SQLiteStore:
         if self.path.exists() and self.path.is_dir():
             raise errors.StoreError(f"store path {str(self.path)!r} is a directory")
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(
+            self.path,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=_BUSY_TIMEOUT_S,
+        )
         try:
-            conn = sqlite3.connect(
-                self.path,
-                isolation_level=None,
-                check_same_thread=False,
-                timeout=_BUSY_TIMEOUT_S,
-            )
+            # Whose file is it? Asked before anything is changed: a file that is not
+            # a Cairn store is refused byte-for-byte untouched.
+            self._schema_version(conn)
             conn.execute("PRAGMA foreign_keys = ON")
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            if mode.lower() != "wal":
+                raise errors.StoreError(
+                    f"cannot put {str(self.path)!r} in WAL mode ({mode})"
+                )
+            self._migrate(conn)
         except sqlite3.DatabaseError as error:
+            conn.close()
             raise errors.StoreError(
                 f"{str(self.path)!r} is not a usable SQLite database: {error}"
             ) from error
-        if mode.lower() != "wal":
-            raise errors.StoreError(
-                f"cannot put {str(self.path)!r} in WAL mode ({mode})"
-            )
-        self._migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def _migrate(self, conn: sqlite3.Connection) -> None:

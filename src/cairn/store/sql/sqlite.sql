@@ -68,7 +68,8 @@ VALUES (:id, :request_id, :parent_id, :seq, :function, :kind, :group_id, :dispat
 ON CONFLICT (id) DO UPDATE SET
     status = 'running', run = excluded.run, worker_id = excluded.worker_id,
     executor = excluded.executor, started_at_ms = excluded.started_at_ms
-WHERE calls.status IN ('pending', 'stale') OR calls.run < excluded.run
+WHERE calls.status IN ('pending', 'stale')
+   OR (calls.run < excluded.run AND calls.status <> 'succeeded')
 
 -- name: upsert_success
 INSERT INTO calls (id, request_id, parent_id, seq, function, kind, group_id, dispatched,
