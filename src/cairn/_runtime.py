@@ -388,6 +388,15 @@ def _as_ref(value: Any) -> Any:
     return _Ref(str(value._call_id)) if isinstance(value, Future) else value
 
 
+def _enqueue(
+    parent: Frame, group_id: str, rows: list[tuple[CallKey, bytes | None, float]]
+) -> None:
+    store = _frames.process().store
+    # Calls checkpointed by an earlier run are served, not run: say so in this run.
+    parent.run.served.extend(store.succeeded_in_group(group_id))
+    store.enqueue_calls(rows, parent.run.run)
+
+
 def _start_call(parent: Frame, future: CallFuture, not_before: float) -> None:
     deps = [v for v in future.args if isinstance(v, Future)]
     deps += [
@@ -408,7 +417,7 @@ def _start_call(parent: Frame, future: CallFuture, not_before: float) -> None:
     args = tuple(_as_ref(v) for v in future.args)
     kwargs = {k: _as_ref(v) for k, v in future.kwargs.items()}
     blob = _serialization.dumps_arguments(name, args, kwargs)
-    _frames.process().store.enqueue_calls([(key, blob, not_before)], parent.run.run)
+    _enqueue(parent, key.id, [(key, blob, not_before)])
 
 
 def _start_map(parent: Frame, future: MapFuture, not_before: float) -> None:
@@ -443,7 +452,7 @@ def _start_map(parent: Frame, future: MapFuture, not_before: float) -> None:
     if not rows:
         future._finish([])
         return
-    _frames.process().store.enqueue_calls(rows, parent.run.run)
+    _enqueue(parent, key.id, rows)
 
 
 def _start_reduce(parent: Frame, future: ReduceFuture, not_before: float) -> None:
@@ -467,7 +476,7 @@ def _start_reduce(parent: Frame, future: ReduceFuture, not_before: float) -> Non
         future.items_future is not None,
     )
     blob = _serialization.dumps_arguments(name, payload, {})
-    _frames.process().store.enqueue_calls([(key, blob, not_before)], parent.run.run)
+    _enqueue(parent, key.id, [(key, blob, not_before)])
 
 
 def poll_future(future: Future) -> bool:

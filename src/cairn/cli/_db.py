@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import math
-
 import click
 
 from cairn import errors
 from cairn.cli import _common, _render
-from cairn.store import SCHEMA_VERSION, Store
+from cairn.store import SCHEMA_VERSION
 
 
 @click.group(cls=_common.Group)
@@ -16,28 +14,12 @@ def db() -> None:
     """Create, migrate and inspect the store."""
 
 
-def _count_requests(store: Store) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    seen: set[str] = set()
-    before: float | None = None
-    while True:
-        page = store.list_requests(limit=500, before_ms=before)
-        fresh = [r for r in page if r.id not in seen]
-        for record in fresh:
-            seen.add(record.id)
-            counts[record.status] = counts.get(record.status, 0) + 1
-        if len(page) < 500 or not fresh:
-            return counts
-        # Include the boundary millisecond again: requests created in it may span pages.
-        before = math.nextafter(page[-1].created_at_ms, math.inf)
-
-
 @db.command()
 @_common.store_option
 def status(store_url: str | None) -> None:
     """Show the store's URL, schema version and number of requests."""
     with _common.opened(_common.resolve_url(store_url)) as store:
-        counts = _count_requests(store)
+        counts = {str(k): v for k, v in store.count_requests().items()}
         url = store.url
     detail = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     out = _render.console()

@@ -130,6 +130,12 @@ class Store(Protocol):
     def record_failure(self, failure: CallFailure) -> None:
         """Record a failed attempt, and the call's final failure if it is final."""
 
+    def count_requests(self) -> dict[RequestStatus, int]:
+        """How many requests are in each status."""
+
+    def succeeded_in_group(self, group_id: str) -> list[str]:
+        """Ids of a group's calls that have a checkpoint."""
+
     def group_counts(self, group_id: str) -> dict[CallStatus, int]:
         """How many calls of a map group are in each status."""
 

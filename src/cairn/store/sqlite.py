@@ -307,7 +307,7 @@ class SQLiteStore:
             conn.execute(
                 "UPDATE requests SET status = 'pending', run = ?, strict_replay = ?, "
                 "failure_reason = NULL, error_json = NULL, output = NULL, "
-                "finished_at_ms = NULL WHERE id = ?",
+                "progress_json = NULL, finished_at_ms = NULL WHERE id = ?",
                 (new_run, int(strict), request_id),
             )
             return int(new_run)
@@ -662,6 +662,21 @@ class SQLiteStore:
             RequestOutcome(status=RequestStatus.SUCCEEDED, output=root[1]),
             now_ms,
         )
+
+    def count_requests(self) -> dict[RequestStatus, int]:
+        """How many requests are in each status."""
+        rows = self._conn.execute(
+            "SELECT status, count(*) FROM requests GROUP BY status"
+        ).fetchall()
+        return {RequestStatus(status): count for status, count in rows}
+
+    def succeeded_in_group(self, group_id: str) -> list[str]:
+        """Ids of a group's calls that have a checkpoint."""
+        rows = self._conn.execute(
+            "SELECT id FROM calls WHERE group_id = ? AND status = 'succeeded'",
+            (group_id,),
+        ).fetchall()
+        return [row[0] for row in rows]
 
     def group_counts(self, group_id: str) -> dict[CallStatus, int]:
         """How many calls of a group are in each status."""

@@ -31,6 +31,8 @@ UPDATE calls SET status = 'running', worker_id = :worker_id, executor = :executo
 WHERE id = (SELECT id FROM calls
             WHERE status = 'pending' AND dispatched = 1 AND not_before_ms <= :now_ms
               AND function NOT IN (SELECT value FROM json_each(:full))
+              AND (SELECT status FROM requests r WHERE r.id = calls.request_id)
+                  IN ('pending', 'running')
             ORDER BY not_before_ms LIMIT 1)
 RETURNING id
 
@@ -133,7 +135,10 @@ UPDATE calls SET status = 'cancelled', worker_id = NULL, executor = NULL
 WHERE request_id = :request_id AND status = 'pending'
 
 -- name: release_calls
-UPDATE calls SET status = 'pending', worker_id = NULL, executor = NULL
+-- A released call runs again, unless its request has ended meanwhile (cancelled).
+UPDATE calls SET worker_id = NULL, executor = NULL,
+    status = CASE WHEN (SELECT status FROM requests r WHERE r.id = calls.request_id)
+                       IN ('pending', 'running') THEN 'pending' ELSE 'cancelled' END
 WHERE worker_id = :worker_id AND (:executor IS NULL OR executor = :executor)
   AND status = 'running'
 RETURNING id
