@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from cairn import _calls, _executor, _frames, _registry, errors
 from cairn._deadlines import DeadlineBoard
 from cairn.store import CallKey, RequestRecord, Store, open_store
-from cairn.types import CallStatus
+from cairn.types import CallStatus, RequestStatus
 
 logger = logging.getLogger(__name__)
 
 _TICK_MIN_S = 0.001
 _TICK_MAX_S = 0.005
 _HEARTBEAT_EVERY_S = 2.0
+_CANCEL_CHECK_EVERY_S = 0.1
 # An extra executor (started because every other one only waits) that has held no
 # work for this long is stopped again.
 _EXTRA_IDLE_S = 5.0
@@ -72,7 +73,10 @@ class Engine:
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
         self._executors: dict[int, _Executor] = {}
         self._next_index = 0
-        self._generation = -1
+        # What the executors inherited when forked: new functions, a changed
+        # environment or working directory need new executors to be seen.
+        self._setting: tuple[int, dict[str, str], str] | None = None
+        self._last_cancel_check = 0.0
         self._last_heartbeat = 0.0
         self._max_executors = self.concurrency * 4 + 8
         self._owner_pid = os.getpid()
@@ -80,11 +84,12 @@ class Engine:
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
-        """Fork the executors (again, if functions were defined since)."""
-        if self._generation == _registry.generation and self._executors:
+        """Fork the executors (again, if functions, env or working dir changed since)."""
+        setting = (_registry.generation, dict(os.environ), os.getcwd())
+        if self._setting == setting and self._executors:
             return
         self._stop_all()
-        self._generation = _registry.generation
+        self._setting = setting
         self._heartbeat(force=True)
         for _ in range(self.concurrency):
             self._spawn(extra=False)
@@ -172,6 +177,9 @@ class Engine:
                 if record is None:
                     raise errors.RequestNotFound(f"no request with id {request_id!r}")
                 if record.status.finished:
+                    if record.status is RequestStatus.CANCELLED:
+                        self._last_cancel_check = 0.0
+                        self._stop_cancelled(time.monotonic())
                     return record
                 tick = _TICK_MIN_S
             if on_tick is not None:
@@ -199,8 +207,23 @@ class Engine:
                 self._on_timeout(executor, expired)
                 acted = True
         acted = self._balance(now) or acted
+        acted = self._stop_cancelled(now) or acted
         self._heartbeat()
         return acted
+
+    def _stop_cancelled(self, now: float) -> bool:
+        """Kill executors running calls of cancelled requests (like a timeout)."""
+        if now - self._last_cancel_check < _CANCEL_CHECK_EVERY_S:
+            return False
+        self._last_cancel_check = now
+        doomed = self.store.executors_of_cancelled(self.worker_id)
+        for index in doomed:
+            executor = self._executors.get(index)
+            if executor is not None:
+                logger.info("stopping executor %d: its request was cancelled", index)
+                self._kill(executor)
+                self._replace(executor)
+        return bool(doomed)
 
     def _on_timeout(
         self, executor: _Executor, expired: list[tuple[CallKey, float]]

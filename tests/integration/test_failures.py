@@ -349,3 +349,40 @@ def test_max_concurrency_caps_running_calls_of_a_function(run, effects, monkeypa
         running += delta
         peak = max(peak, running)
     assert peak == 2
+
+
+def test_cancel_stops_the_running_code_and_nothing_more_runs(run, effects, store_url):
+    import threading
+
+    @function()
+    def tick(i: int) -> int:
+        time.sleep(0.1)
+        effects.record(f"tick {i}")
+        return i
+
+    @application()
+    @function()
+    def ticker(n: int) -> int:
+        return sum(tick(i) for i in range(n))
+
+    def cancel_soon() -> None:
+        deadline = time.monotonic() + 30
+        while len(effects.lines()) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        (pending,) = cairn.store.open_store(store_url).list_requests()
+        cairn.get_request(pending.id, store=store_url).cancel()
+
+    canceller = threading.Thread(target=cancel_soon)
+    canceller.start()
+    request = run(ticker, 40)
+    canceller.join()
+    assert request.status() is RequestStatus.CANCELLED
+    with pytest.raises(cairn.RequestFailed) as failure:
+        request.output()
+    assert failure.value.reason == "cancelled"
+    ticks_at_cancel = len(effects.lines())
+    time.sleep(1.0)
+    assert len(effects.lines()) <= ticks_at_cancel + 1
+    assert ticks_at_cancel < 10
+    root = next(c for c in request.calls() if c.kind == "app")
+    assert root.status is CallStatus.CANCELLED

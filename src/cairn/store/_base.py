@@ -130,6 +130,9 @@ class Store(Protocol):
     def record_failure(self, failure: CallFailure) -> None:
         """Record a failed attempt, and the call's final failure if it is final."""
 
+    def executors_of_cancelled(self, worker_id: str) -> list[int]:
+        """Executors of a worker holding running calls of cancelled requests."""
+
     def count_requests(self) -> dict[RequestStatus, int]:
         """How many requests are in each status."""
 

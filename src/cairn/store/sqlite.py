@@ -663,6 +663,16 @@ class SQLiteStore:
             now_ms,
         )
 
+    def executors_of_cancelled(self, worker_id: str) -> list[int]:
+        """Executors of a worker holding running calls of cancelled requests."""
+        rows = self._conn.execute(
+            "SELECT DISTINCT c.executor FROM calls c JOIN requests r "
+            "ON r.id = c.request_id WHERE c.worker_id = ? AND c.status = 'running' "
+            "AND r.status = 'cancelled'",
+            (worker_id,),
+        ).fetchall()
+        return [row[0] for row in rows if row[0] is not None]
+
     def count_requests(self) -> dict[RequestStatus, int]:
         """How many requests are in each status."""
         rows = self._conn.execute(
