@@ -175,7 +175,7 @@ class Function(Generic[P, R]):
 def function(
     description: str = "",
     cpu: float = 1.0,
-    memory: float = 1.0,
+    memory: float | None = None,
     ephemeral_disk: float = 10.0,
     gpu: str | list[str] | None = None,
     timeout: float = 300,
@@ -194,7 +194,7 @@ def function(description: Callable[..., Any]) -> Any: ...
 def function(
     description: Any = "",
     cpu: float = 1.0,
-    memory: float = 1.0,
+    memory: float | None = None,
     ephemeral_disk: float = 10.0,
     gpu: str | list[str] | None = None,
     timeout: float = 300,
@@ -213,7 +213,9 @@ def function(
     Args:
         description: free text shown in listings.
         cpu: cores (> 0), used for scheduling where the host can.
-        memory: GB (> 0); applied as a limit where the OS allows it.
+        memory: GB (> 0). When given, a call whose process grows past it is
+            stopped and recorded as ``out_of_memory`` (retried by policy).
+            Tensorlake's default of 1 GB is reported but not enforced.
         ephemeral_disk: GB (> 0), recorded.
         gpu: ``"H100"``, ``"A100-80GB:2"`` or a list of alternatives, recorded.
         timeout: seconds in [1, 172800] without progress before an attempt is stopped.
@@ -250,7 +252,7 @@ def function(
         timeout_s = _timeout(timeout, where)
         for label, value in (
             ("cpu", cpu),
-            ("memory", memory),
+            ("memory", 1.0 if memory is None else memory),
             ("ephemeral_disk", ephemeral_disk),
         ):
             _positive(value, label, where)
@@ -287,7 +289,7 @@ def function(
             description=description,
             resources={
                 "cpu": cpu,
-                "memory": memory,
+                "memory": 1.0 if memory is None else memory,
                 "ephemeral_disk": ephemeral_disk,
                 "gpu": gpu,
                 "image": image,
@@ -299,6 +301,7 @@ def function(
                 "concurrency": concurrency,
             },
             max_concurrency=max_concurrency,
+            memory_limit_bytes=None if memory is None else int(memory * 1024**3),
             is_async=_registry.is_coroutine_function(fn),
         )
         _registry.register(spec)

@@ -9,6 +9,7 @@ from typing import Any
 from cairn import (
     _calls,
     _events,
+    _faults,
     _frames,
     _futures,
     _registry,
@@ -64,7 +65,9 @@ def run(claimed: ClaimedCall) -> None:
                 )
             ],
         )
+    _faults.point("dispatched_claimed")
     attempts.begin()
+    _faults.point("mid_attempt")
     frame = _runtime._new_frame(request_run, key, spec)
     token = _frames.enter(frame)
     output_json: bytes | None = None
@@ -95,7 +98,9 @@ def run(claimed: ClaimedCall) -> None:
     outcome = None
     if record.kind == "app":
         outcome = RequestOutcome(status=RequestStatus.SUCCEEDED, output=output_json)
+    _faults.point("before_commit")
     runtime.store.commit_success(attempts.success(output, frame, outcome))
+    _faults.point("after_commit")
 
 
 def _execute(

@@ -11,6 +11,7 @@ import os
 import secrets
 import signal
 import socket
+import sqlite3
 import sys
 import time
 from collections.abc import Callable
@@ -27,6 +28,24 @@ _TICK_MIN_S = 0.001
 _TICK_MAX_S = 0.005
 _HEARTBEAT_EVERY_S = 2.0
 _CANCEL_CHECK_EVERY_S = 0.1
+_SERVE_TICK_S = 0.005
+_MEMORY_CHECK_EVERY_S = 0.05
+_PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+
+
+def _resident_bytes(pid: int) -> int | None:
+    """Resident set size of a process (Linux /proc), or None where unknown."""
+    try:
+        with open(f"/proc/{pid}/statm") as handle:
+            return int(handle.read().split()[1]) * _PAGE_BYTES
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class _StopNow(BaseException):
+    """A second SIGTERM/SIGINT: leave at once."""
+
+
 # An extra executor (started because every other one only waits) that has held no
 # work for this long is stopped again.
 _EXTRA_IDLE_S = 5.0
@@ -55,6 +74,7 @@ class _Executor:
     board: DeadlineBoard
     extra: bool
     started_at: float
+    memory_checked_at: float = 0.0
 
 
 class Engine:
@@ -81,6 +101,9 @@ class Engine:
         self._max_executors = self.concurrency * 4 + 8
         self._owner_pid = os.getpid()
         self._closed = False
+        self._draining = False
+        self._respawn_not_before = 0.0
+        self._store_backoff_s = 0.0
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
@@ -206,10 +229,86 @@ class Engine:
                 self._kill(executor)
                 self._on_timeout(executor, expired)
                 acted = True
+            elif self._over_memory(executor, now):
+                acted = True
+        self._top_up(now)
         acted = self._balance(now) or acted
         acted = self._stop_cancelled(now) or acted
         self._heartbeat()
         return acted
+
+    def supervise_safely(self) -> None:
+        """``supervise_once`` that survives a failing store: log, back off, go on.
+
+        Nothing is marked done while the store fails: executors that cannot
+        commit stop, and their calls run again once the store is back.
+        """
+        try:
+            self.supervise_once()
+            self._store_backoff_s = 0.0
+        except (errors.StoreError, sqlite3.Error, OSError) as error:
+            self._store_backoff_s = min(max(self._store_backoff_s * 2, 0.1), 5.0)
+            logger.warning(
+                "store %s failed (%s); retrying in %.1fs",
+                self.store_url,
+                error,
+                self._store_backoff_s,
+            )
+            time.sleep(self._store_backoff_s)
+
+    def serve(
+        self, *, grace_s: float = 30.0, stop: Callable[[], bool] | None = None
+    ) -> int:
+        """Run as a long-lived worker until SIGTERM/SIGINT (or ``stop()``).
+
+        The first signal stops claiming: executors finish the call they hold,
+        within ``grace_s``, then exit; whatever is still running after that is
+        handed back for another worker. A second signal exits at once. Returns
+        the process exit code (0 after a clean drain).
+        """
+        signals: list[int] = []
+
+        def on_signal(signum: int, _frame: object) -> None:
+            signals.append(signum)
+            if len(signals) > 1:
+                raise _StopNow
+
+        previous = {
+            s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)
+        }
+        try:
+            self.start()
+            logger.info(
+                "worker %s serving %s with %d executor(s)",
+                self.worker_id,
+                self.store_url,
+                self.concurrency,
+            )
+            while not signals and not (stop is not None and stop()):
+                self.supervise_safely()
+                time.sleep(_SERVE_TICK_S)
+            logger.info("worker %s draining (grace %.0fs)", self.worker_id, grace_s)
+            self._drain(grace_s)
+            return 0
+        except _StopNow:
+            logger.warning("worker %s: second signal, stopping now", self.worker_id)
+            return 1
+        finally:
+            self.close()
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def _drain(self, grace_s: float) -> None:
+        self._draining = True
+        for executor in self._executors.values():
+            try:
+                os.kill(executor.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + grace_s
+        while self._executors and time.monotonic() < deadline:
+            self.supervise_safely()
+            time.sleep(_SERVE_TICK_S)
 
     def _stop_cancelled(self, now: float) -> bool:
         """Kill executors running calls of cancelled requests (like a timeout)."""
@@ -244,8 +343,51 @@ class Engine:
             )
         self._replace(executor)
 
+    def _over_memory(self, executor: _Executor, now: float) -> bool:
+        """Stop an executor whose resident memory passed its running call's limit."""
+        if now - executor.memory_checked_at < _MEMORY_CHECK_EVERY_S:
+            return False
+        executor.memory_checked_at = now
+        running = executor.board.executing()
+        limits = [
+            spec.memory_limit_bytes
+            for key in running
+            if (spec := _registry.find(key.function)) is not None
+            and spec.memory_limit_bytes is not None
+        ]
+        if not limits:
+            return False
+        resident = _resident_bytes(executor.pid)
+        if resident is None or resident <= min(limits):
+            return False
+        self._kill(executor)
+        for key in running:
+            error: dict[str, object] = {
+                "type": "OutOfMemory",
+                "message": (
+                    f"the process running {key.function} used {resident / 2**20:.0f} MiB, "
+                    f"over its limit of {min(limits) / 2**20:.0f} MiB; it was stopped"
+                ),
+                "traceback": None,
+                "function_name": key.function,
+            }
+            self._end_attempt(
+                key, error, outcome="out_of_memory", final_status=CallStatus.FAILED
+            )
+        self._replace(executor)
+        return True
+
     def _on_exit(self, executor: _Executor, status: int) -> None:
         code = os.waitstatus_to_exitcode(status)
+        if code == _executor.EXIT_INFRASTRUCTURE:
+            # The store is failing: start executors again only after a backoff.
+            self._store_backoff_s = min(max(self._store_backoff_s * 2, 0.1), 5.0)
+            self._respawn_not_before = time.monotonic() + self._store_backoff_s
+            logger.warning(
+                "executor %d stopped: the store is unusable; retrying in %.1fs",
+                executor.index,
+                self._store_backoff_s,
+            )
         if code not in (0, _executor.EXIT_INFRASTRUCTURE):
             how = f"signal {-code}" if code < 0 else f"exit code {code}"
             for key in executor.board.executing():
@@ -261,15 +403,22 @@ class Engine:
         self._replace(executor)
 
     def _replace(self, executor: _Executor) -> None:
+        """Forget a dead executor and hand its calls back; ``_top_up`` starts another."""
         del self._executors[executor.index]
+        executor.board.close()
         released = self.store.release_calls(self.worker_id, executor.index)
         if released:
             logger.info(
                 "re-queued %d call(s) of executor %d", len(released), executor.index
             )
-        executor.board.close()
-        if not executor.extra or released:
-            self._spawn(extra=executor.extra)
+
+    def _top_up(self, now: float) -> None:
+        """Keep ``concurrency`` regular executors, unless draining or backing off."""
+        if self._draining or now < self._respawn_not_before:
+            return
+        regular = sum(1 for e in self._executors.values() if not e.extra)
+        for _ in range(self.concurrency - regular):
+            self._spawn(extra=False)
 
     def _end_attempt(
         self,

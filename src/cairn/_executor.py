@@ -15,7 +15,7 @@ import sys
 import time
 import traceback
 
-from cairn import _calls, _frames, _registry, _runtime, errors
+from cairn import _calls, _faults, _frames, _registry, _runtime, errors
 from cairn._deadlines import DeadlineBoard
 from cairn.store import open_store
 
@@ -52,6 +52,11 @@ def main(
         print(
             f"cairn executor {index}: cannot open the store: {error}", file=sys.stderr
         )
+        return EXIT_INFRASTRUCTURE
+    try:
+        _faults.arm(os.environ.get("CAIRN_FAULTS"), parent_pid)
+    except errors.SDKUsageError as error:
+        print(f"cairn executor {index}: {error}", file=sys.stderr)
         return EXIT_INFRASTRUCTURE
     flusher.start()
     _frames.install(_frames.Process(store, worker_id, index, board, flusher))

@@ -39,6 +39,7 @@ class FunctionSpec:
     description: str = ""
     resources: dict[str, Any] = field(default_factory=dict)
     max_concurrency: int | None = None
+    memory_limit_bytes: int | None = None
     application: ApplicationSpec | None = None
     class_name: str | None = None
     is_async: bool = False

@@ -15,7 +15,16 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, NoReturn
 
-from cairn import _calls, _frames, _futures, _ids, _registry, _serialization, errors
+from cairn import (
+    _calls,
+    _faults,
+    _frames,
+    _futures,
+    _ids,
+    _registry,
+    _serialization,
+    errors,
+)
 from cairn._frames import Diverged, Frame, RequestRun
 from cairn._futures import (
     RETURN_WHEN,
@@ -143,6 +152,7 @@ def _serve(parent: Frame, record: CallRecord) -> Any:
             store.state_set(record.request_id, state_key, value)
         parent.state_writes.update(writes)
     parent.run.served.append(record.id)
+    _faults.point("replay_serve")
     return _serialization.loads(output, f"output of {record.function}()")
 
 
@@ -220,6 +230,7 @@ class _Inline:
         blob = self.attempts.args_blob or b""
         args, kwargs = _serialization.loads(blob, f"arguments of {self.key.function}()")
         self.attempts.begin()
+        _faults.point("mid_attempt")
         self.frame = _new_frame(self.parent.run, self.key, self.spec)
         _frames.process().flusher.track(self.frame)
         self.parent.suspend()
@@ -254,7 +265,9 @@ class _Inline:
         """Commit the checkpoint, then hand the caller its own copy of the output."""
         frame = self.end()
         self.parent.state_writes.update(frame.state_writes)
+        _faults.point("before_commit")
         _frames.process().store.commit_success(self.attempts.success(output, frame))
+        _faults.point("after_commit")
         return _serialization.loads(output, f"output of {self.key.function}()")
 
 
@@ -275,6 +288,7 @@ def run_inline(
     wait_s = call.first_wait_s()
     while True:
         if wait_s > 0:
+            _faults.point("retry_backoff")
             _sleep_waiting(parent, wait_s)
         wait_s = call.wait_for_slot()
         if wait_s > 0:
@@ -394,7 +408,13 @@ def _enqueue(
     store = _frames.process().store
     # Calls checkpointed by an earlier run are served, not run: say so in this run.
     parent.run.served.extend(store.succeeded_in_group(group_id))
-    store.enqueue_calls(rows, parent.run.run)
+    # Two transactions for a map, so that a crash between them (the map_fanout
+    # fault point) leaves a half-written fan-out that a restart must complete.
+    half = (len(rows) + 1) // 2
+    store.enqueue_calls(rows[:half], parent.run.run)
+    if rows[half:]:
+        _faults.point("map_fanout")
+        store.enqueue_calls(rows[half:], parent.run.run)
 
 
 def _start_call(parent: Frame, future: CallFuture, not_before: float) -> None:

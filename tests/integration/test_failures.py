@@ -386,3 +386,44 @@ def test_cancel_stops_the_running_code_and_nothing_more_runs(run, effects, store
     assert ticks_at_cancel < 10
     root = next(c for c in request.calls() if c.kind == "app")
     assert root.status is CallStatus.CANCELLED
+
+
+def test_a_call_over_its_memory_limit_ends_out_of_memory_and_is_retried(run, effects):
+    @function(memory=0.25, retries=Retries(max_retries=1, initial_delay=0.01))
+    def hungry() -> int:
+        effects.record("attempt")
+        hoard = bytearray(400 * 1024 * 1024)  # touched: really resident
+        for offset in range(0, len(hoard), 4096):
+            hoard[offset] = 1
+        time.sleep(5)
+        return len(hoard)
+
+    @application()
+    @function()
+    def greedy() -> str:
+        try:
+            hungry()
+        except cairn.FunctionError as error:
+            return str(error.error_type)
+        return "no limit"
+
+    request = run(greedy)
+    assert request.output() == "OutOfMemory"
+    call = next(c for c in request.calls() if c.function.endswith("hungry"))
+    assert [a.outcome for a in call.attempts] == ["out_of_memory", "out_of_memory"]
+    assert effects.count("attempt") == 2
+
+
+def test_an_application_out_of_memory_fails_with_that_reason(run):
+    @application()
+    @function(memory=0.25)
+    def greedy_app() -> int:
+        hoard = bytearray(400 * 1024 * 1024)
+        for offset in range(0, len(hoard), 4096):
+            hoard[offset] = 1
+        time.sleep(5)
+        return 0
+
+    with pytest.raises(cairn.RequestFailed) as failure:
+        run(greedy_app).output()
+    assert failure.value.reason == "out_of_memory"
