@@ -1,0 +1,55 @@
+"""The application the crash tests kill workers in. Side effects go to a file."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from cairn import RequestContext, Retries, application, function
+
+
+def _record(label: str) -> None:
+    with open(os.environ["CAIRN_TEST_EFFECTS"], "a") as handle:
+        handle.write(label + "\n")
+
+
+@function()
+def crash_step(i: int) -> int:
+    _record(f"step {i}")
+    time.sleep(float(os.environ.get("CAIRN_TEST_STEP_S", "0")))
+    return i * i
+
+
+@function()
+def crash_item(i: int) -> int:
+    _record(f"item {i}")
+    time.sleep(float(os.environ.get("CAIRN_TEST_STEP_S", "0")))
+    return i + 1
+
+
+@function(retries=Retries(max_retries=3, initial_delay=0.5, max_delay=0.5))
+def crash_flaky(i: int) -> int:
+    marker = Path(os.environ["CAIRN_TEST_EFFECTS"]).with_suffix(".flaky")
+    _record(f"flaky {i}")
+    if not marker.exists():
+        marker.touch()
+        raise ConnectionError("first attempt fails")
+    return i
+
+
+@application()
+@function()
+def crash_pipeline(n: int) -> int:
+    ctx = RequestContext.get()
+    total = 0
+    for i in range(n):
+        ctx.progress.update(i, n)
+        total += crash_step(i)
+    total += sum(crash_item.map(list(range(n))))
+    return total + crash_flaky(n)
+
+
+def expected_output(n: int) -> int:
+    """What an uninterrupted run returns."""
+    return sum(i * i for i in range(n)) + sum(i + 1 for i in range(n)) + n

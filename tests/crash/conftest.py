@@ -1,0 +1,93 @@
+"""Workers as real subprocesses (``cairn worker``), killed with real signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cairn.store import Store, open_store
+from cairn.types import CallStatus
+
+APPS = Path(__file__).with_name("apps.py")
+CAIRN = str(Path(sys.executable).parent / "cairn")
+
+
+class Workers:
+    """Starts and stops ``cairn worker`` processes on one store."""
+
+    def __init__(self, store_url: str, effects: Path) -> None:
+        self.store_url = store_url
+        self.effects = effects
+        self.running: list[subprocess.Popen[bytes]] = []
+
+    def start(self, faults: str = "", **env: str) -> subprocess.Popen[bytes]:
+        environ = {
+            **os.environ,
+            "CAIRN_TEST_EFFECTS": str(self.effects),
+            "CAIRN_CONCURRENCY": "2",
+            "CAIRN_FAULTS": faults,
+            **env,
+        }
+        process = subprocess.Popen(
+            [CAIRN, "worker", str(APPS), "--store", self.store_url, "--grace", "5"],
+            env=environ,
+            stderr=subprocess.DEVNULL,
+        )
+        self.running.append(process)
+        return process
+
+    def stop_all(self) -> None:
+        for process in self.running:
+            if process.poll() is None:
+                process.send_signal(signal.SIGKILL)
+            process.wait()
+
+    def effect_counts(self) -> Counter[str]:
+        if not self.effects.exists():
+            return Counter()
+        return Counter(self.effects.read_text().splitlines())
+
+
+@pytest.fixture
+def workers(store_url: str, tmp_path: Path) -> Iterator[Workers]:
+    os.environ["CAIRN_TEST_EFFECTS"] = str(tmp_path / "effects.log")
+    manager = Workers(store_url, tmp_path / "effects.log")
+    yield manager
+    manager.stop_all()
+    os.environ.pop("CAIRN_TEST_EFFECTS", None)
+
+
+def wait_finished(store: Store, request_id: str, timeout_s: float = 60.0) -> None:
+    """Wait until the request reaches a final state (fails the test otherwise)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        record = store.get_request(request_id)
+        if record is not None and record.status.finished:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"request {request_id} did not finish in {timeout_s}s")
+
+
+def assert_nothing_left_behind(store: Store, request_id: str) -> None:
+    """No call of a finished request is still pending or running."""
+    stuck = [
+        (c.function, c.status)
+        for c in store.list_calls(request_id)
+        if c.status in (CallStatus.PENDING, CallStatus.RUNNING)
+    ]
+    assert stuck == []
+
+
+@pytest.fixture
+def crash_store(store_url: str) -> Iterator[Store]:
+    store = open_store(store_url)
+    yield store
+    store.close()
