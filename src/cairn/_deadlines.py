@@ -33,6 +33,7 @@ class DeadlineBoard:
     def __init__(self) -> None:
         self._map = mmap.mmap(-1, _HEADER_BYTES + SLOTS * _SLOT_BYTES)
         self._free = list(range(SLOTS - 1, -1, -1))
+        self._used = 0
 
     # -- executor side -----------------------------------------------------------------
     def acquire(self, key: CallKey, timeout_s: float) -> int:
@@ -40,6 +41,10 @@ class DeadlineBoard:
         if not self._free:
             return -1
         slot = self._free.pop()
+        if slot >= self._used:
+            # The supervisor scans only the slots ever used (lowest first).
+            self._used = slot + 1
+            _DOUBLE.pack_into(self._map, 16, float(self._used))
         now = time.monotonic()
         encoded = encode_key(key)
         # The key goes in first, the deadline last: a reader that sees the deadline
@@ -65,6 +70,9 @@ class DeadlineBoard:
         if slot >= 0:
             _DOUBLE.pack_into(self._map, self._at(slot), _FREE)
             self._free.append(slot)
+            # Reuse the lowest slots first, so the scanned range stays small.
+            if len(self._free) > 1 and self._free[-2] < slot:
+                self._free.sort(reverse=True)
 
     def set_waiting(self, waiting: bool) -> None:
         """Tell the supervisor this process only waits (so it may start another)."""
@@ -78,27 +86,30 @@ class DeadlineBoard:
     def expired(self, now: float) -> list[tuple[CallKey, float]]:
         """``(key, timeout_s)`` of every slot whose deadline has passed."""
         found = []
-        for slot in range(SLOTS):
-            deadline, _started, timeout_s, raw = _SLOT.unpack_from(
+        for slot in range(self._slots_used()):
+            deadline = _DOUBLE.unpack_from(self._map, self._at(slot))[0]
+            if deadline == _FREE or deadline >= now:
+                continue
+            _deadline, _started, timeout_s, raw = _SLOT.unpack_from(
                 self._map, self._at(slot)
             )
-            if deadline != _FREE and deadline < now:
-                # Read again: a slot freed or extended between the two reads is no timeout.
-                again = _DOUBLE.unpack_from(self._map, self._at(slot))[0]
-                if again == deadline:
-                    found.append((decode_key(raw), timeout_s))
+            # Read again: a slot freed or extended meanwhile is no timeout.
+            if _DOUBLE.unpack_from(self._map, self._at(slot))[0] == deadline:
+                found.append((decode_key(raw), timeout_s))
         return found
 
     def executing(self) -> list[CallKey]:
         """Keys of calls whose code is running now (not waiting on children)."""
         found = []
-        for slot in range(SLOTS):
-            deadline, _started, _timeout, raw = _SLOT.unpack_from(
-                self._map, self._at(slot)
-            )
+        for slot in range(self._slots_used()):
+            deadline = _DOUBLE.unpack_from(self._map, self._at(slot))[0]
             if deadline != _FREE and not math.isinf(deadline):
+                raw = _SLOT.unpack_from(self._map, self._at(slot))[3]
                 found.append(decode_key(raw))
         return found
+
+    def _slots_used(self) -> int:
+        return int(_DOUBLE.unpack_from(self._map, 16)[0])
 
     def waiting_since(self) -> float:
         """Monotonic time since which the process only waits, or 0."""
