@@ -67,6 +67,16 @@ def default_concurrency() -> int:
     return max(2, os.cpu_count() or 2)
 
 
+@dataclass(frozen=True)
+class _Ended:
+    """An attempt the supervisor ended: a timeout, a crash, out of memory."""
+
+    key: CallKey
+    error: dict[str, object]
+    outcome: str
+    status: CallStatus
+
+
 @dataclass(eq=False)
 class _Executor:
     index: int
@@ -102,6 +112,7 @@ class Engine:
         self._owner_pid = os.getpid()
         self._closed = False
         self._draining = False
+        self._unreleased: set[int] = set()
         self._respawn_not_before = 0.0
         self._store_backoff_s = 0.0
 
@@ -220,8 +231,12 @@ class Engine:
         """One pass over the executors: crashes, deadlines, starvation. True if it acted."""
         acted = False
         now = time.monotonic()
+        self._release_pending()
         for executor in list(self._executors.values()):
-            pid, status = os.waitpid(executor.pid, os.WNOHANG)
+            try:
+                pid, status = os.waitpid(executor.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped already (killed by us)
+                pid, status = executor.pid, 0
             if pid:
                 self._on_exit(executor, status)
                 acted = True
@@ -329,21 +344,25 @@ class Engine:
     def _on_timeout(
         self, executor: _Executor, expired: list[tuple[CallKey, float]]
     ) -> None:
-        for key, timeout_s in expired:
-            error: dict[str, object] = {
-                "type": "FunctionTimeout",
-                "message": (
-                    f"{key.function} ran for {timeout_s:g}s without finishing or "
-                    "reporting progress; the attempt was stopped"
-                ),
-                "traceback": None,
-                "function_name": key.function,
-                "timeout": True,
-            }
-            self._end_attempt(
-                key, error, outcome="timed_out", final_status=CallStatus.TIMED_OUT
+        ended = [
+            _Ended(
+                key,
+                {
+                    "type": "FunctionTimeout",
+                    "message": (
+                        f"{key.function} ran for {timeout_s:g}s without finishing or "
+                        "reporting progress; the attempt was stopped"
+                    ),
+                    "traceback": None,
+                    "function_name": key.function,
+                    "timeout": True,
+                },
+                "timed_out",
+                CallStatus.TIMED_OUT,
             )
-        self._replace(executor)
+            for key, timeout_s in expired
+        ]
+        self._retire(executor, ended)
 
     def _over_memory(self, executor: _Executor, now: float) -> bool:
         """Stop an executor whose resident memory passed its running call's limit."""
@@ -363,24 +382,30 @@ class Engine:
         if resident is None or resident <= min(limits):
             return False
         self._kill(executor)
-        for key in running:
-            error: dict[str, object] = {
-                "type": "OutOfMemory",
-                "message": (
-                    f"the process running {key.function} used {resident / 2**20:.0f} MiB, "
-                    f"over its limit of {min(limits) / 2**20:.0f} MiB; it was stopped"
-                ),
-                "traceback": None,
-                "function_name": key.function,
-            }
-            self._end_attempt(
-                key, error, outcome="out_of_memory", final_status=CallStatus.FAILED
+        message = (
+            f"used {resident / 2**20:.0f} MiB, over its limit of "
+            f"{min(limits) / 2**20:.0f} MiB; it was stopped"
+        )
+        ended = [
+            _Ended(
+                key,
+                {
+                    "type": "OutOfMemory",
+                    "message": f"the process running {key.function} {message}",
+                    "traceback": None,
+                    "function_name": key.function,
+                },
+                "out_of_memory",
+                CallStatus.FAILED,
             )
-        self._replace(executor)
+            for key in running
+        ]
+        self._retire(executor, ended)
         return True
 
     def _on_exit(self, executor: _Executor, status: int) -> None:
         code = os.waitstatus_to_exitcode(status)
+        ended = []
         if code == _executor.EXIT_INFRASTRUCTURE:
             # The store is failing: start executors again only after a backoff.
             self._store_backoff_s = min(max(self._store_backoff_s * 2, 0.1), 5.0)
@@ -390,29 +415,49 @@ class Engine:
                 executor.index,
                 self._store_backoff_s,
             )
-        if code not in (0, _executor.EXIT_INFRASTRUCTURE):
+        elif code != 0:
             how = f"signal {-code}" if code < 0 else f"exit code {code}"
-            for key in executor.board.executing():
-                error: dict[str, object] = {
-                    "type": "ProcessDied",
-                    "message": f"the process running {key.function} died ({how})",
-                    "traceback": None,
-                    "function_name": key.function,
-                }
-                self._end_attempt(
-                    key, error, outcome="crashed", final_status=CallStatus.FAILED
+            ended = [
+                _Ended(
+                    key,
+                    {
+                        "type": "ProcessDied",
+                        "message": f"the process running {key.function} died ({how})",
+                        "traceback": None,
+                        "function_name": key.function,
+                    },
+                    "crashed",
+                    CallStatus.FAILED,
                 )
-        self._replace(executor)
+                for key in executor.board.executing()
+            ]
+        self._retire(executor, ended)
+
+    def _retire(self, executor: _Executor, ended: list[_Ended]) -> None:
+        """Record the attempts a dead executor ended, then replace it (always)."""
+        try:
+            for item in ended:
+                self._end_attempt(
+                    item.key, item.error, outcome=item.outcome, final_status=item.status
+                )
+        finally:
+            self._replace(executor)
 
     def _replace(self, executor: _Executor) -> None:
         """Forget a dead executor and hand its calls back; ``_top_up`` starts another."""
-        del self._executors[executor.index]
+        if self._executors.pop(executor.index, None) is None:
+            return
         executor.board.close()
-        released = self.store.release_calls(self.worker_id, executor.index)
-        if released:
-            logger.info(
-                "re-queued %d call(s) of executor %d", len(released), executor.index
-            )
+        self._unreleased.add(executor.index)
+        self._release_pending()
+
+    def _release_pending(self) -> None:
+        """Hand back the calls of dead executors (kept for later if the store fails)."""
+        for index in sorted(self._unreleased):
+            released = self.store.release_calls(self.worker_id, index)
+            self._unreleased.discard(index)
+            if released:
+                logger.info("re-queued %d call(s) of executor %d", len(released), index)
 
     def _top_up(self, now: float) -> None:
         """Keep ``concurrency`` regular executors, unless draining or backing off."""

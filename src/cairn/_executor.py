@@ -14,10 +14,11 @@ import signal
 import sys
 import time
 import traceback
+from typing import cast
 
 from cairn import _calls, _faults, _frames, _registry, _runtime, errors
 from cairn._deadlines import DeadlineBoard
-from cairn.store import open_store
+from cairn.store import Store, open_store
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def main(
     if os.getppid() != parent_pid:
         return 0
     try:
-        store = open_store(store_url)
+        store = cast(Store, _frames.GuardedStore(open_store(store_url)))
         flusher = _frames.Flusher(store.reopen(), worker_id, index)
     except errors.CairnError as error:
         print(
@@ -78,7 +79,7 @@ def main(
             board.set_busy(True)
             _runtime.run_dispatched(claimed)
             board.set_busy(False)
-        except errors.StoreError as error:
+        except (_frames.StoreLost, errors.StoreError) as error:
             print(f"cairn executor {index}: store error: {error}", file=sys.stderr)
             return EXIT_INFRASTRUCTURE
         except Exception:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
@@ -18,6 +19,33 @@ if TYPE_CHECKING:
 # How long an in-process call runs before it is made visible as "running" in the
 # store; shorter calls cost no extra write (their start is recorded with their end).
 VISIBLE_AFTER_S = 0.1
+
+
+class StoreLost(BaseException):
+    """The store failed under running user code: the executor stops, and its calls
+    run again once the store is back. A BaseException, so that user code's
+    ``except Exception`` cannot swallow a checkpoint that was never committed."""
+
+
+class GuardedStore:
+    """The executor's store: any store failure becomes ``StoreLost``."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._store, name)
+        if not callable(attribute):
+            return attribute
+
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return attribute(*args, **kwargs)
+            except (errors.StoreError, sqlite3.Error, OSError) as error:
+                raise StoreLost(f"{name}: {error}") from error
+
+        setattr(self, name, guarded)  # looked up once per method
+        return guarded
 
 
 class Diverged(BaseException):
@@ -188,8 +216,8 @@ class Flusher(threading.Thread):
                     continue
                 try:
                     self._store.mark_running([call for _, call in due])
-                except errors.CairnError:
-                    continue
+                except (errors.CairnError, sqlite3.Error, OSError):
+                    continue  # the store is failing; the next pass tries again
                 for key, call in due:
                     self._tracked[key] = (call, 0.0)
 

@@ -53,3 +53,56 @@ def crash_pipeline(n: int) -> int:
 def expected_output(n: int) -> int:
     """What an uninterrupted run returns."""
     return sum(i * i for i in range(n)) + sum(i + 1 for i in range(n)) + n
+
+
+@function()
+def crash_tree(depth: int) -> int:
+    if depth == 0:
+        return 1
+    return sum(crash_tree.map([depth - 1] * 5))
+
+
+@application()
+@function()
+def crash_forest(depth: int) -> int:
+    return crash_tree(depth)
+
+
+@function()
+def crash_where(i: int) -> list[int]:
+    import threading
+
+    return [os.getpid(), threading.active_count()]
+
+
+@application()
+@function()
+def crash_wide(n: int) -> list[int]:
+    seen = crash_where.map(range(n))
+    return [len({pid for pid, _ in seen}), max(threads for _, threads in seen)]
+
+
+@function()
+def crash_ten_step(i: int) -> int:
+    _record(f"r{RequestContext.get().request_id} {i}")
+    time.sleep(0.01)
+    return i
+
+
+@application()
+@function()
+def crash_ten(seed: int) -> int:
+    return sum(crash_ten_step(seed + i) for i in range(10))
+
+
+@function()
+def crash_slow(i: int) -> int:
+    time.sleep(0.1)
+    _record(f"slow {i}")
+    return i
+
+
+@application()
+@function()
+def crash_long(n: int) -> int:
+    return sum(crash_slow(i) for i in range(n))

@@ -36,13 +36,23 @@ class Workers:
             "CAIRN_FAULTS": faults,
             **env,
         }
-        process = subprocess.Popen(
-            [CAIRN, "worker", str(APPS), "--store", self.store_url, "--grace", "5"],
-            env=environ,
-            stderr=subprocess.DEVNULL,
-        )
+        log = self.effects.with_name(f"worker-{len(self.running)}.log")
+        with open(log, "wb") as stderr:
+            process = subprocess.Popen(
+                [CAIRN, "--log-level", "info", "worker", str(APPS)]
+                + ["--store", self.store_url, "--grace", "5"],
+                env=environ,
+                stderr=stderr,
+            )
         self.running.append(process)
         return process
+
+    def logs(self) -> str:
+        """Everything the workers wrote to stderr."""
+        return "".join(
+            path.read_text(errors="replace")
+            for path in sorted(self.effects.parent.glob("worker-*.log"))
+        )
 
     def stop_all(self) -> None:
         for process in self.running:

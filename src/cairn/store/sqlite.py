@@ -44,7 +44,8 @@ Q = _sql.queries("sqlite")
 _CALL_COLUMNS = Q["call_columns"]
 _REQUEST_COLUMNS = Q["request_columns"]
 _SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL", "extra": "EXTRA", "off": "OFF"}
-# How long a writer waits for another process's transaction before giving up.
+# How long a writer waits for another process's transaction before giving up
+# (``?timeout=SECONDS`` in the URL).
 _BUSY_TIMEOUT_S = 30.0
 # A worker whose heartbeat is older than this is taken for dead.
 WORKER_STALE_MS = 15_000.0
@@ -71,14 +72,26 @@ def parse_url(url: str) -> tuple[Path, dict[str, str]]:
         raise errors.StoreError(f"sqlite store URL {url!r} names no file")
     options = dict(urllib.parse.parse_qsl(parsed.query, keep_blank_values=True))
     for key, value in options.items():
-        if key != "synchronous":
+        if key == "synchronous":
+            if value.lower() not in _SYNCHRONOUS:
+                raise errors.StoreError(
+                    f"bad synchronous={value!r} in store URL {url!r} "
+                    f"(one of: {', '.join(_SYNCHRONOUS)})"
+                )
+        elif key == "timeout":
+            try:
+                seconds = float(value)
+            except ValueError:
+                seconds = -1.0
+            if not 0 < seconds < 86400:
+                raise errors.StoreError(
+                    f"bad timeout={value!r} in store URL {url!r}: seconds a writer "
+                    "waits for a lock, a number in (0, 86400)"
+                )
+        else:
             raise errors.StoreError(
-                f"unknown option {key!r} in store URL {url!r} (known: synchronous)"
-            )
-        if value.lower() not in _SYNCHRONOUS:
-            raise errors.StoreError(
-                f"bad synchronous={value!r} in store URL {url!r} "
-                f"(one of: {', '.join(_SYNCHRONOUS)})"
+                f"unknown option {key!r} in store URL {url!r} "
+                "(known: synchronous, timeout)"
             )
     return Path(path), options
 
@@ -90,6 +103,7 @@ class SQLiteStore:
         self.url = url
         self.path, options = parse_url(url)
         self._synchronous = _SYNCHRONOUS[options.get("synchronous", "full").lower()]
+        self._busy_timeout_s = float(options.get("timeout", _BUSY_TIMEOUT_S))
         self._conn = self._connect()
 
     # -- connection -------------------------------------------------------------------
@@ -101,7 +115,7 @@ class SQLiteStore:
             self.path,
             isolation_level=None,
             check_same_thread=False,
-            timeout=_BUSY_TIMEOUT_S,
+            timeout=self._busy_timeout_s,
         )
         try:
             # Whose file is it? Asked before anything is changed: a file that is not
@@ -200,7 +214,8 @@ class SQLiteStore:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as error:
             raise errors.StoreError(
-                f"store {str(self.path)!r} stayed locked for {_BUSY_TIMEOUT_S:g}s: {error}"
+                f"store {str(self.path)!r} stayed locked for {self._busy_timeout_s:g}s: "
+                f"{error}"
             ) from error
         try:
             yield conn
