@@ -9,6 +9,7 @@ from __future__ import annotations
 from cairn._context import FunctionProgress, Headers, RequestContext, RequestState
 from cairn._decorators import Function, Retries, application, cls, function
 from cairn._futures import RETURN_WHEN, Future
+from cairn._remote import RemoteRequest, run_remote_application
 from cairn._request import (
     AttemptInfo,
     CallInfo,
@@ -33,6 +34,7 @@ from cairn.errors import (
     SDKUsageError,
     SerializationError,
     StoreError,
+    StoreReplaced,
     TimeoutError,
 )
 from cairn.types import CallStatus, FailureReason, RequestStatus
@@ -59,6 +61,7 @@ __all__ = [
     "InternalError",
     "Logger",
     "RemoteAPIError",
+    "RemoteRequest",
     "ReplayMismatch",
     "Request",
     "RequestContext",
@@ -73,10 +76,12 @@ __all__ = [
     "SDKUsageError",
     "SerializationError",
     "StoreError",
+    "StoreReplaced",
     "TimeoutError",
     "application",
     "cls",
     "function",
     "get_request",
     "run_local_application",
+    "run_remote_application",
 ]

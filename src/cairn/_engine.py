@@ -113,6 +113,7 @@ class Engine:
         self._closed = False
         self._draining = False
         self._unreleased: set[int] = set()
+        self._store_lost = False
         self._respawn_not_before = 0.0
         self._store_backoff_s = 0.0
 
@@ -173,6 +174,13 @@ class Engine:
         executor = _Executor(index, pid, board, extra, time.monotonic())
         self._executors[index] = executor
         return executor
+
+    def _kill_all(self) -> None:
+        for executor in list(self._executors.values()):
+            self._kill(executor)
+            executor.board.close()
+        self._executors.clear()
+        self._setting = None
 
     def _stop_all(self) -> None:
         for executor in list(self._executors.values()):
@@ -261,8 +269,16 @@ class Engine:
         commit stop, and their calls run again once the store is back.
         """
         try:
+            if self._store_lost:
+                self._recover_store()
             self.supervise_once()
             self._store_backoff_s = 0.0
+        except errors.StoreReplaced as error:
+            # Every connection (ours, the executors') points at a file that is gone:
+            # stop them all, and start over on whatever store is at the URL now.
+            logger.error("store %s: %s; restarting on it", self.store_url, error)
+            self._store_lost = True
+            self._kill_all()
         except (errors.StoreError, sqlite3.Error, OSError) as error:
             self._store_backoff_s = min(max(self._store_backoff_s * 2, 0.1), 5.0)
             logger.warning(
@@ -272,6 +288,14 @@ class Engine:
                 self._store_backoff_s,
             )
             time.sleep(self._store_backoff_s)
+
+    def _recover_store(self) -> None:
+        fresh = open_store(self.store_url)
+        self.store.close()
+        self.store = fresh
+        self._store_lost = False
+        self._unreleased.clear()  # those calls were in the store that is gone
+        self.start()
 
     def serve(
         self, *, grace_s: float = 30.0, stop: Callable[[], bool] | None = None
@@ -532,6 +556,7 @@ class Engine:
         now = time.monotonic()
         if force or now - self._last_heartbeat >= _HEARTBEAT_EVERY_S:
             self._last_heartbeat = now
+            self.store.check()
             wall_ms = _calls.now_ms()
             self.store.heartbeat(
                 self.worker_id, socket.gethostname(), os.getpid(), wall_ms

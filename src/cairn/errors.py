@@ -15,6 +15,7 @@
     ├── ReplayMismatch                 strict replay saw the code take a different path
     ├── RemoteAPIError(status, msg)    the HTTP API answered with an error
     ├── StoreError                     the store is unusable (not Cairn's, newer schema, locked)
+    │   └── StoreReplaced              its file was deleted or replaced while in use
     ├── RequestNotFound                no request with that id
     └── InternalError                  a bug or an infrastructure failure
 
@@ -44,6 +45,7 @@ __all__ = [
     "SDKUsageError",
     "SerializationError",
     "StoreError",
+    "StoreReplaced",
     "TimeoutError",
 ]
 
@@ -175,6 +177,12 @@ class StoreError(CairnError):
     """The store cannot be used."""
 
     code = "store_error"
+
+
+class StoreReplaced(StoreError):
+    """The store's file was deleted or replaced under a running process."""
+
+    code = "store_replaced"
 
 
 class RequestNotFound(CairnError):

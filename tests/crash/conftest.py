@@ -38,9 +38,9 @@ class Workers:
         }
         log = self.effects.with_name(f"worker-{len(self.running)}.log")
         with open(log, "wb") as stderr:
+            command = [CAIRN, "--log-level", "info", "worker", str(APPS)]
             process = subprocess.Popen(
-                [CAIRN, "--log-level", "info", "worker", str(APPS)]
-                + ["--store", self.store_url, "--grace", "5"],
+                [*command, "--store", self.store_url, "--grace", "5"],
                 env=environ,
                 stderr=stderr,
             )

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from cairn import _request
+from cairn.store import open_store
 from cairn.types import RequestStatus
 
 from . import apps
@@ -150,3 +151,29 @@ def test_a_store_that_goes_away_is_retried_and_nothing_is_marked_done(
     assert_nothing_left_behind(crash_store, request_id)
     root = next(c for c in crash_store.list_calls(request_id) if c.kind == "app")
     assert root.attempts == 1, "a store outage must not use up the call's attempts"
+
+
+def test_a_deleted_store_file_is_noticed_and_the_worker_starts_over(
+    workers, crash_store, store_url
+):
+    path = Path(store_url.removeprefix("sqlite:///"))
+    _request.submit(apps.crash_long, (200,), {}, store_url=store_url)
+    worker = workers.start()
+    while len(workers.effect_counts()) < 2:
+        time.sleep(0.02)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    # A new request in the new store at the same path: the worker must run it there.
+    fresh = _request.submit(apps.crash_ten, (7,), {}, store_url=store_url)
+    store = open_store(store_url)
+    try:
+        wait_finished(store, fresh, timeout_s=60)
+        record = store.get_request(fresh)
+        assert record is not None and record.status is RequestStatus.SUCCEEDED
+    finally:
+        store.close()
+    assert worker.poll() is None
+    deadline = time.monotonic() + 10  # noticed at the next heartbeat (every 2 s)
+    while "restarting on it" not in workers.logs():
+        assert time.monotonic() < deadline, workers.logs()
+        time.sleep(0.1)

@@ -151,6 +151,9 @@ class Store(Protocol):
     def release_dead_workers(self, now_ms: float) -> int:
         """Make the calls of dead workers runnable again; return how many."""
 
+    def check(self) -> None:
+        """Raise StoreError if the store is unusable (StoreReplaced if it is gone)."""
+
     def heartbeat(self, worker_id: str, host: str, pid: int, now_ms: float) -> None:
         """Record that a worker is alive."""
 

@@ -105,6 +105,8 @@ class SQLiteStore:
         self._synchronous = _SYNCHRONOUS[options.get("synchronous", "full").lower()]
         self._busy_timeout_s = float(options.get("timeout", _BUSY_TIMEOUT_S))
         self._conn = self._connect()
+        opened = self.path.stat()
+        self._identity = (opened.st_dev, opened.st_ino)
 
     # -- connection -------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -761,6 +763,19 @@ class SQLiteStore:
                 )
                 conn.execute("DELETE FROM workers WHERE id = ?", (worker_id,))
             return released
+
+    def check(self) -> None:
+        """The file this connection writes must still be the one at the path."""
+        try:
+            current = self.path.stat()
+        except FileNotFoundError:
+            raise errors.StoreReplaced(
+                f"store file {str(self.path)!r} was deleted while in use"
+            ) from None
+        if (current.st_dev, current.st_ino) != self._identity:
+            raise errors.StoreReplaced(
+                f"store file {str(self.path)!r} was replaced while in use"
+            )
 
     def heartbeat(self, worker_id: str, host: str, pid: int, now_ms: float) -> None:
         """Record that a worker is alive."""
