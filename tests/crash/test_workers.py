@@ -177,3 +177,26 @@ def test_a_deleted_store_file_is_noticed_and_the_worker_starts_over(
     while "restarting on it" not in workers.logs():
         assert time.monotonic() < deadline, workers.logs()
         time.sleep(0.1)
+
+
+def test_a_second_signal_stops_a_draining_worker_at_once(
+    workers, crash_store, store_url
+):
+    request_id = _request.submit(apps.crash_long, (100,), {}, store_url=store_url)
+    worker = workers.start()
+    while len(workers.effect_counts()) < 3:
+        time.sleep(0.02)
+    worker.terminate()  # drain: the application call (10 s of work) may finish...
+    time.sleep(0.3)
+    assert worker.poll() is None
+    stopped_at = time.monotonic()
+    worker.terminate()  # ...but not after a second signal
+    assert worker.wait(timeout=10) == 1
+    assert time.monotonic() - stopped_at < 3
+    record = crash_store.get_request(request_id)
+    assert record is not None and not record.status.finished
+    # Its calls were handed back: the next worker finishes the request.
+    workers.start()
+    wait_finished(crash_store, request_id, timeout_s=60)
+    assert_nothing_left_behind(crash_store, request_id)
+    assert crash_store.get_request(request_id).status is RequestStatus.SUCCEEDED  # type: ignore[union-attr]
