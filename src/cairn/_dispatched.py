@@ -18,14 +18,18 @@ from cairn import (
     errors,
 )
 from cairn._frames import Diverged, RequestRun
-from cairn.store import CallKey, ClaimedCall, RequestOutcome
+from cairn.store import CallKey, CallSuccess, ClaimedCall, RequestOutcome
 from cairn.types import RequestStatus
 
 logger = logging.getLogger(__name__)
 
 
-def run(claimed: ClaimedCall) -> None:
-    """Run one attempt of a claimed call and record how it ended."""
+def run(claimed: ClaimedCall, deferred: list[CallSuccess] | None = None) -> None:
+    """Run one attempt of a claimed call and record how it ended.
+
+    With ``deferred``, a success (not of an application call) is appended there
+    for the caller to commit with others in one transaction.
+    """
     record = claimed.record
     runtime = _frames.process()
     key = CallKey(
@@ -98,8 +102,12 @@ def run(claimed: ClaimedCall) -> None:
     outcome = None
     if record.kind == "app":
         outcome = RequestOutcome(status=RequestStatus.SUCCEEDED, output=output_json)
+    success = attempts.success(output, frame, outcome)
+    if deferred is not None and outcome is None:
+        deferred.append(success)
+        return
     _faults.point("before_commit")
-    runtime.store.commit_success(attempts.success(output, frame, outcome))
+    runtime.store.commit_success(success)
     _faults.point("after_commit")
 
 

@@ -35,11 +35,15 @@ from cairn._futures import (
     RefFuture,
 )
 from cairn._registry import FunctionSpec
-from cairn.store import CallKey, CallRecord, ClaimedCall, RunningCall
+from cairn.store import CallKey, CallRecord, CallSuccess, ClaimedCall, RunningCall
 from cairn.types import CallStatus
 
 _POLL_MIN_S = 0.0005
 _POLL_MAX_S = 0.02
+# Map items that run faster than this are claimed and committed in batches of up
+# to _BATCH_MAX (the transaction, not the work, is then the cost per item).
+_FAST_ITEM_S = 0.002
+_BATCH_MAX = 64
 # How often a call held back by its function's max_concurrency tries again.
 _CAP_POLL_S = 0.01
 
@@ -585,6 +589,67 @@ def _claim_for(futures: Iterable[Future]) -> ClaimedCall | None:
     return None
 
 
+def _run_pending(futures: list[Future]) -> bool:
+    """Run pending work of ``futures`` here until none is left; True if any ran.
+
+    Items of a map that prove fast are claimed, and their checkpoints committed,
+    in growing batches (one transaction each way for the batch); a slow item
+    brings the batch back to one, so that slow items stay spread over executors.
+    """
+    batch_size = 1
+    ran = False
+    while True:
+        batch = _claim_batch(futures, batch_size)
+        if not batch:
+            return ran
+        ran = True
+        started = time.monotonic()
+        _run_batch(batch)
+        fast = (time.monotonic() - started) / len(batch) < _FAST_ITEM_S
+        batch_size = min(batch_size * 2, _BATCH_MAX) if fast else 1
+
+
+def _claim_batch(futures: list[Future], size: int) -> list[ClaimedCall]:
+    if size > 1:
+        runtime = _frames.process()
+        for future in futures:
+            if (
+                isinstance(future, MapFuture)
+                and not future._done
+                and future._call_id is not None
+                and future.function._spec.max_concurrency is None
+            ):
+                batch = runtime.store.claim_group(
+                    runtime.worker_id,
+                    runtime.executor,
+                    _calls.now_ms(),
+                    future._call_id,
+                    size,
+                )
+                if batch:
+                    return batch
+    claimed = _claim_for(futures)
+    return [] if claimed is None else [claimed]
+
+
+def _run_batch(batch: list[ClaimedCall]) -> None:
+    from cairn import _dispatched
+
+    if len(batch) == 1:
+        _dispatched.run(batch[0])
+        return
+    successes: list[CallSuccess] = []
+    try:
+        for claimed in batch:
+            _dispatched.run(claimed, deferred=successes)
+    finally:
+        # Whatever finished is committed, even if a later item stopped the batch.
+        if successes:
+            _faults.point("before_commit")
+            _frames.process().store.commit_successes(successes)
+            _faults.point("after_commit")
+
+
 def _satisfied(futures: list[Future], mode: RETURN_WHEN) -> bool:
     done = [f for f in futures if f._done]
     if mode is RETURN_WHEN.ALL_COMPLETED or len(done) == len(futures):
@@ -617,9 +682,9 @@ def wait_futures(
             # Run pending work ourselves only when we need all of it anyway: for
             # FIRST_* a slow sibling run inline would decide who finishes first.
             if deadline is None and mode is RETURN_WHEN.ALL_COMPLETED:
-                claimed = _claim_for(futures)
-                if claimed is not None:
-                    run_dispatched(claimed)
+                # Claim until nothing is left before looking again: counting a map
+                # group costs O(items), a claim O(log items).
+                if _run_pending(futures):
                     delay = _POLL_MIN_S
                     continue
             runtime.board.set_waiting(True)

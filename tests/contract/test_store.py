@@ -444,6 +444,42 @@ def test_claim_by_group_takes_that_groups_items_in_order(contract_store):
         assert status_of(contract_store, key.id) is CallStatus.PENDING
 
 
+def test_claim_group_takes_a_batch_in_item_order_and_nothing_twice(
+    contract_store, reopen
+):
+    root = new_request(contract_store)
+    contract_store.claim_call(WORKER, 0, T0, call_id=root.id)
+    items = [child(root, "fa", i, kind="map_item", group_id="map-a") for i in range(7)]
+    late = child(root, "fa", 7, kind="map_item", group_id="map-a")
+    contract_store.enqueue_calls([(k, b"args", 0.0) for k in reversed(items)], 1)
+    contract_store.enqueue_calls([(late, b"args", T0 + 60_000)], 1)
+    other = reopen()
+    first = contract_store.claim_group(WORKER, 1, T0, "map-a", 3)
+    second = other.claim_group(WORKER, 2, T0, "map-a", 10)
+    assert [c.record.id for c in first] == [k.id for k in items[:3]]
+    assert [c.record.id for c in second] == [k.id for k in items[3:]]  # not `late`
+    assert all(c.args == b"args" and c.request_run == 1 for c in first + second)
+    assert contract_store.claim_group(WORKER, 1, T0, "map-a", 5) == []
+    assert status_of(contract_store, late.id) is CallStatus.PENDING
+    assert all(status_of(contract_store, k.id) is CallStatus.RUNNING for k in items)
+
+
+def test_commit_successes_commits_a_batch_together(contract_store):
+    root = new_request(contract_store)
+    contract_store.claim_call(WORKER, 0, T0, call_id=root.id)
+    items = [child(root, "fa", i, kind="map_item", group_id="map-a") for i in range(3)]
+    contract_store.enqueue_calls([(k, None, 0.0) for k in items], 1)
+    contract_store.commit_successes(
+        [success(k, output=f"out {k.seq}".encode()) for k in items]
+    )
+    assert [out for _, out in contract_store.group_outputs("map-a")] == [
+        b"out 0",
+        b"out 1",
+        b"out 2",
+    ]
+    assert contract_store.group_counts("map-a") == {CallStatus.SUCCEEDED: 3}
+
+
 def test_claim_by_id_takes_only_that_call(contract_store):
     root = new_request(contract_store)
     a, b = child(root, "a", 0), child(root, "b", 1)

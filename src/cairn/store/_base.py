@@ -5,7 +5,7 @@ Every backend passes the one contract suite in ``tests/contract``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Protocol
 
 from cairn.types import CallStatus, RequestStatus
@@ -118,6 +118,20 @@ class Store(Protocol):
         ``max_concurrency``, counted across every worker) are left for later.
         """
 
+    def claim_group(
+        self,
+        worker_id: str,
+        executor: int,
+        now_ms: float,
+        group_id: str,
+        limit: int,
+    ) -> list[ClaimedCall]:
+        """Take up to ``limit`` runnable calls of one map group, in item order.
+
+        For functions without ``max_concurrency`` (callers check): a batch of fast
+        items costs one transaction instead of one each.
+        """
+
     def start_capped(self, call: RunningCall, cap: int) -> bool:
         """Mark an in-process call running unless its function is at ``cap``."""
 
@@ -126,6 +140,9 @@ class Store(Protocol):
 
     def commit_success(self, success: CallSuccess) -> None:
         """Commit a checkpoint, its events and, for the last call, the request's end."""
+
+    def commit_successes(self, successes: Sequence[CallSuccess]) -> None:
+        """Commit several checkpoints in one transaction (all or none)."""
 
     def record_failure(self, failure: CallFailure) -> None:
         """Record a failed attempt, and the call's final failure if it is final."""

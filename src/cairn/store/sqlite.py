@@ -15,7 +15,7 @@ import socket
 import sqlite3
 import time
 import urllib.parse
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -526,6 +526,53 @@ class SQLiteStore:
             application=request[2],
         )
 
+    def claim_group(
+        self,
+        worker_id: str,
+        executor: int,
+        now_ms: float,
+        group_id: str,
+        limit: int,
+    ) -> list[ClaimedCall]:
+        """Take up to ``limit`` runnable calls of one map group, in item order."""
+        with self._write() as conn:
+            ids = [
+                row[0]
+                for row in conn.execute(
+                    Q["claim_batch_in_group"],
+                    {
+                        "worker_id": worker_id,
+                        "executor": executor,
+                        "now_ms": now_ms,
+                        "group_id": group_id,
+                        "limit": limit,
+                    },
+                ).fetchall()
+            ]
+            if not ids:
+                return []
+            rows = [
+                conn.execute(
+                    f"SELECT {_CALL_COLUMNS}, args FROM calls WHERE id = ?", (call_id,)
+                ).fetchone()
+                for call_id in ids
+            ]
+            request = conn.execute(
+                "SELECT run, strict_replay, application FROM requests WHERE id = ?",
+                (rows[0][1],),
+            ).fetchone()
+        claimed = [
+            ClaimedCall(
+                record=_rows.call(row[:-1]),
+                args=None if row[-1] is None else bytes(row[-1]),
+                request_run=int(request[0]),
+                strict_replay=bool(request[1]),
+                application=request[2],
+            )
+            for row in rows
+        ]
+        return sorted(claimed, key=lambda c: c.record.seq)
+
     def start_capped(self, call: RunningCall, cap: int) -> bool:
         """Mark an in-process call running if its function is below ``cap``."""
         with self._write() as conn:
@@ -543,23 +590,27 @@ class SQLiteStore:
 
     def commit_success(self, success: CallSuccess) -> None:
         """Commit a checkpoint with everything that goes with it."""
-        key = success.key
+        self.commit_successes([success])
+
+    def commit_successes(self, successes: Sequence[CallSuccess]) -> None:
+        """Commit several checkpoints in one transaction (all or none)."""
         with self._write() as conn:
-            conn.execute(
-                Q["upsert_success"],
-                {
-                    **_rows.key_params(key),
-                    "args": success.args,
-                    "output": success.output,
-                    "run": success.run,
-                    "run_attempts": success.run_attempts,
-                    "attempts": success.attempt,
-                    "state_writes": success.state_writes,
-                    "started_at_ms": success.started_at_ms,
-                    "finished_at_ms": success.finished_at_ms,
-                },
-            )
-            self._after_call(conn, key, success, success.finished_at_ms)
+            for success in successes:
+                conn.execute(
+                    Q["upsert_success"],
+                    {
+                        **_rows.key_params(success.key),
+                        "args": success.args,
+                        "output": success.output,
+                        "run": success.run,
+                        "run_attempts": success.run_attempts,
+                        "attempts": success.attempt,
+                        "state_writes": success.state_writes,
+                        "started_at_ms": success.started_at_ms,
+                        "finished_at_ms": success.finished_at_ms,
+                    },
+                )
+                self._after_call(conn, success.key, success, success.finished_at_ms)
 
     def record_failure(self, failure: CallFailure) -> None:
         """Record a failed attempt."""

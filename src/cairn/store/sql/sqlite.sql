@@ -46,6 +46,15 @@ WHERE id = (SELECT id FROM calls
             ORDER BY seq LIMIT 1)
 RETURNING id
 
+-- name: claim_batch_in_group
+UPDATE calls SET status = 'running', worker_id = :worker_id, executor = :executor,
+                 started_at_ms = :now_ms
+WHERE id IN (SELECT id FROM calls
+             WHERE group_id = :group_id AND status = 'pending' AND dispatched = 1
+               AND not_before_ms <= :now_ms
+             ORDER BY seq LIMIT :limit)
+RETURNING id
+
 -- name: claim_one
 UPDATE calls SET status = 'running', worker_id = :worker_id, executor = :executor,
                  started_at_ms = :now_ms
