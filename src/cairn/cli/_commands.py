@@ -15,7 +15,7 @@ from rich.logging import RichHandler
 
 import cairn
 from cairn import _request, errors
-from cairn.cli import _common, _db, _loading, _render, _requests, _worker
+from cairn.cli import _common, _db, _loading, _render, _requests, _serve, _worker
 from cairn.types import RequestStatus
 
 
@@ -145,3 +145,4 @@ def run(target: str, input_json: str | None, store_url: str | None) -> None:
 cli.add_command(_requests.requests)
 cli.add_command(_db.db)
 cli.add_command(_worker.worker)
+cli.add_command(_serve.serve)

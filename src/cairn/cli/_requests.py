@@ -8,7 +8,7 @@ import click
 
 import cairn
 from cairn import _calls, _registry, errors
-from cairn.cli import _common, _loading, _render
+from cairn.cli import _common, _loading, _render, _serve
 from cairn.store import RequestRecord, Store
 from cairn.types import RequestStatus
 
@@ -44,10 +44,17 @@ def requests() -> None:
     help="At most this many, newest first.",
 )
 @_common.store_option
+@_serve.server_option
 def list_requests(
-    application: str | None, status: str | None, limit: int, store_url: str | None
+    application: str | None,
+    status: str | None,
+    limit: int,
+    store_url: str | None,
+    server: str | None,
 ) -> None:
     """List requests, newest first."""
+    if server:
+        return _serve.remote_list(server, application, status, limit)
     with _common.opened(_common.resolve_url(store_url)) as store:
         records = store.list_requests(
             application=application,
@@ -74,8 +81,13 @@ def list_requests(
     help="Also show the traceback of each failed call.",
 )
 @_common.store_option
-def show(request_id: str, tracebacks: bool, store_url: str | None) -> None:
+@_serve.server_option
+def show(
+    request_id: str, tracebacks: bool, store_url: str | None, server: str | None
+) -> None:
     """Show a request: its outcome and the tree of its calls with their attempts."""
+    if server:
+        return _serve.remote_show(server, request_id, tracebacks)
     url = _common.resolve_url(store_url)
     request = cairn.get_request(request_id, store=url)
     with _common.opened(url) as store:
@@ -163,18 +175,23 @@ def _load_request_code(record: RequestRecord, app: str | None) -> None:
     help="Load the code from here instead of the location the request recorded.",
 )
 @_common.store_option
+@_serve.server_option
 def replay(
     request_id: str,
     from_call: str | None,
     strict: bool,
     app: str | None,
     store_url: str | None,
+    server: str | None,
 ) -> None:
     """Run a request again with the current code; checkpointed calls are served.
 
     Calls whose outputs were committed return them without running; failed,
-    timed-out and new calls run. Exits 1 when the replayed request fails.
+    timed-out and new calls run. Exits 1 when the replayed request fails. With
+    --server, the server replays it with the code it serves.
     """
+    if server:
+        return _serve.remote_replay(server, request_id, from_call, strict)
     url = _common.resolve_url(store_url)
     with _common.opened(url) as store:
         record = store.get_request(request_id)
@@ -197,8 +214,11 @@ def replay(
 @requests.command()
 @click.argument("request_id", metavar="ID")
 @_common.store_option
-def cancel(request_id: str, store_url: str | None) -> None:
+@_serve.server_option
+def cancel(request_id: str, store_url: str | None, server: str | None) -> None:
     """Cancel a request: nothing more runs for it."""
+    if server:
+        return _serve.remote_cancel(server, request_id)
     request = cairn.get_request(request_id, store=_common.resolve_url(store_url))
     status = request.status()
     out = _render.console()

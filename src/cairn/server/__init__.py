@@ -1,0 +1,106 @@
+"""The HTTP API (Tensorlake's v1 shapes), live events over SSE, and ``cairn serve``.
+
+``create_app(store_url)`` is the ASGI application; ``serve(...)`` runs it with
+uvicorn next to an embedded worker, so that one command serves the applications
+of the loaded code on one machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from cairn import _registry
+from cairn.store import default_url
+
+from . import _api, _auth, _errors, _openapi, _stores
+from ._serve import ServeOptions, serve
+
+__all__ = ["ServeOptions", "create_app", "serve"]
+
+DEFAULT_NAMESPACE = "default"
+
+
+def _routes() -> list[BaseRoute]:
+    req = "/applications/{application}/requests/{request_id}"
+    return [
+        Route("/applications", _api.list_applications, methods=["GET"]),
+        Route("/applications/{application}", _api.get_application, methods=["GET"]),
+        Route("/applications/{application}", _api.invoke, methods=["POST"]),
+        Route(
+            "/applications/{application}/requests",
+            _api.list_requests,
+            methods=["GET"],
+        ),
+        Route(req, _api.get_request, methods=["GET"]),
+        Route(req, _api.delete, methods=["DELETE"]),
+        Route(f"{req}/progress", _api.progress, methods=["GET"]),
+        Route(f"{req}/output", _api.output, methods=["GET", "HEAD"]),
+        Route(f"{req}/output/{{call_id}}", _api.call_output, methods=["GET"]),
+        Route(f"{req}/replay", _api.replay, methods=["POST"]),
+        Route(f"{req}/cancel", _api.cancel, methods=["POST"]),
+        Route("/requests", _api.list_all_requests, methods=["GET"]),
+        Route("/requests/{request_id}", _api.find_request, methods=["GET"]),
+    ]
+
+
+def create_app(
+    store_url: str | None = None,
+    *,
+    api_key: str | None = None,
+    namespace: str = DEFAULT_NAMESPACE,
+) -> Starlette:
+    """The ASGI application serving the applications of the loaded code.
+
+    It creates requests in the store at ``store_url``; a worker on the same store
+    (``cairn serve`` starts one) runs them.
+
+    Args:
+        store_url: the store (default: ``CAIRN_STORE`` or ``.cairn/cairn.db``).
+        api_key: when set, every route but ``/healthz`` needs
+            ``Authorization: Bearer <api_key>``.
+        namespace: the namespace served (the only one under ``/v1/namespaces/``).
+
+    Returns:
+        A Starlette application.
+    """
+    url = store_url or default_url()
+    if api_key is not None and not api_key:
+        raise ValueError("api_key must not be empty (pass None to turn auth off)")
+
+    async def openapi(request: Request) -> Response:
+        apps = sorted(spec.name for spec in _registry.applications())
+        return JSONResponse(_openapi.document(apps, namespace, api_key is not None))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        pool = _stores.StorePool(url)
+        watcher = _stores.ChangeWatcher(url)
+        app.state.cairn = _api.ServerState(url, namespace, pool, watcher, {})
+        try:
+            yield
+        finally:
+            await watcher.close()
+            pool.close()
+
+    routes = _routes()
+    middleware = []
+    if api_key is not None:
+        middleware.append(Middleware(_auth.BearerAuth, api_key=api_key))
+    return Starlette(
+        routes=[
+            Route("/healthz", _api.healthz, methods=["GET"]),
+            Route("/openapi.json", openapi, methods=["GET"]),
+            *routes,
+            Mount("/v1/namespaces/{namespace}", routes=routes),
+        ],
+        middleware=middleware,
+        exception_handlers=_errors.HANDLERS,
+        lifespan=lifespan,
+    )

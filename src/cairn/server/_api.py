@@ -1,0 +1,494 @@
+"""The JSON routes: thin wrappers over ``_request`` (submit, Request) and the store.
+
+Every route exists under ``/v1/namespaces/{namespace}`` and, for the served
+namespace, without the prefix. Store work runs in worker threads (``StorePool``).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from cairn import _calls, _registry, _request, errors
+from cairn.store import CallRecord, RequestRecord, Store
+from cairn.types import CallStatus, RequestStatus
+
+from . import _body, _errors, _shapes, _sse, _store_ops, _stores
+
+MAX_PAGE = 100
+DEFAULT_PAGE = 20
+_MAX_NAME_CHARS = 512
+_REPLAY_BODY_BYTES = 64 * 1024
+# Invoke headers not passed on to the request's functions as RequestContext.headers.
+_PRIVATE_HEADERS = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "te",
+        "upgrade",
+        "content-length",
+    }
+)
+OUTPUT_TYPE = "application/json; charset=UTF-8"
+PICKLE_TYPE = "application/python-pickle"
+
+
+@dataclass(eq=False)
+class ServerState:
+    """What every route needs: the store, the namespace, the event watcher."""
+
+    store_url: str
+    namespace: str
+    pool: _stores.StorePool
+    watcher: _stores.ChangeWatcher
+    versions: dict[str, str]
+
+    def version(self, application: str) -> str | None:
+        """The version of an application's loaded code."""
+        if application not in self.versions:
+            spec = _registry.find(application)
+            if spec is None:
+                return None
+            self.versions[application] = _shapes.version(spec)
+        return self.versions[application]
+
+
+def _state(request: Request) -> ServerState:
+    state: ServerState = request.app.state.cairn
+    namespace = request.path_params.get("namespace")
+    if namespace is not None and namespace != state.namespace:
+        raise _errors.not_found(
+            "namespace_not_found",
+            f"no namespace {namespace[:80]!r}: this server serves {state.namespace!r}",
+        )
+    return state
+
+
+def _text(request: Request, name: str) -> str:
+    """A path parameter, which must be text the store can hold."""
+    value: str = request.path_params[name]
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        value = ""
+    if len(value) > _MAX_NAME_CHARS:
+        value = ""
+    return value
+
+
+def _spec(name: str) -> _registry.FunctionSpec:
+    spec = _registry.find(name)
+    if spec is None or spec.application is None:
+        served = ", ".join(sorted(s.name for s in _registry.applications()))
+        raise _errors.not_found(
+            "application_not_found",
+            f"no application {name[:80]!r} (served: {served or 'none'})",
+        )
+    return spec
+
+
+async def _record(
+    state: ServerState, application: str, request_id: str
+) -> RequestRecord:
+    record = await state.pool.run(lambda store: store.get_request(request_id))
+    if record is None or record.application != application:
+        raise _errors.not_found(
+            "request_not_found",
+            f"application {application[:80]!r} has no request {request_id[:80]!r}",
+        )
+    return record
+
+
+# -- applications -----------------------------------------------------------------
+
+
+async def healthz(request: Request) -> Response:
+    """Liveness: the server answers and its store can be read."""
+    state: ServerState = request.app.state.cairn
+    await state.pool.run(lambda store: store.change_token())
+    return JSONResponse({"status": "ok"})
+
+
+async def list_applications(request: Request) -> Response:
+    """``GET /applications``."""
+    state = _state(request)
+    specs = sorted(_registry.applications(), key=lambda s: s.name)
+    return JSONResponse(
+        {
+            "applications": [
+                _shapes.application(spec, state.version(spec.name) or "")
+                for spec in specs
+            ]
+        }
+    )
+
+
+async def get_application(request: Request) -> Response:
+    """``GET /applications/{application}``: the manifest Tensorlake's client reads."""
+    state = _state(request)
+    spec = _spec(_text(request, "application"))
+    return JSONResponse(_shapes.manifest(spec, state.version(spec.name) or ""))
+
+
+async def invoke(request: Request) -> Response:
+    """``POST /applications/{application}``: start a request."""
+    state = _state(request)
+    spec = _spec(_text(request, "application"))
+    mode = _body.accepted(request)
+    request_id = _body.idempotency_key(request)
+    args, kwargs = _body.arguments(request, await _body.read(request))
+    headers = {
+        key: value
+        for key, value in request.headers.items()
+        if key not in _PRIVATE_HEADERS
+    }
+    submit = functools.partial(
+        _request.submit,
+        spec.name,
+        tuple(args),
+        kwargs,
+        store_url=state.store_url,
+        headers=headers,
+        request_id=request_id,
+    )
+    try:
+        created = await state.pool.call(submit)
+    except (errors.SDKUsageError, errors.SerializationError) as error:
+        raise _errors.bad_request("invalid_input", error.message) from None
+    except errors.CairnError as error:
+        if error.code == "request_exists":
+            raise _errors.conflict(
+                "request_exists",
+                f"a request with id {request_id!r} already exists "
+                "(Idempotency-Key already used)",
+            ) from None
+        raise
+    location = f"{_prefix(request)}/applications/{spec.name}/requests/{created}"
+    answer_headers = {"Location": location, "X-Request-Id": created}
+    if mode == _body.EVENT_STREAM:
+        stream = _sse.events(state.pool, state.watcher, created, 0)
+        return _sse.response(stream, answer_headers)
+    return JSONResponse({"request_id": created}, headers=answer_headers)
+
+
+def _prefix(request: Request) -> str:
+    namespace = request.path_params.get("namespace")
+    return "" if namespace is None else f"/v1/namespaces/{namespace}"
+
+
+# -- request lists ------------------------------------------------------------------
+
+
+def _page_params(request: Request) -> tuple[int, tuple[float, list[str]] | None]:
+    raw = request.query_params.get("limit")
+    limit = DEFAULT_PAGE
+    if raw is not None:
+        if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= MAX_PAGE):
+            raise _errors.bad_request(
+                "bad_limit", f"limit must be an integer from 1 to {MAX_PAGE}"
+            )
+        limit = int(raw)
+    cursor = request.query_params.get("cursor")
+    return limit, (None if cursor is None else _shapes.decode_cursor(cursor))
+
+
+def _status_param(request: Request) -> RequestStatus | None:
+    raw = request.query_params.get("status")
+    if raw is None:
+        return None
+    try:
+        return RequestStatus(raw)
+    except ValueError:
+        raise _errors.bad_request(
+            "bad_status",
+            f"status must be one of {', '.join(s.value for s in RequestStatus)}",
+        ) from None
+
+
+def _page(
+    store: Store,
+    application: str | None,
+    status: RequestStatus | None,
+    limit: int,
+    cursor: tuple[float, list[str]] | None,
+) -> tuple[list[RequestRecord], str | None]:
+    """A page of requests, newest first, and the cursor of the next one.
+
+    The store pages by time (``before_ms``); requests created in the same
+    millisecond fraction as a page's last one are told apart by the ids the cursor
+    carries, so none is skipped or repeated.
+    """
+    before_ms, seen = (None, []) if cursor is None else cursor
+    rows = store.list_requests(
+        application=application,
+        status=status,
+        limit=limit + len(seen) + 1,
+        before_ms=None if before_ms is None else math.nextafter(before_ms, math.inf),
+    )
+    skip = set(seen)
+    rows = [r for r in rows if not (r.created_at_ms == before_ms and r.id in skip)]
+    page, more = rows[:limit], len(rows) > limit
+    if not more or not page:
+        return page, None
+    last_ms = page[-1].created_at_ms
+    ids = [r.id for r in page if r.created_at_ms == last_ms]
+    if last_ms == before_ms:
+        ids = seen + ids
+    return page, _shapes.encode_cursor(last_ms, ids)
+
+
+async def _list(request: Request, application: str | None) -> Response:
+    state = _state(request)
+    limit, cursor = _page_params(request)
+    status = _status_param(request)
+    page, next_cursor = await state.pool.run(
+        lambda store: _page(store, application, status, limit, cursor)
+    )
+    if (
+        application is not None
+        and not page
+        and cursor is None
+        and _registry.find(application) is None
+    ):
+        _spec(application)  # 404: neither served nor in the store
+    return JSONResponse(
+        {
+            "requests": [
+                _shapes.request_summary(r, state.version(r.application)) for r in page
+            ],
+            "prev_cursor": None,
+            "next_cursor": next_cursor,
+        }
+    )
+
+
+async def list_requests(request: Request) -> Response:
+    """``GET /applications/{application}/requests``: newest first, paged by cursor."""
+    return await _list(request, _text(request, "application"))
+
+
+async def list_all_requests(request: Request) -> Response:
+    """``GET /requests``: the requests of every application (Cairn)."""
+    return await _list(request, None)
+
+
+# -- one request --------------------------------------------------------------------
+
+
+async def _metadata(state: ServerState, record: RequestRecord) -> dict[str, Any]:
+    records: list[CallRecord] = await state.pool.run(
+        lambda store: store.list_calls(record.id)
+    )
+    calls = await state.pool.call(_request.Request(record.id, state.store_url).calls)
+    return _shapes.request_metadata(
+        record, state.version(record.application), calls, records
+    )
+
+
+async def get_request(request: Request) -> Response:
+    """``GET /applications/{application}/requests/{request_id}``."""
+    state = _state(request)
+    application = _text(request, "application")
+    record = await _record(state, application, _text(request, "request_id"))
+    return JSONResponse(await _metadata(state, record))
+
+
+async def find_request(request: Request) -> Response:
+    """``GET /requests/{request_id}``: a request of any application (Cairn)."""
+    state = _state(request)
+    request_id = _text(request, "request_id")
+    record = await state.pool.run(lambda store: store.get_request(request_id))
+    if record is None:
+        raise _errors.not_found("request_not_found", f"no request {request_id[:80]!r}")
+    return JSONResponse(await _metadata(state, record))
+
+
+async def progress(request: Request) -> Response:
+    """``GET .../requests/{request_id}/progress``: the event stream (SSE)."""
+    state = _state(request)
+    record = await _record(
+        state, _text(request, "application"), _text(request, "request_id")
+    )
+    resume = _sse.last_event_id(request)
+    if request.method == "HEAD":  # the headers only, not a stream held open
+        return Response(media_type="text/event-stream", headers=_sse.HEADERS)
+    if resume is None:
+        start, finish = await state.pool.run(
+            lambda store: _sse.start_of_stream(store, record.id)
+        )
+        if record.status.finished and finish is not None:
+            return _sse.response(_sse.one(finish), {})
+        resume = start
+    return _sse.response(_sse.events(state.pool, state.watcher, record.id, resume), {})
+
+
+async def output(request: Request) -> Response:
+    """``GET .../requests/{request_id}/output``: the application's output (JSON)."""
+    state = _state(request)
+    record = await _record(
+        state, _text(request, "application"), _text(request, "request_id")
+    )
+    has_output = record.status is RequestStatus.SUCCEEDED
+    if request.method == "HEAD":
+        if not has_output:
+            return Response(status_code=204)
+        size = len(record.output or b"null")
+        return Response(
+            headers={"Content-Type": OUTPUT_TYPE, "Content-Length": str(size)}
+        )
+    if not record.status.finished:
+        raise _errors.conflict(
+            "request_not_finished",
+            f"request {record.id} is {record.status}: it has no output yet",
+        )
+    if not has_output:
+        raise _errors.not_found(
+            "no_output",
+            f"request {record.id} {record.status} "
+            f"({record.failure_reason or 'unknown'}): it has no output",
+        )
+    return Response(record.output or b"null", media_type=OUTPUT_TYPE)
+
+
+async def call_output(request: Request) -> Response:
+    """``GET .../requests/{request_id}/output/{call_id}``: one call's output (pickle)."""
+    state = _state(request)
+    record = await _record(
+        state, _text(request, "application"), _text(request, "request_id")
+    )
+    call_id = _text(request, "call_id")
+
+    def read(store: Store) -> tuple[CallRecord | None, bytes | None]:
+        call = store.get_call(call_id)
+        if call is None or call.request_id != record.id:
+            return None, None
+        if call.status is not CallStatus.SUCCEEDED:
+            return call, None
+        return call, store.get_call_output(call_id)
+
+    call, data = await state.pool.run(read)
+    if call is None:
+        raise _errors.not_found(
+            "call_not_found", f"request {record.id} has no call {call_id[:80]!r}"
+        )
+    if data is None:
+        raise _errors.not_found(
+            "no_output", f"call {call_id} is {call.status}: it has no output"
+        )
+    return Response(data, media_type=PICKLE_TYPE)
+
+
+async def replay(request: Request) -> Response:
+    """``POST .../requests/{request_id}/replay``: run it again with the served code."""
+    state = _state(request)
+    record = await _record(
+        state, _text(request, "application"), _text(request, "request_id")
+    )
+    from_call, strict = _replay_body(await _body.read(request))
+    if _registry.find(record.application) is None:
+        raise _errors.conflict(
+            "application_not_loaded",
+            f"this server does not serve application {record.application!r}, "
+            "so it cannot replay its requests",
+        )
+
+    def start(store: Store) -> int:
+        if from_call is not None:
+            call = store.get_call(from_call)
+            if call is None or call.request_id != record.id:
+                raise _errors.bad_request(
+                    "call_not_found",
+                    f"request {record.id} has no call {from_call[:80]!r} "
+                    "to replay from",
+                )
+        return store.start_replay(
+            record.id, from_call=from_call, strict=strict, now_ms=_calls.now_ms()
+        )
+
+    try:
+        run = await state.pool.run(start)
+    except errors.SDKUsageError as error:
+        raise _errors.conflict("request_running", error.message) from None
+    return JSONResponse({"request_id": record.id, "run": run})
+
+
+def _replay_body(data: bytes) -> tuple[str | None, bool]:
+    if len(data) > _REPLAY_BODY_BYTES:
+        raise _errors.ApiError(413, "body_too_large", "the replay body is too large")
+    if not data.strip():
+        return None, False
+    value = _body.decode_json(data, "the body")
+    if not isinstance(value, dict):
+        raise _errors.bad_request(
+            "invalid_body", 'the body must be a JSON object {"from_call", "strict"}'
+        )
+    unknown = sorted(set(value) - {"from_call", "strict"})
+    if unknown:
+        raise _errors.bad_request(
+            "invalid_body",
+            f"unknown field {unknown[0][:40]!r} (known: from_call, strict)",
+        )
+    from_call = value.get("from_call")
+    strict = value.get("strict", False)
+    if from_call is not None and not (
+        isinstance(from_call, str) and 0 < len(from_call) <= _MAX_NAME_CHARS
+    ):
+        raise _errors.bad_request(
+            "invalid_body", "from_call must be a call id (a string) or null"
+        )
+    if not isinstance(strict, bool):
+        raise _errors.bad_request("invalid_body", "strict must be true or false")
+    try:
+        (from_call or "").encode()
+    except UnicodeEncodeError:
+        raise _errors.bad_request(
+            "invalid_body", "from_call is not valid text"
+        ) from None
+    return from_call, strict
+
+
+async def cancel(request: Request) -> Response:
+    """``POST .../requests/{request_id}/cancel``: nothing more runs for it."""
+    state = _state(request)
+    record = await _record(
+        state, _text(request, "application"), _text(request, "request_id")
+    )
+    await state.pool.call(_request.Request(record.id, state.store_url).cancel)
+    now = await state.pool.run(lambda store: store.get_request(record.id))
+    status = now.status if now is not None else record.status
+    return JSONResponse(
+        {
+            "request_id": record.id,
+            "status": str(status),
+            "cancelled": not record.status.finished
+            and status is RequestStatus.CANCELLED,
+        }
+    )
+
+
+async def delete(request: Request) -> Response:
+    """``DELETE .../requests/{request_id}``: forget a finished request."""
+    state = _state(request)
+    record = await _record(
+        state, _text(request, "application"), _text(request, "request_id")
+    )
+    if not record.status.finished:
+        raise _errors.conflict(
+            "request_not_finished",
+            f"request {record.id} is {record.status}: cancel it before deleting it",
+        )
+    deleted = await state.pool.run(
+        lambda store: _store_ops.delete_request(store, record.id)
+    )
+    if not deleted:
+        raise _errors.not_found("request_not_found", f"no request {record.id!r}")
+    return Response(status_code=204)

@@ -1,0 +1,253 @@
+"""The invoke request: size limit, Accept, Idempotency-Key, body -> arguments.
+
+The body maps to the application's parameters as Tensorlake does: an empty body
+means no arguments; any other body is the first positional argument, as JSON; a
+``multipart/form-data`` body has one part per argument, named with an integer
+(positional, counted from 0 or 1 without gaps) or a parameter name (keyword),
+each part's content JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import Request
+
+from . import _errors
+
+MAX_BODY_BYTES = 10 * 1024 * 1024
+MAX_PARTS = 256
+JSON = "application/json"
+EVENT_STREAM = "text/event-stream"
+
+_IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_~-][A-Za-z0-9._~-]{0,35}", re.ASCII)
+_POSITION = re.compile(r"[0-9]{1,4}", re.ASCII)
+_KEYWORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}", re.ASCII)
+
+
+def accepted(request: Request) -> str:
+    """``application/json`` or ``text/event-stream``, from the Accept header."""
+    header = request.headers.get("accept", "").strip()
+    if not header:
+        return JSON
+    best: tuple[float, int, str] | None = None
+    for item in header.split(","):
+        media, _, params = item.strip().partition(";")
+        media = media.strip().lower()
+        quality = _quality(params)
+        if quality <= 0:
+            continue
+        choice = {
+            JSON: JSON,
+            "application/*": JSON,
+            "*/*": JSON,
+            EVENT_STREAM: EVENT_STREAM,
+            "text/*": EVENT_STREAM,
+        }.get(media)
+        # Exact types win over wildcards at the same quality; then the first listed.
+        exact = 0 if "*" in media else 1
+        if choice is not None and (best is None or (quality, exact) > best[:2]):
+            best = (quality, exact, choice)
+    if best is None:
+        raise _errors.ApiError(
+            406,
+            "not_acceptable",
+            f"cannot answer with any of Accept: {header[:200]!r}; "
+            f"accept {JSON} (the request id) or {EVENT_STREAM} (its events)",
+        )
+    return best[2]
+
+
+def _quality(params: str) -> float:
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "q":
+            try:
+                quality = float(value.strip())
+            except ValueError:
+                return 0.0
+            return quality if 0.0 <= quality <= 1.0 else 0.0
+    return 1.0
+
+
+def idempotency_key(request: Request) -> str | None:
+    """The ``Idempotency-Key`` header, which becomes the request id."""
+    values = request.headers.getlist("idempotency-key")
+    if not values:
+        return None
+    if len(values) > 1:
+        raise _errors.bad_request(
+            "bad_idempotency_key", "send one Idempotency-Key header, not several"
+        )
+    key = values[0]
+    if not _IDEMPOTENCY_KEY.fullmatch(key):
+        raise _errors.bad_request(
+            "bad_idempotency_key",
+            f"Idempotency-Key {key[:40]!r} is not 1 to 36 characters of letters, "
+            "digits, '-', '_', '~' and '.' (not first)",
+        )
+    return key
+
+
+async def read(request: Request) -> bytes:
+    """The whole body, refusing more than ``MAX_BODY_BYTES``."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isascii() and declared.isdigit():
+        if int(declared) > MAX_BODY_BYTES:
+            raise _too_large()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise _too_large()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large() -> _errors.ApiError:
+    return _errors.ApiError(
+        413,
+        "body_too_large",
+        f"the body is larger than the limit of {MAX_BODY_BYTES} bytes (10 MiB)",
+    )
+
+
+def arguments(request: Request, data: bytes) -> tuple[list[Any], dict[str, Any]]:
+    """The application's positional and keyword arguments from the body."""
+    content_type = request.headers.get("content-type", "")
+    media, options = parse_options_header(content_type)
+    if media == b"multipart/form-data":
+        boundary = options.get(b"boundary")
+        if not boundary:
+            raise _errors.bad_request(
+                "bad_content_type",
+                "Content-Type multipart/form-data needs a boundary parameter",
+            )
+        return _from_parts(_parts(data, boundary))
+    if not data.strip():
+        return [], {}
+    return [decode_json(data, "the body")], {}
+
+
+def decode_json(data: bytes, what: str) -> Any:
+    """JSON text -> value, with a 400 naming ``what`` when it is not JSON."""
+    try:
+        return json.loads(data, parse_constant=_no_constant)
+    except json.JSONDecodeError as error:
+        raise _errors.bad_request(
+            "bad_json",
+            f"{what} is not valid JSON: {error.msg} at line {error.lineno} "
+            f"column {error.colno}",
+        ) from None
+    except (ValueError, RecursionError) as error:
+        # Not UTF-8, an integer too long to convert, nesting too deep.
+        detail = "nested too deeply" if isinstance(error, RecursionError) else error
+        raise _errors.bad_request(
+            "bad_json", f"{what} is not valid JSON: {detail}"
+        ) from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+class _Part:
+    def __init__(self) -> None:
+        self.headers: dict[bytes, bytes] = {}
+        self.data: list[bytes] = []
+
+
+def _parts(data: bytes, boundary: bytes) -> list[tuple[str, bytes]]:
+    parts: list[_Part] = []
+    field: list[bytes] = []
+    value: list[bytes] = []
+    ended = False
+
+    def on_part_begin() -> None:
+        if len(parts) >= MAX_PARTS:
+            raise _errors.bad_request(
+                "too_many_parts", f"a multipart body may have at most {MAX_PARTS} parts"
+            )
+        parts.append(_Part())
+
+    def on_header_end() -> None:
+        parts[-1].headers[b"".join(field).strip().lower()] = b"".join(value).strip()
+        field.clear()
+        value.clear()
+
+    def on_end() -> None:
+        nonlocal ended
+        ended = True
+
+    callbacks: Any = {
+        "on_part_begin": on_part_begin,
+        "on_part_data": lambda d, s, e: parts[-1].data.append(d[s:e]),
+        "on_header_field": lambda d, s, e: field.append(d[s:e]),
+        "on_header_value": lambda d, s, e: value.append(d[s:e]),
+        "on_header_end": on_header_end,
+        "on_end": on_end,
+    }
+    try:
+        parser = MultipartParser(boundary, callbacks)
+        parser.write(data)
+        parser.finalize()
+    except (MultipartParseError, ValueError) as error:
+        raise _errors.bad_request(
+            "bad_multipart", f"the multipart body is malformed: {error}"
+        ) from None
+    if not ended:
+        raise _errors.bad_request(
+            "bad_multipart",
+            "the multipart body ends before its closing boundary "
+            "(or its boundary does not match the Content-Type's)",
+        )
+    named: list[tuple[str, bytes]] = []
+    for part in parts:
+        disposition, options = parse_options_header(
+            part.headers.get(b"content-disposition", b"")
+        )
+        raw_name = options.get(b"name")
+        if disposition != b"form-data" or raw_name is None:
+            raise _errors.bad_request(
+                "bad_multipart",
+                "every part needs 'Content-Disposition: form-data; name=...'",
+            )
+        named.append((raw_name.decode("latin-1"), b"".join(part.data)))
+    return named
+
+
+def _from_parts(parts: list[tuple[str, bytes]]) -> tuple[list[Any], dict[str, Any]]:
+    positional: dict[int, Any] = {}
+    keywords: dict[str, Any] = {}
+    for name, data in parts:
+        if _POSITION.fullmatch(name):
+            target: dict[Any, Any] = positional
+            key: Any = int(name)
+        elif _KEYWORD.fullmatch(name):
+            target, key = keywords, name
+        else:
+            raise _errors.bad_request(
+                "bad_multipart",
+                f"part name {name[:60]!r} is neither a position (0, 1, ...) nor a "
+                "parameter name",
+            )
+        if key in target:
+            raise _errors.bad_request("bad_multipart", f"two parts are named {name!r}")
+        target[key] = decode_json(data, f"part {name!r}")
+    if not positional:
+        return [], keywords
+    first = min(positional)
+    if first not in (0, 1) or sorted(positional) != list(
+        range(first, first + len(positional))
+    ):
+        raise _errors.bad_request(
+            "bad_multipart",
+            "positional parts must be numbered 0, 1, 2, ... (or 1, 2, 3, ...) "
+            f"without gaps, got {sorted(positional)}",
+        )
+    return [positional[i] for i in sorted(positional)], keywords

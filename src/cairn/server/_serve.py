@@ -1,0 +1,223 @@
+"""``serve()``: uvicorn with the API, next to an embedded worker process.
+
+The worker (an ``Engine`` and its executor processes) runs in a child process
+forked before uvicorn starts: the engine forks executors whenever one is
+replaced (after a timeout, a crash, a cancel), and forking is only safe in a
+process without other threads, which the server's event loop and thread pool are
+not. The two meet only in the store: the API creates requests, the worker's
+executors claim them. The worker sits in its own process group (a Ctrl-C in the
+terminal reaches the server only, which then stops the worker with one SIGTERM:
+drain, then exit) and dies with the server (``PR_SET_PDEATHSIG``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+import uvicorn
+
+from cairn import _engine, errors
+from cairn.store import open_store
+
+logger = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServeOptions:
+    """How ``serve`` runs."""
+
+    store_url: str
+    """The store the API and the worker share."""
+    host: str = "127.0.0.1"
+    """Address to bind (default loopback)."""
+    port: int = 8900
+    """Port to bind (default 8900)."""
+    api_key: str | None = None
+    """Bearer key every route but /healthz needs (default: none, auth off)."""
+    namespace: str = "default"
+    """The namespace served (default ``default``)."""
+    concurrency: int | None = None
+    """Executor processes of the embedded worker (default: cores, at least 2)."""
+    grace_s: float = 30.0
+    """How long a stopping worker lets running calls finish (default 30 s)."""
+    worker: bool = True
+    """Whether to run the embedded worker (default True)."""
+    log_level: str = "info"
+    """uvicorn's log level (default info)."""
+
+
+class EmbeddedWorker:
+    """The worker child process."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self._status: int | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def start(cls, options: ServeOptions) -> EmbeddedWorker:
+        """Fork the worker and wait until its executors are up.
+
+        Raises:
+            CairnError: the worker could not start (its message says why).
+        """
+        read_fd, write_fd = os.pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child
+            os.close(read_fd)
+            code = 1
+            try:
+                code = _worker_main(options, write_fd, parent)
+            except BaseException as error:
+                _report(write_fd, f"{type(error).__name__}: {error}")
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        os.close(write_fd)
+        worker = cls(pid)
+        with os.fdopen(read_fd, "rb") as pipe:
+            line = pipe.readline().decode(errors="replace").strip()
+        if line != "ready":
+            worker.stop(0.0)
+            raise errors.CairnError(
+                f"the embedded worker did not start: {line or 'it exited'}"
+            )
+        return worker
+
+    def poll(self) -> int | None:
+        """The exit code if it exited, else None (never blocks)."""
+        with self._lock:
+            if self._status is None:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+                if pid:
+                    self._status = os.waitstatus_to_exitcode(status)
+            return self._status
+
+    def stop(self, grace_s: float) -> int:
+        """SIGTERM (drain within ``grace_s``), then SIGKILL if it lingers."""
+        if self.poll() is None:
+            _signal(self.pid, signal.SIGTERM)
+            deadline = time.monotonic() + grace_s + 5.0
+            while self.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.02)
+            if self.poll() is None:
+                _signal(self.pid, signal.SIGKILL)
+                while self.poll() is None:
+                    time.sleep(0.01)
+        code = self.poll()
+        assert code is not None
+        return code
+
+
+def _signal(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def _report(fd: int, line: str) -> None:
+    try:
+        os.write(fd, (line.replace("\n", " ") + "\n").encode())
+        os.close(fd)
+    except OSError:
+        pass
+
+
+def _worker_main(
+    options: ServeOptions, ready_fd: int, parent: int
+) -> int:  # pragma: no cover
+    os.setpgid(0, 0)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:
+        return 0
+    engine = _engine.Engine(options.store_url, concurrency=options.concurrency)
+    engine.start()
+    _report(ready_fd, "ready")
+    return engine.serve(grace_s=options.grace_s, stop=lambda: os.getppid() != parent)
+
+
+def serve(options: ServeOptions) -> int:
+    """Serve the applications of the loaded code until SIGINT/SIGTERM.
+
+    Load the code first (its applications are what is served). Returns the exit
+    code.
+
+    Raises:
+        StoreError: the store cannot be opened.
+        CairnError: the embedded worker could not start.
+    """
+    from . import create_app
+
+    # Open (and migrate) the store once up front, so that a bad URL fails here,
+    # before anything is forked; closed again: no connection crosses a fork.
+    open_store(options.store_url).close()
+    worker = EmbeddedWorker.start(options) if options.worker else None
+    app = create_app(
+        options.store_url, api_key=options.api_key, namespace=options.namespace
+    )
+    config = uvicorn.Config(
+        app,
+        host=options.host,
+        port=options.port,
+        log_level=options.log_level,
+        lifespan="on",
+        timeout_graceful_shutdown=2,
+    )
+    server = uvicorn.Server(config)
+    done = threading.Event()
+    died: list[int] = []
+    if worker is not None:
+        threading.Thread(
+            target=_watch_worker,
+            args=(worker, server, done, died),
+            name="cairn-worker-watch",
+            daemon=True,
+        ).start()
+    # uvicorn re-raises the signal that stopped it once it is done; a SIGTERM with
+    # its default action would end this process before the worker is stopped.
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)
+    try:
+        server.run()
+    finally:
+        done.set()
+        if worker is not None:
+            worker.stop(options.grace_s)
+        signal.signal(signal.SIGTERM, previous)
+    return 1 if died else 0
+
+
+def _watch_worker(
+    worker: EmbeddedWorker,
+    server: uvicorn.Server,
+    done: threading.Event,
+    died: list[int],
+) -> None:
+    """Stop the server if the worker exits while it serves."""
+    while not done.wait(0.2):
+        code = worker.poll()
+        if code is not None:
+            logger.error(
+                "the embedded worker exited (code %s); stopping the server", code
+            )
+            died.append(code)
+            server.should_exit = True
+            return
