@@ -13,7 +13,14 @@ from typing import Any
 
 from cairn import _events, _frames, _retry, _serialization, errors
 from cairn._registry import FunctionSpec
-from cairn.store import CallFailure, CallKey, CallRecord, CallSuccess, RequestOutcome
+from cairn.store import (
+    CallFailure,
+    CallKey,
+    CallRecord,
+    CallSuccess,
+    Event,
+    RequestOutcome,
+)
 from cairn.types import CallStatus, FailureReason, RequestStatus
 
 
@@ -148,6 +155,7 @@ class Attempts:
             started_at_ms=self.started_at_ms,
             finished_at_ms=finished,
             events=[
+                *self._created(first=self.failed == 0),
                 _events.function_run(
                     "FunctionRunCompleted",
                     self.key.request_id,
@@ -157,12 +165,29 @@ class Attempts:
                     outcome="success",
                     attempt=self.attempt,
                     duration_ms=round(finished - self.started_at_ms, 3),
-                )
+                ),
             ],
             served_ids=served,
             served_run=self.run.run,
             request_outcome=outcome,
         )
+
+    def _created(self, *, first: bool) -> list[Event]:
+        """FunctionRunCreated, written with the first attempt's outcome in this run:
+        the same transaction, so a call costs no extra write for it."""
+        if not first:
+            return []
+        return [
+            _events.function_run(
+                "FunctionRunCreated",
+                self.key.request_id,
+                self.key.function,
+                self.key.id,
+                self.started_at_ms or now_ms(),
+                parent_function_run_id=self.key.parent_id,
+                call_kind=self.key.kind,
+            )
+        ]
 
     def failure(
         self, exc: BaseException, *, retryable: bool
@@ -194,6 +219,7 @@ class Attempts:
             status = CallStatus.FAILED if final else CallStatus.PENDING
         served, self.run.served = self.run.served, []
         events = [
+            *self._created(first=self.failed == 1),
             _events.function_run(
                 "FunctionRunCompleted" if final else "FunctionRunAttemptFailed",
                 self.key.request_id,
@@ -205,7 +231,7 @@ class Attempts:
                 error_type=error.get("type"),
                 error_message=error.get("message"),
                 retry_delay_s=delay_s,
-            )
+            ),
         ]
         return CallFailure(
             key=self.key,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import atexit
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cairn import (
     _calls,
@@ -30,6 +31,9 @@ from cairn.store import (
     open_store,
 )
 from cairn.types import CallStatus, FailureReason, RequestStatus
+
+if TYPE_CHECKING:
+    from cairn._remote import RemoteRequest
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -396,12 +400,20 @@ def run_local_application(app: Any, *args: Any, **kwargs: Any) -> Request:
     return Request(request_id, store_url)
 
 
-def get_request(request_id: str, store: str | None = None) -> Request:
+def get_request(request_id: str, store: str | None = None) -> Request | RemoteRequest:
     """The ``Request`` of an earlier run, from any process.
+
+    From the store ``store`` (default ``CAIRN_STORE`` or ``.cairn/cairn.db``) or,
+    when no store is named and ``CAIRN_API_URL`` is set, from that server.
 
     Raises:
         RequestNotFound: the store has no such request.
+        RemoteAPIError: the server answered with an error (404 for an unknown id).
     """
+    if store is None and os.environ.get("CAIRN_API_URL"):
+        from cairn import _remote
+
+        return _remote.get_remote_request(request_id)
     request = Request(request_id, store)
     request._record()
     return request

@@ -330,6 +330,8 @@ def test_progress_updates_are_recorded_as_events(run):
     assert progress[2]["attributes"] == {"i": "2"}
     kinds = [e.kind for e in request.events()]
     assert kinds[0] == "RequestStarted" and kinds[-1] == "RequestFinished"
+    # The application call's run: created once, completed once.
+    assert kinds.count("FunctionRunCreated") == kinds.count("FunctionRunCompleted") == 1
     seqs = [e.seq for e in request.events()]
     assert seqs == list(range(1, len(seqs) + 1))
 
@@ -411,3 +413,29 @@ def test_a_request_whose_process_was_killed_is_taken_over(tmp_path, store_url):
         store.close()
     assert finished.status is RequestStatus.SUCCEEDED
     assert log.read_text().split() == ["0", "1", "2", "2", "3"]
+
+
+def test_each_call_is_created_then_completed_once_in_the_event_stream(run):
+    @function(retries=cairn.Retries(max_retries=1, initial_delay=0.01))
+    def flaky_event(i: int) -> int:
+        if i == 1 and not RequestContext.get().state.get("failed_once"):
+            RequestContext.get().state.set("failed_once", True)
+            raise ValueError("once")
+        return i
+
+    @application()
+    @function()
+    def evented() -> int:
+        return sum(flaky_event.map([0, 1])) + flaky_event(2)
+
+    request = run(evented)
+    assert request.output() == 3
+    events = [(e.kind, e.payload) for e in request.events()]
+    calls = {c.id for c in request.calls()}
+    created = [p["function_run_id"] for k, p in events if k == "FunctionRunCreated"]
+    completed = [p["function_run_id"] for k, p in events if k == "FunctionRunCompleted"]
+    assert sorted(created) == sorted(completed) == sorted(calls)
+    for call_id in calls:
+        kinds = [k for k, p in events if p.get("function_run_id") == call_id]
+        assert kinds[0] == "FunctionRunCreated" and kinds[-1] == "FunctionRunCompleted"
+    assert [k for k, _ in events].count("FunctionRunAttemptFailed") == 1

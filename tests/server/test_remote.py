@@ -34,6 +34,9 @@ def test_run_remote_application(
     assert calls[0].attempts[0].outcome == "success"
     found = _remote.get_remote_request(request.id)
     assert found.application == "srv_add" and found.output() == 42
+    # With CAIRN_API_URL set, get_request looks the request up on the server.
+    again = cairn.get_request(request.id)
+    assert isinstance(again, cairn.RemoteRequest) and again.output() == 42
 
 
 def test_remote_failures(server: Server) -> None:
