@@ -278,6 +278,25 @@ def test_finish_request_cancel_cancels_pending_calls_once(contract_store):
     assert finished[0].payload["outcome"] == {"failure": "cancelled"}
 
 
+def test_delete_request_removes_it_and_everything_recorded(contract_store):
+    root = new_request(contract_store)
+    other = new_request(contract_store, "req-2")
+    contract_store.claim_call(WORKER, 0, T0, call_id=root.id)
+    item = child(root, "fa", 0, kind="map_item", group_id="map-a")
+    contract_store.enqueue_calls([(item, None, 0.0)], 1)
+    contract_store.record_failure(failure(item, final=True))
+    contract_store.commit_success(success(child(root, "fb", 1), events=[event("X")]))
+    contract_store.state_set(root.id, "k", b"v")
+    assert contract_store.delete_request(root.id) is True
+    assert contract_store.get_request(root.id) is None
+    assert contract_store.list_calls(root.id) == []
+    assert contract_store.list_attempts(root.id) == []
+    assert contract_store.list_events(root.id) == []
+    assert contract_store.state_get(root.id, "k") is None
+    assert contract_store.delete_request(root.id) is False
+    assert contract_store.get_request(other.id) is not None
+
+
 def test_set_progress_records_latest_progress_and_its_event(contract_store):
     new_request(contract_store)
     for current in (1, 2):

@@ -18,7 +18,7 @@ from cairn import _calls, _registry, _request, errors
 from cairn.store import CallRecord, RequestRecord, Store
 from cairn.types import CallStatus, RequestStatus
 
-from . import _body, _errors, _shapes, _sse, _store_ops, _stores
+from . import _body, _errors, _shapes, _sse, _stores
 
 MAX_PAGE = 100
 DEFAULT_PAGE = 20
@@ -486,9 +486,7 @@ async def delete(request: Request) -> Response:
             "request_not_finished",
             f"request {record.id} is {record.status}: cancel it before deleting it",
         )
-    deleted = await state.pool.run(
-        lambda store: _store_ops.delete_request(store, record.id)
-    )
+    deleted = await state.pool.run(lambda store: store.delete_request(record.id))
     if not deleted:
         raise _errors.not_found("request_not_found", f"no request {record.id!r}")
     return Response(status_code=204)

@@ -61,6 +61,9 @@ class Store(Protocol):
     ) -> int:
         """Re-queue the application call under a new run number and return it."""
 
+    def delete_request(self, request_id: str) -> bool:
+        """Delete a request and everything recorded for it; False if there was none."""
+
     def finish_request(
         self, request_id: str, outcome: RequestOutcome, now_ms: float
     ) -> None:

@@ -373,6 +373,20 @@ class SQLiteStore:
             parent_id = row[0] if row else None
         return forced
 
+    def delete_request(self, request_id: str) -> bool:
+        """Delete a request and everything recorded for it; False if there was none."""
+        with self._write() as conn:
+            # attempts has no request_id index: reach its rows through their calls.
+            conn.execute(
+                "DELETE FROM attempts WHERE call_id IN "
+                "(SELECT id FROM calls WHERE request_id = ?)",
+                (request_id,),
+            )
+            for table in ("events", "request_state", "calls"):
+                conn.execute(f"DELETE FROM {table} WHERE request_id = ?", (request_id,))
+            deleted = conn.execute("DELETE FROM requests WHERE id = ?", (request_id,))
+            return deleted.rowcount > 0
+
     def finish_request(
         self, request_id: str, outcome: RequestOutcome, now_ms: float
     ) -> None:
