@@ -1,4 +1,5 @@
-"""Shared fixtures: every test gets its own SQLite store file and working directory.
+"""Shared fixtures: every test gets its own working directory and its own store, a
+SQLite file or a PostgreSQL database (``store_url`` runs each test on both).
 
 Functions decorated in tests must have names unique across the whole suite (the
 registry is one namespace, as in Tensorlake): define them inside the test
@@ -15,13 +16,44 @@ from typing import Any
 import pytest
 
 import cairn
+from cairn import _request
 from cairn.store import Store, open_store
+from tests import postgres_server
+
+BACKENDS = ["sqlite", "postgres"]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that uses ``store_url`` runs once per backend (``sqlite_only``
+    tests exercise SQLite's file handling and run on it alone)."""
+    if "store_url" in metafunc.fixturenames:
+        only_sqlite = metafunc.definition.get_closest_marker("sqlite_only")
+        backends = ["sqlite"] if only_sqlite else BACKENDS
+        metafunc.parametrize("store_url", backends, indirect=True, ids=backends)
 
 
 @pytest.fixture
-def store_url(tmp_path: Path) -> str:
-    """A fresh SQLite store in the test's temporary directory."""
-    return f"sqlite:///{tmp_path / 'cairn.db'}"
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh store of each backend: a SQLite file in the test's temporary
+    directory, or a new database on the test PostgreSQL server (dropped after)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'cairn.db'}"
+        return
+    server = postgres_server.server()
+    url = server.create_database(migrated=False)  # like a new file: opening migrates
+    try:
+        yield url
+    finally:
+        _close_local_engine(url)
+        server.drop_database(url)
+
+
+def _close_local_engine(url: str) -> None:
+    """Stop the engine a run left running on ``url`` before its database goes."""
+    engine = _request._local_engine
+    if engine is not None and engine.store_url == url:
+        engine.close()
+        _request._local_engine = None
 
 
 @pytest.fixture

@@ -11,22 +11,35 @@ from pathlib import Path
 import pytest
 
 from cairn.store import Store, open_store
+from tests import postgres_server
 
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "postgres"]
 
 
-def _open_backend(backend: str, tmp_path: Path) -> Store:
+def _open_backend(
+    backend: str, tmp_path: Path, cleanups: list[Callable[[], None]]
+) -> Store:
     if backend == "sqlite":
         return open_store(f"sqlite:///{tmp_path / 'contract.db'}")
+    if backend == "postgres":
+        server = postgres_server.server()
+        url = server.create_database()
+        cleanups.append(lambda: server.drop_database(url))
+        return open_store(url)
     raise AssertionError(f"no fixture branch for store backend {backend!r}")
 
 
 @pytest.fixture(params=BACKENDS)
 def contract_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     """A fresh, empty, migrated store of each backend."""
-    store = _open_backend(request.param, tmp_path)
-    yield store
-    store.close()
+    cleanups: list[Callable[[], None]] = []
+    try:
+        store = _open_backend(request.param, tmp_path, cleanups)
+        yield store
+        store.close()
+    finally:
+        for cleanup in reversed(cleanups):
+            cleanup()
 
 
 @pytest.fixture

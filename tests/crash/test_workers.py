@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from cairn import _request
 from cairn.store import open_store
 from cairn.types import RequestStatus
@@ -114,6 +116,7 @@ def test_a_worker_refuses_a_store_from_a_newer_cairn(tmp_path: Path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.sqlite_only
 def test_a_store_that_goes_away_is_retried_and_nothing_is_marked_done(
     workers, crash_store, store_url, tmp_path
 ):
@@ -153,6 +156,7 @@ def test_a_store_that_goes_away_is_retried_and_nothing_is_marked_done(
     assert root.attempts == 1, "a store outage must not use up the call's attempts"
 
 
+@pytest.mark.sqlite_only
 def test_a_deleted_store_file_is_noticed_and_the_worker_starts_over(
     workers, crash_store, store_url
 ):

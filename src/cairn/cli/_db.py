@@ -50,6 +50,8 @@ def migrate(store_url: str | None) -> None:
     new = _is_new_sqlite_store(url)
     with _common.opened(url) as store:
         url = store.url
+        if new is None:  # a PostgreSQL store knows whether opening it migrated it
+            new = bool(getattr(store, "created", False))
     out = _render.console()
     if new:
         out.print(

@@ -65,9 +65,14 @@ def open_store(url: str | None = None) -> Store:
 
         return sqlite.SQLiteStore(url)
     if scheme in ("postgresql", "postgres"):
-        raise errors.StoreError(
-            "the PostgreSQL store is not part of this build yet; use a sqlite:/// URL"
-        )
+        try:
+            from . import postgres
+        except ImportError as error:
+            raise errors.StoreError(
+                "the PostgreSQL store needs psycopg 3 and psycopg-pool: "
+                f"pip install 'cairn[postgres]' ({error})"
+            ) from None
+        return postgres.PostgresStore(url)
     if scheme == "" and url.endswith(".db"):
         from . import sqlite
 

@@ -1,0 +1,206 @@
+"""Steps of the PostgreSQL store's write transactions: each takes an open
+connection inside a transaction (see ``postgres.py`` for the locking rules)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from cairn import _events, errors
+from cairn.types import CallStatus, RequestStatus
+
+from . import _rows, _sqlbase
+from ._pg import Connection, Q
+from ._records import (
+    CallFailure,
+    CallKey,
+    CallSuccess,
+    ClaimedCall,
+    Event,
+    RequestOutcome,
+    RunningCall,
+)
+
+
+def lock_request(conn: Connection, request_id: str) -> bool:
+    """Take the request's row lock (see lock_request); False if there is no request."""
+    return (
+        conn.execute(Q["lock_request"], {"request_id": request_id}).fetchone()
+        is not None
+    )
+
+
+def after_call(
+    conn: Connection, key: CallKey, done: CallSuccess | CallFailure, now_ms: float
+) -> None:
+    if done.served_ids:
+        conn.execute(Q["mark_served"], {"run": done.served_run, "ids": done.served_ids})
+    if done.events:
+        append(conn, key.request_id, done.events)
+    if done.request_outcome is not None:
+        finish(conn, key.request_id, done.request_outcome, now_ms)
+    elif key.dispatched and key.kind != "app":
+        finish_if_last(conn, key.request_id, now_ms)
+
+
+def finish(
+    conn: Connection, request_id: str, outcome: RequestOutcome, now_ms: float
+) -> None:
+    """End a request (its row locked), unless it succeeded with calls still running."""
+    if outcome.status is RequestStatus.SUCCEEDED:
+        row = conn.execute(
+            Q["count_unfinished_dispatched"], {"request_id": request_id}
+        ).fetchone()
+        if row and row[0]:
+            # Fire-and-forget calls hold the request open; the last one ends it.
+            conn.execute(
+                "UPDATE requests SET output = %s WHERE id = %s",
+                (outcome.output, request_id),
+            )
+            return
+    else:
+        conn.execute(Q["cancel_pending"], {"request_id": request_id})
+    row = conn.execute(
+        "SELECT application, status FROM requests WHERE id = %s", (request_id,)
+    ).fetchone()
+    if row is None or RequestStatus(row[1]).finished:
+        return
+    conn.execute(
+        Q["finish_request"],
+        {
+            "request_id": request_id,
+            "status": str(outcome.status),
+            "output": outcome.output,
+            "failure_reason": outcome.failure_reason,
+            "error_json": json.dumps(outcome.error) if outcome.error else None,
+            "now_ms": now_ms,
+        },
+    )
+    append(
+        conn,
+        request_id,
+        [_events.request_finished(request_id, row[0], outcome, now_ms)],
+    )
+
+
+def finish_if_last(conn: Connection, request_id: str, now_ms: float) -> None:
+    root = conn.execute(
+        "SELECT c.status, r.output, r.status FROM calls c JOIN requests r "
+        "ON r.id = c.request_id WHERE c.id = %s",
+        (request_id,),
+        binary=True,
+    ).fetchone()
+    if (
+        root is None
+        or root[0] != CallStatus.SUCCEEDED
+        or RequestStatus(root[2]).finished
+    ):
+        return
+    output = None if root[1] is None else bytes(root[1])
+    finish(
+        conn,
+        request_id,
+        RequestOutcome(status=RequestStatus.SUCCEEDED, output=output),
+        now_ms,
+    )
+
+
+def append(conn: Connection, request_id: str, events: list[Event]) -> None:
+    # The UPDATE holds the request's row until commit: the next appender waits and
+    # gets the following numbers, so readers see sequence numbers in commit order.
+    row = conn.execute(
+        Q["bump_event_seq"], {"count": len(events), "request_id": request_id}
+    ).fetchone()
+    if row is None:
+        raise errors.RequestNotFound(f"no request with id {request_id!r}")
+    first = int(row[0]) - len(events) + 1
+    with conn.cursor() as cursor:
+        cursor.executemany(
+            Q["insert_event"],
+            [
+                {
+                    "request_id": request_id,
+                    "seq": first + offset,
+                    "kind": event.kind,
+                    "payload": json.dumps(event.payload),
+                    "created_at_ms": event.created_at_ms,
+                }
+                for offset, event in enumerate(events)
+            ],
+        )
+
+
+def check_abandoned(conn: Connection, request_id: str, now_ms: float) -> None:
+    holders = conn.execute(
+        Q["live_holders"],
+        {
+            "request_id": request_id,
+            "fresh_after_ms": now_ms - _sqlbase.WORKER_STALE_MS,
+        },
+    ).fetchall()
+    if any(_sqlbase.holder_is_alive(host, pid) for host, pid in holders):
+        raise errors.SDKUsageError(
+            f"request {request_id!r} is still running on a live worker; "
+            "wait for it to finish (or cancel it) before replaying"
+        )
+
+
+def fork_set(conn: Connection, request_id: str, from_call: str) -> list[str]:
+    """The call to replay from, every call started after it, and its ancestors."""
+    target = conn.execute(
+        "SELECT started_at_ms, parent_id FROM calls WHERE id = %s AND request_id = %s",
+        (from_call, request_id),
+    ).fetchone()
+    if target is None:
+        raise errors.SDKUsageError(
+            f"request {request_id!r} has no call {from_call!r} to replay from"
+        )
+    started_at_ms, parent_id = target
+    forced = {from_call}
+    forced |= {
+        row[0]
+        for row in conn.execute(
+            "SELECT id FROM calls WHERE request_id = %s AND started_at_ms >= %s",
+            (request_id, started_at_ms or 0.0),
+        )
+    }
+    if parent_id is not None:
+        forced |= {
+            row[0] for row in conn.execute(Q["ancestors"], {"parent_id": parent_id})
+        }
+    return sorted(forced)
+
+
+def at_cap(conn: Connection, caps: Mapping[str, int]) -> list[str]:
+    """Functions whose running calls (across every worker) reached their cap."""
+    rows = conn.execute(Q["running_counts"], {"names": list(caps)}).fetchall()
+    return [function for function, count in rows if count >= caps[function]]
+
+
+def running(conn: Connection, function: str) -> int:
+    """Running calls of a function, counted under its advisory lock."""
+    conn.execute(Q["lock_function"], {"function": function})
+    row = conn.execute(Q["count_running"], {"function": function}).fetchone()
+    return int(row[0]) if row else 0
+
+
+def claimed(row: Any) -> ClaimedCall:
+    """A row of ``claimed_columns``: the call, its arguments, its request's run."""
+    return ClaimedCall(
+        record=_rows.call(row[:20]),
+        args=None if row[20] is None else bytes(row[20]),
+        request_run=int(row[21]),
+        strict_replay=bool(row[22]),
+        application=row[23],
+    )
+
+
+def running_params(call: RunningCall) -> dict[str, Any]:
+    return {
+        **_rows.key_params(call.key),
+        "run": call.run,
+        "worker_id": call.worker_id,
+        "executor": call.executor,
+        "started_at_ms": call.started_at_ms,
+    }

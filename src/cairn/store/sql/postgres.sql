@@ -1,0 +1,287 @@
+-- Named queries for the PostgreSQL store: "-- name: x" starts a block.
+-- Same names and column orders as sqlite.sql where both have the query.
+
+-- name: call_columns
+id, request_id, parent_id, seq, function, kind, group_id, dispatched, status,
+error_json, run, run_attempts, attempts, served_run, not_before_ms, worker_id,
+executor, state_writes IS NOT NULL, started_at_ms, finished_at_ms
+
+-- name: request_columns
+id, application, code_ref, status, failure_reason, error_json, input, output,
+headers_json, run, strict_replay, progress_json, created_at_ms, started_at_ms,
+finished_at_ms
+
+-- name: insert_request
+INSERT INTO requests (id, application, code_ref, status, input, headers_json, created_at_ms)
+VALUES (%(id)s, %(application)s, %(code_ref)s, 'pending', %(input)s, %(headers_json)s,
+        %(created_at_ms)s)
+
+-- name: insert_pending_call
+INSERT INTO calls (id, request_id, parent_id, seq, function, kind, group_id, dispatched,
+                   status, args, run, not_before_ms)
+VALUES (%(id)s, %(request_id)s, %(parent_id)s, %(seq)s, %(function)s, %(kind)s,
+        %(group_id)s, %(dispatched)s, 'pending', %(args)s, %(run)s, %(not_before_ms)s)
+ON CONFLICT (id) DO UPDATE SET
+    status = 'pending', run = excluded.run, run_attempts = 0,
+    not_before_ms = excluded.not_before_ms, args = excluded.args, dispatched = 1,
+    error_json = NULL, worker_id = NULL, executor = NULL
+WHERE calls.status <> 'succeeded' AND (calls.run < excluded.run OR calls.status = 'stale')
+
+-- name: lock_request
+-- Every transaction that appends events or may end a request takes its row first
+-- (request before calls: one lock order, no deadlocks), so that two workers never
+-- reuse a sequence number or both decide that the request finished. NO KEY UPDATE
+-- leaves inserts of rows that reference the request (their foreign-key checks) free.
+SELECT application, status FROM requests WHERE id = %(request_id)s FOR NO KEY UPDATE
+
+-- name: claim_any
+-- SKIP LOCKED: concurrent claimers pass over each other's rows instead of queueing.
+WITH next AS (
+    SELECT c.id FROM calls c
+    WHERE c.status = 'pending' AND c.dispatched = 1 AND c.not_before_ms <= %(now_ms)s
+      AND NOT (c.function = ANY(%(full)s::text[]))
+      AND EXISTS (SELECT 1 FROM requests r
+                  WHERE r.id = c.request_id AND r.status IN ('pending', 'running'))
+    ORDER BY c.not_before_ms LIMIT 1
+    FOR UPDATE OF c SKIP LOCKED
+)
+UPDATE calls SET status = 'running', worker_id = %(worker_id)s, executor = %(executor)s,
+                 started_at_ms = %(now_ms)s
+FROM next, requests r
+WHERE calls.id = next.id AND r.id = calls.request_id
+RETURNING {claimed}
+
+-- name: claim_in_group
+WITH next AS (
+    SELECT c.id FROM calls c
+    WHERE c.group_id = %(group_id)s AND c.status = 'pending' AND c.dispatched = 1
+      AND c.not_before_ms <= %(now_ms)s
+      AND NOT (c.function = ANY(%(full)s::text[]))
+    ORDER BY c.seq LIMIT 1
+    FOR UPDATE OF c SKIP LOCKED
+)
+UPDATE calls SET status = 'running', worker_id = %(worker_id)s, executor = %(executor)s,
+                 started_at_ms = %(now_ms)s
+FROM next, requests r
+WHERE calls.id = next.id AND r.id = calls.request_id
+RETURNING {claimed}
+
+-- name: claim_batch_in_group
+WITH next AS (
+    SELECT c.id FROM calls c
+    WHERE c.group_id = %(group_id)s AND c.status = 'pending' AND c.dispatched = 1
+      AND c.not_before_ms <= %(now_ms)s
+    ORDER BY c.seq LIMIT %(limit)s
+    FOR UPDATE OF c SKIP LOCKED
+)
+UPDATE calls SET status = 'running', worker_id = %(worker_id)s, executor = %(executor)s,
+                 started_at_ms = %(now_ms)s
+FROM next, requests r
+WHERE calls.id = next.id AND r.id = calls.request_id
+RETURNING {claimed}
+
+-- name: claim_one
+WITH next AS (
+    SELECT c.id FROM calls c
+    WHERE c.id = %(call_id)s AND c.status = 'pending' AND c.dispatched = 1
+      AND c.not_before_ms <= %(now_ms)s
+      AND NOT (c.function = ANY(%(full)s::text[]))
+    FOR UPDATE OF c SKIP LOCKED
+)
+UPDATE calls SET status = 'running', worker_id = %(worker_id)s, executor = %(executor)s,
+                 started_at_ms = %(now_ms)s
+FROM next, requests r
+WHERE calls.id = next.id AND r.id = calls.request_id
+RETURNING {claimed}
+
+-- name: claimed_columns
+calls.id, calls.request_id, calls.parent_id, calls.seq, calls.function, calls.kind,
+calls.group_id, calls.dispatched, calls.status, calls.error_json, calls.run,
+calls.run_attempts, calls.attempts, calls.served_run, calls.not_before_ms,
+calls.worker_id, calls.executor, calls.state_writes IS NOT NULL, calls.started_at_ms,
+calls.finished_at_ms, calls.args, r.run, r.strict_replay, r.application
+
+-- name: due_call
+SELECT 1 FROM calls
+WHERE id = %(call_id)s AND status = 'pending' AND dispatched = 1
+  AND not_before_ms <= %(now_ms)s
+
+-- name: due_in_group
+SELECT 1 FROM calls
+WHERE group_id = %(group_id)s AND status = 'pending' AND dispatched = 1
+  AND not_before_ms <= %(now_ms)s
+LIMIT 1
+
+-- name: running_counts
+SELECT function, count(*) FROM calls
+WHERE status = 'running' AND function = ANY(%(names)s::text[])
+GROUP BY function
+
+-- name: lock_function
+-- max_concurrency: claimers of one capped function count its running calls one at
+-- a time (the lock is held until commit, so each count sees the claims before it).
+SELECT pg_advisory_xact_lock(7461, hashtext(%(function)s))
+
+-- name: count_running
+SELECT count(*) FROM calls WHERE status = 'running' AND function = %(function)s
+
+-- name: mark_request_running
+UPDATE requests SET status = 'running', started_at_ms = COALESCE(started_at_ms, %(now_ms)s)
+WHERE id = %(request_id)s AND status = 'pending'
+
+-- name: mark_running
+INSERT INTO calls (id, request_id, parent_id, seq, function, kind, group_id, dispatched,
+                   status, run, worker_id, executor, started_at_ms)
+VALUES (%(id)s, %(request_id)s, %(parent_id)s, %(seq)s, %(function)s, %(kind)s,
+        %(group_id)s, %(dispatched)s, 'running', %(run)s, %(worker_id)s, %(executor)s,
+        %(started_at_ms)s)
+ON CONFLICT (id) DO UPDATE SET
+    status = 'running', run = excluded.run, worker_id = excluded.worker_id,
+    executor = excluded.executor, started_at_ms = excluded.started_at_ms
+WHERE calls.status IN ('pending', 'stale')
+   OR (calls.run < excluded.run AND calls.status <> 'succeeded')
+
+-- name: upsert_success
+INSERT INTO calls (id, request_id, parent_id, seq, function, kind, group_id, dispatched,
+                   status, args, output, run, run_attempts, attempts, state_writes,
+                   started_at_ms, finished_at_ms)
+VALUES (%(id)s, %(request_id)s, %(parent_id)s, %(seq)s, %(function)s, %(kind)s,
+        %(group_id)s, %(dispatched)s, 'succeeded', %(args)s, %(output)s, %(run)s,
+        %(run_attempts)s, %(attempts)s, %(state_writes)s, %(started_at_ms)s,
+        %(finished_at_ms)s)
+ON CONFLICT (id) DO UPDATE SET
+    status = 'succeeded', args = COALESCE(excluded.args, calls.args),
+    output = excluded.output, error_json = NULL, run = excluded.run,
+    run_attempts = excluded.run_attempts, attempts = excluded.attempts,
+    state_writes = excluded.state_writes, started_at_ms = excluded.started_at_ms,
+    finished_at_ms = excluded.finished_at_ms, worker_id = NULL, executor = NULL
+
+-- name: upsert_failure
+INSERT INTO calls (id, request_id, parent_id, seq, function, kind, group_id, dispatched,
+                   status, args, error_json, run, run_attempts, attempts, not_before_ms,
+                   started_at_ms, finished_at_ms)
+VALUES (%(id)s, %(request_id)s, %(parent_id)s, %(seq)s, %(function)s, %(kind)s,
+        %(group_id)s, %(dispatched)s, %(status)s, %(args)s, %(error_json)s, %(run)s,
+        %(run_attempts)s, %(attempts)s, %(not_before_ms)s, %(started_at_ms)s,
+        %(finished_at_ms)s)
+ON CONFLICT (id) DO UPDATE SET
+    status = excluded.status, args = COALESCE(excluded.args, calls.args),
+    error_json = excluded.error_json, run = excluded.run,
+    run_attempts = excluded.run_attempts, attempts = excluded.attempts,
+    not_before_ms = excluded.not_before_ms,
+    started_at_ms = COALESCE(excluded.started_at_ms, calls.started_at_ms),
+    finished_at_ms = excluded.finished_at_ms, worker_id = NULL, executor = NULL
+WHERE calls.status <> 'succeeded'
+
+-- name: insert_attempt
+INSERT INTO attempts (call_id, attempt, request_id, run, outcome, error_json,
+                      started_at_ms, finished_at_ms, retry_delay_s)
+VALUES (%(call_id)s, %(attempt)s, %(request_id)s, %(run)s, %(outcome)s, %(error_json)s,
+        %(started_at_ms)s, %(finished_at_ms)s, %(retry_delay_s)s)
+ON CONFLICT (call_id, attempt) DO UPDATE SET
+    request_id = excluded.request_id, run = excluded.run, outcome = excluded.outcome,
+    error_json = excluded.error_json, started_at_ms = excluded.started_at_ms,
+    finished_at_ms = excluded.finished_at_ms, retry_delay_s = excluded.retry_delay_s
+
+-- name: mark_served
+UPDATE calls SET served_run = %(run)s WHERE id = ANY(%(ids)s::text[])
+
+-- name: bump_event_seq
+UPDATE requests SET event_seq = event_seq + %(count)s WHERE id = %(request_id)s
+RETURNING event_seq
+
+-- name: insert_event
+INSERT INTO events (request_id, seq, kind, payload, created_at_ms)
+VALUES (%(request_id)s, %(seq)s, %(kind)s, %(payload)s, %(created_at_ms)s)
+
+-- name: count_unfinished_dispatched
+SELECT count(*) FROM calls
+WHERE request_id = %(request_id)s AND dispatched = 1 AND id <> %(request_id)s
+  AND status IN ('pending', 'running')
+
+-- name: finish_request
+UPDATE requests SET status = %(status)s, output = %(output)s,
+                    failure_reason = %(failure_reason)s, error_json = %(error_json)s,
+                    finished_at_ms = %(now_ms)s
+WHERE id = %(request_id)s
+
+-- name: cancel_pending
+UPDATE calls SET status = 'cancelled', worker_id = NULL, executor = NULL
+WHERE request_id = %(request_id)s AND status = 'pending'
+
+-- name: release_calls
+-- A released call runs again, unless its request has ended meanwhile (cancelled).
+UPDATE calls SET worker_id = NULL, executor = NULL,
+    status = CASE WHEN (SELECT status FROM requests r WHERE r.id = calls.request_id)
+                       IN ('pending', 'running') THEN 'pending' ELSE 'cancelled' END
+WHERE worker_id = %(worker_id)s
+  AND (%(executor)s::integer IS NULL OR executor = %(executor)s::integer)
+  AND status = 'running'
+RETURNING {call_columns}
+
+-- name: start_replay_stale
+UPDATE calls SET status = 'stale', worker_id = NULL, executor = NULL
+WHERE request_id = %(request_id)s
+  AND (status <> 'succeeded' OR id = ANY(%(forced)s::text[]))
+
+-- name: start_replay_requeue
+UPDATE calls SET status = 'pending', dispatched = 1, run = %(run)s, run_attempts = 0,
+                 not_before_ms = 0, worker_id = NULL, executor = NULL
+WHERE id = %(request_id)s
+
+-- name: start_replay_request
+UPDATE requests SET status = 'pending', run = %(run)s, strict_replay = %(strict)s,
+                    failure_reason = NULL, error_json = NULL, output = NULL,
+                    progress_json = NULL, finished_at_ms = NULL
+WHERE id = %(request_id)s
+
+-- name: ancestors
+WITH RECURSIVE up (id, parent_id) AS (
+    SELECT id, parent_id FROM calls WHERE id = %(parent_id)s
+    UNION ALL
+    SELECT c.id, c.parent_id FROM calls c JOIN up ON c.id = up.parent_id
+)
+SELECT id FROM up
+
+-- name: live_holders
+SELECT DISTINCT w.host, w.pid FROM calls c JOIN workers w ON w.id = c.worker_id
+WHERE c.request_id = %(request_id)s AND c.status = 'running'
+  AND w.heartbeat_at_ms > %(fresh_after_ms)s
+
+-- name: workers_holding_calls
+SELECT id, host, pid, heartbeat_at_ms FROM workers
+WHERE id IN (SELECT DISTINCT worker_id FROM calls WHERE status = 'running')
+
+-- name: lock_workers
+SELECT id, host, pid, heartbeat_at_ms FROM workers WHERE id = ANY(%(ids)s::text[])
+FOR UPDATE
+
+-- name: heartbeat
+INSERT INTO workers (id, host, pid, started_at_ms, heartbeat_at_ms)
+VALUES (%(id)s, %(host)s, %(pid)s, %(now_ms)s, %(now_ms)s)
+ON CONFLICT (id) DO UPDATE SET heartbeat_at_ms = excluded.heartbeat_at_ms
+
+-- name: list_attempts
+SELECT call_id, attempt, run, outcome, error_json, started_at_ms, finished_at_ms,
+       retry_delay_s
+FROM attempts WHERE request_id = %(request_id)s
+UNION ALL
+SELECT id, attempts, run, 'success', NULL, started_at_ms, finished_at_ms, NULL
+FROM calls WHERE request_id = %(request_id)s AND status = 'succeeded'
+ORDER BY 7
+
+-- name: state_set
+INSERT INTO request_state (request_id, key, value)
+VALUES (%(request_id)s, %(key)s, %(value)s)
+ON CONFLICT (request_id, key) DO UPDATE SET value = excluded.value
+
+-- name: next_due
+SELECT min(not_before_ms) FROM calls WHERE status = 'pending' AND dispatched = 1
+
+-- name: end_transaction
+-- Last statement of every write: the transaction's id (NULL when it wrote nothing),
+-- kept to learn whether a commit whose answer was lost happened; and, when it
+-- wrote, a wake-up for listeners, sent by PostgreSQL if and only if it commits.
+SELECT pg_current_xact_id_if_assigned()::text,
+       CASE WHEN %(notify)s AND pg_current_xact_id_if_assigned() IS NOT NULL
+            THEN pg_notify(%(channel)s, %(origin)s) END

@@ -1,0 +1,351 @@
+"""The PostgreSQL store's own concerns: bad input, schema checks, lost connections,
+wake-ups, and the races SQLite's single writer never has."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+import cairn
+from cairn.store import SCHEMA_VERSION, Store, open_store
+from cairn.store import _pg as pgmod
+from cairn.store import postgres as pg_store
+from cairn.types import CallStatus, RequestStatus
+from tests import postgres_server
+
+from .test_sqlite_files import EXPECTED_SCHEMA
+from .test_store import T0, child, event, new_request, succeeded_app, success
+
+
+@pytest.fixture
+def empty_url() -> Iterator[str]:
+    """A new database without Cairn's schema."""
+    server = postgres_server.server()
+    url = server.create_database(migrated=False)
+    yield url
+    server.drop_database(url)
+
+
+@pytest.fixture
+def pg(empty_url: str) -> Iterator[Store]:
+    """A PostgreSQL store on its own database."""
+    store = open_store(empty_url)
+    yield store
+    store.close()
+
+
+def sql(url: str, query: str) -> list[tuple[object, ...]]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        cursor = conn.execute(query)
+        return cursor.fetchall() if cursor.description else []
+
+
+def with_db(url: str, name: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+# -- bad input -----------------------------------------------------------------------------------
+def test_bad_urls_get_one_clear_message(empty_url):
+    base = urllib.parse.urlsplit(empty_url)
+    cases = {
+        f"{empty_url}?bogus=1": "bogus",
+        f"{empty_url}?timeout=soon": "timeout='soon'",
+        f"postgresql://{base.hostname}:notaport/x": "port",
+    }
+    for url, fragment in cases.items():
+        with pytest.raises(cairn.StoreError, match=fragment) as error:
+            open_store(url)
+        assert "Traceback" not in str(error.value)
+        assert "\n" not in str(error.value)
+
+
+def test_a_missing_database_is_named_with_the_command_that_makes_it(empty_url):
+    url = with_db(empty_url, "cairn_no_such_db")
+    with pytest.raises(cairn.StoreError) as error:
+        open_store(url)
+    message = str(error.value)
+    assert "database 'cairn_no_such_db' does not exist" in message
+    assert "createdb" in message and "cairn db migrate" in message
+
+
+def test_an_unknown_user_and_a_password_are_reported_without_the_password(empty_url):
+    parts = urllib.parse.urlsplit(empty_url)
+    netloc = f"cairn_nobody:s3cret@{parts.hostname}:{parts.port or 5432}"
+    url = urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+    with pytest.raises(cairn.StoreError) as error:
+        open_store(url)
+    assert "cairn_nobody" in str(error.value)
+    assert "s3cret" not in str(error.value)
+
+
+def test_nothing_listening_and_an_unreachable_host(empty_url):
+    with pytest.raises(cairn.StoreError, match="connection refused"):
+        open_store(f"postgresql://postgres@127.0.0.1:{free_port()}/x")
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        started = time.monotonic()
+        with pytest.raises(cairn.StoreError, match="did not answer within 1s"):
+            open_store(f"postgresql://postgres@127.0.0.1:{port}/x?connect_timeout=1")
+        assert time.monotonic() - started < 10
+
+
+def test_an_empty_database_is_migrated_and_a_foreign_one_is_left_alone(empty_url):
+    store = open_store(empty_url)
+    assert isinstance(store, pg_store.PostgresStore) and store.created
+    store.close()
+    again = open_store(empty_url)
+    assert isinstance(again, pg_store.PostgresStore) and not again.created
+    again.close()
+    assert sql(empty_url, "SELECT value FROM cairn_meta") == [(str(SCHEMA_VERSION),)]
+
+    server = postgres_server.server()
+    foreign = server.create_database(migrated=False)
+    try:
+        sql(foreign, "CREATE TABLE invoices (id int)")
+        with pytest.raises(cairn.StoreError, match="not a Cairn store") as error:
+            open_store(foreign)
+        assert "invoices" in str(error.value)
+        tables = sql(
+            foreign,
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()",
+        )
+        assert tables == [("invoices",)]
+    finally:
+        server.drop_database(foreign)
+
+
+def test_a_newer_schema_is_refused(empty_url):
+    open_store(empty_url).close()
+    sql(empty_url, "UPDATE cairn_meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(cairn.StoreError, match="schema version 99, newer than"):
+        open_store(empty_url)
+
+
+def test_the_schema_has_the_same_tables_and_columns_as_sqlite(pg):
+    rows = sql(
+        pg.url,
+        "SELECT table_name, column_name FROM information_schema.columns "
+        "WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position",
+    )
+    found: dict[str, list[str]] = {}
+    for table, column in rows:
+        found.setdefault(str(table), []).append(str(column))
+    assert found == EXPECTED_SCHEMA
+
+
+def test_concurrent_openers_migrate_once(empty_url):
+    failures: list[BaseException] = []
+
+    def open_and_close() -> None:
+        try:
+            open_store(empty_url).close()
+        except BaseException as error:
+            failures.append(error)
+
+    threads = [threading.Thread(target=open_and_close) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures
+    assert sql(empty_url, "SELECT value FROM cairn_meta") == [(str(SCHEMA_VERSION),)]
+
+
+# -- lost connections -----------------------------------------------------------------------------
+def kill_sessions(url: str) -> int:
+    rows = sql(
+        url,
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    return int(rows[0][0])
+
+
+def test_operations_reconnect_after_the_sessions_are_killed(pg, caplog):
+    root = new_request(pg)
+    assert pg.change_token() is not None
+    caplog.set_level(logging.WARNING, logger="cairn.store.postgres")
+    for _ in range(3):
+        assert kill_sessions(pg.url) >= 1
+        a = child(root, f"a{_}", _)
+        pg.enqueue_calls([(a, b"args", 0.0)], 1)  # a write
+        assert pg.get_call_args(a.id) == b"args"  # a read
+    assert "reconnecting" in caplog.text
+    events_before = len(pg.list_events("req-1"))
+    kill_sessions(pg.url)
+    pg.commit_success(
+        success(child(root, "x", 9, dispatched=False), events=[event("X")])
+    )
+    assert len(pg.list_events("req-1")) == events_before + 1  # committed once
+
+
+def test_a_commit_whose_answer_was_lost_is_settled_by_the_server(pg):
+    db = pg._db
+    with psycopg.connect(pg.url, autocommit=True) as conn:
+        with conn.transaction():
+            conn.execute("INSERT INTO cairn_meta VALUES ('probe', 'x')")
+            row = conn.execute("SELECT pg_current_xact_id()::text").fetchone()
+        committed = row[0] if row else ""
+        with pytest.raises(psycopg.errors.UniqueViolation), conn.transaction():
+            conn.execute("INSERT INTO workers VALUES ('w', 'h', 1, 0, 0)")
+            row = conn.execute("SELECT pg_current_xact_id()::text").fetchone()
+            aborted = row[0] if row else ""
+            conn.execute("INSERT INTO workers VALUES ('w', 'h', 1, 0, 0)")
+    lost = psycopg.OperationalError("the connection was lost")
+    assert db._settle(committed, "done", lost) == "done"
+    with pytest.raises(pgmod._Retry):
+        db._settle(aborted, "done", lost)
+
+
+def test_change_token_sees_other_processes_and_survives_a_lost_listener(pg):
+    new_request(pg)
+    token = pg.change_token()
+    assert pg.change_token() == token
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from cairn.store import open_store\n"
+            "s = open_store(sys.argv[1]); s.state_set('req-1', 'k', b'v'); s.close()",
+            pg.url,
+        ],
+        check=True,
+    )
+    deadline = time.monotonic() + 10
+    while pg.change_token() == token:
+        assert time.monotonic() < deadline, "no notification from the other process"
+        time.sleep(0.01)
+    kill_sessions(pg.url)
+    seen = {pg.change_token() for _ in range(3)}
+    deadline = time.monotonic() + 10
+    while True:  # listening again: the token holds still until the next commit
+        first, second = pg.change_token(), pg.change_token()
+        if first == second and first >= 0:
+            break
+        assert time.monotonic() < deadline, "the listener did not come back"
+        time.sleep(0.05)
+    assert seen
+
+
+def test_check_notices_a_dropped_database_or_dropped_tables(empty_url):
+    store = open_store(empty_url)
+    store.check()
+    sql(empty_url, "DROP TABLE attempts, events, request_state, calls")
+    with pytest.raises(cairn.StoreReplaced):
+        store.check()
+    store.close()
+    server = postgres_server.server()
+    url = server.create_database()
+    other = open_store(url)
+    server.drop_database(url)
+    with pytest.raises(cairn.StoreReplaced, match="dropped"):
+        other.check()
+    other.close()
+
+
+# -- races ------------------------------------------------------------------------------------------
+def race(stores: list[Store], work) -> None:
+    barrier = threading.Barrier(len(stores))
+    failures: list[BaseException] = []
+
+    def run(index: int) -> None:
+        try:
+            barrier.wait()
+            work(index, stores[index])
+        except BaseException as error:
+            failures.append(error)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(stores))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not failures, failures
+
+
+def test_max_concurrency_holds_across_connections(pg):
+    root = new_request(pg)
+    pg.claim_call("w", 0, T0, call_id=root.id)
+    keys = [child(root, "capped", i, kind="map_item", group_id="g") for i in range(12)]
+    pg.enqueue_calls([(k, None, 0.0) for k in keys], 1)
+    stores = [pg.reopen() for _ in range(4)]
+    try:
+        for _round in range(3):
+
+            def claim(index: int, store: Store) -> None:
+                for _ in range(3):
+                    store.claim_call(f"w{index}", index, T0, caps={"capped": 2})
+
+            race(stores, claim)
+            running = [
+                c for c in pg.list_calls("req-1") if c.status is CallStatus.RUNNING
+            ]
+            assert len([c for c in running if c.function == "capped"]) == 2
+    finally:
+        for store in stores:
+            store.close()
+
+
+def test_two_workers_finishing_the_last_calls_end_the_request_once(pg):
+    for attempt in range(5):
+        request_id = f"req-race-{attempt}"
+        root = new_request(pg, request_id)
+        pg.claim_call("w", 0, T0, call_id=root.id)
+        keys = [child(root, f"last{i}", i) for i in range(2)]
+        pg.enqueue_calls([(k, None, 0.0) for k in keys], 1)
+        pg.commit_success(success(root, request_outcome=succeeded_app()))
+        for i, key in enumerate(keys):
+            assert pg.claim_call("w", i + 1, T0, call_id=key.id)
+        stores = [pg.reopen(), pg.reopen()]
+        try:
+            race(stores, lambda i, s, keys=keys: s.commit_success(success(keys[i])))
+        finally:
+            for store in stores:
+                store.close()
+        record = pg.get_request(request_id)
+        assert record is not None and record.status is RequestStatus.SUCCEEDED
+        kinds = [e.kind for e in pg.list_events(request_id)]
+        assert kinds.count("RequestFinished") == 1
+        seqs = [e.seq for e in pg.list_events(request_id)]
+        assert seqs == list(range(1, len(seqs) + 1))
+
+
+def test_a_group_claim_takes_items_in_order_and_never_twice(pg):
+    root = new_request(pg)
+    keys = [child(root, "item", i, kind="map_item", group_id="g") for i in range(30)]
+    pg.enqueue_calls([(k, None, 0.0) for k in reversed(keys)], 1)
+    stores = [pg.reopen(), pg.reopen(), pg.reopen()]
+    taken: list[list[str]] = [[], [], []]
+    try:
+
+        def claim(index: int, store: Store) -> None:
+            while batch := store.claim_group(f"w{index}", index, T0, "g", 4):
+                seqs = [c.record.seq for c in batch]
+                assert seqs == sorted(seqs)
+                taken[index].extend(c.record.id for c in batch)
+
+        race(stores, claim)
+    finally:
+        for store in stores:
+            store.close()
+    every = [i for ids in taken for i in ids]
+    assert sorted(every) == sorted(k.id for k in keys)
+    assert len(set(every)) == len(every)
