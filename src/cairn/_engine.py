@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from cairn import _calls, _executor, _frames, _registry, errors
 from cairn._deadlines import DeadlineBoard
-from cairn.store import CallKey, RequestRecord, Store, open_store
+from cairn.store import CallKey, RequestRecord, Store, open_store, redact_url
 from cairn.types import CallStatus, RequestStatus
 
 logger = logging.getLogger(__name__)
@@ -276,14 +276,16 @@ class Engine:
         except errors.StoreReplaced as error:
             # Every connection (ours, the executors') points at a file that is gone:
             # stop them all, and start over on whatever store is at the URL now.
-            logger.error("store %s: %s; restarting on it", self.store_url, error)
+            logger.error(
+                "store %s: %s; restarting on it", redact_url(self.store_url), error
+            )
             self._store_lost = True
             self._kill_all()
         except (errors.StoreError, sqlite3.Error, OSError) as error:
             self._store_backoff_s = min(max(self._store_backoff_s * 2, 0.1), 5.0)
             logger.warning(
                 "store %s failed (%s); retrying in %.1fs",
-                self.store_url,
+                redact_url(self.store_url),
                 error,
                 self._store_backoff_s,
             )
@@ -322,7 +324,7 @@ class Engine:
             logger.info(
                 "worker %s serving %s with %d executor(s)",
                 self.worker_id,
-                self.store_url,
+                redact_url(self.store_url),
                 self.concurrency,
             )
             while not signals and not (stop is not None and stop()):

@@ -29,6 +29,7 @@ from cairn.store import (
     RequestRecord,
     default_url,
     open_store,
+    redact_url,
 )
 from cairn.types import CallStatus, FailureReason, RequestStatus
 
@@ -111,7 +112,7 @@ class Request:
             store.close()
         if record is None:
             raise errors.RequestNotFound(
-                f"no request with id {self._id!r} in {self._store_url}"
+                f"no request with id {self._id!r} in {redact_url(self._store_url)}"
             )
         return record
 

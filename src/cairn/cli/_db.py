@@ -6,7 +6,7 @@ import click
 
 from cairn import errors
 from cairn.cli import _common, _render
-from cairn.store import SCHEMA_VERSION
+from cairn.store import SCHEMA_VERSION, redact_url
 
 
 @click.group(cls=_common.Group)
@@ -23,7 +23,7 @@ def status(store_url: str | None) -> None:
         url = store.url
     detail = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     out = _render.console()
-    out.print(f"store           {url}", markup=False)
+    out.print(f"store           {redact_url(url)}", markup=False)
     out.print(f"schema version  {SCHEMA_VERSION}")
     out.print(
         f"requests        {sum(counts.values())}" + (f" ({detail})" if detail else "")
@@ -55,10 +55,12 @@ def migrate(store_url: str | None) -> None:
     out = _render.console()
     if new:
         out.print(
-            f"created store {url} at schema version {SCHEMA_VERSION}", markup=False
+            f"created store {redact_url(url)} at schema version {SCHEMA_VERSION}",
+            markup=False,
         )
     else:
         out.print(
-            f"store {url} is at schema version {SCHEMA_VERSION} (up to date)",
+            f"store {redact_url(url)} is at schema version {SCHEMA_VERSION} "
+            "(up to date)",
             markup=False,
         )

@@ -9,7 +9,7 @@ import click
 import cairn
 from cairn import _calls, _registry, errors
 from cairn.cli import _common, _loading, _render, _serve
-from cairn.store import RequestRecord, Store
+from cairn.store import RequestRecord, Store, redact_url
 from cairn.types import RequestStatus
 
 
@@ -65,7 +65,7 @@ def list_requests(
         url = store.url
     out = _render.console()
     if not records:
-        out.print(f"no requests in {url}", markup=False)
+        out.print(f"no requests in {redact_url(url)}", markup=False)
         return
     out.print(_render.requests_table(records, app_calls))
 
@@ -96,7 +96,9 @@ def show(
     groups = {c.id: c.group_id for c in call_records}
     app_call = next((c for c in call_records if c.id == request_id), None)
     if record is None:
-        raise errors.RequestNotFound(f"no request with id {request_id!r} in {url}")
+        raise errors.RequestNotFound(
+            f"no request with id {request_id!r} in {redact_url(url)}"
+        )
     calls = request.calls()
     out = _render.console()
     for line in _render.summary(record, app_call):
@@ -196,7 +198,9 @@ def replay(
     with _common.opened(url) as store:
         record = store.get_request(request_id)
         if record is None:
-            raise errors.RequestNotFound(f"no request with id {request_id!r} in {url}")
+            raise errors.RequestNotFound(
+                f"no request with id {request_id!r} in {redact_url(url)}"
+            )
         forced = _resolve_call(store, request_id, from_call) if from_call else None
     _load_request_code(record, app)
     with _common.opened(url) as store:

@@ -17,6 +17,7 @@ import click
 
 from cairn import _registry, _remote
 from cairn.cli import _common, _loading, _render
+from cairn.store import redact_url
 from cairn.types import RequestStatus
 
 if TYPE_CHECKING:
@@ -126,7 +127,7 @@ def serve(
     err = _render.console(stderr=True)
     err.print(
         f"cairn serve: {len(apps)} application(s) ({', '.join(apps) or 'none'}) "
-        f"on http://{host}:{port} (namespace {namespace!r}, store {url})",
+        f"on http://{host}:{port} (namespace {namespace!r}, store {redact_url(url)})",
         markup=False,
         soft_wrap=True,
     )

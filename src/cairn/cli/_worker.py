@@ -8,6 +8,7 @@ import click
 
 from cairn import _engine
 from cairn.cli import _common, _loading
+from cairn.store import redact_url
 
 
 @click.command()
@@ -46,7 +47,7 @@ def worker(
     engine = _engine.Engine(_common.resolve_url(store_url), concurrency=concurrency)
     click.echo(
         f"cairn worker {engine.worker_id}: {engine.concurrency} executor(s) on "
-        f"{engine.store_url}",
+        f"{redact_url(engine.store_url)}",
         err=True,
     )
     sys.exit(engine.serve(grace_s=grace_s))

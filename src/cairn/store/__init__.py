@@ -21,6 +21,7 @@ from ._records import (
     RequestRecord,
     RunningCall,
 )
+from ._urls import redact as redact_url
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -39,6 +40,7 @@ __all__ = [
     "Store",
     "default_url",
     "open_store",
+    "redact_url",
 ]
 
 

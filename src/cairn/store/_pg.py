@@ -31,6 +31,7 @@ from cairn import errors
 
 from . import _sql
 from ._base import SCHEMA_VERSION
+from ._urls import redact
 
 logger = logging.getLogger("cairn.store.postgres")
 
@@ -78,16 +79,6 @@ class _Retry(Exception):
 
 
 # -- URLs and errors ----------------------------------------------------------------------
-def redact(url: str) -> str:
-    """The URL without its password, for messages."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
-
-
 def parse_url(url: str) -> tuple[dict[str, str], float]:
     """libpq parameters of a ``postgresql://`` URL with Cairn's defaults, and the
     ``timeout`` option (seconds to keep retrying; Cairn's own, not libpq's)."""
