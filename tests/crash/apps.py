@@ -106,3 +106,31 @@ def crash_slow(i: int) -> int:
 @function()
 def crash_long(n: int) -> int:
     return sum(crash_slow(i) for i in range(n))
+
+
+@function()
+def crash_spread_item(i: int) -> int:
+    time.sleep(0.005)
+    # The executor's parent is the worker that runs it.
+    _record(f"worker {os.getppid()}")
+    return i
+
+
+@application()
+@function()
+def crash_spread(n: int) -> int:
+    return sum(crash_spread_item.map(range(n)))
+
+
+@function(max_concurrency=2)
+def crash_capped(i: int) -> int:
+    _record(f"start {time.monotonic()}")
+    time.sleep(0.2)
+    _record(f"end {time.monotonic()}")
+    return i
+
+
+@application()
+@function()
+def crash_capped_app(n: int) -> int:
+    return sum(crash_capped.map(range(n)))

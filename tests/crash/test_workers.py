@@ -204,3 +204,32 @@ def test_a_second_signal_stops_a_draining_worker_at_once(
     wait_finished(crash_store, request_id, timeout_s=60)
     assert_nothing_left_behind(crash_store, request_id)
     assert crash_store.get_request(request_id).status is RequestStatus.SUCCEEDED  # type: ignore[union-attr]
+
+
+def test_several_workers_share_a_map_and_respect_a_global_cap(
+    workers, crash_store, store_url
+):
+    pids = {workers.start().pid for _ in range(3)}
+    spread = _request.submit(apps.crash_spread, (1000,), {}, store_url=store_url)
+    wait_finished(crash_store, spread, timeout_s=240)
+    record = crash_store.get_request(spread)
+    assert record is not None and record.status is RequestStatus.SUCCEEDED
+    assert record.output == str(sum(range(1000))).encode()
+    by_worker = workers.effect_counts()
+    assert set(by_worker) == {
+        f"worker {pid}" for pid in pids
+    }  # every worker took items
+    assert sum(by_worker.values()) >= 1000
+
+    workers.effects.write_text("")
+    capped = _request.submit(apps.crash_capped_app, (8,), {}, store_url=store_url)
+    wait_finished(crash_store, capped, timeout_s=120)
+    timeline = sorted(
+        (float(line.split()[1]), 1 if line.startswith("start") else -1)
+        for line in workers.effects.read_text().splitlines()
+    )
+    running = peak = 0
+    for _, delta in timeline:
+        running += delta
+        peak = max(peak, running)
+    assert peak == 2  # six executors in three workers, one cap across them all
