@@ -28,7 +28,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     tests exercise SQLite's file handling and run on it alone)."""
     if "store_url" in metafunc.fixturenames:
         only_sqlite = metafunc.definition.get_closest_marker("sqlite_only")
+        only_postgres = metafunc.definition.get_closest_marker("postgres_only")
         backends = ["sqlite"] if only_sqlite else BACKENDS
+        backends = ["postgres"] if only_postgres else backends
         metafunc.parametrize("store_url", backends, indirect=True, ids=backends)
 
 
