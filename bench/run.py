@@ -1,11 +1,22 @@
-"""Cairn benchmark: ``make bench`` (or ``.venv/bin/python bench/run.py [--quick] [--runs N]``).
+"""Benchmark Cairn against DBOS and a minimal durable floor, and write the docs.
 
-Runs each workload of ``workloads.py`` in a fresh process, for ``synchronous=full``
-and ``synchronous=normal``, and prints one table: every figure is the median of
-its runs with the min-max spread, next to the durability setting, the machine
-and the Cairn commit. The same figures, with every raw value, go to
-``bench/results/latest.json``. A workload that fails is reported and the run
-goes on. This script does not import Cairn: it only starts and reads processes.
+``make bench`` (``make bench BENCH_ARGS=--quick`` for a short run), or
+``.venv/bin/python bench/run.py --dbos-python bench/.venv-dbos/bin/python``.
+
+One process tree: this script (which imports no engine) starts worker processes,
+one per engine (``worker.py``: Cairn and the floor under the project's
+interpreter, DBOS under ``bench/.venv-dbos``), and runs every workload at every
+durability setting in rounds: each round runs Cairn, DBOS and the floor once each,
+one after the other, in an order that rotates from round to round, so the
+machine's drift lands on all of them and the per-round ratios cancel it. Every
+run gets a fresh store (a new SQLite file, or a new PostgreSQL database dropped
+after). Then it profiles Cairn with py-spy, and writes:
+
+- ``bench/results/latest.json``: every raw timing and figure of this run;
+- ``docs/benchmarks.md``: the tables, machine, versions, settings, command;
+- ``docs/images/bench_overhead.png``: per-call overhead against calls per request.
+
+No figure is carried over from an earlier run: whatever fails is reported missing.
 """
 
 from __future__ import annotations
@@ -15,63 +26,222 @@ import datetime
 import json
 import os
 import platform
-import signal
+import shlex
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from figures import all_figures
+from harness import Block, PgServer, Runner, Stores, fsync_ms
+
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
-WORKLOADS = BENCH / "workloads.py"
-RESULTS = BENCH / "results" / "latest.json"
-MARKER = "BENCH-RESULT "
-SYNCS = ("full", "normal")
+RESULTS = BENCH / "results"
+DOC = REPO / "docs" / "benchmarks.md"
+PLOT = REPO / "docs" / "images" / "bench_overhead.png"
+DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+SYSTEMS = ["cairn", "dbos", "floor"]
 
-SEQ_N = 1_000
-SCALE_N = 10_000
-BIG_N = 100_000
-MAP_N = 10_000
-QUICK_MAP_N = 2_000
-REPLAY_N = 10_000
+SETTINGS: dict[str, dict[str, Any]] = {
+    "sqlite-full": {
+        "name": "sqlite-full",
+        "backend": "sqlite",
+        "journal": "wal",
+        "synchronous": "full",
+        "label": "SQLite, WAL, synchronous=FULL",
+        "survives": "power loss and OS crashes: every commit fsyncs the WAL "
+        "(Cairn's default)",
+    },
+    "sqlite-normal": {
+        "name": "sqlite-normal",
+        "backend": "sqlite",
+        "journal": "wal",
+        "synchronous": "normal",
+        "label": "SQLite, WAL, synchronous=NORMAL",
+        "survives": "a crash of the process; on power loss or an OS crash the "
+        "latest commits may be rolled back (the WAL is fsynced only at "
+        "checkpoints), the database stays consistent",
+    },
+    "dbos-default": {
+        "name": "dbos-default",
+        "backend": "sqlite",
+        "journal": None,
+        "synchronous": None,
+        "label": "SQLite as DBOS configures it: rollback journal (DELETE), "
+        "synchronous=FULL",
+        "survives": "power loss and OS crashes (journal and database fsynced at "
+        "every commit)",
+    },
+    "pg": {
+        "name": "pg",
+        "backend": "postgresql",
+        "label": "PostgreSQL, synchronous_commit=on",
+        "survives": "power loss of the database server: the commit waits for its "
+        "WAL flush",
+    },
+}
 
 
-# -- the plan ---------------------------------------------------------------------------
+# -- the plan ------------------------------------------------------------------------------
 @dataclass
-class Plan:
-    """How many runs each workload gets, and the time budget that may cut them."""
-
-    runs: int  # target runs of every figure
-    big_runs: int  # runs of the 100k request; 0 skips it
+class Sizes:
+    seq: int
+    scale: list[int]
     map_n: int
-    budget_s: float  # 0: no budget, every workload gets its target runs
-    syncs: tuple[str, ...]
-    only: tuple[str, ...]
-
-    def wants(self, workload: str) -> bool:
-        return not self.only or workload in self.only
+    replay_n: int
+    three_requests: int
 
 
-def make_plan(args: argparse.Namespace) -> Plan:
-    runs = args.runs if args.runs is not None else (3 if args.quick else 5)
-    big = args.big_runs if args.big_runs is not None else (0 if args.quick else 1)
-    budget = args.budget if args.budget is not None else (32 if args.quick else 170)
-    return Plan(
-        runs=max(1, runs),
-        big_runs=max(0, big),
-        map_n=args.map_n or (QUICK_MAP_N if args.quick else MAP_N),
-        budget_s=max(0.0, budget),
-        syncs=tuple(args.sync),
-        only=tuple(args.only or ()),
-    )
+class Planner:
+    """The blocks of a run: workload by workload, each at every setting."""
+
+    def __init__(self, args: argparse.Namespace, pg: bool) -> None:
+        self.args = args
+        self.quick, self.thorough = args.quick, args.thorough
+        quick = self.quick
+        self.sizes = Sizes(
+            seq=1_000,
+            scale=[1_000, 2_000] if quick else [1_000, 10_000, 100_000],
+            map_n=500 if quick else 10_000,
+            replay_n=2_000 if quick else 10_000,
+            three_requests=10 if quick else 20,
+        )
+        names = ("sqlite-full", "sqlite-normal")
+        self.lite = [SETTINGS[s] for s in names if s in args.settings]
+        self.pgs = [SETTINGS["pg"]] if pg and "pg" in args.settings else []
+        self.every = self.lite + self.pgs
+
+    def rounds(self, quick: int, default: int, thorough: int) -> int:
+        if self.args.rounds:
+            return int(self.args.rounds)
+        return quick if self.quick else thorough if self.thorough else default
+
+    def want(self, workload: str) -> bool:
+        return not self.args.only or workload in self.args.only
+
+    def plan(self) -> list[Block]:
+        blocks: list[Block] = []
+        if self.want("seq"):
+            blocks += self.small_requests()
+        if self.want("three"):
+            blocks += [
+                Block(
+                    "three",
+                    s,
+                    SYSTEMS,
+                    rounds=self.rounds(3, 5, 7)
+                    if s in self.lite
+                    else self.rounds(1, 3, 5),
+                    requests=self.sizes.three_requests,
+                )
+                for s in self.every
+            ]
+        blocks += self.large_requests()
+        if self.want("replay"):
+            blocks += [
+                Block(
+                    "replay",
+                    s,
+                    SYSTEMS,
+                    n=self.sizes.replay_n,
+                    rounds=self.rounds(2, 3, 5)
+                    if s in self.lite
+                    else self.rounds(1, 2, 3),
+                    fresh=True,
+                    cap_s=0 if self.thorough else 45 if s in self.lite else 20,
+                )
+                for s in self.every
+            ]
+        if self.want("map"):
+            blocks += [
+                Block(
+                    "map",
+                    s,
+                    self.slow_for_dbos(s),
+                    n=self.sizes.map_n,
+                    rounds=self.rounds(1, 2, 3)
+                    if s in self.lite
+                    else self.rounds(1, 1, 2),
+                    fresh=True,
+                    cap_s=0 if self.thorough else 30,
+                )
+                for s in self.every
+            ]
+        if self.want("cold"):
+            blocks += [
+                Block(
+                    "cold",
+                    s,
+                    SYSTEMS,
+                    rounds=self.rounds(2, 5, 7) if s in self.lite else 3,
+                )
+                for s in self.every
+            ]
+        return blocks
+
+    def slow_for_dbos(self, setting: dict[str, Any]) -> list[str]:
+        """The engines of the map of 10,000 items, which takes DBOS minutes: DBOS
+        runs it at its fastest setting (sqlite-normal) only, unless --thorough."""
+        if self.thorough or setting["name"] == "sqlite-normal":
+            return list(SYSTEMS)
+        return [s for s in SYSTEMS if s != "dbos"]
+
+    def small_requests(self) -> list[Block]:
+        """Requests of 1,000 calls. Like every size, each in a fresh worker, so
+        that the sizes compare like with like (and peak memory is the request's)."""
+        n = self.sizes.seq
+        blocks = [
+            Block("seq", s, SYSTEMS, n=n, rounds=self.rounds(3, 5, 7), fresh=True)
+            for s in self.lite
+        ]
+        if "dbos-default" in self.args.settings:
+            default = SETTINGS["dbos-default"]
+            rounds = self.rounds(1, 3, 5)
+            blocks.append(
+                Block("seq", default, ["dbos"], n=n, rounds=rounds, fresh=True)
+            )
+        blocks += [
+            Block("seq", s, SYSTEMS, n=n, rounds=self.rounds(1, 3, 5), fresh=True)
+            for s in self.pgs
+        ]
+        return blocks
+
+    def large_requests(self) -> list[Block]:
+        """Each in a fresh worker; the first request of replay_n calls of each
+        engine is kept for the replay blocks."""
+        blocks = []
+        for n in self.sizes.scale[1:]:
+            big = n >= 100_000
+            keep = n == self.sizes.replay_n and self.want("replay")
+            if not (self.want("seq") or keep):
+                continue
+            for s in self.every:
+                if big and s in self.pgs:
+                    continue  # 100k calls on PostgreSQL: not run (too long)
+                systems = list(SYSTEMS)
+                if big and not self.thorough:
+                    systems.remove("dbos")  # 100k DBOS steps: minutes; --thorough
+                blocks.append(
+                    Block(
+                        "seq",
+                        s,
+                        systems,
+                        n=n,
+                        rounds=1 if big or s in self.pgs else self.rounds(1, 2, 3),
+                        cap_s=0 if self.thorough else 30,
+                        fresh=True,
+                        keep_template=keep,
+                    )
+                )
+        return blocks
 
 
-# -- environment -------------------------------------------------------------------------
+# -- the environment ------------------------------------------------------------------------
 def _git(*argv: str) -> str | None:
     try:
         done = subprocess.run(
@@ -97,577 +267,229 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def environment() -> dict[str, Any]:
-    commit = _git("rev-parse", "--short=9", "HEAD")
-    dirty = _git("status", "--porcelain", "--", "src")
-    cores = os.cpu_count() or 1
-    concurrency = os.environ.get("CAIRN_CONCURRENCY")
+def _memory_gb() -> float:
     try:
-        from importlib.metadata import version
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) / 1024 / 1024
+    except OSError:
+        pass
+    return 0.0
 
-        cairn_version = version("cairn")
-    except Exception:
-        cairn_version = "?"
+
+def environment() -> dict[str, Any]:
     return {
-        "cores": cores,
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": _cpu_model(),
+        "cores": os.cpu_count() or 1,
+        "memory_gb": round(_memory_gb(), 1),
         "os": f"{platform.system()} {platform.release()} {platform.machine()}",
         "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version,
-        "cairn_version": cairn_version,
-        "commit": commit or "unknown",
-        "src_dirty": bool(dirty),
-        "concurrency": (
-            f"CAIRN_CONCURRENCY={concurrency}"
-            if concurrency
-            else f"{max(2, cores)} executors (default: cores, at least 2)"
-        ),
-        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": _git("rev-parse", "--short=9", "HEAD") or "unknown",
+        "src_dirty": bool(_git("status", "--porcelain", "--", "src")),
+        "cairn_concurrency": os.environ.get("CAIRN_CONCURRENCY")
+        or f"default ({max(2, os.cpu_count() or 2)} executors)",
+        "load_before": list(os.getloadavg()),
     }
 
 
-def fsync_ms(directory: str, count: int = 200) -> dict[str, float]:
-    """Latency of write(4 KiB) + fsync on the disk the stores live on (ms)."""
-    path = os.path.join(directory, "fsync-probe")
-    times = []
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+def probe_pg(runner: Runner) -> tuple[bool, str]:
+    """Whether Cairn's PostgreSQL store works here: open, migrate, run a request."""
+    pg = runner.stores.pg
+    assert pg is not None
+    location = pg.create()
     try:
-        for _ in range(count):
-            os.write(fd, b"x" * 4096)
-            started = time.perf_counter()
-            os.fsync(fd)
-            times.append((time.perf_counter() - started) * 1000)
+        result = runner.worker("cairn").call(
+            {"op": "probe", "setting": SETTINGS["pg"], "store": location}, 120
+        )
+    except Exception as error:
+        result = {"ok": False, "error": str(error)}
     finally:
-        os.close(fd)
-        os.remove(path)
-    times.sort()
-    return {"median": statistics.median(times), "p90": times[int(len(times) * 0.9)]}
-
-
-def context_tag(env: dict[str, Any]) -> str:
-    """The short machine/commit tag printed next to every figure."""
-    dirty = "+dirty" if env["src_dirty"] else ""
-    return (
-        f"{env['commit'][:7]}{dirty} {env['cores']}c "
-        f"Py{env['python']} SQLite{env['sqlite']}"
+        runner.retire("cairn")
+        pg.drop(location)
+    if result.get("ok"):
+        return (
+            True,
+            "included: Cairn's PostgreSQL store opened, migrated and ran a request",
+        )
+    return False, (
+        'pending: `cairn.store.open_store("postgresql://...")` failed in this run '
+        f"({result.get('error')})"
     )
 
 
-# -- running workloads ----------------------------------------------------------------
-@dataclass
-class Job:
-    workload: str
-    sync: str
-    argv: list[str]
-    timeout_s: float
-    label: str
-    result: dict[str, Any] | None = None
-    wall_s: float = 0.0
-    error: str | None = None
-    detail: str = ""
+def connect_pg(url: str) -> tuple[PgServer | None, str]:
+    try:
+        server = PgServer(url)
+        server.settings()
+        return server, ""
+    except Exception as error:
+        return None, f"not run: no PostgreSQL server at {url} ({error})"
 
 
-class Runner:
-    """Starts workload processes one at a time and keeps what they report."""
+# -- main ------------------------------------------------------------------------------------
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="a short run (< 2 min)")
+    size.add_argument(
+        "--thorough",
+        action="store_true",
+        help="more rounds, DBOS at 100k calls and DBOS's map at every setting (long)",
+    )
+    parser.add_argument("--rounds", type=int, help="rounds of every block")
+    parser.add_argument(
+        "--dbos-python",
+        default=str(BENCH / ".venv-dbos" / "bin" / "python"),
+        help="interpreter with dbos and matplotlib (make bench-venv)",
+    )
+    parser.add_argument(
+        "--settings",
+        nargs="+",
+        choices=sorted(SETTINGS),
+        help="durability settings to run (default: all; --quick: the two SQLite ones)",
+    )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=["seq", "three", "map", "replay", "cold"],
+        help="run only these workloads",
+    )
+    parser.add_argument("--pg-url", default=DEFAULT_PG_URL, help="PostgreSQL server")
+    parser.add_argument("--no-profile", action="store_true", help="skip py-spy")
+    parser.add_argument(
+        "--no-docs",
+        action="store_true",
+        help="write bench/results only, not docs/benchmarks.md and the plot",
+    )
+    args = parser.parse_args(argv)
+    if args.settings is None:
+        args.settings = (
+            ["sqlite-full", "sqlite-normal"]
+            if args.quick
+            else ["sqlite-full", "sqlite-normal", "dbos-default", "pg"]
+        )
+    return args
 
-    def __init__(self, tmp: str, total: int) -> None:
-        self.tmp = tmp
-        self.total = total
-        self.done = 0
-        self.jobs: list[Job] = []
 
-    def run(self, job: Job) -> Job:
-        self.done += 1
+def command_line(args: argparse.Namespace, argv: list[str] | None) -> str:
+    given = sys.argv[1:] if argv is None else argv
+    shown = []
+    skip = False
+    for i, word in enumerate(given):
+        if skip:
+            skip = False
+            continue
+        if word == "--dbos-python":
+            skip = i + 1 < len(given)
+            continue
+        if word.startswith("--dbos-python="):
+            continue
+        shown.append(word)
+    if not shown:
+        return "make bench"
+    return f"make bench BENCH_ARGS={shlex.quote(' '.join(shown))}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not os.path.exists(args.dbos_python):
         print(
-            f"[{self.done:2d}/{self.total}] {job.label} sync={job.sync} ...",
-            end="",
+            f"no interpreter for DBOS at {args.dbos_python}: run `make bench-venv` "
+            "(or `make bench`, which builds it)",
             file=sys.stderr,
-            flush=True,
         )
-        argv = [
-            sys.executable,
-            str(WORKLOADS),
-            job.workload,
-            "--sync",
-            job.sync,
-            "--tmp",
-            self.tmp,
-            *job.argv,
-        ]
-        started = time.perf_counter()
-        stdout = stderr = ""
+        return 2
+    started = time.perf_counter()
+    env = environment()
+    env["command"] = command_line(args, argv)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    log_dir = RESULTS / "logs"
+    log_dir.mkdir(exist_ok=True)
+    for old_log in log_dir.glob("*.log"):
+        old_log.unlink()
+    pythons = {"cairn": sys.executable, "floor": sys.executable}
+    pythons["dbos"] = os.path.abspath(args.dbos_python)
+    pg, pg_note = None, "not run (not in --settings)"
+    if "pg" in args.settings:
+        pg, pg_note = connect_pg(args.pg_url)
+    with tempfile.TemporaryDirectory(prefix="cairn-bench-") as tmp:
+        env["fsync_ms_before"] = fsync_ms(tmp)
+        runner = Runner(pythons, tmp, Stores(tmp, pg), str(log_dir))
         try:
-            proc = subprocess.Popen(
-                argv,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                cwd=self.tmp,
-                start_new_session=True,
+            env["versions"] = runner.versions()
+            pg_ok = False
+            if pg is not None:
+                pg_ok, pg_note = probe_pg(runner)
+            env["pg"] = {"included": pg_ok, "note": pg_note}
+            if pg is not None:
+                env["pg"]["server"] = pg.settings()
+            print(f"PostgreSQL: {pg_note}", file=sys.stderr)
+            planner = Planner(args, pg_ok)
+            blocks, sizes = planner.plan(), planner.sizes
+            runner.total_hint = sum(len(b.systems) * b.rounds for b in blocks)
+            runner.started = time.perf_counter()
+            for block in blocks:
+                runner.run_block(block)
+        finally:
+            runner.close()
+            if pg is not None:
+                for location, _id in runner.templates.values():
+                    if location.startswith("postgresql"):
+                        pg.drop(location)
+                pg.drop_all()
+        env["fsync_ms_after"] = fsync_ms(tmp)
+        env["load_after"] = list(os.getloadavg())
+        env["job_load"] = [j.load for j in runner.jobs]
+        figures = all_figures(blocks, runner.jobs)
+        profiles: dict[str, Any] = {}
+        if not args.no_profile:
+            from profiling import profile_all
+
+            profiles = profile_all(
+                pythons,
+                tmp,
+                [SETTINGS[s] for s in ("sqlite-full", "sqlite-normal")]
+                if not args.quick
+                else [SETTINGS["sqlite-full"]],
+                quick=args.quick,
             )
-            try:
-                stdout, stderr = proc.communicate(timeout=job.timeout_s)
-            except subprocess.TimeoutExpired:
-                os.killpg(
-                    proc.pid, signal.SIGKILL
-                )  # the group of the process we started
-                stdout, stderr = proc.communicate()
-                job.error = f"timed out after {job.timeout_s:g}s"
-            returncode = proc.returncode
-        except OSError as error:
-            job.error = f"cannot start: {error}"
-            returncode = -1
-        job.wall_s = time.perf_counter() - started
-        for line in stdout.splitlines():
-            if line.startswith(MARKER):
-                try:
-                    job.result = json.loads(line[len(MARKER) :])
-                except json.JSONDecodeError as error:
-                    job.error = job.error or f"unreadable result: {error}"
-        if job.result is not None and job.result.get("error"):
-            job.error = job.error or job.result["error"]
-            job.detail = job.result.get("traceback", "")
-        elif job.error is None and (returncode != 0 or job.result is None):
-            job.error = f"exit code {returncode}, no result"
-        if job.error and not job.detail:
-            job.detail = "\n".join(stderr.strip().splitlines()[-15:])
-        if job.error:
-            print(f" FAILED ({job.wall_s:.1f}s): {job.error}", file=sys.stderr)
-            if job.detail:
-                tail = job.detail.strip().splitlines()[-8:]
-                print(_indent("\n".join(tail)), file=sys.stderr)
-        else:
-            print(f" {job.wall_s:.1f}s", file=sys.stderr)
-        self.jobs.append(job)
-        return job
-
-
-def _indent(text: str) -> str:
-    return "\n".join("      " + line for line in text.splitlines())
-
-
-# -- figures -------------------------------------------------------------------------------
-@dataclass
-class Figure:
-    section: str
-    label: str
-    sync: str
-    unit: str
-    values: list[float]
-    note: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.values)
-
-
-class Figures:
-    def __init__(self) -> None:
-        self.items: list[Figure] = []
-        self.errors: list[str] = []
-        self.notes: list[str] = []
-
-    def add(
-        self,
-        section: str,
-        label: str,
-        sync: str,
-        unit: str,
-        values: list[float],
-        note: str = "",
-    ) -> None:
-        if values:
-            self.items.append(Figure(section, label, sync, unit, list(values), note))
-
-
-def _values(result: dict[str, Any] | None, key: str) -> list[float]:
-    return [float(v) for v in (result or {}).get(key, [])]
-
-
-def _per_call_ms(total: list[float], plain: list[float], n: int) -> list[float]:
-    return [(t - p) / n * 1000 for t, p in zip(total, plain, strict=False)]
-
-
-def _mb(kb: float) -> float:
-    return kb / 1024
-
-
-def add_memory(figures: Figures, workload: str, sync: str, results: list[dict]) -> None:
-    memories = [r["memory"] for r in results if r and r.get("memory")]
-    memories = [m for m in memories if m.get("main_kb")]
-    if not memories:
-        return
-    tree = [_mb(m["tree_kb"]) for m in memories]
-    main = statistics.median(_mb(m["main_kb"]) for m in memories)
-    executor = statistics.median(_mb(m["executor_max_kb"]) for m in memories)
-    count = max(m.get("executors", 0) for m in memories)
-    figures.add(
-        "6. peak RSS of the process tree (main + executors)",
-        workload,
-        sync,
-        "MB",
-        tree,
-        f"main {main:.0f} + {count} executors, largest {executor:.0f}",
-    )
-
-
-def build_figures(runner: Runner, plan: Plan) -> Figures:
-    figures = Figures()
-    by: dict[tuple[str, str], list[Job]] = {}
-    for job in runner.jobs:
-        by.setdefault((job.label, job.sync), []).append(job)
-        if job.error:
-            figures.errors.append(f"{job.label} sync={job.sync}: {job.error}")
-        raw = job.result or {}
-        if raw.get("stopped_by_budget"):
-            figures.notes.append(
-                f"{job.label} sync={job.sync}: time budget, {raw['stopped_by_budget']}"
-            )
-        if raw.get("built_store_here"):
-            figures.notes.append(
-                f"{job.label} sync={job.sync}: built its own store (memory includes it)"
-            )
-
-    def result(label: str, sync: str) -> dict[str, Any] | None:
-        jobs = by.get((label, sync), [])
-        return jobs[0].result if jobs else None
-
-    seq_label = f"seq {SEQ_N:,}"
-    for sync in plan.syncs:
-        r = result(seq_label, sync)
-        cairn_s, floor_s = _values(r, "cairn_s"), _values(r, "floor_s")
-        plain_s, fixed_s = _values(r, "plain_s"), _values(r, "fixed_s")
-        overhead = _per_call_ms(cairn_s, plain_s, SEQ_N)
-        floor = _per_call_ms(floor_s, plain_s, SEQ_N)
-        s1 = f"1. one checkpointed sequential call (N={SEQ_N:,} in one request)"
-        figures.add(s1, "Cairn overhead per call", sync, "ms", overhead)
-        figures.add(
-            s1, "plain Python call", sync, "µs", [p / SEQ_N * 1e6 for p in plain_s]
-        )
-        figures.add(
-            s1,
-            "fixed cost of a request (0 calls, warm)",
-            sync,
-            "ms",
-            [f * 1000 for f in fixed_s],
-        )
-        net = [
-            (t - f - p) / SEQ_N * 1000
-            for t, f, p in zip(cairn_s, fixed_s, plain_s, strict=False)
-        ]
-        figures.add(s1, "Cairn per call, net of the fixed cost", sync, "ms", net)
-        s2 = "2. floor: minimal pickle + INSERT + COMMIT decorator, A/B with 1."
-        figures.add(s2, "floor overhead per call", sync, "ms", floor)
-        figures.add(
-            s2,
-            "Cairn / floor (per A/B pair)",
-            sync,
-            "x",
-            [c / f for c, f in zip(overhead, floor, strict=False) if f > 0],
-        )
-
-    map_label = f"map {plan.map_n:,}"
-    for sync in plan.syncs:
-        times = _values(result(map_label, sync), "cairn_s")
-        s3 = f"3. map over {plan.map_n:,} trivial items (invoke to output)"
-        figures.add(s3, "throughput", sync, "items/s", [plan.map_n / t for t in times])
-        figures.add(s3, "total", sync, "s", times)
-
-    replay_label = f"replay {REPLAY_N:,}"
-    for sync in plan.syncs:
-        r = result(replay_label, sync)
-        times = _values(r, "replay_s")
-        s4 = f"4. replay() of a request of {REPLAY_N:,} completed calls"
-        note = ""
-        if r and "served_from_checkpoint" in r:
-            note = (
-                f"{r['served_from_checkpoint']:,} served, {r.get('ran_again', 0)} ran"
-            )
-        figures.add(s4, "replay() end to end", sync, "s", times, note)
-        figures.add(
-            s4, "replayed calls", sync, "calls/s", [REPLAY_N / t for t in times]
-        )
-
-    s5 = "5. per-call overhead by request size ((total - plain loop) / N)"
-    for sync in plan.syncs:
-        r = result(seq_label, sync)
-        figures.add(
-            s5,
-            f"N={SEQ_N:,} (the runs of 1.)",
-            sync,
-            "ms",
-            _per_call_ms(_values(r, "cairn_s"), _values(r, "plain_s"), SEQ_N),
-        )
-        for n in (SCALE_N, BIG_N):
-            r = result(f"scale {n:,}", sync)
-            figures.add(
-                s5,
-                f"N={n:,}",
-                sync,
-                "ms",
-                _per_call_ms(_values(r, "cairn_s"), _values(r, "plain_s"), n),
-            )
-
-    for label in (
-        seq_label,
-        f"scale {SCALE_N:,}",
-        f"scale {BIG_N:,}",
-        map_label,
-        replay_label,
-        "cold start",
-    ):
-        for sync in plan.syncs:
-            jobs = by.get((label, sync), [])
-            ok = [j.result for j in jobs if j.result and not j.error]
-            add_memory(figures, label, sync, ok)
-
-    s7 = "7. cold start: fresh process to its first finished 1-call request"
-    for sync in plan.syncs:
-        jobs = [j for j in by.get(("cold start", sync), []) if j.result and not j.error]
-        figures.add(s7, "process wall time", sync, "s", [j.wall_s for j in jobs])
-        figures.add(
-            s7,
-            "  of which import cairn",
-            sync,
-            "s",
-            [j.result["import_s"] for j in jobs if j.result],
-        )
-        figures.add(
-            s7,
-            "  of which the request",
-            sync,
-            "s",
-            [j.result["request_s"] for j in jobs if j.result],
-        )
-    return figures
-
-
-# -- output ------------------------------------------------------------------------------
-def fmt(value: float) -> str:
-    magnitude = abs(value)
-    if magnitude >= 10_000:
-        return f"{value:,.0f}"
-    if magnitude >= 100:
-        return f"{value:.0f}"
-    if magnitude >= 10:
-        return f"{value:.1f}"
-    if magnitude >= 1:
-        return f"{value:.2f}"
-    return f"{value:.3f}"
-
-
-def render(figures: Figures, env: dict[str, Any], plan: Plan, elapsed: float) -> str:
-    tag = context_tag(env)
-    fsync = env.get("fsync_ms") or {}
-    budget = f"{plan.budget_s:g}s" if plan.budget_s else "none"
-    big = (
-        f"{plan.big_runs} for N={BIG_N:,}" if plan.big_runs else f"N={BIG_N:,} skipped"
-    )
-    lines = [
-        f"Cairn benchmark  {env['date']}",
-        f"machine: {env['cpu']}, {env['cores']} cores, {env['os']}; "
-        f"fsync of 4 KiB: {fsync.get('median', float('nan')):.3f} ms median, "
-        f"{fsync.get('p90', float('nan')):.3f} ms p90 (before the run), "
-        f"{fsync.get('median_after', float('nan')):.3f} ms median after",
-        f"Python {env['python']}, SQLite {env['sqlite']}, "
-        f"Cairn {env['cairn_version']} @ {env['commit']}"
-        f"{' (uncommitted changes in src/)' if env['src_dirty'] else ''}, "
-        f"{env['concurrency']}",
-        f"target runs {plan.runs} per figure, {big}; time budget {budget}: "
-        f"scale {SCALE_N:,} and map stop adding runs when over it (n says how many ran)",
-        "figures: median [min-max] of n runs; sync = the store's synchronous= "
-        f"setting; every row ends with: commit, cores, Python, SQLite ({tag})",
-    ]
-    width = 40
-    header = (
-        f"  {'':<{width}} {'sync':<6} {'median':>9}  {'[min-max]':<19} "
-        f"{'n':>2}  {'unit':<8}"
-    )
-    order = {
-        (f.section, f.label): i for i, f in reversed(list(enumerate(figures.items)))
-    }
-    items = sorted(
-        figures.items,
-        key=lambda f: (f.section, order[(f.section, f.label)], SYNCS.index(f.sync)),
-    )
-    section = None
-    for fig in items:
-        if fig.section != section:
-            section = fig.section
-            lines += ["", section, header]
-        spread = f"[{fmt(min(fig.values))}-{fmt(max(fig.values))}]"
-        row = (
-            f"  {fig.label:<{width}} {fig.sync.upper():<6} {fmt(fig.median):>9}  "
-            f"{spread:<19} {len(fig.values):>2}  {fig.unit:<8} {tag}"
-        )
-        if fig.note:
-            row += f"  ({fig.note})"
-        lines.append(row)
-    if figures.errors:
-        lines += ["", "FAILED WORKLOADS (their figures are missing above):"]
-        lines += [f"  - {error}" for error in figures.errors]
-    if figures.notes:
-        lines += [""] + [f"note: {note}" for note in figures.notes]
-    lines += ["", f"total bench time {elapsed:.0f}s; raw values in {RESULTS}"]
-    return "\n".join(lines)
-
-
-def write_json(
-    figures: Figures, env: dict[str, Any], plan: Plan, runner: Runner, elapsed: float
-) -> None:
+    env["elapsed_s"] = time.perf_counter() - started
     document = {
         "environment": env,
-        "plan": asdict(plan),
-        "elapsed_s": elapsed,
-        "figures": [
-            {
-                "section": f.section,
-                "label": f.label,
-                "sync": f.sync,
-                "unit": f.unit,
-                "median": f.median,
-                "min": min(f.values),
-                "max": max(f.values),
-                "n": len(f.values),
-                "values": f.values,
-                "note": f.note,
-                "commit": env["commit"],
-            }
-            for f in figures.items
-        ],
-        "errors": figures.errors,
+        "settings": SETTINGS,
+        "sizes": sizes.__dict__,
+        "quick": args.quick,
+        "thorough": args.thorough,
+        "figures": [f.as_dict() for f in figures],
+        "profiles": profiles,
         "jobs": [
             {
-                "workload": j.workload,
-                "label": j.label,
-                "sync": j.sync,
-                "argv": j.argv,
+                "block": j.block.key,
+                "system": j.system,
+                "round": j.round,
                 "wall_s": j.wall_s,
+                "load": j.load,
                 "error": j.error,
                 "result": j.result,
             }
             for j in runner.jobs
         ],
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(document, indent=2) + "\n")
+    out = RESULTS / "latest.json"
+    out.write_text(json.dumps(document, indent=1, default=str) + "\n")
+    from report import render_console, write_docs
 
-
-# -- main ------------------------------------------------------------------------------------
-def count_jobs(plan: Plan) -> int:
-    modes = len(plan.syncs)
-    count = modes if plan.wants("seq") else 0
-    count += modes * plan.runs if plan.wants("cold") else 0
-    count += modes if plan.wants("scale") or plan.wants("replay") else 0
-    count += modes if plan.wants("replay") else 0
-    count += modes if plan.wants("big") and plan.big_runs else 0
-    count += modes if plan.wants("map") else 0
-    return count
-
-
-def run_all(plan: Plan, runner: Runner, tmp: str, started: float) -> None:
-    """Every job, cheap ones first; map last, sharing what is left of the budget."""
-    run_light(plan, runner)
-    run_heavy(plan, runner, tmp, started)
-
-
-def run_light(plan: Plan, runner: Runner) -> None:
-    """The A/B sequential calls and the cold starts: a few seconds each."""
-    if plan.wants("seq"):
-        for sync in plan.syncs:
-            argv = ["--n", str(SEQ_N), "--reps", str(plan.runs)]
-            runner.run(Job("seq", sync, argv, 300, f"seq {SEQ_N:,}"))
-    if plan.wants("cold"):
-        for _ in range(plan.runs):
-            for sync in plan.syncs:
-                runner.run(Job("cold", sync, [], 120, "cold start"))
-
-
-def run_heavy(plan: Plan, runner: Runner, tmp: str, started: float) -> None:
-    """Requests of 10k and 100k calls, their replays, and the map."""
-    if plan.wants("scale") or plan.wants("replay"):
-        for sync in plan.syncs:
-            argv = ["--n", str(SCALE_N), "--reps", str(plan.runs)]
-            argv += ["--budget-s", f"{plan.budget_s * 0.09:.3f}"]
-            if plan.wants("replay"):
-                argv += ["--save-store", os.path.join(tmp, f"replay-{sync}.db")]
-            runner.run(Job("scale", sync, argv, 600, f"scale {SCALE_N:,}"))
-    if plan.wants("replay"):
-        for sync in plan.syncs:
-            runner.run(replay_job(runner, sync, plan))
-    if plan.wants("big") and plan.big_runs:
-        for sync in plan.syncs:
-            argv = ["--n", str(BIG_N), "--reps", str(plan.big_runs)]
-            runner.run(Job("scale", sync, argv, 900, f"scale {BIG_N:,}"))
-    if plan.wants("map"):
-        for index, sync in enumerate(plan.syncs):
-            argv = ["--n", str(plan.map_n), "--reps", str(plan.runs)]
-            if plan.budget_s:
-                left = plan.budget_s - (time.perf_counter() - started)
-                share = max(0.001, left / (len(plan.syncs) - index))
-                argv += ["--budget-s", f"{share:.3f}"]
-            runner.run(Job("map", sync, argv, 900, f"map {plan.map_n:,}"))
-
-
-def replay_job(runner: Runner, sync: str, plan: Plan) -> Job:
-    argv = ["--n", str(REPLAY_N), "--reps", str(plan.runs)]
-    for job in runner.jobs:
-        if job.label == f"scale {SCALE_N:,}" and job.sync == sync and job.result:
-            saved = job.result.get("saved_store")
-            request_id = job.result.get("request_id")
-            if saved and request_id:
-                argv += ["--template", saved, "--request-id", request_id]
-    return Job("replay", sync, argv, 300, f"replay {REPLAY_N:,}")
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="short run (< 40 s)")
-    parser.add_argument("--runs", type=int, help="runs per figure (default 5, quick 3)")
-    parser.add_argument(
-        "--budget",
-        type=float,
-        help="seconds (default 170, quick 32) after which scale 10k and map stop "
-        "adding runs (at least one each); 0: no budget, every figure gets --runs",
-    )
-    parser.add_argument(
-        "--big-runs", type=int, help="runs of the 100k request (default 1, quick 0)"
-    )
-    parser.add_argument(
-        "--map-n", type=int, help="map items (default 10000, quick 2000)"
-    )
-    parser.add_argument(
-        "--sync", nargs="+", choices=SYNCS, default=list(SYNCS), help="settings to run"
-    )
-    parser.add_argument(
-        "--only",
-        nargs="+",
-        choices=["seq", "cold", "scale", "replay", "map", "big"],
-        help="run only these workloads",
-    )
-    return parser.parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    plan = make_plan(args)
-    env = environment()
-    started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="cairn-bench-") as tmp:
-        env["fsync_ms"] = fsync_ms(tmp)
-        runner = Runner(tmp, count_jobs(plan))
-        run_all(plan, runner, tmp, started)
-        env["fsync_ms"]["median_after"] = fsync_ms(tmp)["median"]
-    elapsed = time.perf_counter() - started
-    figures = build_figures(runner, plan)
-    print(render(figures, env, plan, elapsed))
-    try:
-        write_json(figures, env, plan, runner, elapsed)
-    except OSError as error:
-        print(f"cannot write {RESULTS}: {error}", file=sys.stderr)
-    return 1 if figures.errors else 0
+    print(render_console(document))
+    if not args.no_docs:
+        write_docs(document, DOC, PLOT, args.dbos_python)
+        print(f"wrote {DOC.relative_to(REPO)} and {PLOT.relative_to(REPO)}")
+    print(f"raw figures: {out.relative_to(REPO)}; total {env['elapsed_s']:.0f}s")
+    errors = [e for f in figures for e in f.errors]
+    return 1 if errors else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
