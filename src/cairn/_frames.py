@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextvars
 import sqlite3
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cairn import _ids, errors
-from cairn.store import CallKey, RunningCall, Store
+from cairn.store import CallKey, RecordedChild, RunningCall, Store
 
 if TYPE_CHECKING:
     from cairn._deadlines import DeadlineBoard
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
 # How long an in-process call runs before it is made visible as "running" in the
 # store; shorter calls cost no extra write (their start is recorded with their end).
 VISIBLE_AFTER_S = 0.1
+# Children a replaying call reads from the store per query.
+_READ_AHEAD = 500
 
 
 class StoreLost(BaseException):
@@ -83,6 +86,13 @@ class Frame:
     state_writes: dict[str, bytes] = field(default_factory=dict)
     recorded: list[Any] | None = None
     started_at_ms: float = 0.0
+    # Stored in-process children read ahead of the code reaching them: a replay
+    # serves thousands of checkpoints with one query per page, not two per call.
+    # Only this frame writes its in-process children, so a position it read ahead
+    # with no row has none until the frame itself runs that call.
+    read_ahead: dict[str, RecordedChild] = field(default_factory=dict)
+    read_ahead_from: int = 0
+    read_ahead_until: int = 0
 
     def next_child(
         self, metadata: list[str], dependency_ids: list[str]
@@ -110,6 +120,17 @@ class Frame:
         """Progress was reported: push the deadline."""
         if self.waiting == 0:
             process().board.extend(self.slot, self.timeout_s)
+
+    def recorded_child(self, key: CallKey, store: Store) -> RecordedChild | None:
+        """The stored row of the child at ``key`` (None: no such call is stored)."""
+        if not self.read_ahead_from <= key.seq < self.read_ahead_until:
+            rows = store.list_recorded_children(self.key.id, key.seq, _READ_AHEAD)
+            self.read_ahead = {row.id: row for row in rows}
+            self.read_ahead_from = key.seq
+            # A short page holds every stored child from here on.
+            full = len(rows) == _READ_AHEAD
+            self.read_ahead_until = rows[-1].seq + 1 if full else sys.maxsize
+        return self.read_ahead.pop(key.id, None)
 
     def check_strict(self, key: CallKey, store: Store) -> None:
         """In a strict replay, the call at this position must be the recorded one."""

@@ -35,7 +35,14 @@ from cairn._futures import (
     RefFuture,
 )
 from cairn._registry import FunctionSpec
-from cairn.store import CallKey, CallRecord, CallSuccess, ClaimedCall, RunningCall
+from cairn.store import (
+    CallKey,
+    CallRecord,
+    CallSuccess,
+    ClaimedCall,
+    RecordedChild,
+    RunningCall,
+)
 from cairn.types import CallStatus
 
 _POLL_MIN_S = 0.0005
@@ -132,32 +139,33 @@ def _lookup(parent: Frame, key: CallKey) -> tuple[bool, Any, CallRecord | None]:
     """A checkpoint hit returns ``(True, value, record)``; a recorded failure raises."""
     store = _frames.process().store
     parent.check_strict(key, store)
-    record = store.get_call(key.id)
+    recorded = parent.recorded_child(key, store)
+    if recorded is None:
+        return False, None, None
+    if recorded.output is not None:
+        return True, _serve(parent, key, recorded), None
+    record = store.get_call(key.id)  # not succeeded: its attempts and error count
     if record is None:
         return False, None, None
-    if record.status is CallStatus.SUCCEEDED:
-        return True, _serve(parent, record), record
     if record.run == parent.run.run and record.status.final:
         _calls.raise_recorded(record)
     return False, None, record
 
 
-def _serve(parent: Frame, record: CallRecord) -> Any:
+def _serve(parent: Frame, key: CallKey, recorded: RecordedChild) -> Any:
     """Return a checkpointed output, re-applying the request-state writes it made."""
-    store = _frames.process().store
-    output = store.get_call_output(record.id)
-    if output is None:
-        raise errors.InternalError(f"checkpoint of call {record.id} has no output")
-    if record.has_state_writes:
+    assert recorded.output is not None
+    if recorded.has_state_writes:
+        store = _frames.process().store
         writes = _serialization.loads(
-            store.get_state_writes(record.id) or b"", "state writes"
+            store.get_state_writes(key.id) or b"", "state writes"
         )
         for state_key, value in writes.items():
-            store.state_set(record.request_id, state_key, value)
+            store.state_set(key.request_id, state_key, value)
         parent.state_writes.update(writes)
-    parent.run.served.append(record.id)
+    parent.run.served.append(key.id)
     _faults.point("replay_serve")
-    return _serialization.loads(output, f"output of {record.function}()")
+    return _serialization.loads(recorded.output, f"output of {key.function}()")
 
 
 def _new_frame(run: RequestRun, key: CallKey, spec: FunctionSpec) -> Frame:

@@ -90,6 +90,35 @@ def test_replay_from_call_forks_that_call_and_everything_after_it(run, effects):
         request.replay(from_call="nope")
 
 
+def test_replay_serves_checkpoints_across_read_ahead_pages(run, effects, tmp_path):
+    # A replaying call reads its stored children ahead, a page at a time: every
+    # page boundary must serve what is stored and run only what is not.
+    broken = tmp_path / "broken"
+    broken.touch()
+
+    @function()
+    def long_step(i: int) -> int:
+        effects.record(f"step {i}")
+        if i == 1050 and broken.exists():
+            raise RuntimeError("step 1050 fails the first time")
+        return i
+
+    @application()
+    @function()
+    def long_walk(n: int) -> int:
+        return sum(long_step(i) for i in range(n))
+
+    request = run(long_walk, 1100)
+    assert request.status() is RequestStatus.FAILED
+    broken.unlink()
+    effects.clear()
+    request.replay()
+    assert request.output() == sum(range(1100))
+    assert effects.lines() == [f"step {i}" for i in range(1050, 1100)]
+    served = [c for c in request.calls() if c.served_from_checkpoint]
+    assert len(served) == 1050
+
+
 def test_wait_modes_and_timeouts(run):
     @function()
     def nap(seconds: float) -> float:

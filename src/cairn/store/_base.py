@@ -20,6 +20,7 @@ from ._records import (
     Event,
     EventRecord,
     NewRequest,
+    RecordedChild,
     RequestOutcome,
     RequestRecord,
     RunningCall,
@@ -92,6 +93,13 @@ class Store(Protocol):
 
     def list_children(self, parent_id: str) -> list[CallRecord]:
         """The recorded children of a call in start order."""
+
+    def list_recorded_children(
+        self, parent_id: str, from_seq: int, limit: int
+    ) -> list[RecordedChild]:
+        """Up to ``limit`` in-process children at positions ``from_seq`` on, in order,
+        with the outputs of those that succeeded (one query for many replayed calls).
+        """
 
     def list_attempts(self, request_id: str) -> list[AttemptRecord]:
         """Every attempt of every call of a request."""

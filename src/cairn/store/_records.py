@@ -82,6 +82,17 @@ class CallRecord:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RecordedChild:
+    """What a replay needs of a child call already in the store: its output, if any."""
+
+    id: str
+    seq: int
+    status: CallStatus
+    output: bytes | None
+    has_state_writes: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ClaimedCall:
     """A dispatched call that one executor now holds, with its arguments."""
 

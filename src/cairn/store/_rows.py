@@ -7,7 +7,7 @@ from typing import Any
 
 from cairn.types import CallStatus, RequestStatus
 
-from ._records import CallKey, CallRecord, RequestRecord
+from ._records import CallKey, CallRecord, RecordedChild, RequestRecord
 
 
 def key_params(key: CallKey) -> dict[str, Any]:
@@ -56,6 +56,16 @@ def call(row: Any) -> CallRecord:
         has_state_writes=bool(row[17]),
         started_at_ms=row[18],
         finished_at_ms=row[19],
+    )
+
+
+def recorded_child(row: Any) -> RecordedChild:
+    return RecordedChild(
+        id=row[0],
+        seq=row[1],
+        status=CallStatus(row[2]),
+        output=None if row[3] is None else bytes(row[3]),
+        has_state_writes=bool(row[4]),
     )
 
 

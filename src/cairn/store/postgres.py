@@ -43,6 +43,7 @@ from ._records import (
     Event,
     EventRecord,
     NewRequest,
+    RecordedChild,
     RequestOutcome,
     RequestRecord,
     RunningCall,
@@ -276,6 +277,15 @@ class PostgresStore:
             (parent_id,),
         )
         return [_rows.call(row) for row in rows]
+
+    def list_recorded_children(
+        self, parent_id: str, from_seq: int, limit: int
+    ) -> list[RecordedChild]:
+        """In-process children from ``from_seq`` on, with succeeded outputs."""
+        rows = self._all(
+            Q["recorded_children"], (parent_id, from_seq, limit), binary=True
+        )
+        return [_rows.recorded_child(row) for row in rows]
 
     def list_attempts(self, request_id: str) -> list[AttemptRecord]:
         """Every attempt of every call of a request."""

@@ -35,6 +35,7 @@ from ._records import (
     Event,
     EventRecord,
     NewRequest,
+    RecordedChild,
     RequestOutcome,
     RequestRecord,
     RunningCall,
@@ -448,6 +449,15 @@ class SQLiteStore:
             (parent_id,),
         ).fetchall()
         return [_rows.call(row) for row in rows]
+
+    def list_recorded_children(
+        self, parent_id: str, from_seq: int, limit: int
+    ) -> list[RecordedChild]:
+        """In-process children from ``from_seq`` on, with succeeded outputs."""
+        rows = self._conn.execute(
+            Q["recorded_children"], (parent_id, from_seq, limit)
+        ).fetchall()
+        return [_rows.recorded_child(row) for row in rows]
 
     def list_attempts(self, request_id: str) -> list[AttemptRecord]:
         """Every attempt of every call of a request."""

@@ -6,6 +6,12 @@ id, request_id, parent_id, seq, function, kind, group_id, dispatched, status,
 error_json, run, run_attempts, attempts, served_run, not_before_ms, worker_id,
 executor, state_writes IS NOT NULL, started_at_ms, finished_at_ms
 
+-- name: recorded_children
+SELECT id, seq, status, CASE WHEN status = 'succeeded' THEN output END,
+       state_writes IS NOT NULL
+FROM calls WHERE parent_id = %s AND dispatched = 0 AND seq >= %s
+ORDER BY seq LIMIT %s
+
 -- name: request_columns
 id, application, code_ref, status, failure_reason, error_json, input, output,
 headers_json, run, strict_replay, progress_json, created_at_ms, started_at_ms,
