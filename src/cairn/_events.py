@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import datetime
+import functools
 import json
+import time
 from typing import Any
 
 from cairn.store._records import Event, RequestOutcome
@@ -14,9 +15,16 @@ INLINE_OUTPUT_LIMIT_BYTES = 1 << 20
 
 
 def iso(ms: float) -> str:
-    """An RFC 3339 timestamp for a time in epoch milliseconds."""
-    moment = datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
-    return moment.isoformat().replace("+00:00", "Z")
+    """An RFC 3339 timestamp (UTC, microseconds) for a time in epoch milliseconds."""
+    seconds, micros = divmod(round(ms * 1000), 1_000_000)
+    return f"{_utc_second(seconds)}.{micros:06d}Z"
+
+
+@functools.lru_cache(maxsize=4)
+def _utc_second(seconds: int) -> str:
+    # Every event carries a timestamp; formatting the second once, not per event,
+    # takes this off the per-call path.
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
 
 
 def outcome_json(status: RequestStatus, failure_reason: str | None) -> Any:

@@ -77,7 +77,9 @@ def main(
                 continue
             delay = _IDLE_POLL_MIN_S
             board.set_busy(True)
-            _runtime.run_dispatched(claimed)
+            _runtime.run_group(
+                claimed, lambda: not stopping and os.getppid() == parent_pid
+            )
             board.set_busy(False)
         except (_frames.StoreLost, errors.StoreError) as error:
             print(f"cairn executor {index}: store error: {error}", file=sys.stderr)

@@ -604,10 +604,33 @@ def _run_pending(futures: list[Future]) -> bool:
     in growing batches (one transaction each way for the batch); a slow item
     brings the batch back to one, so that slow items stay spread over executors.
     """
-    batch_size = 1
+    return _run_batches(lambda size: _claim_batch(futures, size), 1)
+
+
+def run_group(claimed: ClaimedCall, keep_claiming: Callable[[], bool]) -> None:
+    """Run a claimed map item, then the rest of its map that nobody holds yet.
+
+    An executor that picked up one item goes on with the same map in growing
+    batches, as the waiting caller does, instead of one claim per item, for as
+    long as ``keep_claiming()`` (a draining worker stops taking work).
+    """
+    run_dispatched(claimed)
+    group_id = claimed.record.group_id
+    spec = _registry.find(claimed.record.function)
+    if claimed.record.kind != "map_item" or group_id is None or spec is None:
+        return
+    if spec.max_concurrency is not None:
+        return  # capped items are claimed one by one, under the cap
+    _run_batches(
+        lambda size: _claim_group(group_id, size) if keep_claiming() else [], 2
+    )
+
+
+def _run_batches(claim: Callable[[int], list[ClaimedCall]], batch_size: int) -> bool:
+    """Claim and run batches until ``claim`` finds nothing; True if any ran."""
     ran = False
     while True:
-        batch = _claim_batch(futures, batch_size)
+        batch = claim(batch_size)
         if not batch:
             return ran
         ran = True
@@ -617,9 +640,15 @@ def _run_pending(futures: list[Future]) -> bool:
         batch_size = min(batch_size * 2, _BATCH_MAX) if fast else 1
 
 
+def _claim_group(group_id: str, size: int) -> list[ClaimedCall]:
+    runtime = _frames.process()
+    return runtime.store.claim_group(
+        runtime.worker_id, runtime.executor, _calls.now_ms(), group_id, size
+    )
+
+
 def _claim_batch(futures: list[Future], size: int) -> list[ClaimedCall]:
     if size > 1:
-        runtime = _frames.process()
         for future in futures:
             if (
                 isinstance(future, MapFuture)
@@ -627,13 +656,7 @@ def _claim_batch(futures: list[Future], size: int) -> list[ClaimedCall]:
                 and future._call_id is not None
                 and future.function._spec.max_concurrency is None
             ):
-                batch = runtime.store.claim_group(
-                    runtime.worker_id,
-                    runtime.executor,
-                    _calls.now_ms(),
-                    future._call_id,
-                    size,
-                )
+                batch = _claim_group(future._call_id, size)
                 if batch:
                     return batch
     claimed = _claim_for(futures)

@@ -4,7 +4,7 @@ connection inside a transaction (see ``postgres.py`` for the locking rules)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cairn import _events, errors
@@ -14,13 +14,13 @@ from . import _rows, _sqlbase
 from ._pg import Connection, Q
 from ._records import (
     CallFailure,
-    CallKey,
     CallSuccess,
     ClaimedCall,
     Event,
     RequestOutcome,
     RunningCall,
 )
+from ._sqlbase import AfterCalls
 
 
 def lock_request(conn: Connection, request_id: str) -> bool:
@@ -31,17 +31,20 @@ def lock_request(conn: Connection, request_id: str) -> bool:
     )
 
 
-def after_call(
-    conn: Connection, key: CallKey, done: CallSuccess | CallFailure, now_ms: float
+def after_calls(
+    conn: Connection, done: Sequence[CallSuccess | CallFailure], now_ms: float
 ) -> None:
-    if done.served_ids:
-        conn.execute(Q["mark_served"], {"run": done.served_run, "ids": done.served_ids})
-    if done.events:
-        append(conn, key.request_id, done.events)
-    if done.request_outcome is not None:
-        finish(conn, key.request_id, done.request_outcome, now_ms)
-    elif key.dispatched and key.kind != "app":
-        finish_if_last(conn, key.request_id, now_ms)
+    """Served marks, events and request ends of committed outcomes (rows locked)."""
+    plan = AfterCalls.of(done)
+    for run in sorted({run for run, _ in plan.served}):
+        ids = [i for r, i in plan.served if r == run]
+        conn.execute(Q["mark_served"], {"run": run, "ids": ids})
+    for request_id, events in plan.events.items():
+        append(conn, request_id, events)
+    for request_id, outcome in plan.finishes:
+        finish(conn, request_id, outcome, now_ms)
+    for request_id in plan.finish_if_last:
+        finish_if_last(conn, request_id, now_ms)
 
 
 def finish(

@@ -1,13 +1,19 @@
 """Dialect-neutral pieces of the SQL stores (for the coming ``SqlStore`` base).
 
-Only the PostgreSQL store uses this module so far; the SQLite store keeps its own
-copies until the stores are unified.
+The PostgreSQL store uses most of this module; the SQLite store keeps its own
+copies of the rest until the stores are unified.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._records import CallFailure, CallSuccess, Event, RequestOutcome
+from ._rows import key_params
 
 # A worker whose heartbeat is older than this is taken for dead (as in sqlite.py).
 WORKER_STALE_MS = 15_000.0
@@ -38,3 +44,45 @@ def worker_is_dead(host: str, pid: int, heartbeat_at_ms: float, now_ms: float) -
     if heartbeat_at_ms < now_ms - WORKER_STALE_MS:
         return True
     return host == socket.gethostname() and not alive(pid)
+
+
+def success_params(success: CallSuccess) -> dict[str, Any]:
+    """The parameters of the ``upsert_success`` query."""
+    return {
+        **key_params(success.key),
+        "args": success.args,
+        "output": success.output,
+        "run": success.run,
+        "run_attempts": success.run_attempts,
+        "attempts": success.attempt,
+        "state_writes": success.state_writes,
+        "started_at_ms": success.started_at_ms,
+        "finished_at_ms": success.finished_at_ms,
+    }
+
+
+@dataclass
+class AfterCalls:
+    """What committing outcomes of calls does besides their rows, grouped per request,
+    so that a batch of map items costs one event append and one end-of-request check
+    per request, not one per item."""
+
+    served: list[tuple[int, str]] = field(default_factory=list)
+    events: dict[str, list[Event]] = field(default_factory=dict)
+    finishes: list[tuple[str, RequestOutcome]] = field(default_factory=list)
+    finish_if_last: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, done: Sequence[CallSuccess | CallFailure]) -> AfterCalls:
+        plan = cls()
+        for outcome in done:
+            key = outcome.key
+            plan.served += [(outcome.served_run, i) for i in outcome.served_ids]
+            if outcome.events:
+                plan.events.setdefault(key.request_id, []).extend(outcome.events)
+            if outcome.request_outcome is not None:
+                plan.finishes.append((key.request_id, outcome.request_outcome))
+            elif key.dispatched and key.kind != "app":
+                if key.request_id not in plan.finish_if_last:
+                    plan.finish_if_last.append(key.request_id)
+        return plan

@@ -438,22 +438,12 @@ class PostgresStore:
             # Every request row first, in one order: two batches never deadlock.
             for request_id in sorted({s.key.request_id for s in successes}):
                 steps.lock_request(conn, request_id)
-            for success in successes:
-                conn.execute(
-                    Q["upsert_success"],
-                    {
-                        **_rows.key_params(success.key),
-                        "args": success.args,
-                        "output": success.output,
-                        "run": success.run,
-                        "run_attempts": success.run_attempts,
-                        "attempts": success.attempt,
-                        "state_writes": success.state_writes,
-                        "started_at_ms": success.started_at_ms,
-                        "finished_at_ms": success.finished_at_ms,
-                    },
+            with conn.cursor() as cursor:
+                cursor.executemany(
+                    Q["upsert_success"], [_sqlbase.success_params(s) for s in successes]
                 )
-                steps.after_call(conn, success.key, success, success.finished_at_ms)
+            now_ms = max(s.finished_at_ms for s in successes)
+            steps.after_calls(conn, successes, now_ms)
 
         self._db.write(body)
 
@@ -493,7 +483,7 @@ class PostgresStore:
                     "retry_delay_s": failure.retry_delay_s,
                 },
             )
-            steps.after_call(conn, key, failure, failure.finished_at_ms)
+            steps.after_calls(conn, [failure], failure.finished_at_ms)
 
         self._db.write(body)
 

@@ -40,6 +40,7 @@ from ._records import (
     RequestRecord,
     RunningCall,
 )
+from ._sqlbase import AfterCalls, success_params
 
 Q = _sql.queries("sqlite")
 _CALL_COLUMNS = Q["call_columns"]
@@ -618,23 +619,14 @@ class SQLiteStore:
 
     def commit_successes(self, successes: Sequence[CallSuccess]) -> None:
         """Commit several checkpoints in one transaction (all or none)."""
+        if not successes:
+            return
         with self._write() as conn:
-            for success in successes:
-                conn.execute(
-                    Q["upsert_success"],
-                    {
-                        **_rows.key_params(success.key),
-                        "args": success.args,
-                        "output": success.output,
-                        "run": success.run,
-                        "run_attempts": success.run_attempts,
-                        "attempts": success.attempt,
-                        "state_writes": success.state_writes,
-                        "started_at_ms": success.started_at_ms,
-                        "finished_at_ms": success.finished_at_ms,
-                    },
-                )
-                self._after_call(conn, success.key, success, success.finished_at_ms)
+            conn.executemany(
+                Q["upsert_success"], [success_params(s) for s in successes]
+            )
+            now_ms = max(s.finished_at_ms for s in successes)
+            self._after_calls(conn, successes, now_ms)
 
     def record_failure(self, failure: CallFailure) -> None:
         """Record a failed attempt."""
@@ -670,26 +662,25 @@ class SQLiteStore:
                     "retry_delay_s": failure.retry_delay_s,
                 },
             )
-            self._after_call(conn, key, failure, failure.finished_at_ms)
+            self._after_calls(conn, [failure], failure.finished_at_ms)
 
-    def _after_call(
+    def _after_calls(
         self,
         conn: sqlite3.Connection,
-        key: CallKey,
-        done: CallSuccess | CallFailure,
+        done: Sequence[CallSuccess | CallFailure],
         now_ms: float,
     ) -> None:
-        if done.served_ids:
+        plan = AfterCalls.of(done)
+        if plan.served:
             conn.executemany(
-                Q["mark_served"],
-                [{"run": done.served_run, "id": i} for i in done.served_ids],
+                Q["mark_served"], [{"run": run, "id": i} for run, i in plan.served]
             )
-        if done.events:
-            self._append(conn, key.request_id, done.events)
-        if done.request_outcome is not None:
-            self._finish(conn, key.request_id, done.request_outcome, now_ms)
-        elif key.dispatched and key.kind != "app":
-            self._finish_if_last(conn, key.request_id, now_ms)
+        for request_id, events in plan.events.items():
+            self._append(conn, request_id, events)
+        for request_id, outcome in plan.finishes:
+            self._finish(conn, request_id, outcome, now_ms)
+        for request_id in plan.finish_if_last:
+            self._finish_if_last(conn, request_id, now_ms)
 
     def _finish(
         self,
