@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from cairn import _calls, _executor, _frames, _registry, errors
 from cairn._deadlines import DeadlineBoard
+from cairn._wake import Wake
 from cairn.store import CallKey, RequestRecord, Store, open_store, redact_url
 from cairn.types import CallStatus, RequestStatus
 
@@ -111,6 +112,7 @@ class Engine:
         self._max_executors = self.concurrency * 4 + 8
         self._owner_pid = os.getpid()
         self._closed = False
+        self._wake = Wake()
         self._draining = False
         self._unreleased: set[int] = set()
         self._store_lost = False
@@ -135,6 +137,7 @@ class Engine:
             return
         self._closed = True
         self._stop_all()
+        self._wake.close()
         self.store.heartbeat(self.worker_id, socket.gethostname(), os.getpid(), 0.0)
         self.store.close()
 
@@ -161,7 +164,7 @@ class Engine:
             code = 1
             try:
                 code = _executor.main(
-                    self.store_url, self.worker_id, index, board, parent
+                    self.store_url, self.worker_id, index, board, parent, self._wake
                 )
             except BaseException:
                 import traceback
@@ -207,6 +210,7 @@ class Engine:
     ) -> RequestRecord:
         """Supervise until the request reaches a final state; return its record."""
         self.start()
+        self._wake.executors.poke()  # the request (or its replay) is new work
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         tick = _TICK_MIN_S
         token = -1
@@ -232,7 +236,7 @@ class Engine:
                 raise errors.TimeoutError(
                     f"request {request_id!r} did not finish in {timeout_s}s"
                 )
-            time.sleep(tick)
+            self._wake.engine.wait(tick)
             tick = min(tick * 2, _TICK_MAX_S)
 
     def supervise_once(self) -> bool:

@@ -12,12 +12,12 @@ import logging
 import os
 import signal
 import sys
-import time
 import traceback
 from typing import cast
 
 from cairn import _calls, _faults, _frames, _registry, _runtime, errors
 from cairn._deadlines import DeadlineBoard
+from cairn._wake import Wake
 from cairn.store import Store, open_store
 
 logger = logging.getLogger(__name__)
@@ -31,7 +31,12 @@ _PR_SET_PDEATHSIG = 1
 
 
 def main(
-    store_url: str, worker_id: str, index: int, board: DeadlineBoard, parent_pid: int
+    store_url: str,
+    worker_id: str,
+    index: int,
+    board: DeadlineBoard,
+    parent_pid: int,
+    wake: Wake,
 ) -> int:
     """Run the claim loop until the supervisor goes away or asks us to stop."""
     stopping = False
@@ -72,7 +77,7 @@ def main(
                 else None
             )
             if claimed is None:
-                time.sleep(delay)
+                wake.executors.wait(delay)
                 delay = min(delay * 2, _IDLE_POLL_MAX_S)
                 continue
             delay = _IDLE_POLL_MIN_S
@@ -80,6 +85,7 @@ def main(
             _runtime.run_group(
                 claimed, lambda: not stopping and os.getppid() == parent_pid
             )
+            wake.engine.poke()  # a request may have finished
             board.set_busy(False)
         except (_frames.StoreLost, errors.StoreError) as error:
             print(f"cairn executor {index}: store error: {error}", file=sys.stderr)
