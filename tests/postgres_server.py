@@ -152,79 +152,122 @@ def _binaries() -> Path | None:
 
 def _start_throwaway() -> Server:
     """initdb + pg_ctl start in a temporary directory (as ``postgres`` when root)."""
-    binaries = _binaries()
-    if binaries is None:
-        raise ServerUnavailable("no initdb/pg_ctl found (PATH, /usr/lib/postgresql)")
-    user: str | None = None
-    if os.geteuid() == 0:
-        try:
-            pwd.getpwnam("postgres")
-        except KeyError:
-            raise ServerUnavailable(
-                "initdb refuses to run as root and there is no 'postgres' user"
-            ) from None
-        user = "postgres"
-    root = Path(tempfile.mkdtemp(prefix="cairn-pg-"))
-    data, sockets = root / "data", root / "sock"
-    sockets.mkdir()
-    if user is not None:
-        shutil.chown(root, user)
-        shutil.chown(sockets, user)
-    port = _free_port()
-
-    def run(*args: str) -> None:
-        result = subprocess.run(
-            args, user=user, capture_output=True, text=True, timeout=120, check=False
+    cluster = Cluster.create()
+    atexit.register(cluster.stop)
+    cluster.start(_free_port())
+    problem = _try(cluster.url)
+    if problem:
+        raise ServerUnavailable(
+            f"started a server in {cluster.root} but cannot use it: {problem}"
         )
-        if result.returncode != 0:
+    return Server(cluster.url, f"a throwaway server in {cluster.root}")
+
+
+@dataclass
+class Cluster:
+    """A throwaway cluster: ``initdb`` in a temporary directory, ``pg_ctl`` start/stop.
+
+    Commands run as ``postgres`` when we are root (initdb refuses root), behind
+    ``prefix`` when given (``ip netns exec NAME`` starts the server in a network
+    namespace; the user is then switched inside it, with ``runuser``).
+    """
+
+    root: Path
+    binaries: Path
+    user: str | None
+    prefix: tuple[str, ...] = ()
+    url: str = ""
+
+    @classmethod
+    def create(cls, prefix: tuple[str, ...] = ()) -> Cluster:
+        """initdb a new cluster (trust auth, superuser ``postgres``); not started."""
+        binaries = _binaries()
+        if binaries is None:
             raise ServerUnavailable(
-                f"{Path(args[0]).name} failed: {(result.stderr or result.stdout)[-500:]}"
+                "no initdb/pg_ctl found (PATH, /usr/lib/postgresql)"
             )
+        user: str | None = None
+        if os.geteuid() == 0:
+            try:
+                pwd.getpwnam("postgres")
+            except KeyError:
+                raise ServerUnavailable(
+                    "initdb refuses to run as root and there is no 'postgres' user"
+                ) from None
+            user = "postgres"
+        root = Path(tempfile.mkdtemp(prefix="cairn-pg-"))
+        (root / "sock").mkdir()
+        if user is not None:
+            shutil.chown(root, user)
+            shutil.chown(root / "sock", user)
+        cluster = cls(root, binaries, user, prefix)
+        cluster._run(
+            "initdb",
+            "-D",
+            str(root / "data"),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        )
+        return cluster
 
-    run(
-        str(binaries / "initdb"),
-        "-D",
-        str(data),
-        "-U",
-        "postgres",
-        "--auth=trust",
-        "-E",
-        "UTF8",
-        "--no-sync",
-    )
-    options = (
-        f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 "
-        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-    )
-    run(
-        str(binaries / "pg_ctl"),
-        "-D",
-        str(data),
-        "-o",
-        options,
-        "-l",
-        str(root / "server.log"),
-        "-w",
-        "start",
-    )
+    def trust(self, network: str) -> None:
+        """Let clients of ``network`` (CIDR) in without a password."""
+        with open(self.root / "data" / "pg_hba.conf", "a") as hba:
+            hba.write(f"host all all {network} trust\n")
 
-    def stop() -> None:
+    def start(self, port: int, address: str = "127.0.0.1") -> None:
+        """Start the server, listening on ``address`` alone; sets ``url``."""
+        options = (
+            f"-p {port} -k {self.root / 'sock'} -c listen_addresses={address} "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        )
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.root / "data"),
+            "-o",
+            options,
+            "-l",
+            str(self.root / "server.log"),
+            "-w",
+            "start",
+        )
+        self.url = f"postgresql://postgres@{address}:{port}/postgres"
+
+    def stop(self) -> None:
+        """Stop the server at once and delete its files."""
+        command = [str(self.binaries / "pg_ctl"), "-D", str(self.root / "data")]
         subprocess.run(
-            [str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-            user=user,
+            self._as_user([*command, "-m", "immediate", "stop"]),
+            user=None if self.prefix else self.user,
             capture_output=True,
             check=False,
         )
-        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(self.root, ignore_errors=True)
 
-    atexit.register(stop)
-    url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
-    problem = _try(url)
-    if problem:
-        raise ServerUnavailable(
-            f"started a server in {root} but cannot use it: {problem}"
+    def _as_user(self, args: list[str]) -> list[str]:
+        if not self.prefix:
+            return args
+        switch = ["runuser", "-u", self.user, "--"] if self.user else []
+        return [*self.prefix, *switch, *args]
+
+    def _run(self, program: str, *args: str) -> None:
+        result = subprocess.run(
+            self._as_user([str(self.binaries / program), *args]),
+            user=None if self.prefix else self.user,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
         )
-    return Server(url, f"a throwaway server in {root}")
+        if result.returncode != 0:
+            raise ServerUnavailable(
+                f"{program} failed: {(result.stderr or result.stdout)[-500:]}"
+            )
 
 
 def _free_port() -> int:

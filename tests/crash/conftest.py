@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -23,12 +23,16 @@ CAIRN = str(Path(sys.executable).parent / "cairn")
 class Workers:
     """Starts and stops ``cairn worker`` processes on one store."""
 
-    def __init__(self, store_url: str, effects: Path) -> None:
+    def __init__(self, store_url: str, effects: Path, apps: Path = APPS) -> None:
         self.store_url = store_url
         self.effects = effects
+        self.apps = apps
         self.running: list[subprocess.Popen[bytes]] = []
 
-    def start(self, faults: str = "", **env: str) -> subprocess.Popen[bytes]:
+    def start(
+        self, faults: str = "", prefix: Sequence[str] = (), **env: str
+    ) -> subprocess.Popen[bytes]:
+        """A worker on the store; ``prefix`` runs it through another command."""
         environ = {
             **os.environ,
             "CAIRN_TEST_EFFECTS": str(self.effects),
@@ -38,7 +42,7 @@ class Workers:
         }
         log = self.effects.with_name(f"worker-{len(self.running)}.log")
         with open(log, "wb") as stderr:
-            command = [CAIRN, "--log-level", "info", "worker", str(APPS)]
+            command = [*prefix, CAIRN, "--log-level", "info", "worker", str(self.apps)]
             process = subprocess.Popen(
                 [*command, "--store", self.store_url, "--grace", "5"],
                 env=environ,
@@ -101,3 +105,16 @@ def crash_store(store_url: str) -> Iterator[Store]:
     store = open_store(store_url)
     yield store
     store.close()
+
+
+def peak_overlap(lines: Iterable[str]) -> int:
+    """Most calls running at once, from ``start T ...`` / ``end T ...`` lines."""
+    timeline = sorted(
+        (float(line.split()[1]), 1 if line.startswith("start") else -1)
+        for line in lines
+    )
+    running = peak = 0
+    for _, delta in timeline:
+        running += delta
+        peak = max(peak, running)
+    return peak

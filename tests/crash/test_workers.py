@@ -15,7 +15,7 @@ from cairn.store import open_store
 from cairn.types import RequestStatus
 
 from . import apps
-from .conftest import CAIRN, assert_nothing_left_behind, wait_finished
+from .conftest import CAIRN, assert_nothing_left_behind, peak_overlap, wait_finished
 
 
 def test_deep_recursive_fan_out_completes_with_two_executors(
@@ -224,12 +224,5 @@ def test_several_workers_share_a_map_and_respect_a_global_cap(
     workers.effects.write_text("")
     capped = _request.submit(apps.crash_capped_app, (8,), {}, store_url=store_url)
     wait_finished(crash_store, capped, timeout_s=120)
-    timeline = sorted(
-        (float(line.split()[1]), 1 if line.startswith("start") else -1)
-        for line in workers.effects.read_text().splitlines()
-    )
-    running = peak = 0
-    for _, delta in timeline:
-        running += delta
-        peak = max(peak, running)
+    peak = peak_overlap(workers.effects.read_text().splitlines())
     assert peak == 2  # six executors in three workers, one cap across them all

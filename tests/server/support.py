@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,14 +67,23 @@ def launch(
     concurrency: int = 2,
     extra_args: tuple[str, ...] = (),
     store_url: str | None = None,
+    apps: Path = APPS,
+    host: str = "127.0.0.1",
+    prefix: Sequence[str] = (),
+    **extra_env: str,
 ) -> Server:
-    """Start ``cairn serve`` on a free port and wait until /healthz answers."""
+    """Start ``cairn serve`` on a free port and wait until /healthz answers.
+
+    ``prefix`` runs the command through another (``ip netns exec NAME ...``);
+    ``extra_env`` is added to the server's environment.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = {
         **os.environ,
         "SRV_TEST_DIR": str(directory),
         "CAIRN_CONCURRENCY": str(concurrency),
+        **extra_env,
     }
     for name in ("CAIRN_API_KEY", "CAIRN_STORE", "CAIRN_API_URL"):
         env.pop(name, None)
@@ -84,9 +93,12 @@ def launch(
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [
+                *prefix,
                 CAIRN,
                 "serve",
-                str(APPS),
+                str(apps),
+                "--host",
+                host,
                 "--store",
                 store_url or f"sqlite:///{directory / 's.db'}",
                 "--port",
@@ -102,7 +114,7 @@ def launch(
             start_new_session=True,
         )
     server = Server(
-        url=f"http://127.0.0.1:{port}",
+        url=f"http://{host}:{port}",
         dir=directory,
         process=process,
         log=log,
