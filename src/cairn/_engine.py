@@ -20,7 +20,14 @@ from dataclasses import dataclass
 from cairn import _calls, _executor, _frames, _registry, errors
 from cairn._deadlines import DeadlineBoard
 from cairn._wake import Wake
-from cairn.store import CallKey, RequestRecord, Store, open_store, redact_url
+from cairn.store import (
+    CallKey,
+    RequestRecord,
+    Store,
+    open_store,
+    redact_url,
+    this_host,
+)
 from cairn.types import CallStatus, RequestStatus
 
 logger = logging.getLogger(__name__)
@@ -138,7 +145,7 @@ class Engine:
         self._closed = True
         self._stop_all()
         self._wake.close()
-        self.store.heartbeat(self.worker_id, socket.gethostname(), os.getpid(), 0.0)
+        self.store.heartbeat(self.worker_id, this_host(), os.getpid(), 0.0)
         self.store.close()
 
     def owned_by_this_process(self) -> bool:
@@ -564,9 +571,7 @@ class Engine:
             self._last_heartbeat = now
             self.store.check()
             wall_ms = _calls.now_ms()
-            self.store.heartbeat(
-                self.worker_id, socket.gethostname(), os.getpid(), wall_ms
-            )
+            self.store.heartbeat(self.worker_id, this_host(), os.getpid(), wall_ms)
             # A worker (or a run_local_application process) that died left its calls
             # "running": take them over, so that its requests finish here.
             released = self.store.release_dead_workers(wall_ms)

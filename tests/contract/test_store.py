@@ -21,6 +21,7 @@ from cairn.store import (
     RequestOutcome,
     RunningCall,
     Store,
+    this_host,
 )
 from cairn.types import CallStatus, RequestStatus
 
@@ -1017,7 +1018,7 @@ def test_replay_of_unknown_request_or_call_is_refused(contract_store):
 
 def test_replay_refuses_a_request_held_by_a_live_worker(contract_store):
     root = new_request(contract_store)
-    contract_store.heartbeat(WORKER, socket.gethostname(), os.getpid(), T0)
+    contract_store.heartbeat(WORKER, this_host(), os.getpid(), T0)
     contract_store.claim_call(WORKER, 0, T0, call_id=root.id)
     with pytest.raises(cairn.CairnError, match="live worker"):
         contract_store.start_replay(
@@ -1042,7 +1043,7 @@ def test_replay_takes_over_from_a_dead_process_on_this_host(contract_store):
     process = subprocess.Popen([sys.executable, "-c", "pass"])
     process.wait()
     root = new_request(contract_store)
-    contract_store.heartbeat("dead-worker", socket.gethostname(), process.pid, T0)
+    contract_store.heartbeat("dead-worker", this_host(), process.pid, T0)
     contract_store.claim_call("dead-worker", 0, T0, call_id=root.id)
     assert (
         contract_store.start_replay(
@@ -1050,6 +1051,23 @@ def test_replay_takes_over_from_a_dead_process_on_this_host(contract_store):
         )
         == 2
     )
+
+
+def test_a_gone_pid_in_another_pid_namespace_is_not_a_dead_worker(contract_store):
+    # Same host name, other PID namespace (a container sharing the host's name):
+    # its pids mean nothing here, so only its heartbeat tells whether it lives.
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    root = new_request(contract_store)
+    contract_store.heartbeat("contained", socket.gethostname(), process.pid, T0)
+    contract_store.claim_call("contained", 0, T0, call_id=root.id)
+    assert contract_store.release_dead_workers(T0 + 1) == 0
+    with pytest.raises(cairn.CairnError, match="live worker"):
+        contract_store.start_replay(
+            "req-1", from_call=None, strict=False, now_ms=T0 + 1
+        )
+    assert status_of(contract_store, root.id) is CallStatus.RUNNING
+    assert contract_store.release_dead_workers(T0 + 60_000) == 1
 
 
 # -- state ------------------------------------------------------------------------------------------

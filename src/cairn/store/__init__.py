@@ -22,6 +22,7 @@ from ._records import (
     RequestRecord,
     RunningCall,
 )
+from ._sqlbase import this_host
 from ._urls import redact as redact_url
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "default_url",
     "open_store",
     "redact_url",
+    "this_host",
 ]
 
 

@@ -6,10 +6,12 @@ copies of the rest until the stores are unified.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ._records import CallFailure, CallSuccess, Event, RequestOutcome
@@ -30,20 +32,34 @@ def alive(pid: int) -> bool:
     return True
 
 
+@functools.cache
+def this_host() -> str:
+    """Where this process's pids mean something: the host name, the boot and the
+    PID namespace. Workers record it with their heartbeat; another worker's pid is
+    checked only when it matches, since two containers can share a host name (or a
+    machine) without sharing pids."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8]
+        pid_namespace = os.readlink("/proc/self/ns/pid").removeprefix("pid:")
+    except OSError:
+        return socket.gethostname()
+    return f"{socket.gethostname()} {boot} {pid_namespace}"
+
+
 def holder_is_alive(host: str, pid: int) -> bool:
     """Whether a worker with a fresh heartbeat is really there.
 
     A worker on this host whose process is gone is dead now, not once its
     heartbeat goes stale; one on another host is taken at its heartbeat's word.
     """
-    return host != socket.gethostname() or alive(pid)
+    return host != this_host() or alive(pid)
 
 
 def worker_is_dead(host: str, pid: int, heartbeat_at_ms: float, now_ms: float) -> bool:
     """A worker that stopped heartbeating, or whose process on this host is gone."""
     if heartbeat_at_ms < now_ms - WORKER_STALE_MS:
         return True
-    return host == socket.gethostname() and not alive(pid)
+    return host == this_host() and not alive(pid)
 
 
 def success_params(success: CallSuccess) -> dict[str, Any]:

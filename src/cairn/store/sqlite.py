@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sqlite3
 import time
 import urllib.parse
@@ -40,7 +39,13 @@ from ._records import (
     RequestRecord,
     RunningCall,
 )
-from ._sqlbase import AfterCalls, success_params
+from ._sqlbase import (
+    WORKER_STALE_MS,
+    AfterCalls,
+    holder_is_alive,
+    success_params,
+    worker_is_dead,
+)
 
 Q = _sql.queries("sqlite")
 _CALL_COLUMNS = Q["call_columns"]
@@ -50,7 +55,6 @@ _SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL", "extra": "EXTRA", "off": "OF
 # (``?timeout=SECONDS`` in the URL).
 _BUSY_TIMEOUT_S = 30.0
 # A worker whose heartbeat is older than this is taken for dead.
-WORKER_STALE_MS = 15_000.0
 
 
 class RequestExists(errors.CairnError):
@@ -340,8 +344,7 @@ class SQLiteStore:
             "AND w.heartbeat_at_ms > ?",
             (request_id, now_ms - WORKER_STALE_MS),
         ).fetchall()
-        # A worker on this host whose process is gone is dead now, not in 15 s.
-        if any(host != socket.gethostname() or _alive(pid) for host, pid in holders):
+        if any(holder_is_alive(host, pid) for host, pid in holders):
             raise errors.SDKUsageError(
                 f"request {request_id!r} is still running on a live worker; "
                 "wait for it to finish (or cancel it) before replaying"
@@ -814,11 +817,10 @@ class SQLiteStore:
                 "SELECT id, host, pid, heartbeat_at_ms FROM workers "
                 "WHERE id IN (SELECT DISTINCT worker_id FROM calls WHERE status = 'running')"
             ).fetchall()
-            here = socket.gethostname()
             dead = [
                 worker_id
                 for worker_id, host, pid, beat in workers
-                if beat < now_ms - WORKER_STALE_MS or (host == here and not _alive(pid))
+                if worker_is_dead(host, pid, beat, now_ms)
             ]
             released = 0
             for worker_id in dead:
@@ -960,16 +962,6 @@ def _running_params(call: RunningCall) -> dict[str, Any]:
         "executor": call.executor,
         "started_at_ms": call.started_at_ms,
     }
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _statements(script: str) -> list[str]:
