@@ -614,7 +614,10 @@ def run_group(claimed: ClaimedCall, keep_claiming: Callable[[], bool]) -> None:
     batches, as the waiting caller does, instead of one claim per item, for as
     long as ``keep_claiming()`` (a draining worker stops taking work).
     """
+    started = time.monotonic()
     run_dispatched(claimed)
+    if time.monotonic() - started >= _FAST_ITEM_S:
+        return  # slow items stay one claim each, spread over the executors
     group_id = claimed.record.group_id
     spec = _registry.find(claimed.record.function)
     if claimed.record.kind != "map_item" or group_id is None or spec is None:
