@@ -1,11 +1,15 @@
 """Cairn's side of the benchmark: the applications its worker runs.
 
-Imported by ``sys_cairn.py`` only. A module of its own, not ``__main__``, so that
-every process registers the same function names (replay finds code by name) and
-values pickle the way they do in a real project.
+Imported by ``sys_cairn.py``, and loaded by the ``cairn worker bench_apps``
+processes of the worker-scaling workload (``workers.py``). A module of its own, not
+``__main__``, so that every process registers the same function names (replay
+finds code by name) and values pickle the way they do in a real project.
 """
 
 from __future__ import annotations
+
+import os
+from collections import Counter
 
 from cairn import application, function
 
@@ -37,3 +41,18 @@ def bench_map_item(i: int) -> int:
 def bench_map(n: int) -> int:
     """``map`` over ``n`` no-op items, summed."""
     return sum(bench_map_item.map(list(range(n))))
+
+
+@function()
+def bench_tagged_item(i: int) -> str:
+    """One no-op ``map`` item that returns which ``cairn worker`` ran it: the store
+    clears a call's worker once its checkpoint commits, so the output says it."""
+    del i
+    return os.environ.get("BENCH_WORKER", "?")
+
+
+@application()
+@function()
+def bench_map_by_worker(n: int) -> dict[str, int]:
+    """``map`` over ``n`` tagged no-op items: how many items each worker ran."""
+    return dict(Counter(bench_tagged_item.map(list(range(n)))))

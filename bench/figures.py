@@ -4,16 +4,19 @@ Every figure is computed here from the raw timings of this run; nothing is store
 between runs. A ratio is taken within each round (the systems ran one after the
 other, so the machine's drift cancels out) and then summarised like a figure.
 All ratios compare costs (time per call, per item, per request): below 1, Cairn
-costs less than the peer.
+costs less than the peer. The ``workers`` workload has a lane per number of worker
+processes (``cairn-1w``, ``cairn-2w``, ...) instead of peers, and its ratios divide
+the time of the first lane by each other's: the speedup over one worker.
 """
 
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness import Block, Job
+from harness import Block, Job, lane_name
 
 # What each workload reports: (headline unit, lower is better).
 UNITS = {
@@ -22,6 +25,7 @@ UNITS = {
     "map": ("items/s", False),
     "replay": ("s", True),
     "cold": ("s", True),
+    "workers": ("items/s", False),
 }
 
 
@@ -108,29 +112,8 @@ def _system_figures(block: Block, system: str, jobs: list[Job]) -> SystemFigures
 
     for job in ok:
         r = job.result or {}
-        elapsed = float(r["elapsed_s"])
-        if block.workload == "seq":
-            per_call = (elapsed - float(r["plain_s"])) / block.n * 1000
-            head.append(per_call)
-            figures.cost[job.round] = per_call
-            add("request s", elapsed)
-        elif block.workload == "three":
-            head.append(elapsed * 1000)
-            figures.cost[job.round] = elapsed
-            add("first request on a new store ms", float(r["first_s"]) * 1000)
-        elif block.workload == "map":
-            head.append(block.n / elapsed)
-            figures.cost[job.round] = elapsed
-            add("map s", elapsed)
-        elif block.workload == "replay":
-            head.append(elapsed)
-            figures.cost[job.round] = elapsed
-            add("calls/s", block.n / elapsed)
-        elif block.workload == "cold":
-            head.append(elapsed)
-            figures.cost[job.round] = elapsed
-            add("import s", float(r["import_s"]))
-            add("open + first request s", float(r["request_s"]))
+        headline, figures.cost[job.round] = _measure(block, r, add)
+        head.append(headline)
         memory = r.get("memory") or {}
         if memory.get("tree_kb"):
             add("peak RSS MB", _mb(memory["tree_kb"]))
@@ -148,27 +131,64 @@ def _system_figures(block: Block, system: str, jobs: list[Job]) -> SystemFigures
     return figures
 
 
+def _measure(
+    block: Block, r: dict[str, Any], add: Callable[[str, float], None]
+) -> tuple[float, float]:
+    """One job's headline (in UNITS) and the cost its ratios use; other figures
+    go to ``add``."""
+    elapsed = float(r["elapsed_s"])
+    if block.workload == "seq":
+        per_call = (elapsed - float(r["plain_s"])) / block.n * 1000
+        add("request s", elapsed)
+        return per_call, per_call
+    if block.workload == "three":
+        add("first request on a new store ms", float(r["first_s"]) * 1000)
+        return elapsed * 1000, elapsed
+    if block.workload in ("map", "workers"):
+        add("map s", elapsed)
+        ranked = sorted(r.get("per_worker", {}).values(), reverse=True)
+        for rank, items in enumerate(ranked, 1):
+            add(f"items of the worker ranked {rank}", float(items))  # busiest: 1
+        return block.n / elapsed, elapsed
+    if block.workload == "replay":
+        add("calls/s", block.n / elapsed)
+    elif block.workload == "cold":
+        add("import s", float(r["import_s"]))
+        add("open + first request s", float(r["request_s"]))
+    return elapsed, elapsed
+
+
+def _ratio(mine: SystemFigures, other: SystemFigures) -> Stat | None:
+    """Per round, ``mine``'s cost ÷ ``other``'s."""
+    values = [
+        mine.cost[r] / other.cost[r]
+        for r in sorted(mine.cost)
+        if r in other.cost and other.cost[r] > 0
+    ]
+    return Stat(values) if values else None
+
+
 def block_figures(block: Block, jobs: list[Job]) -> BlockFigures:
     mine = [j for j in jobs if j.block is block]
     systems = {
-        system: _system_figures(block, system, [j for j in mine if j.system == system])
-        for system in block.systems
+        lane_name(system, workers): _system_figures(
+            block,
+            system,
+            [j for j in mine if j.system == system and j.workers == workers],
+        )
+        for system, workers in block.lanes()
     }
+    pairs = [("cairn", peer) for peer in ("floor", "dbos")]
+    if block.workers:
+        first, *others = systems
+        pairs = [(first, lane) for lane in others]
     ratios: dict[str, Stat] = {}
-    cairn = systems.get("cairn")
-    if cairn is not None:
-        for peer in ("floor", "dbos"):
-            other = systems.get(peer)
-            if other is None:
-                continue
-            values = [
-                cairn.cost[r] / other.cost[r]
-                for r in sorted(cairn.cost)
-                if r in other.cost and other.cost[r] > 0
-            ]
-            if values:
-                ratios[f"cairn/{peer}"] = Stat(values)
-    errors = [f"{j.system} round {j.round + 1}: {j.error}" for j in mine if j.error]
+    for a, b in pairs:
+        if a in systems and b in systems:
+            stat = _ratio(systems[a], systems[b])
+            if stat is not None:
+                ratios[f"{a}/{b}"] = stat
+    errors = [f"{j.lane} round {j.round + 1}: {j.error}" for j in mine if j.error]
     return BlockFigures(block, systems, ratios, errors)
 
 

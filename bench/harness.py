@@ -238,9 +238,11 @@ class Stores:
 @dataclass
 class Block:
     """One workload at one durability setting: ``rounds`` rounds, each running every
-    system once, in an order that rotates from round to round (A B C, B C A, ...)."""
+    lane once, in an order that rotates from round to round (A B C, B C A, ...).
+    A lane is a system, or for the ``workers`` workload a system with a number of
+    worker processes."""
 
-    workload: str  # seq, three, map, replay, cold
+    workload: str  # seq, three, map, replay, cold, workers
     setting: dict[str, Any]
     systems: list[str]
     n: int = 0
@@ -249,7 +251,11 @@ class Block:
     fresh: bool = False  # a new worker process for every job
     keep_template: bool = False  # seq: keep round 1's stores for the replay block
     requests: int = 0  # three: warm requests per run
+    workers: tuple[int, ...] = ()  # workers: worker processes of each lane
     note: str = ""
+
+    def lanes(self) -> list[tuple[str, int]]:
+        return [(s, w) for s in self.systems for w in self.workers or (0,)]
 
     @property
     def key(self) -> str:
@@ -262,11 +268,21 @@ class Job:
     block: Block
     system: str
     round: int
+    workers: int = 0  # the workers workload: worker processes of this job
     result: dict[str, Any] | None = None
     error: str | None = None
     detail: str = ""
     wall_s: float = 0.0
     load: float = 0.0
+
+    @property
+    def lane(self) -> str:
+        return lane_name(self.system, self.workers)
+
+
+def lane_name(system: str, workers: int) -> str:
+    """``cairn``, or ``cairn-4w`` for Cairn on 4 worker processes."""
+    return f"{system}-{workers}w" if workers else system
 
 
 @dataclass
@@ -330,10 +346,10 @@ class Runner:
                     file=sys.stderr,
                 )
                 break
-            shift = index % len(block.systems)
-            order = block.systems[shift:] + block.systems[:shift]
-            for system in order:
-                self.run_job(Job(block, system, index))
+            lanes = block.lanes()
+            shift = index % len(lanes)
+            for system, workers in lanes[shift:] + lanes[:shift]:
+                self.run_job(Job(block, system, index, workers))
 
     def run_job(self, job: Job) -> Job:
         block = job.block
@@ -343,7 +359,7 @@ class Runner:
         elapsed = time.perf_counter() - self.started
         print(
             f"[{done:3d}{'/' + str(self.total_hint) if self.total_hint else ''} "
-            f"{elapsed:5.0f}s] {block.key:<34} {job.system:<6} round {job.round + 1}"
+            f"{elapsed:5.0f}s] {block.key:<34} {job.lane:<8} round {job.round + 1}"
             " ...",
             end="",
             file=sys.stderr,
@@ -428,6 +444,8 @@ class Runner:
             command["requests"] = block.requests
         if block.workload == "map":
             command["verify"] = job.round == 0
+        if block.workload == "workers":
+            command.update(workers=job.workers, log_dir=self.log_dir)
         if block.workload == "replay":
             key = (block.setting["name"], job.system, block.n)
             command["request_id"] = self.templates[key][1]

@@ -22,6 +22,12 @@ NAMES = {"cairn": "Cairn", "dbos": "DBOS", "floor": "floor"}
 SETTING_ORDER = ["sqlite-full", "sqlite-normal", "dbos-default", "pg"]
 
 
+def engine_name(lane: str) -> str:
+    """``cairn`` -> Cairn; a lane of the workers workload, ``cairn-4w`` -> Cairn x 4."""
+    system, _, workers = lane.partition("-")
+    return NAMES[system] + (f" x {workers.removesuffix('w')}" if workers else "")
+
+
 def fmt(value: float | None, unit: str = "") -> str:
     if value is None:
         return "-"
@@ -168,6 +174,105 @@ def scale_table(doc: dict[str, Any]) -> list[str]:
                     + " |"
                 )
     return lines
+
+
+def _ranked_items(entry: dict[str, Any]) -> str:
+    """Median items of each worker, busiest first: ``5,210 / 4,790``."""
+    extra = entry.get("extra", {})
+    ranked: list[str] = []
+    while stat := extra.get(f"items of the worker ranked {len(ranked) + 1}"):
+        ranked.append(f"{stat['median']:,.0f}")
+    return " / ".join(ranked)
+
+
+def _and(numbers: list[int]) -> str:
+    words = [str(number) for number in numbers]
+    return ", ".join(words[:-1]) + " and " + words[-1] if len(words) > 1 else words[0]
+
+
+def workers_section(doc: dict[str, Any], number: int) -> list[str]:
+    """The map shared by 1, 2 and 4 ``cairn worker`` processes: a table per store."""
+    sizes, cores = doc["sizes"], doc["environment"]["cores"]
+    counts = list(sizes["workers"])
+    rotations = ", ".join(
+        " ".join(str(c) for c in counts[i:] + counts[:i]) for i in range(len(counts))
+    )
+    out = [
+        f"### {number}. Map of {sizes['workers_n']:,} items over {_and(counts)} "
+        "worker processes",
+        "",
+        "Cairn alone. For each store and each number of workers, a fresh store and "
+        "that many `cairn worker bench_apps --store URL --concurrency 1` processes "
+        "started on it. Once each has written its heartbeat row, and an untimed "
+        "warm-up `map` of a few hundred items per worker has run, one `map` of "
+        f"{sizes['workers_n']:,} no-op items is timed from `submit` to the "
+        "request's finished status, which the benchmark process (it runs no work "
+        "itself) reads from the store every 5 ms. The workers are stopped with "
+        "SIGTERM after each run, outside the timing. Runs rotate over the number "
+        f"of workers from round to round ({rotations}). *Speedup* divides "
+        "the time with one worker by the time with that many, within each round. "
+        "*Items per worker* is the median, rank by rank, of how many items each "
+        "worker ran, busiest first: the store does not keep which worker "
+        "committed a call, so each item returns the number of its worker. "
+        "`--concurrency 1` is one executor process per worker; the application "
+        "call holds one of them and, while it waits for the items, runs items "
+        "itself. SQLite lets one connection write at a time, so on SQLite more "
+        "workers can overlap running items with each other's commits, not commit "
+        "in parallel.",
+        "",
+        f"**This machine has {cores} cores.** Each worker is a supervisor process "
+        "and at least one executor process, and they share the cores with the "
+        "benchmark's polling process and the PostgreSQL server"
+        + (
+            f": {_and([c for c in counts if c > cores])} workers oversubscribe "
+            "it, so those rows show how Cairn behaves under contention, not how "
+            "it scales with cores."
+            if max(counts) > cores
+            else "."
+        ),
+        "",
+    ]
+    figures = _figures(doc, "workers")
+    if not figures:
+        return [*out, "Not run (left out of this run's plan).", ""]
+    columns = ["setting", "workers", "items/s", "spread [min - max]", "runs"]
+    columns += ["time s", "speedup over 1 worker (per round)"]
+    columns += ["items per worker, busiest first"]
+    for backend, store in (("sqlite", "SQLite"), ("postgresql", "PostgreSQL")):
+        mine = [
+            f for f in figures if doc["settings"][f["setting"]]["backend"] == backend
+        ]
+        if not mine:
+            continue
+        out += [
+            f"**{store}**",
+            "",
+            "| " + " | ".join(columns) + " |",
+            "|" + "|".join("---" for _ in columns) + "|",
+        ]
+        for figure in mine:
+            first = next(iter(figure["systems"]), "")
+            for lane, entry in figure["systems"].items():
+                stat = _headline(figure, lane)
+                elapsed = _extra(figure, lane, "map s")
+                speedup = figure["ratios"].get(f"{first}/{lane}")
+                cells = [
+                    f"`{figure['setting']}`",
+                    lane.rpartition("-")[2].removesuffix("w"),
+                    fmt(stat["median"]) if stat else "**failed**",
+                    spread(stat),
+                    str(stat["runs"]) if stat else "0",
+                    fmt(elapsed["median"]) if elapsed else "-",
+                    f"{fmt(speedup['median'])} {spread(speedup)}"
+                    if speedup
+                    else "1"
+                    if lane == first and stat
+                    else "-",
+                    _ranked_items(entry) or "-",
+                ]
+                out.append("| " + " | ".join(cells) + " |")
+        out.append("")
+    return out
 
 
 # -- targets -------------------------------------------------------------------------------
@@ -498,7 +603,7 @@ def _settings_table(doc: dict[str, Any]) -> list[str]:
                 effective = entry.get("effective")
                 if effective:
                     text = ", ".join(f"{k}={v}" for k, v in effective.items())
-                    item = f"{NAMES[system]}: {text}"
+                    item = f"{NAMES[system.partition('-')[0]]}: {text}"
                     if item not in seen:
                         seen.append(item)
         lines.append(
@@ -690,6 +795,7 @@ def markdown(doc: dict[str, Any], plot_name: str | None) -> str:
             ],
         ),
         "",
+        *workers_section(doc, 7),
         "## Issue 7's targets, checked against this run",
         "",
         *targets(doc),
@@ -785,18 +891,22 @@ def render_console(doc: dict[str, Any]) -> str:
         lines.append(f"\n{figure['key']}  [{figure['unit']}]")
         for system, entry in figure["systems"].items():
             stat = entry.get("headline")
-            ratio = figure["ratios"].get(f"cairn/{system}")
             text = (
                 f"{fmt(stat['median']):>10} {spread(stat):<22} n={stat['runs']}"
                 if stat
                 else "    failed"
             )
-            if ratio:
-                text += f"   Cairn÷{system} {fmt(ratio['median'])}"
+            for key, ratio in figure["ratios"].items():
+                mine, _, other = key.partition("/")
+                if other == system:
+                    text += f"   {engine_name(mine)} ÷ it {fmt(ratio['median'])}"
             rss = entry.get("extra", {}).get("peak RSS MB")
             if rss:
                 text += f"   RSS {fmt(rss['median'])} MB"
-            lines.append(f"  {NAMES[system]:<6} {text}")
+            ranked = _ranked_items(entry)
+            if ranked:
+                text += f"   items per worker {ranked}"
+            lines.append(f"  {engine_name(system):<9} {text}")
         for error in figure["errors"]:
             lines.append(f"  ERROR {error}")
     lines += ["", "Targets:", *targets(doc)]

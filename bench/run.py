@@ -10,7 +10,9 @@ durability setting in rounds: each round runs Cairn, DBOS and the floor once eac
 one after the other, in an order that rotates from round to round, so the
 machine's drift lands on all of them and the per-round ratios cancel it. Every
 run gets a fresh store (a new SQLite file, or a new PostgreSQL database dropped
-after). Then it profiles Cairn with py-spy, and writes:
+after). The ``workers`` workload is Cairn's alone: a ``map`` shared by 1, 2 and 4
+``cairn worker`` processes, its rounds rotating over the number of workers
+(``scaling.py``). Then it profiles Cairn with py-spy, and writes:
 
 - ``bench/results/latest.json``: every raw timing and figure of this run;
 - ``docs/benchmarks.md``: the tables, machine, versions, settings, command;
@@ -95,6 +97,8 @@ class Sizes:
     map_n: int
     replay_n: int
     three_requests: int
+    workers_n: int = 10_000
+    workers: tuple[int, ...] = (1, 2, 4)
 
 
 class Planner:
@@ -169,6 +173,18 @@ class Planner:
                     else self.rounds(1, 1, 2),
                     fresh=True,
                     cap_s=0 if self.thorough else 30,
+                )
+                for s in self.every
+            ]
+        if self.want("workers"):
+            blocks += [
+                Block(
+                    "workers",
+                    s,
+                    ["cairn"],
+                    n=self.sizes.workers_n,
+                    workers=self.sizes.workers,
+                    rounds=self.rounds(2, 3, 5),
                 )
                 for s in self.every
             ]
@@ -354,7 +370,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         nargs="+",
-        choices=["seq", "three", "map", "replay", "cold"],
+        choices=["seq", "three", "map", "replay", "cold", "workers"],
         help="run only these workloads",
     )
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL, help="PostgreSQL server")
@@ -429,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"PostgreSQL: {pg_note}", file=sys.stderr)
             planner = Planner(args, pg_ok)
             blocks, sizes = planner.plan(), planner.sizes
-            runner.total_hint = sum(len(b.systems) * b.rounds for b in blocks)
+            runner.total_hint = sum(len(b.lanes()) * b.rounds for b in blocks)
             runner.started = time.perf_counter()
             for block in blocks:
                 runner.run_block(block)

@@ -46,6 +46,7 @@ class CairnSystem:
 
     def __init__(self) -> None:
         self.url = ""
+        self.location, self.backend = "", ""
         self.last_id: str | None = None
         self._replayed: Any = None
         self.effective: dict[str, Any] = {}
@@ -55,6 +56,7 @@ class CairnSystem:
 
     def open(self, setting: dict[str, Any], store: str, queues: bool = False) -> None:
         del queues
+        self.location, self.backend = store, setting["backend"]
         if setting["backend"] == "sqlite":
             self.url = f"sqlite:///{store}?synchronous={setting['synchronous']}"
             self.effective = {
@@ -108,6 +110,16 @@ class CairnSystem:
         if len(done) != n:
             raise RuntimeError(f"map of {n} items: {len(done)} items succeeded")
         return {"items_recorded": len(done)}
+
+    def over_workers(self, n: int, workers: int, log_dir: str) -> dict[str, Any]:
+        """A ``map`` of ``n`` items run by ``workers`` ``cairn worker`` processes
+        (``scaling.py``); this process only submits it and watches the store."""
+        import scaling
+
+        result: dict[str, Any] = scaling.run(
+            self.url, self.backend, self.location, n, workers, log_dir
+        )
+        return result
 
     def close(self) -> None:
         release_engine()

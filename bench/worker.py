@@ -18,8 +18,10 @@ Commands (``op``): ``seq`` (a request of n sequential no-op calls after a 1-call
 warm-up; peak memory of the request), ``three`` (the first 3-call request on a new
 store, engine start included, then ``requests`` more, each timed), ``map``
 (``map`` over n no-op items), ``replay`` (replay a request of n completed calls
-held in a copy of a store), ``probe`` (open, warm up, close: does this backend
-work here?), ``quit``.
+held in a copy of a store), ``workers`` (Cairn only: ``map`` over n no-op items
+run by ``workers`` ``cairn worker`` processes this process starts, see
+``scaling.py``), ``probe`` (open, warm up, close: does this backend work here?),
+``quit``.
 """
 
 from __future__ import annotations
@@ -163,6 +165,16 @@ def op_replay(system: Any, cmd: dict[str, Any], memory: Memory) -> dict[str, Any
         system.close()
 
 
+def op_workers(system: Any, cmd: dict[str, Any], memory: Memory) -> dict[str, Any]:
+    del memory
+    system.open(cmd["setting"], cmd["store"])
+    try:
+        result = system.over_workers(cmd["n"], cmd["workers"], cmd["log_dir"])
+        return {**result, "effective": system.effective}
+    finally:
+        system.close()
+
+
 def op_probe(system: Any, cmd: dict[str, Any], memory: Memory) -> dict[str, Any]:
     del memory
     system.open(cmd["setting"], cmd["store"])
@@ -178,6 +190,7 @@ OPS = {
     "three": op_three,
     "map": op_map,
     "replay": op_replay,
+    "workers": op_workers,
     "probe": op_probe,
 }
 
