@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench bench-venv clean
+.PHONY: demo test lint typecheck unit chromium screenshots bench bench-venv clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,20 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck
+test: lint typecheck chromium
 	$(BIN)/pytest -q
+
+# The dashboard's browser tests drive the system's Chromium (playwright never
+# downloads a browser here): Debian's package, installed when it is missing.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+chromium:
+	@command -v chromium >/dev/null || [ -x /usr/bin/chromium ] || \
+		($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium)
+
+# The README's pictures of the dashboard, taken by its browser test.
+screenshots: $(STAMP) chromium
+	CAIRN_SCREENSHOTS=$(CURDIR)/docs/images $(BIN)/pytest -q \
+		tests/dashboard/test_browser.py -k invoke_watch_open_fail_and_replay
 
 # The benchmark's own environment: the peer engine (DBOS) and matplotlib, kept out
 # of the project's .venv. `make bench BENCH_ARGS=--quick` for a short run.

@@ -12,13 +12,12 @@ from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
-from cairn import AttemptInfo, CallInfo
+from cairn import AttemptInfo, CallInfo, _text
 from cairn.store import CallRecord, RequestRecord
 from cairn.types import CallStatus, RequestStatus
 
 # More map items than this under one parent collapse to a count line.
 MAP_COLLAPSE_OVER = 20
-_TEXT_LIMIT = 300
 _STATUS_STYLE = {
     "succeeded": "green",
     "failed": "red",
@@ -47,35 +46,11 @@ def console(*, stderr: bool = False) -> Console:
     return made
 
 
-def duration(seconds: float | None) -> str:
-    """``0.4ms``, ``12ms``, ``1.23s``, ``2m03s``, ``1h02m``; ``-`` when unknown."""
-    if seconds is None:
-        return "-"
-    if seconds < 0.001:
-        return f"{seconds * 1000:.2f}ms"
-    if seconds < 1:
-        return f"{seconds * 1000:.0f}ms"
-    if seconds < 60:
-        return f"{seconds:.2f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m{secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
-
-
-def timestamp(ms: float | None) -> str:
-    """Local time of an epoch-milliseconds instant."""
-    if ms is None:
-        return "-"
-    moment = datetime.datetime.fromtimestamp(ms / 1000).astimezone()
-    return moment.strftime("%Y-%m-%d %H:%M:%S")
-
-
-def clip(text: str, limit: int = _TEXT_LIMIT) -> str:
-    """Shorten long text with an ellipsis."""
-    text = text.strip()
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+# Shared with the dashboard.
+duration = _text.duration
+timestamp = _text.timestamp
+clip = _text.clip
+error_line = _text.error_line
 
 
 def status_text(status: str) -> str:
@@ -83,30 +58,9 @@ def status_text(status: str) -> str:
     return f"[{_STATUS_STYLE.get(status, 'white')}]{status}[/]"
 
 
-def error_line(error: dict[str, Any] | None) -> str:
-    """``Type: message`` of an error dict."""
-    if not error:
-        return ""
-    kind, message = error.get("type") or "Error", error.get("message") or ""
-    return f"{kind}: {message}" if message else str(kind)
-
-
 def run_duration(record: RequestRecord, app_call: CallRecord | None) -> float | None:
-    """How long the latest run took (or has been running), from its application call.
-
-    The request's own ``started_at_ms`` is the first run's start, so after a replay
-    it would count the time between runs.
-    """
-    started = app_call.started_at_ms if app_call else record.started_at_ms
-    if started is None:
-        return None
-    if record.status.finished:
-        end = app_call.finished_at_ms if app_call else record.finished_at_ms
-    else:
-        end = None
-    if end is None:
-        end = datetime.datetime.now().timestamp() * 1000
-    return max(0.0, (end - started) / 1000.0)
+    """How long the latest run took (or has been running), from its application call."""
+    return _text.run_duration_s(record, app_call)
 
 
 def outcome(record: RequestRecord) -> str:
@@ -311,13 +265,12 @@ def _call_duration(call: CallInfo) -> str:
 
 def _marker(call: CallInfo) -> str:
     """Whether the latest run ran the call, served its checkpoint, or neither."""
-    if call.served_from_checkpoint:
+    marker = _text.replay_marker(call)
+    if marker == "checkpoint":
         return "[cyan]checkpoint[/]"
-    if call.ran_in_latest_run:
+    if marker == "ran":
         return "[bold]ran[/]"
-    if call.status in (CallStatus.PENDING, CallStatus.RUNNING) or not call.attempts:
-        return ""
-    return f"[dim]from run {call.attempts[-1].run}[/]"
+    return f"[dim]{marker}[/]" if marker else ""
 
 
 def _attempts_text(attempts: list[AttemptInfo], multi_run: bool) -> str:

@@ -144,6 +144,7 @@ def serve(
         )
     else:
         err.print("cairn serve: auth is on (Bearer API key)", markup=False)
+    err.print(f"cairn serve: dashboard at http://{host}:{port}/ui", markup=False)
     root = click.get_current_context().find_root()
     given = (
         root.get_parameter_source("log_level") is not click.core.ParameterSource.DEFAULT

@@ -1,8 +1,9 @@
-"""The HTTP API (Tensorlake's v1 shapes), live events over SSE, and ``cairn serve``.
+"""The HTTP API (Tensorlake's v1 shapes), live events over SSE, the dashboard, and
+``cairn serve``.
 
 ``create_app(store_url)`` is the ASGI application; ``serve(...)`` runs it with
 uvicorn next to an embedded worker, so that one command serves the applications
-of the loaded code on one machine.
+of the loaded code on one machine. The dashboard is at ``/`` and ``/ui``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from cairn import _registry
 from cairn.store import default_url
 
-from . import _api, _auth, _errors, _openapi, _stores
+from . import _api, _auth, _dashboard, _errors, _openapi, _stores
 from ._serve import ServeOptions, serve
 
 __all__ = ["ServeOptions", "create_app", "serve"]
@@ -64,7 +65,8 @@ def create_app(
     Args:
         store_url: the store (default: ``CAIRN_STORE`` or ``.cairn/cairn.db``).
         api_key: when set, every route but ``/healthz`` needs
-            ``Authorization: Bearer <api_key>``.
+            ``Authorization: Bearer <api_key>`` (the dashboard asks for the key
+            once and keeps a session cookie).
         namespace: the namespace served (the only one under ``/v1/namespaces/``).
 
     Returns:
@@ -99,6 +101,7 @@ def create_app(
             Route("/openapi.json", openapi, methods=["GET"]),
             *routes,
             Mount("/v1/namespaces/{namespace}", routes=routes),
+            *_dashboard.Dashboard(api_key=api_key, namespace=namespace).routes(),
         ],
         middleware=middleware,
         exception_handlers=_errors.HANDLERS,

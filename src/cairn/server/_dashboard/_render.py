@@ -1,0 +1,85 @@
+"""Jinja templates with autoescaping, and the headers every dashboard page carries.
+
+Every string a user's code produced (errors, outputs, progress messages, names)
+reaches a page through a template that escapes it; the pages also forbid inline
+scripts (Content-Security-Policy), so that text which got through unescaped
+still could not run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from starlette.responses import HTMLResponse
+
+from cairn import _text
+
+HERE = Path(__file__).parent
+STATIC = HERE / "static"
+
+HEADERS = {
+    # Inline style attributes (bar widths) are allowed; scripts only from files.
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data:; connect-src 'self'; object-src 'none'; "
+        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+def _asset_version() -> str:
+    """A hash of the static files, so browsers fetch them anew after an upgrade."""
+    digest = hashlib.sha256()
+    for path in sorted(STATIC.iterdir()):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:10]
+
+
+def _percent(value: float) -> str:
+    return f"{value:.3f}".rstrip("0").rstrip(".") + "%"
+
+
+def _thousands(value: int) -> str:
+    return f"{value:,}"
+
+
+class Templates:
+    """The dashboard's templates, loaded once per app."""
+
+    def __init__(self, *, namespace: str, auth: bool) -> None:
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(HERE / "templates"),
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.env.filters.update(
+            duration=_text.duration,
+            timestamp=_text.timestamp,
+            percent=_percent,
+            thousands=_thousands,
+        )
+        self.env.globals.update(
+            namespace=namespace,
+            auth=auth,
+            api=f"/v1/namespaces/{namespace}",
+            asset_version=_asset_version(),
+        )
+
+    def text(self, name: str, **context: Any) -> str:
+        """A template rendered to text."""
+        return self.env.get_template(name).render(**context)
+
+    def page(self, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+        """A page or fragment as an HTML response with the dashboard's headers."""
+        return HTMLResponse(
+            self.text(name, **context), status_code=status_code, headers=HEADERS
+        )

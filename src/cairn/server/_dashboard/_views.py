@@ -1,0 +1,241 @@
+"""View models: store records turned into what the templates show.
+
+Everything here is plain data and pure functions of records (and of ``now_ms``
+for running requests), so the pages' content is tested without a browser.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+from cairn import _registry, _request, _text
+from cairn.store import CallRecord, RequestRecord
+from cairn.types import CallStatus, RequestStatus
+
+from .. import _shapes
+from . import _journal, _tree, _values
+
+# Recent requests shown per application on the requests page.
+RECENT_PER_APP = 12
+
+
+@dataclass(frozen=True, kw_only=True)
+class RequestRow:
+    """One request in a list."""
+
+    id: str
+    application: str
+    status: str
+    finished: bool
+    outcome: str
+    created_at_ms: float
+    started_at_ms: float | None
+    duration_s: float | None
+    run: int
+    progress: _journal.ProgressLine | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Parameter:
+    """One parameter of an application, for the invoke form."""
+
+    name: str
+    hint: str
+    required: bool
+    default: str
+    example: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApplicationView:
+    """An application and its latest requests."""
+
+    name: str
+    description: str
+    parameters: list[Parameter]
+    recent: list[RequestRow]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RequestPage:
+    """Everything the request page shows."""
+
+    row: RequestRow
+    record: RequestRecord
+    served: bool
+    arguments: list[_values.Argument] | _values.Shown
+    output: _values.Shown | None
+    error: dict[str, Any] | None
+    rows: list[_tree.Row]
+    scale: _tree.Scale
+    counts: _tree.RunCounts
+    progress_log: list[_journal.ProgressLine]
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallDetails:
+    """One call, opened: attempts, arguments, output, progress messages."""
+
+    call: _request.CallInfo
+    label: str
+    arguments: list[_values.Argument] | _values.Shown
+    output: _values.Shown | None
+    progress_log: list[_journal.ProgressLine]
+    replayable: bool
+
+
+def progress(data: dict[str, Any] | None) -> _journal.ProgressLine | None:
+    """The latest progress a request record holds (None if it never reported)."""
+    return _journal.progress_line(data) if data else None
+
+
+def outcome(record: RequestRecord) -> str:
+    """``success``, ``failure: reason``, or empty while unfinished."""
+    if record.status is RequestStatus.SUCCEEDED:
+        return "success"
+    if record.status.finished:
+        return f"failure: {record.failure_reason or 'unknown'}"
+    return ""
+
+
+def request_row(
+    record: RequestRecord,
+    app_call: CallRecord | _request.CallInfo | None,
+    now_ms: float,
+) -> RequestRow:
+    """A request as one row of a list (its duration is its latest run's)."""
+    return RequestRow(
+        id=record.id,
+        application=record.application,
+        status=str(record.status),
+        finished=record.status.finished,
+        outcome=outcome(record),
+        created_at_ms=record.created_at_ms,
+        started_at_ms=app_call.started_at_ms if app_call else record.started_at_ms,
+        duration_s=_text.run_duration_s(record, app_call, now_ms),
+        run=record.run,
+        progress=None if record.status.finished else progress(record.progress),
+    )
+
+
+# What the invoke form suggests typing for a parameter of a type.
+_EXAMPLES = {
+    "int": "1",
+    "float": "1.5",
+    "str": '"text"',
+    "bool": "true",
+    "list": "[]",
+    "dict": "{}",
+    "any": "null",
+}
+
+
+def _hint_text(hint: Any) -> str:
+    if hint is Any:
+        return "any"
+    if isinstance(hint, type) and not typing.get_args(hint):
+        return hint.__qualname__
+    return str(hint).replace("typing.", "")
+
+
+def parameters(spec: _registry.FunctionSpec) -> list[Parameter]:
+    """The parameters an application takes, for the invoke form."""
+    signature = inspect.signature(spec.fn).parameters
+    found = []
+    for name, hint in _shapes._parameters(spec):
+        default = signature[name].default
+        text = ""
+        if default is not inspect.Parameter.empty:
+            try:
+                text = json.dumps(default)
+            except (TypeError, ValueError):
+                text = repr(default)
+        found.append(
+            Parameter(
+                name=name,
+                hint=_hint_text(hint),
+                required=default is inspect.Parameter.empty,
+                default=text,
+                example=text or _EXAMPLES.get(_hint_text(hint).split("[")[0], "null"),
+            )
+        )
+    return found
+
+
+def parameter_names(function: str) -> list[str]:
+    """The parameter names of a function of the loaded code (none if unknown)."""
+    spec = _registry.find(function)
+    return [] if spec is None else [name for name, _ in _shapes._parameters(spec)]
+
+
+def application(
+    spec: _registry.FunctionSpec, recent: list[RequestRow]
+) -> ApplicationView:
+    """An application of the loaded code, with its latest requests."""
+    return ApplicationView(
+        name=spec.name,
+        description=spec.description or "",
+        parameters=parameters(spec),
+        recent=recent,
+    )
+
+
+def request_page(
+    record: RequestRecord,
+    calls: list[_request.CallInfo],
+    tree: _tree.Tree,
+    progress_log: list[_journal.ProgressLine],
+    now_ms: float,
+) -> RequestPage:
+    """The request page of one request."""
+    row = request_row(record, tree.by_id.get(record.id), now_ms)
+    return RequestPage(
+        row=row,
+        record=record,
+        served=_registry.find(record.application) is not None,
+        arguments=_values.arguments(record.input, parameter_names(record.application)),
+        output=(
+            _values.json_value(record.output)
+            if record.status is RequestStatus.SUCCEEDED
+            else None
+        ),
+        error=record.error if record.status.finished else None,
+        rows=tree.rows(),
+        scale=tree.scale,
+        counts=_tree.run_counts(calls),
+        progress_log=progress_log,
+    )
+
+
+def call_details(
+    call: _request.CallInfo,
+    args: bytes | None,
+    output: bytes | None,
+    progress_log: list[_journal.ProgressLine],
+    record: RequestRecord,
+) -> CallDetails:
+    """One call of a request, opened."""
+    shown_output = None
+    if call.status is CallStatus.SUCCEEDED:
+        # The application call's output is the request's JSON output.
+        shown_output = (
+            _values.json_value(record.output)
+            if call.kind == "app"
+            else _values.pickled_value(output)
+        )
+    return CallDetails(
+        call=call,
+        label=_tree.label(call),
+        arguments=_values.arguments(
+            record.input if call.kind == "app" else args,
+            parameter_names(call.function),
+        ),
+        output=shown_output,
+        progress_log=progress_log,
+        replayable=record.status.finished
+        and _registry.find(record.application) is not None,
+    )

@@ -1,0 +1,403 @@
+// Cairn dashboard: live updates and actions. Plain JavaScript, no build step.
+//
+// Pages are rendered (and escaped) by the server; this script only swaps in
+// HTML the server rendered, or sets text with textContent. Actions call the JSON
+// API and show its own error messages. No polling: the requests page follows one
+// event stream (/ui/stream), the request page its request's progress stream.
+"use strict";
+
+(function () {
+  const body = document.body;
+  const API = body.dataset.api;
+
+  // -- helpers -----------------------------------------------------------------
+
+  function toLogin(response) {
+    if (response.redirected && new URL(response.url).pathname === "/ui/login") {
+      window.location.assign("/ui/login?next=" + encodeURIComponent(location.pathname + location.search));
+      return true;
+    }
+    return false;
+  }
+
+  async function callApi(method, path, init) {
+    const response = await fetch(path, Object.assign({ method: method, credentials: "same-origin" }, init || {}));
+    if (toLogin(response)) throw new Error("logged out");
+    let data = null;
+    const type = response.headers.get("content-type") || "";
+    if (type.includes("application/json")) data = await response.json();
+    if (!response.ok) {
+      const message = data && data.error && data.error.message;
+      throw new Error(message || response.status + " " + response.statusText);
+    }
+    return data;
+  }
+
+  async function fetchHtml(path) {
+    const response = await fetch(path, { credentials: "same-origin" });
+    if (toLogin(response)) throw new Error("logged out");
+    const text = await response.text();
+    if (!response.ok) {
+      let message = response.status + " " + response.statusText;
+      try { message = JSON.parse(text).error.message; } catch (e) { /* an HTML page */ }
+      throw new Error(message);
+    }
+    return text;
+  }
+
+  // Rows rendered by the server, as elements (a <template> parses <tr> alone).
+  function rowsOf(html) {
+    const template = document.createElement("template");
+    template.innerHTML = html.trim();
+    return Array.from(template.content.children);
+  }
+
+  function show(element, text, kind) {
+    if (!element) return;
+    element.textContent = text;
+    element.className = element.className.replace(/\b(ok|bad)\b/g, "").trim() + (kind ? " " + kind : "");
+    element.hidden = !text;
+  }
+
+  function setProgress(container, data) {
+    if (!container) return;
+    const bar = container.querySelector(".progress");
+    if (!bar) {
+      container.innerHTML = "<div class=\"progress\" role=\"progressbar\" aria-valuemin=\"0\" aria-valuemax=\"100\"><div class=\"fill\"></div></div>" +
+        "<div class=\"progress-text\"><span class=\"counts\"></span> <span class=\"message\"></span></div>";
+      return setProgress(container, data);
+    }
+    const known = data.percent !== null && data.percent !== undefined;
+    bar.classList.toggle("indeterminate", !known);
+    if (known) bar.setAttribute("aria-valuenow", String(data.percent));
+    else bar.removeAttribute("aria-valuenow");
+    bar.querySelector(".fill").style.width = (known ? data.percent : 100) + "%";
+    container.querySelector(".counts").textContent = data.counts;
+    container.querySelector(".message").textContent = data.message;
+  }
+
+  // As the server formats durations (cairn._text.duration).
+  function formatDuration(seconds) {
+    if (seconds < 1) return Math.round(seconds * 1000) + "ms";
+    if (seconds < 60) return seconds.toFixed(2) + "s";
+    const minutes = Math.floor(seconds / 60);
+    if (minutes < 60) return minutes + "m" + String(Math.floor(seconds % 60)).padStart(2, "0") + "s";
+    return Math.floor(minutes / 60) + "h" + String(minutes % 60).padStart(2, "0") + "m";
+  }
+
+  // -- requests page -------------------------------------------------------------
+
+  function initRequests() {
+    const table = document.getElementById("requests");
+    const tbody = table.querySelector("tbody");
+    const filters = document.getElementById("filters");
+    filters.querySelectorAll("select").forEach(function (select) {
+      select.addEventListener("change", function () { filters.submit(); });
+    });
+
+    function upsert(data) {
+      const [row] = rowsOf(data.html);
+      const existing = document.getElementById("r-" + data.id);
+      if (existing) existing.replaceWith(row);
+      else if (data.new) {
+        const empty = tbody.querySelector("tr.empty");
+        if (empty) empty.remove();
+        tbody.prepend(row);
+      }
+    }
+
+    if (table.dataset.live === "1") {
+      const watch = Array.from(tbody.querySelectorAll("tr[data-status]"))
+        .filter(function (tr) { return tr.dataset.status === "running" || tr.dataset.status === "pending"; })
+        .map(function (tr) { return tr.dataset.id; });
+      const query = new URLSearchParams({
+        watch: watch.join(","),
+        since: table.dataset.since,
+        application: table.dataset.application,
+        status: table.dataset.status,
+      });
+      const source = new EventSource("/ui/stream?" + query.toString());
+      const state = document.getElementById("live-state");
+      source.onopen = function () { state.hidden = false; };
+      source.onerror = function () { state.hidden = true; };
+      source.addEventListener("row", function (event) { upsert(JSON.parse(event.data)); });
+      source.addEventListener("progress", function (event) {
+        const data = JSON.parse(event.data);
+        const row = document.getElementById("r-" + data.id);
+        if (row) setProgress(row.querySelector(".progress-cell"), data);
+      });
+      window.addEventListener("pagehide", function () { source.close(); });
+    }
+
+    // Durations of running requests tick locally (no request to the server).
+    setInterval(function () {
+      tbody.querySelectorAll("tr[data-started-ms]").forEach(function (tr) {
+        const cell = tr.querySelector(".duration");
+        cell.textContent = formatDuration(Math.max(0, Date.now() - Number(tr.dataset.startedMs)) / 1000);
+      });
+    }, 1000);
+
+    initInvoke();
+  }
+
+  function initInvoke() {
+    const form = document.getElementById("invoke-form");
+    if (!form) return;
+    const select = document.getElementById("invoke-app");
+    const error = document.getElementById("invoke-error");
+    const ok = document.getElementById("invoke-ok");
+
+    function choose(name) {
+      select.value = name;
+      form.querySelectorAll("fieldset.params").forEach(function (fieldset) {
+        fieldset.hidden = fieldset.dataset.app !== name;
+      });
+      show(error, "");
+    }
+    select.addEventListener("change", function () { choose(select.value); });
+    document.querySelectorAll("[data-invoke]").forEach(function (button) {
+      button.addEventListener("click", function () {
+        choose(button.dataset.invoke);
+        const first = form.querySelector("fieldset.params:not([hidden]) textarea");
+        (first || select).focus();
+      });
+    });
+
+    form.addEventListener("submit", async function (event) {
+      event.preventDefault();
+      show(error, "");
+      show(ok, "");
+      const name = select.value;
+      const fieldset = form.querySelector("fieldset.params[data-app=\"" + CSS.escape(name) + "\"]");
+      // One multipart part per filled-in parameter, its JSON sent as typed: the
+      // server validates it and names what is wrong.
+      const parts = new FormData();
+      let count = 0;
+      fieldset.querySelectorAll("textarea").forEach(function (area) {
+        if (area.value.trim() === "") return;
+        parts.append(area.name, new Blob([area.value], { type: "application/json" }), area.name);
+        count += 1;
+      });
+      const button = form.querySelector("button[type=submit]");
+      button.disabled = true;
+      try {
+        const init = count ? { body: parts } : { body: "", headers: { "Content-Type": "application/json" } };
+        init.headers = Object.assign({ "Accept": "application/json" }, init.headers || {});
+        const data = await callApi("POST", API + "/applications/" + encodeURIComponent(name), init);
+        ok.hidden = false;
+        ok.textContent = "Started ";
+        const link = document.createElement("a");
+        link.href = "/ui/requests/" + encodeURIComponent(data.request_id);
+        link.textContent = data.request_id;
+        ok.appendChild(link);
+      } catch (failure) {
+        show(error, failure.message, "bad");
+      } finally {
+        button.disabled = false;
+      }
+    });
+  }
+
+  // -- request page --------------------------------------------------------------
+
+  function initRequest() {
+    const message = document.getElementById("action-message");
+    const openGroups = new Map(); // group id -> "problems" | ""
+    const openDetails = new Set();
+    let source = null;
+    let refreshing = null;
+    let again = false;
+
+    function main() { return document.getElementById("request-main"); }
+    function info() {
+      const data = main().dataset;
+      return { id: data.id, app: data.application, finished: data.finished === "1" };
+    }
+    function base() { return "/ui/requests/" + encodeURIComponent(info().id); }
+    function apiBase() {
+      const current = info();
+      return API + "/applications/" + encodeURIComponent(current.app) + "/requests/" + encodeURIComponent(current.id);
+    }
+
+    async function refresh() {
+      if (refreshing) { again = true; return refreshing; }
+      refreshing = (async function () {
+        try {
+          const html = await fetchHtml(base() + "/main");
+          const [fresh] = rowsOf(html);
+          main().replaceWith(fresh);
+          for (const [group, only] of Array.from(openGroups)) await openGroup(group, only);
+          for (const call of Array.from(openDetails)) await openCall(call);
+          if (info().finished) stopFollowing();
+        } catch (failure) {
+          show(message, failure.message, "bad");
+        }
+      })();
+      await refreshing;
+      refreshing = null;
+      if (again) {
+        again = false;
+        await new Promise(function (resolve) { setTimeout(resolve, 400); });
+        await refresh();
+      }
+    }
+
+    function follow() {
+      if (source) return;
+      source = new EventSource(apiBase() + "/progress");
+      source.onmessage = function (event) {
+        const data = JSON.parse(event.data);
+        const kind = Object.keys(data)[0];
+        if (kind === "RequestProgressUpdated") {
+          setProgress(document.getElementById("request-progress"), progressOf(data[kind]));
+        } else if (kind === "RequestFinished") {
+          stopFollowing();
+          refresh().then(function () {
+            // An action's message ("Replaying…") now says how the run ended.
+            if (!message.hidden && message.classList.contains("ok")) {
+              const data = main().dataset;
+              show(message, "Run " + data.run + " " + data.status + ".", data.status === "succeeded" ? "ok" : "bad");
+            }
+          });
+        } else {
+          refresh();
+        }
+      };
+    }
+
+    function stopFollowing() {
+      if (source) { source.close(); source = null; }
+    }
+
+    function progressOf(payload) {
+      const step = payload.step, total = payload.total;
+      const known = typeof total === "number" && total > 0;
+      const text = function (n) { return Number.isInteger(n) ? String(n) : String(Number(n.toPrecision(6))); };
+      return {
+        percent: known ? Math.min(100, Math.max(0, Math.round(step / total * 1000) / 10)) : null,
+        counts: known ? text(step) + " / " + text(total) : text(step),
+        message: payload.message || "",
+      };
+    }
+
+    async function act(path, payload, done) {
+      show(message, "");
+      try {
+        await callApi("POST", apiBase() + path, {
+          body: JSON.stringify(payload || {}),
+          headers: { "Content-Type": "application/json" },
+        });
+        show(message, done, "ok");
+        await refresh();
+        follow();
+      } catch (failure) {
+        show(message, failure.message, "bad");
+      }
+    }
+
+    // Rows below `row` in its subtree (its path is their prefix).
+    function subtree(row) {
+      const prefix = row.dataset.path + "/";
+      const found = [];
+      let next = row.nextElementSibling;
+      while (next && next.dataset.path && next.dataset.path.startsWith(prefix)) {
+        found.push(next);
+        next = next.nextElementSibling;
+      }
+      return found;
+    }
+
+    function fold(row, open) {
+      const toggle = row.querySelector("[data-toggle]");
+      toggle.setAttribute("aria-expanded", open ? "true" : "false");
+      toggle.textContent = open ? "▾" : "▸";
+      const closed = [];
+      subtree(row).forEach(function (child) {
+        const hidden = !open || closed.some(function (prefix) { return child.dataset.path.startsWith(prefix); });
+        child.classList.toggle("hidden", hidden);
+        const inner = child.querySelector("[data-toggle]");
+        if (inner && inner.getAttribute("aria-expanded") === "false") closed.push(child.dataset.path + "/");
+      });
+    }
+
+    function groupRow(group) {
+      return main().querySelector("tr[data-group=\"" + CSS.escape(group) + "\"]");
+    }
+
+    // Loads a group's items under its row. The intent is kept first, and the row
+    // looked up after the fetch: a live refresh may replace the page meanwhile,
+    // and re-opens what is in openGroups.
+    async function openGroup(group, only) {
+      openGroups.set(group, only || "");
+      const query = new URLSearchParams({ group: group, only: only || "" });
+      const html = await fetchHtml(base() + "/rows?" + query.toString());
+      const row = groupRow(group);
+      if (!row) { openGroups.delete(group); return; }
+      subtree(row).forEach(function (child) { child.remove(); });
+      row.after.apply(row, rowsOf(html));
+      row.dataset.loaded = only || "all";
+      fold(row, true);
+    }
+
+    function callRow(id) {
+      return main().querySelector("tr.row.call[data-id=\"" + CSS.escape(id) + "\"]");
+    }
+
+    async function openCall(id) {
+      openDetails.add(id);
+      const html = await fetchHtml(base() + "/calls/" + encodeURIComponent(id));
+      const row = callRow(id);
+      if (!row) { openDetails.delete(id); return; }
+      const old = main().querySelector("tr[data-details-for=\"" + CSS.escape(id) + "\"]");
+      const [details] = rowsOf(html);
+      if (old) old.replaceWith(details);
+      else row.after(details);
+    }
+
+    document.addEventListener("click", async function (event) {
+      const target = event.target.closest("button, [data-action]");
+      if (!target || !main().contains(target)) return;
+      const row = target.closest("tr");
+      try {
+        if (target.dataset.action === "replay") {
+          await act("/replay", {}, "Replaying the request with the served code.");
+        } else if (target.dataset.action === "cancel") {
+          await act("/cancel", {}, "Cancelled.");
+        } else if (target.hasAttribute("data-replay-from")) {
+          await act("/replay", { from_call: target.dataset.replayFrom }, "Replaying from " + target.dataset.replayFrom.slice(0, 12) + "….");
+        } else if (target.hasAttribute("data-toggle")) {
+          const open = target.getAttribute("aria-expanded") !== "true";
+          const group = row.dataset.group;
+          if (group && open && !row.dataset.loaded) {
+            await openGroup(group, "");
+          } else {
+            if (group && open) openGroups.set(group, row.dataset.loaded === "problems" ? "problems" : "");
+            if (group && !open) openGroups.delete(group);
+            fold(row, open);
+          }
+        } else if (target.hasAttribute("data-only-problems")) {
+          await openGroup(row.dataset.group, "problems");
+        } else if (target.hasAttribute("data-details")) {
+          const id = target.dataset.details;
+          const open = main().querySelector("tr[data-details-for=\"" + CSS.escape(id) + "\"]");
+          if (open) { open.remove(); openDetails.delete(id); } else await openCall(id);
+        } else if (target.hasAttribute("data-more")) {
+          const data = target.dataset;
+          const query = new URLSearchParams({ offset: data.offset });
+          if (data.group) { query.set("group", data.group); query.set("only", data.only); }
+          else query.set("parent", data.parent);
+          const html = await fetchHtml(base() + "/rows?" + query.toString());
+          row.replaceWith.apply(row, rowsOf(html));
+        }
+      } catch (failure) {
+        show(message, failure.message, "bad");
+      }
+    });
+
+    if (!info().finished) follow();
+    window.addEventListener("pagehide", stopFollowing);
+  }
+
+  if (body.dataset.page === "requests") initRequests();
+  if (body.dataset.page === "request") initRequest();
+})();

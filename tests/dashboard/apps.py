@@ -1,0 +1,134 @@
+"""Applications the dashboard tests serve (``cairn serve tests/dashboard/apps.py``).
+
+Names start with ``dash_``: decorated names are one global namespace. Files that
+tests use to steer the functions live in ``$SRV_TEST_DIR``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pydantic
+
+from cairn import RequestContext, Retries, application, function
+
+EVIL = "<script>window.__pwned = 1</script><img src=x onerror=window.__pwned=2>"
+
+
+def _dir() -> Path:
+    return Path(os.environ.get("SRV_TEST_DIR", "."))
+
+
+class Reading(pydantic.BaseModel):
+    """A value of the application's own type (pickled between functions)."""
+
+    sensor: str
+    value: float
+
+
+@application()
+@function(description="Counts to `count`, reporting progress at each step")
+def dash_ticker(count: int, interval_s: float = 0.1) -> int:
+    ctx = RequestContext.get()
+    for i in range(min(count, 500)):
+        time.sleep(min(max(interval_s, 0.0), 2.0))
+        ctx.progress.update(i + 1, count, f"step {i + 1} of {count}")
+    return count
+
+
+@function()
+def dash_fetch(key: str) -> str:
+    return f"fetched {key}"
+
+
+@function(retries=Retries(max_retries=0))
+def dash_publish(key: str, fetched: str) -> str:
+    if (_dir() / f"{key}.broken").exists():
+        raise ConnectionError(f"publishing {key} failed: the sink is down")
+    return f"published {fetched}"
+
+
+@application()
+@function(
+    description="Fetch (checkpointed), then publish: fails while <key>.broken exists"
+)
+def dash_pipeline(key: str) -> str:
+    RequestContext.get().progress.update(1, 2, "fetching")
+    fetched = dash_fetch(key)
+    RequestContext.get().progress.update(2, 2, "publishing")
+    return dash_publish(key, fetched)
+
+
+@function()
+def dash_echo_evil(text: str) -> str:
+    return text
+
+
+@application()
+@function()
+def dash_evil(fail: bool = False, hold_s: float = 0.0) -> str:
+    """Reports (for ``hold_s`` seconds), returns and raises text that is HTML."""
+    ctx = RequestContext.get()
+    deadline = time.monotonic() + min(hold_s, 30.0)
+    step = 0
+    while True:
+        step += 1
+        ctx.progress.update(step, step + 1, EVIL)
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.1)
+    out = dash_echo_evil(EVIL)
+    if fail:
+        raise ValueError(EVIL)
+    return out
+
+
+@function()
+def dash_square(x: int) -> int:
+    return x * x
+
+
+@application()
+@function(description="A map over n items")
+def dash_fanout(n: int) -> int:
+    return sum(dash_square.map(list(range(n))))
+
+
+@function()
+def dash_half(x: int) -> int:
+    if x % 7 == 3:
+        raise ValueError(f"item {x} is unlucky")
+    return x // 2
+
+
+@function()
+def dash_read(sensor: str) -> Reading:
+    return Reading(sensor=sensor, value=21.5)
+
+
+@function()
+def dash_total(acc: int, x: int) -> int:
+    return acc + x
+
+
+@application()
+@function(description="Nested calls, a map with failures caught, a reduce")
+def dash_mixed(n: int = 10) -> dict[str, object]:
+    reading = dash_read("kitchen")
+    halves = []
+    for x in range(n):
+        try:
+            halves.append(dash_half(x))
+        except Exception:
+            halves.append(-1)
+    squares = dash_square.map(list(range(n)))
+    total = dash_total.reduce(squares, 0)
+    return {"sensor": reading.sensor, "halves": halves, "total": total}
+
+
+@application()
+@function()
+def dash_add(a: int, b: int = 0) -> int:
+    return a + b

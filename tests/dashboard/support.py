@@ -1,0 +1,32 @@
+"""Helpers of the dashboard tests."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.server.support import wait_for
+
+APPS = Path(__file__).with_name("apps.py")
+KEY = "dash-s3cret-key"
+BIG_MAP = 10_000
+
+
+def finished(client: httpx.Client, request_id: str, timeout_s: float = 30) -> Any:
+    """Wait until a request finished; its metadata."""
+    found: dict[str, Any] = {}
+
+    def done() -> bool:
+        found.update(client.get(f"/requests/{request_id}").json())
+        return found["status"] in ("succeeded", "failed", "cancelled")
+
+    wait_for(done, timeout_s)
+    return found
+
+
+def rows_of(html: str) -> list[str]:
+    """The ids of the request rows of a requests page."""
+    return re.findall(r'<tr id="r-([0-9a-zA-Z_~.-]+)"', html)
