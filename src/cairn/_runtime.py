@@ -608,15 +608,14 @@ def _run_pending(futures: list[Future]) -> bool:
 
 
 def run_group(claimed: ClaimedCall, keep_claiming: Callable[[], bool]) -> None:
-    """Run a claimed map item, then the rest of its map that nobody holds yet.
+    """Run a claimed call; if it is a fast map item, then the rest of its map that
+    nobody holds yet.
 
     An executor that picked up one item goes on with the same map in growing
     batches, as the waiting caller does, instead of one claim per item, for as
     long as ``keep_claiming()`` (a draining worker stops taking work).
     """
-    started = time.monotonic()
-    run_dispatched(claimed)
-    if time.monotonic() - started >= _FAST_ITEM_S:
+    if _run_batch([claimed]) >= _FAST_ITEM_S:
         return  # slow items stay one claim each, spread over the executors
     group_id = claimed.record.group_id
     spec = _registry.find(claimed.record.function)
@@ -637,9 +636,7 @@ def _run_batches(claim: Callable[[int], list[ClaimedCall]], batch_size: int) -> 
         if not batch:
             return ran
         ran = True
-        started = time.monotonic()
-        _run_batch(batch)
-        fast = (time.monotonic() - started) / len(batch) < _FAST_ITEM_S
+        fast = _run_batch(batch) / len(batch) < _FAST_ITEM_S
         batch_size = min(batch_size * 2, _BATCH_MAX) if fast else 1
 
 
@@ -666,16 +663,18 @@ def _claim_batch(futures: list[Future], size: int) -> list[ClaimedCall]:
     return [] if claimed is None else [claimed]
 
 
-def _run_batch(batch: list[ClaimedCall]) -> None:
+def _run_batch(batch: list[ClaimedCall]) -> float:
+    """Run claimed items, committing fast ones together; the seconds their work took
+    (not the commit's: a commit slowed by other workers must not shrink batches,
+    which would only make more commits)."""
     from cairn import _dispatched
 
-    if len(batch) == 1:
-        _dispatched.run(batch[0])
-        return
+    started = time.monotonic()
     successes: list[CallSuccess] = []
     try:
         for claimed in batch:
             _dispatched.run(claimed, deferred=successes)
+        return time.monotonic() - started
     finally:
         # Whatever finished is committed, even if a later item stopped the batch.
         if successes:
@@ -773,13 +772,6 @@ def _check_timeout(timeout: object) -> float:
 
 
 # -- dispatched calls ------------------------------------------------------------------------------
-def run_dispatched(claimed: ClaimedCall) -> None:
-    """Run one claimed call to its outcome (success, retry scheduled, or final failure)."""
-    from cairn import _dispatched
-
-    _dispatched.run(claimed)
-
-
 def fold(parent: Frame, spec: FunctionSpec, initial: Any, items: list[Any]) -> Any:
     """A reduce: sequential checkpointed steps under the reduce's own call."""
     values = list(items)

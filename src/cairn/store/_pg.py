@@ -353,12 +353,20 @@ class Database:
         """Run read-only statements (each its own snapshot), retried if the link drops."""
         return self._retrying(lambda: self._read_once(body))
 
-    def write(self, body: Callable[[Connection], T], *, notify: bool = True) -> T:
+    def write(
+        self,
+        body: Callable[[Connection], T],
+        *,
+        notify: bool | Callable[[T], bool] = True,
+    ) -> T:
         """Run ``body`` in one READ COMMITTED transaction and commit it.
 
         Retried from the start when the connection drops (the transaction then did
         not commit) or PostgreSQL reports a deadlock or serialization failure.
-        ``notify`` wakes every listener when the transaction wrote something.
+        ``notify`` (or ``notify(result)``) wakes every listener when the
+        transaction wrote something. A commit that notifies holds PostgreSQL's
+        database-wide notify lock through its WAL flush, so commits that nobody
+        waits for (claims, a map's items) should not.
         """
         return self._retrying(lambda: self._write_once(body, notify))
 
@@ -437,13 +445,17 @@ class Database:
                     raise _Retry(error) from None
                 raise self._failed(error) from None
 
-    def _write_once(self, body: Callable[[Connection], T], notify: bool) -> T:
+    def _write_once(
+        self, body: Callable[[Connection], T], notify: bool | Callable[[T], bool]
+    ) -> T:
         with self._checkout() as conn:
             xid: str | None = None
             committing = False
             try:
                 with conn.transaction():
                     result = body(conn)
+                    if callable(notify):
+                        notify = notify(result)
                     row = conn.execute(
                         Q["end_transaction"],
                         {"notify": notify, "channel": CHANNEL, "origin": self.origin},

@@ -33,24 +33,28 @@ def lock_request(conn: Connection, request_id: str) -> bool:
 
 def after_calls(
     conn: Connection, done: Sequence[CallSuccess | CallFailure], now_ms: float
-) -> None:
-    """Served marks, events and request ends of committed outcomes (rows locked)."""
+) -> bool:
+    """Served marks, events and request ends of committed outcomes (rows locked);
+    True if a request ended."""
     plan = AfterCalls.of(done)
     for run in sorted({run for run, _ in plan.served}):
         ids = [i for r, i in plan.served if r == run]
         conn.execute(Q["mark_served"], {"run": run, "ids": ids})
-    for request_id, events in plan.events.items():
+    for request_id, events in sorted(plan.events.items()):
         append(conn, request_id, events)
+    ended = False
     for request_id, outcome in plan.finishes:
-        finish(conn, request_id, outcome, now_ms)
+        ended = finish(conn, request_id, outcome, now_ms) or ended
     for request_id in plan.finish_if_last:
-        finish_if_last(conn, request_id, now_ms)
+        ended = finish_if_last(conn, request_id, now_ms) or ended
+    return ended
 
 
 def finish(
     conn: Connection, request_id: str, outcome: RequestOutcome, now_ms: float
-) -> None:
-    """End a request (its row locked), unless it succeeded with calls still running."""
+) -> bool:
+    """End a request (its row locked), unless it succeeded with calls still running;
+    True if it ended now."""
     if outcome.status is RequestStatus.SUCCEEDED:
         row = conn.execute(
             Q["count_unfinished_dispatched"], {"request_id": request_id}
@@ -61,14 +65,14 @@ def finish(
                 "UPDATE requests SET output = %s WHERE id = %s",
                 (outcome.output, request_id),
             )
-            return
+            return False
     else:
         conn.execute(Q["cancel_pending"], {"request_id": request_id})
     row = conn.execute(
         "SELECT application, status FROM requests WHERE id = %s", (request_id,)
     ).fetchone()
     if row is None or RequestStatus(row[1]).finished:
-        return
+        return False
     conn.execute(
         Q["finish_request"],
         {
@@ -85,9 +89,10 @@ def finish(
         request_id,
         [_events.request_finished(request_id, row[0], outcome, now_ms)],
     )
+    return True
 
 
-def finish_if_last(conn: Connection, request_id: str, now_ms: float) -> None:
+def finish_if_last(conn: Connection, request_id: str, now_ms: float) -> bool:
     root = conn.execute(
         "SELECT c.status, r.output, r.status FROM calls c JOIN requests r "
         "ON r.id = c.request_id WHERE c.id = %s",
@@ -99,9 +104,9 @@ def finish_if_last(conn: Connection, request_id: str, now_ms: float) -> None:
         or root[0] != CallStatus.SUCCEEDED
         or RequestStatus(root[2]).finished
     ):
-        return
+        return False
     output = None if root[1] is None else bytes(root[1])
-    finish(
+    return finish(
         conn,
         request_id,
         RequestOutcome(status=RequestStatus.SUCCEEDED, output=output),
@@ -110,28 +115,17 @@ def finish_if_last(conn: Connection, request_id: str, now_ms: float) -> None:
 
 
 def append(conn: Connection, request_id: str, events: list[Event]) -> None:
-    # The UPDATE holds the request's row until commit: the next appender waits and
-    # gets the following numbers, so readers see sequence numbers in commit order.
-    row = conn.execute(
-        Q["bump_event_seq"], {"count": len(events), "request_id": request_id}
-    ).fetchone()
-    if row is None:
+    inserted = conn.execute(
+        Q["append_events"],
+        {
+            "request_id": request_id,
+            "kinds": [event.kind for event in events],
+            "payloads": [json.dumps(event.payload) for event in events],
+            "times": [event.created_at_ms for event in events],
+        },
+    ).rowcount
+    if events and inserted == 0:
         raise errors.RequestNotFound(f"no request with id {request_id!r}")
-    first = int(row[0]) - len(events) + 1
-    with conn.cursor() as cursor:
-        cursor.executemany(
-            Q["insert_event"],
-            [
-                {
-                    "request_id": request_id,
-                    "seq": first + offset,
-                    "kind": event.kind,
-                    "payload": json.dumps(event.payload),
-                    "created_at_ms": event.created_at_ms,
-                }
-                for offset, event in enumerate(events)
-            ],
-        )
 
 
 def check_abandoned(conn: Connection, request_id: str, now_ms: float) -> None:

@@ -6,14 +6,21 @@ SQLite relied on serialized writers:
 
 - claims pick a row with ``FOR UPDATE SKIP LOCKED`` and update it in one statement,
   so two workers never claim one call and never wait on each other;
-- every commit of a call takes its request's row first (request before calls, one
-  lock order), so event sequence numbers are never reused and exactly one
-  transaction sees a request's last call finish and ends the request;
+- every commit of a call takes its request's row lock before it appends events or
+  looks at the request's end, so event sequence numbers are never reused and
+  exactly one transaction sees a request's last call finish and ends the request.
+  Checkpoint commits write their own (claimed) call rows before taking it, so the
+  lock is held for one statement, the end check and the commit: with many workers
+  on one map, time under that lock is what they queue for. (Deadlocks, should two
+  transactions ever cross, are retried like lost connections.)
 - ``max_concurrency`` counts a function's running calls under a transaction-level
   advisory lock per function, so the cap holds across workers.
 
-Every transaction that writes sends a ``NOTIFY`` (delivered if and only if it
-commits); ``change_token`` counts them on a dedicated ``LISTEN`` connection.
+A transaction that writes news sends a ``NOTIFY`` (delivered if and only if it
+commits); ``change_token`` counts them on a dedicated ``LISTEN`` connection. A
+notifying commit holds PostgreSQL's database-wide notify lock through its WAL
+flush, so claims do not notify (unless a request starts) and checkpoint commits
+notify at most every 50 ms per store, and always when they end a request.
 """
 
 from __future__ import annotations
@@ -61,6 +68,9 @@ _RELEASE_CALLS = Q["release_calls"].replace("{call_columns}", _CALL_COLUMNS)
 # An idle worker asks the database whether work is due at least this often, even
 # when no notification arrived (a safety net; notifications are not lost).
 _RECHECK_IDLE_S = 2.0
+# How often a store's commits of checkpoints notify listeners, at most (commits
+# that end a request always do). Event streams poll each second besides.
+_NOTIFY_EVERY_S = 0.05
 _GROUP_BATCH = 16
 
 
@@ -71,6 +81,7 @@ class PostgresStore:
         self.url = url
         self._db = Database(url)
         self._fallback_token = 0
+        self._notified_at = 0.0
         self._idle_token: int | None = None
         self._idle_until_ms = 0.0
         self._idle_recheck_at = 0.0
@@ -374,7 +385,11 @@ class PostgresStore:
                 )
             return steps.claimed(row)
 
-        return self._db.write(body)
+        # Only a request that starts is news to listeners; other claims are not.
+        return self._db.write(
+            body,
+            notify=lambda claimed: claimed is not None and claimed.record.kind == "app",
+        )
 
     def claim_group(
         self,
@@ -397,7 +412,8 @@ class PostgresStore:
         rows = self._db.write(
             lambda conn: conn.execute(
                 _CLAIM["claim_batch_in_group"], params, binary=True
-            ).fetchall()
+            ).fetchall(),
+            notify=False,
         )
         return sorted((steps.claimed(row) for row in rows), key=lambda c: c.record.seq)
 
@@ -434,18 +450,37 @@ class PostgresStore:
         if not successes:
             return
 
-        def body(conn: Connection) -> None:
-            # Every request row first, in one order: two batches never deadlock.
-            for request_id in sorted({s.key.request_id for s in successes}):
-                steps.lock_request(conn, request_id)
+        def body(conn: Connection) -> bool:
+            # The call rows first, with no request locked: they are this worker's
+            # claimed calls, which no other writer waits for. Then each request's
+            # row, in one order, taken by appending its events (one statement) and
+            # held only for that, the end-of-request check and the commit: with
+            # many workers on one request, round trips under its lock are what
+            # everyone queues for.
             with conn.cursor() as cursor:
                 cursor.executemany(
                     Q["upsert_success"], [_sqlbase.success_params(s) for s in successes]
                 )
+            for request_id in sorted({s.key.request_id for s in successes}):
+                if not any(
+                    s.events for s in successes if s.key.request_id == request_id
+                ):
+                    steps.lock_request(conn, request_id)
             now_ms = max(s.finished_at_ms for s in successes)
-            steps.after_calls(conn, successes, now_ms)
+            return steps.after_calls(conn, successes, now_ms)
 
-        self._db.write(body)
+        self._db.write(body, notify=self._notify_progress)
+
+    def _notify_progress(self, ended: bool) -> bool:
+        """Whether a commit of checkpoints wakes listeners: always when it ended a
+        request (engines wait for that), else at most every _NOTIFY_EVERY_S from
+        this store, so that a map's thousands of item commits do not queue on
+        PostgreSQL's notify lock while streams still see them within a moment."""
+        now = time.monotonic()
+        if ended or now - self._notified_at >= _NOTIFY_EVERY_S:
+            self._notified_at = now
+            return True
+        return False
 
     def record_failure(self, failure: CallFailure) -> None:
         """Record a failed attempt."""

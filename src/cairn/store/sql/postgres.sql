@@ -192,13 +192,20 @@ ON CONFLICT (call_id, attempt) DO UPDATE SET
 -- name: mark_served
 UPDATE calls SET served_run = %(run)s WHERE id = ANY(%(ids)s::text[])
 
--- name: bump_event_seq
-UPDATE requests SET event_seq = event_seq + %(count)s WHERE id = %(request_id)s
-RETURNING event_seq
-
--- name: insert_event
+-- name: append_events
+-- Numbers a batch of events and inserts it in one statement (one round trip while
+-- the request's row is locked): the UPDATE takes that lock until commit, so the
+-- next appender gets the following numbers and readers see them in commit order.
+WITH bumped AS (
+    UPDATE requests SET event_seq = event_seq + cardinality(%(kinds)s::text[])
+    WHERE id = %(request_id)s
+    RETURNING event_seq - cardinality(%(kinds)s::text[]) AS before
+)
 INSERT INTO events (request_id, seq, kind, payload, created_at_ms)
-VALUES (%(request_id)s, %(seq)s, %(kind)s, %(payload)s, %(created_at_ms)s)
+SELECT %(request_id)s, bumped.before + e.ord, e.kind, e.payload, e.created_at_ms
+FROM bumped,
+     unnest(%(kinds)s::text[], %(payloads)s::text[], %(times)s::float8[])
+         WITH ORDINALITY AS e (kind, payload, created_at_ms, ord)
 
 -- name: count_unfinished_dispatched
 SELECT count(*) FROM calls
