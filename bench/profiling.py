@@ -168,11 +168,16 @@ def analyse(raw: str, view: str = "checkpoint") -> dict[str, Any]:
 
 
 def profile_setting(
-    python: str, tmp: str, setting: dict[str, Any], n: int, reps: int, view: str
+    python: str,
+    py_spy: Path,
+    tmp: str,
+    setting: dict[str, Any],
+    n: int,
+    reps: int,
+    view: str,
 ) -> dict[str, Any]:
-    py_spy = Path(python).parent / "py-spy"
     if not py_spy.exists():
-        return {"error": f"py-spy not found next to {python}"}
+        return {"error": f"py-spy not found at {py_spy} (make bench-venv)"}
     directory = tempfile.mkdtemp(prefix="profile-", dir=tmp)
     raw_path = os.path.join(directory, "profile.txt")
     argv = [
@@ -244,9 +249,12 @@ def profile_all(
     for setting in settings:
         print(f"profiling Cairn at {setting['name']} ...", file=sys.stderr, flush=True)
         python = pythons["cairn"]
+        # py-spy is a binary of the benchmark's own environment (make bench-venv).
+        py_spy = Path(pythons["dbos"]).parent / "py-spy"
         out[setting["name"]] = {
             "checkpoint": profile_setting(
                 python,
+                py_spy,
                 tmp,
                 setting,
                 1000 if quick else 2000,
@@ -254,7 +262,7 @@ def profile_all(
                 "checkpoint",
             ),
             "request": profile_setting(
-                python, tmp, setting, 3, 100 if quick else 300, "request"
+                python, py_spy, tmp, setting, 3, 100 if quick else 300, "request"
             ),
         }
     return out

@@ -21,6 +21,7 @@ from cairn import (
     _serialization,
     errors,
 )
+from cairn._store_cache import borrowed
 from cairn.store import (
     CallKey,
     EventRecord,
@@ -28,7 +29,6 @@ from cairn.store import (
     RequestOutcome,
     RequestRecord,
     default_url,
-    open_store,
     redact_url,
 )
 from cairn.types import CallStatus, FailureReason, RequestStatus
@@ -105,11 +105,8 @@ class Request:
         return self._id
 
     def _record(self) -> RequestRecord:
-        store = open_store(self._store_url)
-        try:
+        with borrowed(self._store_url) as store:
             record = store.get_request(self._id)
-        finally:
-            store.close()
         if record is None:
             raise errors.RequestNotFound(
                 f"no request with id {self._id!r} in {redact_url(self._store_url)}"
@@ -142,8 +139,7 @@ class Request:
 
     def calls(self) -> list[CallInfo]:
         """Every call of the request in start order, with attempts."""
-        store = open_store(self._store_url)
-        try:
+        with borrowed(self._store_url) as store:
             record = store.get_request(self._id)
             if record is None:
                 raise errors.RequestNotFound(f"no request with id {self._id!r}")
@@ -187,21 +183,15 @@ class Request:
                     )
                 )
             return calls
-        finally:
-            store.close()
 
     def events(self, after_seq: int = 0) -> list[EventRecord]:
         """Events recorded so far, after ``after_seq``."""
-        store = open_store(self._store_url)
-        try:
+        with borrowed(self._store_url) as store:
             return store.list_events(self._id, after_seq, limit=100_000)
-        finally:
-            store.close()
 
     def progress(self, poll_interval_s: float = 0.05) -> Iterator[dict[str, Any]]:
         """Events as ``{"Kind": {...}}`` until the request finishes."""
-        store = open_store(self._store_url)
-        try:
+        with borrowed(self._store_url) as store:
             seq = 0
             while True:
                 for event in store.list_events(self._id, seq):
@@ -210,8 +200,6 @@ class Request:
                     if event.kind == "RequestFinished":
                         return
                 time.sleep(poll_interval_s)
-        finally:
-            store.close()
 
     def replay(
         self,
@@ -227,20 +215,16 @@ class Request:
         took a different path. Returns when the replay has finished.
         """
         del upgrade_to_latest_version  # the code loaded in this process is the latest
-        store = open_store(self._store_url)
-        try:
+        with borrowed(self._store_url) as store:
             store.start_replay(
                 self._id, from_call=from_call, strict=strict, now_ms=_calls.now_ms()
             )
-        finally:
-            store.close()
         _run(self._id, self._store_url)
         return self
 
     def cancel(self) -> None:
         """Stop the request: nothing more runs for it."""
-        store = open_store(self._store_url)
-        try:
+        with borrowed(self._store_url) as store:
             record = store.get_request(self._id)
             if record is None:
                 raise errors.RequestNotFound(f"no request with id {self._id!r}")
@@ -253,8 +237,6 @@ class Request:
                     ),
                     _calls.now_ms(),
                 )
-        finally:
-            store.close()
 
     def __repr__(self) -> str:
         return f"Request(id={self._id!r})"
@@ -361,8 +343,7 @@ def submit(
     # Validate now, so bad input fails here with a clear message, not in a worker.
     boundary.bind_input(data["args"], data["kwargs"], name)
     request_id = request_id or _ids.new_request_id()
-    store = open_store(store_url)
-    try:
+    with borrowed(store_url) as store:
         store.create_request(
             NewRequest(
                 id=request_id,
@@ -384,8 +365,6 @@ def submit(
             ),
             payload,
         )
-    finally:
-        store.close()
     return request_id
 
 

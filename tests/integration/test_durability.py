@@ -387,7 +387,10 @@ def test_a_request_whose_process_was_killed_is_taken_over(tmp_path, store_url):
                     store = open_store({store_url!r})
                     (orphan,) = store.list_requests(application="takeover_app")
                     store.close()
-                    get_request(orphan.id, store={store_url!r}).output()
+                    orphan = get_request(orphan.id, store={store_url!r})
+                    deadline = time.monotonic() + 60
+                    while not orphan.status().finished and time.monotonic() < deadline:
+                        time.sleep(0.05)
             """
         )
     )
