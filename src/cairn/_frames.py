@@ -124,7 +124,9 @@ class Frame:
     def recorded_child(self, key: CallKey, store: Store) -> RecordedChild | None:
         """The stored row of the child at ``key`` (None: no such call is stored)."""
         if not self.read_ahead_from <= key.seq < self.read_ahead_until:
-            rows = store.list_recorded_children(self.key.id, key.seq, _READ_AHEAD)
+            rows = store.list_recorded_children(
+                self.key.request_id, self.key.id, key.seq, _READ_AHEAD
+            )
             self.read_ahead = {row.id: row for row in rows}
             self.read_ahead_from = key.seq
             # A short page holds every stored child from here on.
@@ -137,7 +139,7 @@ class Frame:
         if not self.run.strict:
             return
         if self.recorded is None:
-            self.recorded = store.list_children(self.key.id)
+            self.recorded = store.list_children(self.key.request_id, self.key.id)
         for record in self.recorded:
             if record.seq == key.seq and record.id != key.id:
                 raise Diverged(

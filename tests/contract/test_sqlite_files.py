@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import cairn
-from cairn.store import SCHEMA_VERSION, CallKey, NewRequest, Store, open_store
+from cairn.store import SCHEMA_VERSION, CallKey, Event, NewRequest, Store, open_store
 from cairn.store import sqlite as sqlite_store
 
 # The schema migrations must produce: table -> columns in order.
@@ -75,7 +75,6 @@ EXPECTED_SCHEMA = {
 }
 EXPECTED_INDEXES = {
     "calls_by_group",
-    "calls_by_parent",
     "calls_by_request",
     "calls_by_worker",
     "calls_runnable",
@@ -338,6 +337,40 @@ def test_the_last_migration_is_the_schema_version():
     numbers = [number for number, _name, _sql_text in _sql.migrations("sqlite")]
     assert numbers == list(range(1, len(numbers) + 1))
     assert numbers[-1] == SCHEMA_VERSION
+
+
+def test_a_store_made_at_schema_1_is_upgraded_with_its_data(tmp_path):
+    from cairn.store import _sql
+
+    path = tmp_path / "cairn.db"
+    conn = _raw(path)
+    ((_number, _name, first),) = [m for m in _sql.migrations("sqlite") if m[0] == 1]
+    conn.executescript(first)
+    # A request as schema 1 wrote it: its events counted in requests.event_seq.
+    conn.executescript(
+        """
+        INSERT INTO cairn_meta VALUES ('schema_version', '1');
+        INSERT INTO requests (id, application, status, input, event_seq, created_at_ms)
+            VALUES ('old', 'app', 'running', X'7B7D', 1, 1.0);
+        INSERT INTO calls (id, request_id, seq, function, kind, dispatched, status, run)
+            VALUES ('old', 'old', 0, 'app', 'app', 1, 'running', 1);
+        INSERT INTO events VALUES ('old', 1, 'RequestStarted', '{"n": 1}', 1.0);
+        """
+    )
+    conn.close()
+    store = open_store(_url(path))
+    try:
+        store.append_events(
+            "old", [Event(kind="RequestStarted", payload={"n": 2}, created_at_ms=2.0)]
+        )
+        assert [(e.seq, e.payload) for e in store.list_events("old")] == [
+            (1, {"n": 1}),
+            (2, {"n": 2}),
+        ]
+        assert [c.id for c in store.list_calls("old")] == ["old"]
+    finally:
+        store.close()
+    assert _schema(path) == (EXPECTED_SCHEMA, EXPECTED_INDEXES)
 
 
 def test_reopening_keeps_data_and_does_not_migrate_again(tmp_path):

@@ -1152,8 +1152,11 @@ def test_list_calls_in_start_order_and_children_in_seq_order(contract_store):
         item.id,
     }
     # Map items are not the parent's own calls.
-    assert [c.id for c in contract_store.list_children(root.id)] == [a.id, b.id]
-    assert contract_store.list_children(a.id) == []
+    assert [c.id for c in contract_store.list_children("req-1", root.id)] == [
+        a.id,
+        b.id,
+    ]
+    assert contract_store.list_children("req-1", a.id) == []
 
 
 def test_recorded_children_page_in_seq_order_with_succeeded_outputs(contract_store):
@@ -1166,14 +1169,17 @@ def test_recorded_children_page_in_seq_order_with_succeeded_outputs(contract_sto
     future = child(root, "future", 6)  # dispatched: not served by position
     contract_store.enqueue_calls([(future, None, 0.0)], 1)
 
-    page = contract_store.list_recorded_children(root.id, 1, 3)
+    page = contract_store.list_recorded_children(root.request_id, root.id, 1, 3)
     assert [(r.id, r.seq, r.status, r.output) for r in page] == [
         (calls[1].id, 1, CallStatus.SUCCEEDED, b"out1"),
         (calls[3].id, 3, CallStatus.SUCCEEDED, b"out3"),
         (calls[4].id, 4, CallStatus.FAILED, None),
     ]
     assert not any(r.has_state_writes for r in page)
-    rest = contract_store.list_recorded_children(root.id, 5, 100)
+    rest = contract_store.list_recorded_children(root.request_id, root.id, 5, 100)
     assert [r.id for r in rest] == [calls[5].id]
-    assert contract_store.list_recorded_children(root.id, 7, 100) == []
-    assert contract_store.list_recorded_children(calls[0].id, 0, 100) == []
+    assert contract_store.list_recorded_children(root.request_id, root.id, 7, 100) == []
+    assert (
+        contract_store.list_recorded_children(root.request_id, calls[0].id, 0, 100)
+        == []
+    )

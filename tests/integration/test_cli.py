@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cairn.store import CallKey, NewRequest, open_store
+from cairn.store import SCHEMA_VERSION, CallKey, NewRequest, open_store
 
 CAIRN = str(Path(sys.executable).parent / "cairn")
 
@@ -330,7 +330,7 @@ def test_db_migrate_and_status(tmp_path, store_url):
     status = cairn("db", "status", store=store_url)
     assert status.code == 0, status
     assert store_url in status.stdout
-    assert re.search(r"schema version\s+1", status.stdout)
+    assert re.search(rf"schema version\s+{SCHEMA_VERSION}", status.stdout)
     assert re.search(r"requests\s+1 \(1 succeeded\)", status.stdout)
     # --store may also come before the command.
     root = cairn("--store", store_url, "db", "status")

@@ -26,7 +26,7 @@ from ._records import (
     RunningCall,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class Store(Protocol):
@@ -91,11 +91,11 @@ class Store(Protocol):
     def list_calls(self, request_id: str) -> list[CallRecord]:
         """Every call of a request in start order."""
 
-    def list_children(self, parent_id: str) -> list[CallRecord]:
-        """The recorded children of a call in start order."""
+    def list_children(self, request_id: str, parent_id: str) -> list[CallRecord]:
+        """The recorded children of a call of ``request_id`` in start order."""
 
     def list_recorded_children(
-        self, parent_id: str, from_seq: int, limit: int
+        self, request_id: str, parent_id: str, from_seq: int, limit: int
     ) -> list[RecordedChild]:
         """Up to ``limit`` in-process children at positions ``from_seq`` on, in order,
         with the outputs of those that succeeded (one query for many replayed calls).

@@ -280,21 +280,24 @@ class PostgresStore:
         )
         return [_rows.call(row) for row in rows]
 
-    def list_children(self, parent_id: str) -> list[CallRecord]:
+    def list_children(self, request_id: str, parent_id: str) -> list[CallRecord]:
         """The recorded children of a call in start order."""
         rows = self._all(
-            f"SELECT {_CALL_COLUMNS} FROM calls WHERE parent_id = %s "
-            "AND kind <> 'map_item' AND kind <> 'reduce_step' ORDER BY seq",
-            (parent_id,),
+            f"SELECT {_CALL_COLUMNS} FROM calls WHERE request_id = %s "
+            "AND parent_id = %s AND kind <> 'map_item' AND kind <> 'reduce_step' "
+            "ORDER BY seq",
+            (request_id, parent_id),
         )
         return [_rows.call(row) for row in rows]
 
     def list_recorded_children(
-        self, parent_id: str, from_seq: int, limit: int
+        self, request_id: str, parent_id: str, from_seq: int, limit: int
     ) -> list[RecordedChild]:
         """In-process children from ``from_seq`` on, with succeeded outputs."""
         rows = self._all(
-            Q["recorded_children"], (parent_id, from_seq, limit), binary=True
+            Q["recorded_children"],
+            (request_id, parent_id, from_seq, limit),
+            binary=True,
         )
         return [_rows.recorded_child(row) for row in rows]
 

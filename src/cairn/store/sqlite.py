@@ -445,21 +445,21 @@ class SQLiteStore:
         ).fetchall()
         return [_rows.call(row) for row in rows]
 
-    def list_children(self, parent_id: str) -> list[CallRecord]:
+    def list_children(self, request_id: str, parent_id: str) -> list[CallRecord]:
         """The recorded children of a call in start order."""
         rows = self._conn.execute(
-            f"SELECT {_CALL_COLUMNS} FROM calls WHERE parent_id = ? AND kind <> 'map_item' "
-            "AND kind <> 'reduce_step' ORDER BY seq",
-            (parent_id,),
+            f"SELECT {_CALL_COLUMNS} FROM calls WHERE request_id = ? AND parent_id = ? "
+            "AND kind <> 'map_item' AND kind <> 'reduce_step' ORDER BY seq",
+            (request_id, parent_id),
         ).fetchall()
         return [_rows.call(row) for row in rows]
 
     def list_recorded_children(
-        self, parent_id: str, from_seq: int, limit: int
+        self, request_id: str, parent_id: str, from_seq: int, limit: int
     ) -> list[RecordedChild]:
         """In-process children from ``from_seq`` on, with succeeded outputs."""
         rows = self._conn.execute(
-            Q["recorded_children"], (parent_id, from_seq, limit)
+            Q["recorded_children"], (request_id, parent_id, from_seq, limit)
         ).fetchall()
         return [_rows.recorded_child(row) for row in rows]
 
@@ -881,10 +881,10 @@ class SQLiteStore:
     def _append(
         self, conn: sqlite3.Connection, request_id: str, events: list[Event]
     ) -> None:
-        last = conn.execute(
-            Q["bump_event_seq"], {"count": len(events), "request_id": request_id}
-        ).fetchone()[0]
-        first = last - len(events) + 1
+        first = (
+            conn.execute(Q["last_event_seq"], {"request_id": request_id}).fetchone()[0]
+            + 1
+        )
         conn.executemany(
             Q["insert_event"],
             [

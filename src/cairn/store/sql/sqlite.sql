@@ -8,7 +8,8 @@ executor, state_writes IS NOT NULL, started_at_ms, finished_at_ms
 -- name: recorded_children
 SELECT id, seq, status, CASE WHEN status = 'succeeded' THEN output END,
        state_writes IS NOT NULL
-FROM calls WHERE parent_id = ? AND dispatched = 0 AND seq >= ?
+FROM calls WHERE request_id = ? AND parent_id = ? AND dispatched = 0
+  AND seq >= ?
 ORDER BY seq LIMIT ?
 
 -- name: request_columns
@@ -127,9 +128,9 @@ VALUES (:call_id, :attempt, :request_id, :run, :outcome, :error_json, :started_a
 -- name: mark_served
 UPDATE calls SET served_run = :run WHERE id = :id
 
--- name: bump_event_seq
-UPDATE requests SET event_seq = event_seq + :count WHERE id = :request_id
-RETURNING event_seq
+-- name: last_event_seq
+-- Read inside the write transaction, which no other writer shares.
+SELECT coalesce(max(seq), 0) FROM events WHERE request_id = :request_id
 
 -- name: insert_event
 INSERT INTO events (request_id, seq, kind, payload, created_at_ms)
