@@ -453,8 +453,8 @@ class Database:
             committing = False
             try:
                 # Pipeline mode sends the transaction's statements without waiting
-                # for each answer until one is read: a checkpoint costs two round
-                # trips to the server instead of five.
+                # for an answer until one is read: a checkpoint waits for three
+                # answers from the server instead of five.
                 with conn.pipeline(), conn.transaction():
                     result = body(conn)
                     if callable(notify):
