@@ -20,7 +20,7 @@ import time
 import urllib.parse
 import weakref
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any, LiteralString, TypeVar, cast
 
 import psycopg
@@ -358,6 +358,7 @@ class Database:
         body: Callable[[Connection], T],
         *,
         notify: bool | Callable[[T], bool] = True,
+        pipelined: bool = False,
     ) -> T:
         """Run ``body`` in one READ COMMITTED transaction and commit it.
 
@@ -367,8 +368,13 @@ class Database:
         transaction wrote something. A commit that notifies holds PostgreSQL's
         database-wide notify lock through its WAL flush, so commits that nobody
         waits for (claims, a map's items) should not.
+
+        ``pipelined`` sends the statements without waiting for each answer until
+        one is read (a checkpoint waits for three answers instead of five). A
+        statement's error then surfaces at the next read, not at its
+        ``execute``: only for bodies that catch no database error themselves.
         """
-        return self._retrying(lambda: self._write_once(body, notify))
+        return self._retrying(lambda: self._write_once(body, notify, pipelined))
 
     @contextmanager
     def connection(self) -> Iterator[Connection]:
@@ -446,16 +452,19 @@ class Database:
                 raise self._failed(error) from None
 
     def _write_once(
-        self, body: Callable[[Connection], T], notify: bool | Callable[[T], bool]
+        self,
+        body: Callable[[Connection], T],
+        notify: bool | Callable[[T], bool],
+        pipelined: bool,
     ) -> T:
         with self._checkout() as conn:
             xid: str | None = None
             committing = False
             try:
-                # Pipeline mode sends the transaction's statements without waiting
-                # for an answer until one is read: a checkpoint waits for three
-                # answers from the server instead of five.
-                with conn.pipeline(), conn.transaction():
+                with (
+                    conn.pipeline() if pipelined else nullcontext(),
+                    conn.transaction(),
+                ):
                     result = body(conn)
                     if callable(notify):
                         notify = notify(result)

@@ -472,7 +472,7 @@ class PostgresStore:
             now_ms = max(s.finished_at_ms for s in successes)
             return steps.after_calls(conn, successes, now_ms)
 
-        self._db.write(body, notify=self._notify_progress)
+        self._db.write(body, notify=self._notify_progress, pipelined=True)
 
     def _notify_progress(self, ended: bool) -> bool:
         """Whether a commit of checkpoints wakes listeners: always when it ended a
