@@ -52,13 +52,36 @@ def dash_publish(key: str, fetched: str) -> str:
 
 @application()
 @function(
-    description="Fetch (checkpointed), then publish: fails while <key>.broken exists"
+    description="Prepare (`steps` progress steps), fetch (checkpointed), then publish: "
+    "fails while <key>.broken exists"
 )
-def dash_pipeline(key: str) -> str:
-    RequestContext.get().progress.update(1, 2, "fetching")
+def dash_pipeline(key: str, steps: int = 0, interval_s: float = 0.1) -> str:
+    ctx = RequestContext.get()
+    steps = min(max(steps, 0), 500)
+    total = steps + 2
+    for i in range(steps):
+        time.sleep(min(max(interval_s, 0.0), 2.0))
+        ctx.progress.update(i + 1, total, f"preparing {i + 1} of {steps}")
+    ctx.progress.update(total - 1, total, "fetching")
     fetched = dash_fetch(key)
-    RequestContext.get().progress.update(2, 2, "publishing")
+    ctx.progress.update(total, total, "publishing")
     return dash_publish(key, fetched)
+
+
+@function(retries=Retries(max_retries=2, initial_delay=0.05, max_delay=0.05))
+def dash_flaky(key: str) -> str:
+    counter = _dir() / f"{key}.attempts"
+    tries = int(counter.read_text()) + 1 if counter.exists() else 1
+    counter.write_text(str(tries))
+    if tries < 3:
+        raise RuntimeError(f"attempt {tries} of {key} failed")
+    return f"{key} worked on attempt {tries}"
+
+
+@application()
+@function(description="A call that fails twice, then succeeds on its second retry")
+def dash_retry(key: str) -> str:
+    return dash_flaky(key)
 
 
 @function()

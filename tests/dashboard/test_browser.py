@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
 from tests.dashboard.apps import EVIL
 from tests.dashboard.support import KEY, finished
-from tests.server.support import Server, invoke_kwargs
+from tests.server.support import Server, invoke_kwargs, wait_for
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -119,16 +119,8 @@ def _history(dash: Server) -> None:
     marker.unlink()
 
 
-def test_invoke_watch_open_fail_and_replay(
-    page: Page, dash: Server, shots: Path
-) -> None:
-    _history(dash)
-    # The requests page; a request started from its form shows up with a live bar.
-    page.goto(f"{dash.url}/ui")
-    expect(page.locator("#live-state")).to_be_visible()
-    request_id = _invoke_from_form(page, "dash_ticker", count="30", interval_s="0.1")
-    row = page.locator(f"#r-{request_id}")
-    row.wait_for()
+def _watch_bar(page: Page, request_id: str, shot: Path) -> list[str]:
+    """The widths the request's bar took on the requests page while it moved."""
     widths: list[str] = []
     deadline = time.monotonic() + 20
     while len(set(widths)) < 4 and time.monotonic() < deadline:
@@ -136,27 +128,53 @@ def test_invoke_watch_open_fail_and_replay(
         if width and (not widths or widths[-1] != width):
             widths.append(width)
         if len(widths) == 3:
-            page.screenshot(path=str(shots / "dashboard_requests.png"), full_page=True)
+            page.screenshot(path=str(shot), full_page=True)
         page.wait_for_timeout(60)
+    return widths
+
+
+def _calls_made(urls: list[tuple[str, str]]) -> list[str]:
+    """The fetches, XHRs and event streams among a page's requests."""
+    return [url for kind, url in urls if kind in ("fetch", "xhr", "eventsource")]
+
+
+def test_invoke_watch_open_fail_and_replay(
+    page: Page, dash: Server, shots: Path
+) -> None:
+    _history(dash)
+    urls: list[tuple[str, str]] = []
+    page.on(
+        "request", lambda request: urls.append((request.resource_type, request.url))
+    )
+    marker = dash.dir / "browser-k.broken"
+    marker.touch()
+    # The requests page; a request started from its form shows up with a live bar.
+    page.goto(f"{dash.url}/ui")
+    expect(page.locator("#live-state")).to_be_visible()
+    request_id = _invoke_from_form(
+        page, "dash_pipeline", key='"browser-k"', steps="12", interval_s="0.15"
+    )
+    row = page.locator(f"#r-{request_id}")
+    row.wait_for()
+    watching = len(urls)
+    widths = _watch_bar(page, request_id, shots / "dashboard_requests.png")
     assert len(set(widths)) >= 3, widths  # the bar moved at least twice
     assert [float(w.rstrip("%")) for w in widths] == sorted(
         float(w.rstrip("%")) for w in widths
     )
-    # Open it: the page follows the run until it succeeds.
+    # ...over the page's one event stream: no request at all while it moved.
+    assert _calls_made(urls[watching:]) == [], urls[watching:]
+    streams = [u for u in _calls_made(urls) if "/ui/stream?" in u]
+    assert len(streams) == 1, urls
+    # Open it while it runs: the page follows the run until its second step fails.
     row.locator("a.mono").click()
     main = page.locator("#request-main")
-    expect(main).to_have_attribute("data-status", "succeeded")
-    expect(page.locator("#request-output")).to_contain_text("30")
-
-    # A request whose second step fails: its error on the page, then a replay.
-    marker = dash.dir / "browser-k.broken"
-    marker.touch()
-    page.goto(f"{dash.url}/ui")
-    _invoke_from_form(page, "dash_pipeline", key='"browser-k"')
-    page.click("#invoke-ok a")
-    expect(page.locator("#request-main")).to_have_attribute("data-status", "failed")
+    expect(main).to_have_attribute("data-status", "failed")
     expect(page.locator("#request-error")).to_contain_text(
         "publishing browser-k failed: the sink is down"
+    )
+    expect(page.locator("#request-error .traceback")).to_contain_text(
+        "Traceback (most recent call last)"
     )
     page.locator(
         "tr.row.call.s-failed button[data-details]", has_text="dash_publish"
@@ -165,11 +183,12 @@ def test_invoke_watch_open_fail_and_replay(
     expect(details).to_contain_text("ConnectionError")
     expect(details).to_contain_text("No output: the call failed.")
     page.screenshot(path=str(shots / "dashboard_failed.png"), full_page=True)
+    # Replay: the run follows live to its success; the fetch is not run again.
     marker.unlink()
     page.click('[data-action="replay"]')
     expect(page.locator("#action-message")).to_have_text("Run 2 succeeded.")
-    expect(page.locator("#request-main")).to_have_attribute("data-status", "succeeded")
-    expect(page.locator("#request-main")).to_have_attribute("data-run", "2")
+    expect(main).to_have_attribute("data-status", "succeeded")
+    expect(main).to_have_attribute("data-run", "2")
     expect(page.locator("#request-output")).to_contain_text(
         "published fetched browser-k"
     )
@@ -180,18 +199,60 @@ def test_invoke_watch_open_fail_and_replay(
     page.screenshot(path=str(shots / "dashboard_request.png"), full_page=True)
     # Replay from the opened call: it runs again, the call before it does not.
     page.click("tr.details-row [data-replay-from]")
-    expect(page.locator("#request-main")).to_have_attribute("data-run", "3")
-    expect(page.locator("#request-main")).to_have_attribute("data-status", "succeeded")
+    expect(main).to_have_attribute("data-run", "3")
+    expect(main).to_have_attribute("data-status", "succeeded")
     expect(page.locator("tr.details-row")).to_contain_text("ran in the latest run")
     expect(fetch.locator(".tag.checkpoint")).to_be_visible()
+    # Nothing was fetched from another host (no CDN).
+    assert all(url.startswith(f"{dash.url}/") for _, url in urls), urls
 
 
-def test_cancel_from_the_request_page(page: Page, dash: Server) -> None:
+# Records every value a progress bar of the page takes (set by its script).
+_RECORD_BARS = """
+window.__bars = [];
+new MutationObserver(function (changes) {
+  changes.forEach(function (change) {
+    window.__bars.push(Number(change.target.getAttribute("aria-valuenow")));
+  });
+}).observe(document, {subtree: true, attributes: true, attributeFilter: ["aria-valuenow"]});
+"""
+
+
+def test_follow_then_cancel_from_the_request_page(page: Page, dash: Server) -> None:
     with dash.client() as client:
         request_id = invoke_kwargs(client, "dash_ticker", count=300, interval_s=0.1)
-    page.goto(f"{dash.url}/ui/requests/{request_id}")
+        wait_for(
+            lambda: (
+                (client.get(f"/requests/{request_id}").json()["progress"] or {}).get(
+                    "step", 0
+                )
+                >= 10
+            )
+        )
+    urls: list[tuple[str, str]] = []
+    page.on(
+        "request", lambda request: urls.append((request.resource_type, request.url))
+    )
+    page.add_init_script(_RECORD_BARS)
+    loaded = page.goto(f"{dash.url}/ui/requests/{request_id}")
+    assert loaded is not None
+    served = re.search(
+        r'id="request-progress">\s*<div class="progress" [^>]*aria-valuenow="([0-9.]+)"',
+        loaded.text(),
+    )
+    assert served is not None
+    rendered = float(served[1])  # as the server rendered it
+    assert rendered >= 10 / 300 * 100 - 0.1
     expect(page.locator("#request-main")).to_have_attribute("data-status", "running")
-    expect(page.locator("#request-progress .progress")).to_be_visible()
+    bar = page.locator("#request-progress .progress")
+    for _ in range(3):
+        _moved(bar)
+    # The bar moved forwards only, over the request's one progress stream: no
+    # fetch, no reload of what the page showed, no step of history replayed.
+    moves = page.evaluate("window.__bars")
+    assert moves and moves == sorted(moves) and moves[0] > rendered, moves
+    calls = _calls_made(urls)
+    assert len(calls) == 1 and calls[0].endswith(f"/{request_id}/progress"), urls
     page.click('[data-action="cancel"]')
     expect(page.locator("#request-main")).to_have_attribute("data-status", "cancelled")
     expect(page.locator('[data-action="cancel"]')).to_be_disabled()
@@ -210,10 +271,81 @@ def test_map_group_folds_and_pages(page: Page, dash: Server, shots: Path) -> Non
     expect(items).to_have_count(100)
     page.locator("[data-more]", has_text="40 not shown").last.click()
     expect(items).to_have_count(140)
+    # A replay re-renders the tree live: the group stays open, all its pages.
+    page.click('[data-action="replay"]')
+    expect(page.locator("#action-message")).to_have_text("Run 2 succeeded.")
+    expect(items).to_have_count(140)
+    expect(items.last).to_be_visible()
     group.locator("[data-toggle]").click()
     expect(items.first).to_be_hidden()
     page.locator("tr.row.call", has_text="dash_read").locator("[data-details]").click()
     expect(page.locator("tr.details-row")).to_contain_text("Reading")
+
+
+def test_ten_thousand_item_map_in_the_browser(
+    page: Page, dash: Server, big_map: str
+) -> None:
+    with dash.client() as client:
+        assert finished(client, big_map, timeout_s=90)["status"] == "succeeded"
+    started = time.monotonic()
+    page.goto(f"{dash.url}/ui/requests/{big_map}")
+    group = page.locator("tr.row.group")
+    expect(group).to_contain_text("10,000 items")
+    expect(group).to_contain_text("10,000 succeeded")
+    assert time.monotonic() - started < 5.0
+    items = page.locator("tr.row.call", has_text="dash_square[")
+    expect(items).to_have_count(0)  # folded: the page holds a handful of rows
+    assert page.locator("#tree tbody tr").count() < 10
+    # Unfolded a page at a time: 100 items, then 100 more on "Show more".
+    group.locator("[data-toggle]").click()
+    expect(items).to_have_count(100)
+    page.locator("[data-more]", has_text="9,900 not shown").click()
+    expect(items).to_have_count(200)
+    expect(page.locator("[data-more]", has_text="9,800 not shown")).to_be_visible()
+    assert page.locator("#tree tbody tr").count() < 220
+    # Folding hides them without a reload; unfolding shows the same rows again.
+    group.locator("[data-toggle]").click()
+    expect(items.first).to_be_hidden()
+    expect(page.locator("[data-more]")).to_be_hidden()
+    group.locator("[data-toggle]").click()
+    expect(items.nth(199)).to_be_visible()
+    expect(items).to_have_count(200)
+    items.nth(150).locator("[data-details]").click()
+    expect(page.locator("tr.details-row")).to_contain_text("22500")  # 150 squared
+
+
+def test_filters_and_pages_in_the_browser(page: Page, dash: Server) -> None:
+    with dash.client() as client:
+        made = [invoke_kwargs(client, "dash_add", a=i) for i in range(5)]
+        failed = invoke_kwargs(client, "dash_evil", fail=True)
+        for request_id in [*made, failed]:
+            finished(client, request_id)
+    rows = page.locator("#requests tbody tr[data-status]")
+
+    def column(index: int) -> list[str]:
+        return [row.locator("td").nth(index).inner_text().strip() for row in rows.all()]
+
+    page.goto(f"{dash.url}/ui")
+    page.select_option("#filters select[name=application]", "dash_add")
+    expect(page).to_have_url(re.compile(r"application=dash_add"))
+    expect(rows.first).to_be_visible()
+    assert set(column(1)) == {"dash_add"}
+    page.select_option("#filters select[name=status]", "failed")
+    expect(page).to_have_url(re.compile(r"status=failed"))
+    expect(page.locator("#requests tr.empty")).to_contain_text("match these filters")
+    page.select_option("#filters select[name=application]", "")
+    expect(rows.first).to_be_visible()
+    assert set(column(2)) == {"failed"} and failed in page.content()
+    # Pages of 2, newest first, linked by "Older" and "Newest".
+    page.goto(f"{dash.url}/ui?application=dash_add&limit=2")
+    expect(rows).to_have_count(2)
+    first = [row.get_attribute("data-id") for row in rows.all()]
+    assert first == [made[4], made[3]]
+    page.click("#older")
+    expect(rows).to_have_count(2)
+    assert [row.get_attribute("data-id") for row in rows.all()] == [made[2], made[1]]
+    page.click("text=« Newest")
+    expect(rows.first).to_have_attribute("data-id", made[4])
 
 
 def test_invoke_form_shows_the_servers_validation_message(
@@ -236,22 +368,39 @@ def test_invoke_form_shows_the_servers_validation_message(
     expect(page.locator("#invoke-ok")).to_be_hidden()
 
 
+def _moved(bar: Locator) -> None:
+    """Wait until a progress bar changed: updated by the page's script."""
+    before = bar.get_attribute("aria-valuenow") or ""
+    expect(bar).not_to_have_attribute("aria-valuenow", before)
+
+
 def test_script_in_a_progress_message_does_not_run(page: Page, dash: Server) -> None:
     page.goto(f"{dash.url}/ui")
     expect(page.locator("#live-state")).to_be_visible()
     with dash.client() as client:
-        request_id = invoke_kwargs(client, "dash_evil", fail=True, hold_s=1.5)
+        request_id = invoke_kwargs(client, "dash_evil", fail=True, hold_s=4.0)
     row = page.locator(f"#r-{request_id}")
-    # Shown live, as text, by the stream's updates...
-    expect(row.locator(".progress-text .message")).to_have_text(EVIL)
-    expect(row).to_have_attribute("data-status", "failed")
-    # ...and on the request page: the error, the progress log, the call's values.
+    # Shown live, as text, by the stream's progress updates (set by the script,
+    # not the row the server rendered)...
+    _moved(row.locator(".progress"))
+    message = row.locator(".progress-text .message")
+    expect(message).to_have_text(EVIL)
+    assert message.locator("*").count() == 0
+    # ...by the request page's own progress stream while it runs...
     page.goto(f"{dash.url}/ui/requests/{request_id}")
+    live = page.locator("#request-progress")
+    _moved(live.locator(".progress"))
+    expect(live.locator(".message")).to_have_text(EVIL)
+    assert live.locator(".message *").count() == 0
+    # ...and once it failed: the error, the progress log, the call's values.
+    expect(page.locator("#request-main")).to_have_attribute("data-status", "failed")
     expect(page.locator("#request-error")).to_contain_text(EVIL)
+    expect(page.locator("table.log .message").last).to_have_text(EVIL)
     page.locator("button[data-details]", has_text="dash_echo_evil").click()
     expect(page.locator("tr.details-row")).to_contain_text(EVIL)
     assert page.evaluate("typeof window.__pwned") == "undefined"
     assert page.locator("img[src=x]").count() == 0
+    assert page.locator("#request-main script").count() == 0
 
 
 def test_login_in_the_browser(page: Page, dash_secured: Server) -> None:

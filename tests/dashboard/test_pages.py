@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
+import markupsafe
 from httpx_sse import connect_sse
 
 from tests.dashboard.apps import EVIL
@@ -20,6 +21,18 @@ def _calls(client: httpx.Client, request_id: str) -> dict[str, str]:
     """Function name -> call id (the last call of each function)."""
     runs = client.get(f"/requests/{request_id}").json()["function_runs"]
     return {run["name"]: run["id"] for run in runs}
+
+
+# An attribute naming another host (``//cdn…``, ``https://…``): nothing may be
+# fetched from elsewhere.
+_EXTERNAL = re.compile(r'(?:src|href|action)="(?:[a-z][a-z0-9+.-]*:)?//', re.I)
+
+
+def _row(html: str, request_id: str) -> str:
+    """The requests-page row of one request."""
+    found = re.search(rf'<tr id="r-{re.escape(request_id)}".*?</tr>', html, re.S)
+    assert found is not None, request_id
+    return found[0]
 
 
 def test_root_and_requests_page(http: httpx.Client) -> None:
@@ -35,12 +48,30 @@ def test_root_and_requests_page(http: httpx.Client) -> None:
     for app in ("dash_add", "dash_ticker", "dash_pipeline", "dash_fanout"):
         assert f">{app}</a>" in page.text
     assert request_id in rows_of(page.text)
+    # Its row: status, outcome, start time, duration (no progress bar: finished).
+    row = _row(page.text, request_id)
+    assert '<span class="badge s-succeeded">succeeded</span>' in row
+    assert '<td class="outcome">success' in row
+    assert re.search(r">\d{4}-\d\d-\d\d \d\d:\d\d:\d\d</td>", row)
+    assert re.search(r'class="num nowrap duration">[0-9.]+(ms|s)</td>', row)
+    assert 'role="progressbar"' not in row
     # The invoke form lists each application's parameters, with their types.
     assert 'name="a"' in page.text and 'b</span> <span class="muted">int' in page.text
     assert http.get("/ui/").headers["location"] == "/ui"
     assert http.get("/ui/login").headers["location"] == "/ui"  # auth is off
-    assert http.get("/ui/static/dashboard.js").status_code == 200
-    assert http.get("/ui/static/dashboard.css").status_code == 200
+    script = http.get("/ui/static/dashboard.js")
+    style = http.get("/ui/static/dashboard.css")
+    assert script.status_code == 200 and style.status_code == 200
+    # Nothing is fetched from elsewhere: no other host named by a page or the CSS.
+    request_page = http.get(f"/ui/requests/{request_id}").text
+    for html in (page.text, request_page):
+        assert not _EXTERNAL.search(html)
+        # One script, the package's own file; no inline script (the CSP forbids it).
+        scripts = re.findall(r"<script\b[^>]*>", html)
+        assert len(scripts) == 1 and 'src="/ui/static/dashboard.js?v=' in scripts[0]
+    assert "@import" not in style.text
+    assert not re.search(r"url\(\s*['\"]?([a-z]+:)?//", style.text)
+    assert not re.search(r"[\"'`]([a-z]+:)?//", script.text)
 
 
 def test_request_page_shows_tree_values_and_timeline(http: httpx.Client) -> None:
@@ -121,6 +152,9 @@ def test_user_text_is_escaped(http: httpx.Client) -> None:
         assert "<img src=x" not in html
     assert escaped in pages[0]  # the error, its traceback and the progress message
     assert pages[0].count(escaped) >= 3
+    whole = str(markupsafe.escape(EVIL))
+    assert f'<p class="error-line"><strong>ValueError</strong>: {whole}</p>' in pages[0]
+    assert f'<td class="message">{whole}</td>' in pages[0]  # the progress log
     echoed = pages[1 + list(calls).index("dash_echo_evil")]
     assert escaped in echoed  # its argument and its output
     ok_id = invoke(http, "dash_evil", False)
@@ -128,6 +162,29 @@ def test_user_text_is_escaped(http: httpx.Client) -> None:
     output = http.get(f"/ui/requests/{ok_id}").text
     assert "<script>window" not in output and escaped in output
     assert EVIL not in output
+
+
+def test_attempts_show_each_error_and_duration(http: httpx.Client) -> None:
+    request_id = invoke(http, "dash_retry", "r-attempts")
+    assert finished(http, request_id)["status"] == "succeeded"
+    html = http.get(f"/ui/requests/{request_id}").text
+    row = re.search(r"dash_flaky</button>(.*?)</tr>", html, re.S)
+    assert row is not None and "3 (2 failed)" in row[1]
+    flaky = _calls(http, request_id)["dash_flaky"]
+    opened = http.get(f"/ui/requests/{request_id}/calls/{flaky}").text
+    attempts = re.findall(r'<tr class="o-(\w+)">(.*?)</tr>', opened, re.S)
+    assert [outcome for outcome, _ in attempts] == ["failure", "failure", "success"]
+    for number, (_, cells) in enumerate(attempts, 1):
+        assert re.search(r'<td class="num nowrap">[0-9.]+(ms|s)', cells), cells
+        if number < 3:
+            assert f"RuntimeError</strong>: attempt {number} of r-attempts failed" in (
+                cells
+            )
+            assert '<pre class="traceback">Traceback' in cells
+            assert re.search(r"retry after [0-9.]+ms", cells)  # jittered backoff
+        else:
+            assert "traceback" not in cells
+    assert "r-attempts worked on attempt 3" in opened
 
 
 def test_unknown_request_and_page_are_404_pages(http: httpx.Client) -> None:
@@ -162,6 +219,9 @@ def test_pagination_and_filters(http: httpx.Client) -> None:
         pages += 1
         ids = rows_of(html)
         assert len(ids) <= 10
+        # Only the chosen application's requests (each row links its application).
+        apps = re.findall(r'<a class="app-link" href="/ui\?application=([^"]+)"', html)
+        assert apps == ["dash_add"] * len(ids)
         seen += ids
         older = re.search(r'id="older" href="([^"]+)"', html)
         url = older[1].replace("&amp;", "&") if older else ""

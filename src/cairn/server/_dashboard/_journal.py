@@ -76,9 +76,13 @@ def tail(
     kind: str,
     call_id: str | None = None,
     limit: int = 20,
+    end: int | None = None,
 ) -> list[EventRecord]:
-    """The last ``limit`` events of ``kind`` (of one call if given), oldest first."""
-    end = last_seq(store, request_id)
+    """The last ``limit`` events of ``kind`` (of one call if given), oldest first.
+
+    ``end``: the last sequence number looked at (the request's last by default).
+    """
+    end = last_seq(store, request_id) if end is None else end
     found: list[EventRecord] = []
     scanned = 0
     while end > 0 and len(found) < limit and scanned < _SCAN_LIMIT:

@@ -21,7 +21,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from cairn import _calls, _registry, _request, errors
-from cairn.store import RequestRecord, Store
+from cairn.store import EventRecord, RequestRecord, Store
 from cairn.types import CallStatus, RequestStatus
 
 from .. import _api, _errors, _sse
@@ -172,19 +172,16 @@ class Dashboard:
 
     async def request_page(self, request: Request) -> Response:
         """One request: summary, error, input and output, call tree and timeline."""
-        loaded = await self._load(request)
-        if loaded is None:
+        view = await self._view(request)
+        if view is None:
             return self._missing(request)
-        return self.templates.page(
-            "request.html", page=await self._view(request, loaded)
-        )
+        return self.templates.page("request.html", page=view)
 
     async def request_main(self, request: Request) -> Response:
         """The request page's changing part, for live refreshes."""
-        loaded = await self._load(request)
-        if loaded is None:
+        view = await self._view(request)
+        if view is None:
             return self._missing(request)
-        view = await self._view(request, loaded)
         return self.templates.page("_request_main.html", page=view)
 
     async def rows(self, request: Request) -> Response:
@@ -351,21 +348,35 @@ class Dashboard:
         tree = _tree.Tree(record, calls, groups, attempts, _calls.now_ms())
         return _Loaded(record=record, calls=calls, tree=tree)
 
-    async def _view(self, request: Request, loaded: _Loaded) -> _views.RequestPage:
-        events = await _state(request).pool.run(
-            lambda store: _journal.tail(
+    async def _view(self, request: Request) -> _views.RequestPage | None:
+        state = _state(request)
+        request_id = _text(request, "request_id")
+
+        def read(store: Store) -> tuple[int, list[EventRecord]]:
+            seq = _journal.last_seq(store, request_id)
+            events = _journal.tail(
                 store,
-                loaded.record.id,
+                request_id,
                 kind=_journal.PROGRESS,
                 limit=_PROGRESS_LINES,
+                end=seq,
             )
-        )
+            return seq, events
+
+        # The events first, then the records: the page shows every event up to
+        # `seq` (its progress as of `seq`), so that its script skips them when its
+        # event stream starts from the run's first.
+        seq, events = await state.pool.run(read)
+        loaded = await self._load(request)
+        if loaded is None:
+            return None
         return _views.request_page(
             loaded.record,
             loaded.calls,
             loaded.tree,
             _journal.progress_lines(events),
             _calls.now_ms(),
+            seq=seq,
         )
 
     def _missing(self, request: Request) -> Response:

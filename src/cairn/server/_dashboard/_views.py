@@ -6,6 +6,7 @@ for running requests), so the pages' content is tested without a browser.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import typing
@@ -74,6 +75,8 @@ class RequestPage:
     scale: _tree.Scale
     counts: _tree.RunCounts
     progress_log: list[_journal.ProgressLine]
+    seq: int
+    """The request's last event when the page was read (it shows every one up to it)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -190,9 +193,17 @@ def request_page(
     tree: _tree.Tree,
     progress_log: list[_journal.ProgressLine],
     now_ms: float,
+    *,
+    seq: int,
 ) -> RequestPage:
-    """The request page of one request."""
+    """The request page of one request.
+
+    Its progress is the log's latest line (as of ``seq``), not the record's
+    (maybe newer): the page's script moves it on from there.
+    """
     row = request_row(record, tree.by_id.get(record.id), now_ms)
+    if row.progress is not None and progress_log:
+        row = dataclasses.replace(row, progress=progress_log[-1])
     return RequestPage(
         row=row,
         record=record,
@@ -208,6 +219,7 @@ def request_page(
         scale=tree.scale,
         counts=_tree.run_counts(calls),
         progress_log=progress_log,
+        seq=seq,
     )
 
 

@@ -204,6 +204,7 @@
     const message = document.getElementById("action-message");
     const openGroups = new Map(); // group id -> "problems" | ""
     const openDetails = new Set();
+    const moreLoaded = []; // "Show more" rows loaded, as their buttons' data
     let source = null;
     let refreshing = null;
     let again = false;
@@ -227,6 +228,7 @@
           const [fresh] = rowsOf(html);
           main().replaceWith(fresh);
           for (const [group, only] of Array.from(openGroups)) await openGroup(group, only);
+          for (const more of moreLoaded.slice()) if (moreRow(more)) await loadMore(more);
           for (const call of Array.from(openDetails)) await openCall(call);
           if (info().finished) stopFollowing();
         } catch (failure) {
@@ -246,23 +248,28 @@
       if (source) return;
       source = new EventSource(apiBase() + "/progress");
       source.onmessage = function (event) {
+        // The stream starts from the run's first event; the page already shows
+        // every event up to the one it was read at.
+        if (event.lastEventId && Number(event.lastEventId) <= Number(main().dataset.seq)) return;
         const data = JSON.parse(event.data);
         const kind = Object.keys(data)[0];
         if (kind === "RequestProgressUpdated") {
           setProgress(document.getElementById("request-progress"), progressOf(data[kind]));
         } else if (kind === "RequestFinished") {
           stopFollowing();
-          refresh().then(function () {
-            // An action's message ("Replaying…") now says how the run ended.
-            if (!message.hidden && message.classList.contains("ok")) {
-              const data = main().dataset;
-              show(message, "Run " + data.run + " " + data.status + ".", data.status === "succeeded" ? "ok" : "bad");
-            }
-          });
+          refresh().then(announce);
         } else {
           refresh();
         }
       };
+    }
+
+    // An action's message ("Replaying…") now says how the run ended.
+    function announce() {
+      if (!message.hidden && message.classList.contains("ok")) {
+        const data = main().dataset;
+        show(message, "Run " + data.run + " " + data.status + ".", data.status === "succeeded" ? "ok" : "bad");
+      }
     }
 
     function stopFollowing() {
@@ -289,7 +296,9 @@
         });
         show(message, done, "ok");
         await refresh();
-        follow();
+        // A run that ended meanwhile is shown already: its stream has nothing new.
+        if (info().finished) announce();
+        else follow();
       } catch (failure) {
         show(message, failure.message, "bad");
       }
@@ -339,6 +348,39 @@
       fold(row, true);
     }
 
+    function moreRow(more) {
+      const selector = ["parent", "group", "offset", "only"].map(function (name) {
+        return "[data-" + name + "=\"" + CSS.escape(more[name]) + "\"]";
+      }).join("");
+      const button = main().querySelector("button[data-more]" + selector);
+      return button && button.closest("tr");
+    }
+
+    // Loads the rows a "Show more" row stands for in its place. The intent is kept
+    // first, so that a live refresh (which re-renders the tree, maybe meanwhile)
+    // loads them again; the row is looked up after the fetch.
+    async function loadMore(more) {
+      if (!moreLoaded.some(function (known) { return sameMore(known, more); })) moreLoaded.push(more);
+      const query = new URLSearchParams({ offset: more.offset });
+      if (more.group) { query.set("group", more.group); query.set("only", more.only); }
+      else query.set("parent", more.parent);
+      const html = await fetchHtml(base() + "/rows?" + query.toString());
+      const row = moreRow(more);
+      if (!row) return;
+      row.replaceWith.apply(row, rowsOf(html));
+    }
+
+    // A group opened anew (all items, or only the problems) starts from its first page.
+    function forgetMore(group) {
+      for (let i = moreLoaded.length - 1; i >= 0; i -= 1) {
+        if (moreLoaded[i].group === group) moreLoaded.splice(i, 1);
+      }
+    }
+
+    function sameMore(a, b) {
+      return a.parent === b.parent && a.group === b.group && a.offset === b.offset && a.only === b.only;
+    }
+
     function callRow(id) {
       return main().querySelector("tr.row.call[data-id=\"" + CSS.escape(id) + "\"]");
     }
@@ -369,6 +411,7 @@
           const open = target.getAttribute("aria-expanded") !== "true";
           const group = row.dataset.group;
           if (group && open && !row.dataset.loaded) {
+            forgetMore(group);
             await openGroup(group, "");
           } else {
             if (group && open) openGroups.set(group, row.dataset.loaded === "problems" ? "problems" : "");
@@ -376,6 +419,7 @@
             fold(row, open);
           }
         } else if (target.hasAttribute("data-only-problems")) {
+          forgetMore(row.dataset.group);
           await openGroup(row.dataset.group, "problems");
         } else if (target.hasAttribute("data-details")) {
           const id = target.dataset.details;
@@ -383,11 +427,7 @@
           if (open) { open.remove(); openDetails.delete(id); } else await openCall(id);
         } else if (target.hasAttribute("data-more")) {
           const data = target.dataset;
-          const query = new URLSearchParams({ offset: data.offset });
-          if (data.group) { query.set("group", data.group); query.set("only", data.only); }
-          else query.set("parent", data.parent);
-          const html = await fetchHtml(base() + "/rows?" + query.toString());
-          row.replaceWith.apply(row, rowsOf(html));
+          await loadMore({ parent: data.parent, group: data.group, offset: data.offset, only: data.only });
         }
       } catch (failure) {
         show(message, failure.message, "bad");
