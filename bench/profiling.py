@@ -48,7 +48,11 @@ CATEGORIES = [
     ("app", "the application's own loop"),
 ]
 REQUEST_CATEGORIES = [
-    ("wait", "waiting: the caller's poll ticks (sleep) until the request is done"),
+    (
+        "wait",
+        "waiting, blocked, while an executor runs the request (the caller's share "
+        "of its work is the other rows)",
+    ),
     ("open", "opening and closing store connections (schema check included)"),
     ("commit", "COMMITs (creating the request)"),
     ("sql", "other SQL statements and their driver"),

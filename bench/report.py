@@ -571,9 +571,9 @@ def reading(doc: dict[str, Any]) -> list[str]:
             wait = request["categories"]["wait"]
             out.append(
                 f"- `{setting}`: {wait * 100:.0f}% of a 3-call request's "
-                f"{fmt(per_request)} ms is the caller asleep between its polls for "
-                "the request's end (`time.sleep(tick)` in "
-                "`Engine.run_until_finished`): latency of noticing, not work."
+                f"{fmt(per_request)} ms the caller spends blocked (on the wake-up "
+                "pipe an executor pokes when the request ends) while an executor "
+                "claims and runs the application call and its 3 checkpoints."
             )
     return out
 
