@@ -132,6 +132,45 @@ def test_an_empty_database_is_migrated_and_a_foreign_one_is_left_alone(empty_url
         server.drop_database(foreign)
 
 
+def test_a_database_made_at_schema_1_is_upgraded_with_its_data(empty_url):
+    from cairn.store import _sql
+
+    ((_number, _name, first),) = [m for m in _sql.migrations("postgres") if m[0] == 1]
+    with psycopg.connect(empty_url, autocommit=True) as conn:
+        conn.execute(first)
+        conn.execute("INSERT INTO cairn_meta VALUES ('schema_version', '1')")
+        conn.execute(
+            "INSERT INTO requests (id, application, status, input, created_at_ms) "
+            "VALUES ('old', 'app', 'running', '{}'::bytea, 1.0)"
+        )
+        conn.execute(
+            "INSERT INTO calls (id, request_id, seq, function, kind, dispatched, "
+            "status, run) VALUES ('old', 'old', 0, 'app', 'app', 1, 'running', 1)"
+        )
+    store = open_store(empty_url)
+    try:
+        assert isinstance(store, pg_store.PostgresStore) and not store.created
+        assert [c.id for c in store.list_calls("old")] == ["old"]
+        assert store.list_children("old", "old") == []
+    finally:
+        store.close()
+    assert sql(empty_url, "SELECT value FROM cairn_meta") == [(str(SCHEMA_VERSION),)]
+    indexes = {
+        str(row[0])
+        for row in sql(
+            empty_url,
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'calls' "
+            "AND schemaname = current_schema()",
+        )
+    }
+    assert "calls_by_parent" not in indexes and "calls_by_request" in indexes
+    (definition,) = sql(
+        empty_url,
+        "SELECT indexdef FROM pg_indexes WHERE indexname = 'calls_by_request'",
+    )
+    assert "(request_id, parent_id, seq)" in str(definition[0])
+
+
 def test_a_newer_schema_is_refused(empty_url):
     open_store(empty_url).close()
     sql(empty_url, "UPDATE cairn_meta SET value = '99' WHERE key = 'schema_version'")
