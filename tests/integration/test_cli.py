@@ -337,6 +337,25 @@ def test_db_migrate_and_status(tmp_path, store_url):
     assert re.search(r"requests\s+1 ", root.stdout), root
 
 
+def test_db_migrate_says_it_upgraded_an_older_store(tmp_path):
+    import sqlite3
+
+    from cairn.store import _sql
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    ((_number, _name, first),) = [m for m in _sql.migrations("sqlite") if m[0] == 1]
+    conn.executescript(first)
+    conn.execute("INSERT INTO cairn_meta VALUES ('schema_version', '1')")
+    conn.commit()
+    conn.close()
+    migrated = cairn("db", "migrate", store=f"sqlite:///{path}")
+    assert migrated.code == 0, migrated
+    assert f"from schema version 1 to {SCHEMA_VERSION}" in migrated.stdout
+    again = cairn("db", "migrate", store=f"sqlite:///{path}")
+    assert "up to date" in again.stdout
+
+
 @pytest.mark.parametrize(
     ("args", "code", "fragments"),
     [

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import click
 
-from cairn import errors
 from cairn.cli import _common, _render
 from cairn.store import SCHEMA_VERSION, redact_url
 
@@ -30,32 +29,22 @@ def status(store_url: str | None) -> None:
     )
 
 
-def _is_new_sqlite_store(url: str) -> bool | None:
-    from cairn.store import sqlite
-
-    if "://" not in url and url.endswith(".db"):
-        url = f"sqlite:///{url}"
-    try:
-        path, _options = sqlite.parse_url(url)
-    except errors.StoreError:
-        return None
-    return not path.exists() or path.stat().st_size == 0
-
-
 @db.command()
 @_common.store_option
 def migrate(store_url: str | None) -> None:
     """Create the store, or bring its schema up to this Cairn's version."""
-    url = _common.resolve_url(store_url)
-    new = _is_new_sqlite_store(url)
-    with _common.opened(url) as store:
-        url = store.url
-        if new is None:  # a PostgreSQL store knows whether opening it migrated it
-            new = bool(getattr(store, "created", False))
+    with _common.opened(_common.resolve_url(store_url)) as store:
+        url, before = store.url, store.schema_before
     out = _render.console()
-    if new:
+    if before == 0:
         out.print(
             f"created store {redact_url(url)} at schema version {SCHEMA_VERSION}",
+            markup=False,
+        )
+    elif before < SCHEMA_VERSION:
+        out.print(
+            f"migrated store {redact_url(url)} from schema version {before} to "
+            f"{SCHEMA_VERSION}",
             markup=False,
         )
     else:

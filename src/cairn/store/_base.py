@@ -34,6 +34,10 @@ class Store(Protocol):
 
     url: str
 
+    @property
+    def schema_before(self) -> int:
+        """The schema version the store had when opened (0: opening created it)."""
+
     def close(self) -> None:
         """Release connections."""
 

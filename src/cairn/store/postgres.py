@@ -91,6 +91,11 @@ class PostgresStore:
         """Whether opening this store created its schema."""
         return self._db.schema_before == 0
 
+    @property
+    def schema_before(self) -> int:
+        """The schema version the database had when opened (0: opening created it)."""
+        return self._db.schema_before
+
     def close(self) -> None:
         """Close every connection."""
         self._db.close()

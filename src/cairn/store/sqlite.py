@@ -107,6 +107,8 @@ class SQLiteStore:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self.schema_before = 0
+        """The schema version the file had when opened (0: opening created it)."""
         self.path, options = parse_url(url)
         self._synchronous = _SYNCHRONOUS[options.get("synchronous", "full").lower()]
         self._busy_timeout_s = float(options.get("timeout", _BUSY_TIMEOUT_S))
@@ -150,7 +152,8 @@ class SQLiteStore:
     def _migrate(self, conn: sqlite3.Connection) -> None:
         # Checking the version takes no lock; only a store that needs migrating is
         # locked, so opening a store never waits on a busy worker.
-        if self._schema_version(conn) == SCHEMA_VERSION:
+        self.schema_before = self._schema_version(conn)
+        if self.schema_before == SCHEMA_VERSION:
             return
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -159,7 +162,7 @@ class SQLiteStore:
                 f"store {str(self.path)!r} is locked: {error}"
             ) from error
         try:
-            version = self._schema_version(conn)
+            version = self.schema_before = self._schema_version(conn)
             for number, _name, script in _sql.migrations("sqlite"):
                 if number > version:
                     for statement in _statements(script):
