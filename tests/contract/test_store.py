@@ -13,6 +13,7 @@ import pytest
 
 import cairn
 from cairn.store import (
+    SCHEMA_VERSION,
     CallFailure,
     CallKey,
     CallSuccess,
@@ -164,6 +165,18 @@ def status_of(store: Store, call_id: str) -> CallStatus:
     record = store.get_call(call_id)
     assert record is not None, call_id
     return record.status
+
+
+# -- opening ----------------------------------------------------------------------------------
+def test_a_reopened_store_reports_the_schema_it_found(contract_store):
+    # The SQLite files here are new; PostgreSQL's are cloned from a migrated template.
+    created = contract_store.url.startswith("sqlite")
+    assert contract_store.schema_before == (0 if created else SCHEMA_VERSION)
+    again = contract_store.reopen()
+    try:
+        assert again.schema_before == SCHEMA_VERSION
+    finally:
+        again.close()
 
 
 # -- requests ---------------------------------------------------------------------------------
