@@ -87,11 +87,6 @@ class PostgresStore:
         self._idle_recheck_at = 0.0
 
     @property
-    def created(self) -> bool:
-        """Whether opening this store created its schema."""
-        return self._db.schema_before == 0
-
-    @property
     def schema_before(self) -> int:
         """The schema version the database had when opened (0: opening created it)."""
         return self._db.schema_before
