@@ -84,7 +84,12 @@ def crash_wide(n: int) -> list[int]:
 
 @function()
 def crash_ten_step(i: int) -> int:
-    _record(f"r{RequestContext.get().request_id} {i}")
+    label = f"r{RequestContext.get().request_id} {i}"
+    _record(label)
+    # When each execution began, to compare with when its call's checkpoint
+    # committed: none may begin after that.
+    with open(os.environ["CAIRN_TEST_EFFECTS"] + ".times", "a") as handle:
+        handle.write(f"{label}\t{time.time() * 1000:.3f}\n")
     time.sleep(0.01)
     return i
 

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from cairn import _request
-from cairn.types import RequestStatus
+from cairn.types import CallStatus, RequestStatus
 
 from . import apps
 from .conftest import assert_nothing_left_behind, wait_finished
@@ -57,5 +57,21 @@ def test_requests_finish_while_postgres_connections_are_killed(
     assert len(counts) == 100 * 10  # every step ran
     # A step ran twice only if a connection died between its run and its commit.
     assert sum(n - 1 for n in counts.values()) <= killed
+    # And never after its checkpoint committed: every committed call ran once.
+    began: dict[str, list[float]] = {}
+    for line in workers.effects.with_name("effects.log.times").read_text().splitlines():
+        label, at_ms = line.split("\t")
+        began.setdefault(label, []).append(float(at_ms))
+    for seed, request_id in enumerate(ids):
+        steps = [
+            c
+            for c in crash_store.list_calls(request_id)
+            if c.function == "crash_ten_step"
+        ]
+        assert len(steps) == 10
+        for step in steps:
+            assert step.status is CallStatus.SUCCEEDED and step.finished_at_ms
+            label = f"r{request_id} {seed * 100 + step.seq}"
+            assert max(began[label]) <= step.finished_at_ms, (label, began[label])
     assert all(w.poll() is None for w in workers.running), "workers must survive"
     assert "lost" in workers.logs().lower() or "reconnect" in workers.logs().lower()
