@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit chromium screenshots bench bench-venv clean
+.PHONY: demo test lint typecheck unit chromium netns-tools screenshots bench bench-venv clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck chromium
+test: lint typecheck chromium netns-tools
 	$(BIN)/pytest -q
 
 # The dashboard's browser tests drive the system's Chromium (playwright never
@@ -31,6 +31,13 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 chromium:
 	@command -v chromium >/dev/null || [ -x /usr/bin/chromium ] || \
 		($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium)
+
+# The two-hosts tier builds network namespaces with ip (iproute2) and unshare
+# (util-linux); as root, install them when they are missing.
+netns-tools:
+	@command -v ip >/dev/null && command -v unshare >/dev/null || \
+		[ "$$(id -u)" != 0 ] || \
+		(apt-get update -qq && apt-get install -y -qq iproute2 util-linux)
 
 # The README's pictures of the dashboard, taken by its browser test.
 screenshots: $(STAMP) chromium
