@@ -21,7 +21,7 @@ from cairn.store import _pg as pgmod
 from cairn.types import CallStatus, RequestStatus
 from tests import postgres_server
 
-from .test_sqlite_files import EXPECTED_SCHEMA
+from .test_sqlite_files import EXPECTED_SCHEMA, schema_1_sql
 from .test_store import T0, child, event, new_request, succeeded_app, success
 
 
@@ -132,12 +132,8 @@ def test_an_empty_database_is_migrated_and_a_foreign_one_is_left_alone(empty_url
 
 
 def test_a_database_made_at_schema_1_is_upgraded_with_its_data(empty_url):
-    from cairn.store import _sql
-
-    ((_number, _name, first),) = [m for m in _sql.migrations("postgres") if m[0] == 1]
     with psycopg.connect(empty_url, autocommit=True) as conn:
-        conn.execute(first)
-        conn.execute("INSERT INTO cairn_meta VALUES ('schema_version', '1')")
+        conn.execute(schema_1_sql("postgres"))
         conn.execute(
             "INSERT INTO requests (id, application, status, input, created_at_ms) "
             "VALUES ('old', 'app', 'running', '{}'::bytea, 1.0)"

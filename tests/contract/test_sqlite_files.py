@@ -91,6 +91,23 @@ def _raw(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(path, isolation_level=None, timeout=0.1)
 
 
+def schema_1_sql(dialect: str) -> str:
+    """Migration 1 alone, marked as applied: a store as the first schema made it."""
+    from cairn.store import _sql
+
+    ((_number, _name, first),) = [m for m in _sql.migrations(dialect) if m[0] == 1]
+    return first + ";\nINSERT INTO cairn_meta VALUES ('schema_version', '1');"
+
+
+def write_schema_1_store(path: Path, rows_sql: str = "") -> None:
+    """A SQLite file at schema 1, with ``rows_sql`` run on it."""
+    conn = _raw(path)
+    try:
+        conn.executescript(schema_1_sql("sqlite") + rows_sql)
+    finally:
+        conn.close()
+
+
 def _schema(path: Path) -> tuple[dict[str, list[str]], set[str]]:
     conn = _raw(path)
     try:
@@ -340,24 +357,18 @@ def test_the_last_migration_is_the_schema_version():
 
 
 def test_a_store_made_at_schema_1_is_upgraded_with_its_data(tmp_path):
-    from cairn.store import _sql
-
     path = tmp_path / "cairn.db"
-    conn = _raw(path)
-    ((_number, _name, first),) = [m for m in _sql.migrations("sqlite") if m[0] == 1]
-    conn.executescript(first)
     # A request as schema 1 wrote it: its events counted in requests.event_seq.
-    conn.executescript(
+    write_schema_1_store(
+        path,
         """
-        INSERT INTO cairn_meta VALUES ('schema_version', '1');
         INSERT INTO requests (id, application, status, input, event_seq, created_at_ms)
             VALUES ('old', 'app', 'running', X'7B7D', 1, 1.0);
         INSERT INTO calls (id, request_id, seq, function, kind, dispatched, status, run)
             VALUES ('old', 'old', 0, 'app', 'app', 1, 'running', 1);
         INSERT INTO events VALUES ('old', 1, 'RequestStarted', '{"n": 1}', 1.0);
-        """
+        """,
     )
-    conn.close()
     store = open_store(_url(path))
     try:
         store.append_events(

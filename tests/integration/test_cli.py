@@ -338,17 +338,10 @@ def test_db_migrate_and_status(tmp_path, store_url):
 
 
 def test_db_migrate_says_it_upgraded_an_older_store(tmp_path):
-    import sqlite3
-
-    from cairn.store import _sql
+    from tests.contract.test_sqlite_files import write_schema_1_store
 
     path = tmp_path / "old.db"
-    conn = sqlite3.connect(path)
-    ((_number, _name, first),) = [m for m in _sql.migrations("sqlite") if m[0] == 1]
-    conn.executescript(first)
-    conn.execute("INSERT INTO cairn_meta VALUES ('schema_version', '1')")
-    conn.commit()
-    conn.close()
+    write_schema_1_store(path)
     migrated = cairn("db", "migrate", store=f"sqlite:///{path}")
     assert migrated.code == 0, migrated
     assert f"from schema version 1 to {SCHEMA_VERSION}" in migrated.stdout
