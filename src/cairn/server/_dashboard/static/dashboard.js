@@ -205,6 +205,7 @@
     const openGroups = new Map(); // group id -> "problems" | ""
     const openDetails = new Set();
     const moreLoaded = []; // "Show more" rows loaded, as their buttons' data
+    const MORE_KEYS = ["parent", "group", "offset", "only"]; // what names a "Show more" row
     let source = null;
     let refreshing = null;
     let again = false;
@@ -349,7 +350,7 @@
     }
 
     function moreRow(more) {
-      const selector = ["parent", "group", "offset", "only"].map(function (name) {
+      const selector = MORE_KEYS.map(function (name) {
         return "[data-" + name + "=\"" + CSS.escape(more[name]) + "\"]";
       }).join("");
       const button = main().querySelector("button[data-more]" + selector);
@@ -378,7 +379,13 @@
     }
 
     function sameMore(a, b) {
-      return a.parent === b.parent && a.group === b.group && a.offset === b.offset && a.only === b.only;
+      return MORE_KEYS.every(function (name) { return a[name] === b[name]; });
+    }
+
+    function moreOf(button) {
+      const more = {};
+      for (const name of MORE_KEYS) more[name] = button.dataset[name];
+      return more;
     }
 
     function callRow(id) {
@@ -426,8 +433,7 @@
           const open = main().querySelector("tr[data-details-for=\"" + CSS.escape(id) + "\"]");
           if (open) { open.remove(); openDetails.delete(id); } else await openCall(id);
         } else if (target.hasAttribute("data-more")) {
-          const data = target.dataset;
-          await loadMore({ parent: data.parent, group: data.group, offset: data.offset, only: data.only });
+          await loadMore(moreOf(target));
         }
       } catch (failure) {
         show(message, failure.message, "bad");
