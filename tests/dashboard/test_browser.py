@@ -282,6 +282,46 @@ def test_map_group_folds_and_pages(page: Page, dash: Server, shots: Path) -> Non
     expect(page.locator("tr.details-row")).to_contain_text("Reading")
 
 
+def test_an_action_reports_its_own_run_not_one_a_fetch_in_flight_showed(
+    page: Page, dash: Server
+) -> None:
+    """A live refresh's page fetch still out when an action is taken answers for
+    the page as it was: the action's message waits for a fetch made after it."""
+    held: list[Any] = []  # the page's fetches of its main part, answered by hand
+    main_part = re.compile(r"/ui/requests/[^/]+/main$")
+
+    def hold(route: Any) -> None:
+        held.append(route)
+
+    page.route(main_part, hold)
+
+    def fetches(count: int) -> None:
+        deadline = time.monotonic() + 20
+        while len(held) < count:
+            assert time.monotonic() < deadline, f"{len(held)} page fetches, not {count}"
+            page.wait_for_timeout(20)
+
+    with dash.client() as client:
+        request_id = invoke_kwargs(client, "dash_ticker", count=20, interval_s=0.1)
+        page.goto(f"{dash.url}/ui/requests/{request_id}")
+        expect(page.locator("#request-main")).to_have_attribute(
+            "data-status", "running"
+        )
+        fetches(1)  # the root call's completion; then RequestFinished asks again
+        finished(client, request_id)
+        as_of_run_1 = client.get(f"/ui/requests/{request_id}/main").text
+        held[0].fulfill(status=200, content_type="text/html", body=as_of_run_1)
+        fetches(2)  # the fetch that follows, for what came meanwhile: left out
+        with page.expect_response(re.compile(r"/replay$")):
+            page.click('[data-action="replay"]')
+        held[1].fulfill(status=200, content_type="text/html", body=as_of_run_1)
+        page.unroute(main_part, hold)
+        for route in held[2:]:
+            route.continue_()
+        expect(page.locator("#action-message")).to_have_text("Run 2 succeeded.")
+        assert finished(client, request_id)["run"] == 2
+
+
 def test_ten_thousand_item_map_in_the_browser(
     page: Page, dash: Server, big_map: str
 ) -> None:

@@ -207,8 +207,8 @@
     const moreLoaded = []; // "Show more" rows loaded, as their buttons' data
     const MORE_KEYS = ["parent", "group", "offset", "only"]; // what names a "Show more" row
     let source = null;
-    let refreshing = null;
-    let again = false;
+    let refreshing = null; // the page fetch in flight
+    let queued = null; // the one that follows it
 
     function main() { return document.getElementById("request-main"); }
     function info() {
@@ -221,27 +221,35 @@
       return API + "/applications/" + encodeURIComponent(current.app) + "/requests/" + encodeURIComponent(current.id);
     }
 
-    async function refresh() {
-      if (refreshing) { again = true; return refreshing; }
-      refreshing = (async function () {
-        try {
-          const html = await fetchHtml(base() + "/main");
-          const [fresh] = rowsOf(html);
-          main().replaceWith(fresh);
-          for (const [group, only] of Array.from(openGroups)) await openGroup(group, only);
-          for (const more of moreLoaded.slice()) if (moreRow(more)) await loadMore(more);
-          for (const call of Array.from(openDetails)) await openCall(call);
-          if (info().finished) stopFollowing();
-        } catch (failure) {
-          show(message, failure.message, "bad");
-        }
-      })();
-      await refreshing;
-      refreshing = null;
-      if (again) {
-        again = false;
-        await new Promise(function (resolve) { setTimeout(resolve, 400); });
-        await refresh();
+    // Re-renders the page from the server. A caller gets a page fetched after it
+    // asked: one asking while a fetch is in flight waits for the next one (which
+    // all such callers share, a moment later, so a burst of events costs two
+    // fetches), never for the older answer; else an action's message could
+    // report the run it replaced.
+    function refresh() {
+      if (!refreshing) {
+        refreshing = render().finally(function () { refreshing = null; });
+        return refreshing;
+      }
+      if (!queued) {
+        queued = refreshing
+          .then(function () { return new Promise(function (resolve) { setTimeout(resolve, 400); }); })
+          .then(function () { queued = null; return refresh(); });
+      }
+      return queued;
+    }
+
+    async function render() {
+      try {
+        const html = await fetchHtml(base() + "/main");
+        const [fresh] = rowsOf(html);
+        main().replaceWith(fresh);
+        for (const [group, only] of Array.from(openGroups)) await openGroup(group, only);
+        for (const more of moreLoaded.slice()) if (moreRow(more)) await loadMore(more);
+        for (const call of Array.from(openDetails)) await openCall(call);
+        if (info().finished) stopFollowing();
+      } catch (failure) {
+        show(message, failure.message, "bad");
       }
     }
 
