@@ -282,11 +282,13 @@ def test_map_group_folds_and_pages(page: Page, dash: Server, shots: Path) -> Non
     expect(page.locator("tr.details-row")).to_contain_text("Reading")
 
 
+@pytest.mark.parametrize("answered", ["as_before_the_action", "as_after_the_action"])
 def test_an_action_reports_its_own_run_not_one_a_fetch_in_flight_showed(
-    page: Page, dash: Server
+    page: Page, dash: Server, answered: str
 ) -> None:
-    """A live refresh's page fetch still out when an action is taken answers for
-    the page as it was: the action's message waits for a fetch made after it."""
+    """A live refresh's page fetch still out when an action is taken may answer
+    for the page before the action (the message waits for a fetch made after
+    it) or after it, the new run still going (the message waits for its end)."""
     held: list[Any] = []  # the page's fetches of its main part, answered by hand
     main_part = re.compile(r"/ui/requests/[^/]+/main$")
 
@@ -314,7 +316,12 @@ def test_an_action_reports_its_own_run_not_one_a_fetch_in_flight_showed(
         fetches(2)  # the fetch that follows, for what came meanwhile: left out
         with page.expect_response(re.compile(r"/replay$")):
             page.click('[data-action="replay"]')
-        held[1].fulfill(status=200, content_type="text/html", body=as_of_run_1)
+        if answered == "as_after_the_action":
+            answer = client.get(f"/ui/requests/{request_id}/main").text
+            assert 'data-run="2"' in answer and 'data-finished="0"' in answer
+        else:
+            answer = as_of_run_1
+        held[1].fulfill(status=200, content_type="text/html", body=answer)
         page.unroute(main_part, hold)
         for route in held[2:]:
             route.continue_()

@@ -209,6 +209,7 @@
     let source = null;
     let refreshing = null; // the page fetch in flight
     let queued = null; // the one that follows it
+    let awaited = null; // the run whose end an action's message waits to report
 
     function main() { return document.getElementById("request-main"); }
     function info() {
@@ -266,19 +267,23 @@
           setProgress(document.getElementById("request-progress"), progressOf(data[kind]));
         } else if (kind === "RequestFinished") {
           stopFollowing();
-          refresh().then(announce);
+          refresh().then(settle);
         } else {
           refresh();
         }
       };
     }
 
-    // An action's message ("Replaying…") now says how the run ended.
-    function announce() {
-      if (!message.hidden && message.classList.contains("ok")) {
-        const data = main().dataset;
+    // The page as last fetched: an action's message ("Replaying…") says how the
+    // run it started ended, once the page shows that run (or a later one)
+    // finished; a run still going is followed.
+    function settle() {
+      const data = main().dataset;
+      if (awaited !== null && data.finished === "1" && Number(data.run) >= awaited) {
+        awaited = null;
         show(message, "Run " + data.run + " " + data.status + ".", data.status === "succeeded" ? "ok" : "bad");
       }
+      if (data.finished !== "1") follow();
     }
 
     function stopFollowing() {
@@ -298,16 +303,18 @@
 
     async function act(path, payload, done) {
       show(message, "");
+      awaited = null;
       try {
-        await callApi("POST", apiBase() + path, {
+        const answer = await callApi("POST", apiBase() + path, {
           body: JSON.stringify(payload || {}),
           headers: { "Content-Type": "application/json" },
         });
+        // A replay names the run it started; a cancel ends the one shown.
+        awaited = answer && typeof answer.run === "number" ? answer.run : Number(main().dataset.run);
         show(message, done, "ok");
         await refresh();
         // A run that ended meanwhile is shown already: its stream has nothing new.
-        if (info().finished) announce();
-        else follow();
+        settle();
       } catch (failure) {
         show(message, failure.message, "bad");
       }
