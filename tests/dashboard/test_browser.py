@@ -133,6 +133,15 @@ def _watch_bar(page: Page, request_id: str, shot: Path) -> list[str]:
     return widths
 
 
+def _requests_of(page: Page) -> list[tuple[str, str]]:
+    """The page's requests from now on, as (resource type, URL), filled as they go."""
+    urls: list[tuple[str, str]] = []
+    page.on(
+        "request", lambda request: urls.append((request.resource_type, request.url))
+    )
+    return urls
+
+
 def _calls_made(urls: list[tuple[str, str]]) -> list[str]:
     """The fetches, XHRs and event streams among a page's requests."""
     return [url for kind, url in urls if kind in ("fetch", "xhr", "eventsource")]
@@ -142,10 +151,7 @@ def test_invoke_watch_open_fail_and_replay(
     page: Page, dash: Server, shots: Path
 ) -> None:
     _history(dash)
-    urls: list[tuple[str, str]] = []
-    page.on(
-        "request", lambda request: urls.append((request.resource_type, request.url))
-    )
+    urls = _requests_of(page)
     marker = dash.dir / "browser-k.broken"
     marker.touch()
     # The requests page; a request started from its form shows up with a live bar.
@@ -229,10 +235,7 @@ def test_follow_then_cancel_from_the_request_page(page: Page, dash: Server) -> N
                 >= 10
             )
         )
-    urls: list[tuple[str, str]] = []
-    page.on(
-        "request", lambda request: urls.append((request.resource_type, request.url))
-    )
+    urls = _requests_of(page)
     page.add_init_script(_RECORD_BARS)
     loaded = page.goto(f"{dash.url}/ui/requests/{request_id}")
     assert loaded is not None
@@ -451,8 +454,7 @@ def test_script_in_a_progress_message_does_not_run(page: Page, dash: Server) -> 
 
 
 def test_login_in_the_browser(page: Page, dash_secured: Server) -> None:
-    urls: list[str] = []
-    page.on("request", lambda request: urls.append(request.url))
+    urls = _requests_of(page)
     page.goto(f"{dash_secured.url}/ui/requests/some-id")
     expect(page).to_have_url(re.compile(r"/ui/login\?next="))
     page.fill("input[name=api_key]", "not the key")
@@ -469,7 +471,7 @@ def test_login_in_the_browser(page: Page, dash_secured: Server) -> None:
     expect(page.locator("#request-output")).to_contain_text("42")
     assert request_id in page.url
     assert "cairn_session" not in page.evaluate("document.cookie")
-    assert not any(KEY in url for url in urls)
+    assert not any(KEY in url for _, url in urls)
     page.click("form.logout button")
     expect(page).to_have_url(re.compile(r"/ui/login$"))
     page.goto(f"{dash_secured.url}/ui")

@@ -5,7 +5,8 @@ hosts.
 
 The hosts are network namespaces on a bridge (``netns.py``), each with its own
 hostname; the database listens on its namespace's address alone, and requests
-come over HTTP from the root namespace. Without root (or ``ip``) the tier skips.
+come over HTTP from the root namespace. Without root (or ``ip``) the tier skips,
+except with ``CI`` set: there it fails.
 """
 
 from __future__ import annotations

@@ -313,7 +313,7 @@
         awaited = answer && typeof answer.run === "number" ? answer.run : Number(main().dataset.run);
         show(message, done, "ok");
         await refresh();
-        // A run that ended meanwhile is shown already: its stream has nothing new.
+        // Reported now if the run ended meanwhile (its stream has nothing new).
         settle();
       } catch (failure) {
         show(message, failure.message, "bad");
