@@ -65,6 +65,7 @@ def test_bad_urls_get_one_clear_message(empty_url):
     cases = {
         f"{empty_url}?bogus=1": "bogus",
         f"{empty_url}?timeout=soon": "timeout='soon'",
+        f"{empty_url}?timeout=-1": r"keeps trying to reach the database, a number in \(0",
         f"postgresql://{base.hostname}:notaport/x": "port",
     }
     for url, fragment in cases.items():

@@ -10,8 +10,15 @@ from typing import Any
 import pytest
 
 import cairn
-from cairn.store import SCHEMA_VERSION, CallKey, Event, NewRequest, Store, open_store
-from cairn.store import sqlite as sqlite_store
+from cairn.store import (
+    SCHEMA_VERSION,
+    CallKey,
+    Event,
+    NewRequest,
+    Store,
+    _sqlite_file,
+    open_store,
+)
 
 # The schema migrations must produce: table -> columns in order.
 EXPECTED_SCHEMA = {
@@ -166,7 +173,7 @@ def _pragma(store: Store, name: str) -> Any:
 
 @pytest.fixture
 def short_busy_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sqlite_store, "_BUSY_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(_sqlite_file, "BUSY_TIMEOUT_S", 0.2)
 
 
 # -- files that are not Cairn stores -------------------------------------------------------------
@@ -274,6 +281,11 @@ def test_a_write_to_a_store_locked_by_another_connection_fails_fast(
         ("sqlite:///", "names no file"),
         ("sqlite:///x.db?synchronous=bogus", "bogus"),
         ("sqlite:///x.db?foo=1", "'foo'"),
+        ("sqlite:///x.db?timeout=soon", "bad timeout='soon'"),
+        (
+            "sqlite:///x.db?timeout=0",
+            "seconds a writer waits for a lock, a number in (0",
+        ),
         ("mysql://x", "mysql://x"),
         ("nothing-like-a-url", "unknown store URL"),
     ],

@@ -50,9 +50,9 @@ __all__ = [
 
 def default_url() -> str:
     """The store URL from ``CAIRN_STORE``, else ``.cairn/cairn.db`` in the working dir."""
-    from . import sqlite
+    from . import _sqlite_file
 
-    return sqlite.default_url()
+    return _sqlite_file.default_url()
 
 
 def open_store(url: str | None = None) -> Store:

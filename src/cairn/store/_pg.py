@@ -31,7 +31,7 @@ from cairn import errors
 
 from . import _sql
 from ._base import SCHEMA_VERSION
-from ._urls import redact
+from ._urls import redact, timeout_option
 
 logger = logging.getLogger("cairn.store.postgres")
 
@@ -89,15 +89,9 @@ def parse_url(url: str) -> tuple[dict[str, str], float]:
     retry_s = RETRY_FOR_S
     for key, value in query:
         if key == "timeout":
-            try:
-                retry_s = float(value)
-            except ValueError:
-                retry_s = -1.0
-            if not 0 < retry_s < 86400:
-                raise errors.StoreError(
-                    f"bad timeout={value!r} in store URL {redact(url)!r}: seconds an "
-                    "operation keeps trying to reach the database, a number in (0, 86400)"
-                )
+            retry_s = timeout_option(
+                value, url, "seconds an operation keeps trying to reach the database"
+            )
     libpq_url = urllib.parse.urlunsplit(
         parts._replace(
             query=urllib.parse.urlencode([(k, v) for k, v in query if k != "timeout"])

@@ -1,29 +1,21 @@
-"""The embedded store: one SQLite file in WAL mode.
+"""The embedded store: one SQLite file in WAL mode, opened, migrated and locked
+for writes by ``_sqlite_file``; here, what the store reads and writes in it.
 
-Writers take the lock up front (``BEGIN IMMEDIATE``) so that two processes never
-both read, then both try to upgrade to a write lock and deadlock; readers are never
-blocked in WAL mode. ``synchronous=FULL`` by default: a committed checkpoint
-survives a power cut. ``?synchronous=normal`` keeps commits across process crashes
+``synchronous=FULL`` by default: a committed checkpoint survives a power cut. ``?synchronous=normal`` keeps commits across process crashes
 only, and is several times faster.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import time
-import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from cairn import _events, errors
 from cairn.types import CallStatus, RequestStatus
 
 from . import _rows, _sql
-from ._base import SCHEMA_VERSION
 from ._records import (
     AttemptRecord,
     CallFailure,
@@ -46,15 +38,11 @@ from ._sqlbase import (
     success_params,
     worker_is_dead,
 )
+from ._sqlite_file import StoreFile
 
 Q = _sql.queries("sqlite")
 _CALL_COLUMNS = Q["call_columns"]
 _REQUEST_COLUMNS = Q["request_columns"]
-_SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL", "extra": "EXTRA", "off": "OFF"}
-# How long a writer waits for another process's transaction before giving up
-# (``?timeout=SECONDS`` in the URL).
-_BUSY_TIMEOUT_S = 30.0
-# A worker whose heartbeat is older than this is taken for dead.
 
 
 class RequestExists(errors.CairnError):
@@ -63,178 +51,28 @@ class RequestExists(errors.CairnError):
     code = "request_exists"
 
 
-def parse_url(url: str) -> tuple[Path, dict[str, str]]:
-    """Split ``sqlite:///relative.db`` / ``sqlite:////abs.db?synchronous=normal``."""
-    parsed = urllib.parse.urlsplit(url)
-    if parsed.scheme != "sqlite":
-        raise errors.StoreError(f"not a sqlite store URL: {url!r}")
-    if parsed.netloc:
-        raise errors.StoreError(
-            f"bad sqlite store URL {url!r}: use sqlite:///relative/path.db or "
-            "sqlite:////absolute/path.db"
-        )
-    path = parsed.path[1:] if parsed.path.startswith("/") else parsed.path
-    if not path:
-        raise errors.StoreError(f"sqlite store URL {url!r} names no file")
-    options = dict(urllib.parse.parse_qsl(parsed.query, keep_blank_values=True))
-    for key, value in options.items():
-        if key == "synchronous":
-            if value.lower() not in _SYNCHRONOUS:
-                raise errors.StoreError(
-                    f"bad synchronous={value!r} in store URL {url!r} "
-                    f"(one of: {', '.join(_SYNCHRONOUS)})"
-                )
-        elif key == "timeout":
-            try:
-                seconds = float(value)
-            except ValueError:
-                seconds = -1.0
-            if not 0 < seconds < 86400:
-                raise errors.StoreError(
-                    f"bad timeout={value!r} in store URL {url!r}: seconds a writer "
-                    "waits for a lock, a number in (0, 86400)"
-                )
-        else:
-            raise errors.StoreError(
-                f"unknown option {key!r} in store URL {url!r} "
-                "(known: synchronous, timeout)"
-            )
-    return Path(path), options
-
-
 class SQLiteStore:
     """The store on one SQLite file."""
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.schema_before = 0
+        self._file = StoreFile(url)
+        self.path = self._file.path
+        self._conn = self._file.conn
+        self._write = self._file.write  # one write transaction: BEGIN IMMEDIATE
+
+    @property
+    def schema_before(self) -> int:
         """The schema version the file had when opened (0: opening created it)."""
-        self.path, options = parse_url(url)
-        self._synchronous = _SYNCHRONOUS[options.get("synchronous", "full").lower()]
-        self._busy_timeout_s = float(options.get("timeout", _BUSY_TIMEOUT_S))
-        self._conn = self._connect()
-        opened = self.path.stat()
-        self._identity = (opened.st_dev, opened.st_ino)
-
-    # -- connection -------------------------------------------------------------------
-    def _connect(self) -> sqlite3.Connection:
-        if self.path.exists() and self.path.is_dir():
-            raise errors.StoreError(f"store path {str(self.path)!r} is a directory")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(
-            self.path,
-            isolation_level=None,
-            check_same_thread=False,
-            timeout=self._busy_timeout_s,
-        )
-        try:
-            # Whose file is it? Asked before anything is changed: a file that is not
-            # a Cairn store is refused byte-for-byte untouched.
-            self._schema_version(conn)
-            conn.execute("PRAGMA foreign_keys = ON")
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
-            if mode.lower() != "wal":
-                raise errors.StoreError(
-                    f"cannot put {str(self.path)!r} in WAL mode ({mode})"
-                )
-            self._migrate(conn)
-        except sqlite3.DatabaseError as error:
-            conn.close()
-            raise errors.StoreError(
-                f"{str(self.path)!r} is not a usable SQLite database: {error}"
-            ) from error
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        # Checking the version takes no lock; only a store that needs migrating is
-        # locked, so opening a store never waits on a busy worker.
-        self.schema_before = self._schema_version(conn)
-        if self.schema_before == SCHEMA_VERSION:
-            return
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as error:
-            raise errors.StoreError(
-                f"store {str(self.path)!r} is locked: {error}"
-            ) from error
-        try:
-            version = self.schema_before = self._schema_version(conn)
-            for number, _name, script in _sql.migrations("sqlite"):
-                if number > version:
-                    for statement in _statements(script):
-                        conn.execute(statement)
-                    conn.execute(
-                        "INSERT OR REPLACE INTO cairn_meta (key, value) "
-                        "VALUES ('schema_version', ?)",
-                        (str(number),),
-                    )
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-
-    def _schema_version(self, conn: sqlite3.Connection) -> int:
-        """The store's schema version (0 for an empty file); refuses foreign files."""
-        try:
-            tables = {
-                row[0]
-                for row in conn.execute(
-                    "SELECT name FROM sqlite_master WHERE type='table'"
-                )
-            }
-            if "cairn_meta" not in tables:
-                if tables:
-                    raise errors.StoreError(
-                        f"{str(self.path)!r} is a SQLite database but not a Cairn store "
-                        f"(it has tables {', '.join(sorted(tables)[:5])}); "
-                        "refusing to touch it"
-                    )
-                return 0
-            row = conn.execute(
-                "SELECT value FROM cairn_meta WHERE key = 'schema_version'"
-            ).fetchone()
-        except sqlite3.OperationalError as error:
-            raise errors.StoreError(
-                f"store {str(self.path)!r} is locked: {error}"
-            ) from error
-        version = int(row[0]) if row else 0
-        if version > SCHEMA_VERSION:
-            raise errors.StoreError(
-                f"store {str(self.path)!r} has schema version {version}, newer than "
-                f"this Cairn's {SCHEMA_VERSION}: upgrade Cairn to use it"
-            )
-        return version
+        return self._file.schema_before
 
     def close(self) -> None:
         """Close the connection."""
-        self._conn.close()
+        self._file.close()
 
     def reopen(self) -> SQLiteStore:
         """A new connection to the same file."""
         return SQLiteStore(self.url)
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        conn = self._conn
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as error:
-            raise errors.StoreError(
-                f"store {str(self.path)!r} stayed locked for {self._busy_timeout_s:g}s: "
-                f"{error}"
-            ) from error
-        try:
-            yield conn
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
 
     # -- requests -----------------------------------------------------------------------
     def create_request(self, request: NewRequest, root: CallKey, args: bytes) -> None:
@@ -837,16 +675,7 @@ class SQLiteStore:
 
     def check(self) -> None:
         """The file this connection writes must still be the one at the path."""
-        try:
-            current = self.path.stat()
-        except FileNotFoundError:
-            raise errors.StoreReplaced(
-                f"store file {str(self.path)!r} was deleted while in use"
-            ) from None
-        if (current.st_dev, current.st_ino) != self._identity:
-            raise errors.StoreReplaced(
-                f"store file {str(self.path)!r} was replaced while in use"
-            )
+        self._file.check()
 
     def heartbeat(self, worker_id: str, host: str, pid: int, now_ms: float) -> None:
         """Record that a worker is alive."""
@@ -965,18 +794,3 @@ def _running_params(call: RunningCall) -> dict[str, Any]:
         "executor": call.executor,
         "started_at_ms": call.started_at_ms,
     }
-
-
-def _statements(script: str) -> list[str]:
-    lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
-    return [part.strip() for part in "\n".join(lines).split(";") if part.strip()]
-
-
-def now_ms() -> float:
-    """Wall-clock milliseconds."""
-    return time.time() * 1000.0
-
-
-def default_url() -> str:
-    """``.cairn/cairn.db`` under the working directory, unless CAIRN_STORE says otherwise."""
-    return os.environ.get("CAIRN_STORE") or f"sqlite:///{Path('.cairn/cairn.db')}"
