@@ -332,6 +332,45 @@ def test_an_action_reports_its_own_run_not_one_a_fetch_in_flight_showed(
         assert finished(client, request_id)["run"] == 2
 
 
+def test_an_action_reports_a_run_a_live_refresh_saw_end(
+    page: Page, dash: Server
+) -> None:
+    """A refresh an event of the new run asked for may be the first to read the
+    run finished; it closes the stream, so no RequestFinished follows, and the
+    message still reports the end."""
+    streams: list[Any] = []  # the page's event streams, answered by hand
+
+    def hold(route: Any) -> None:
+        streams.append(route)
+
+    page.route(re.compile(r"/requests/[^/]+/progress$"), hold)
+    with dash.client() as client:
+        request_id = invoke_kwargs(client, "dash_ticker", count=20, interval_s=0.1)
+        finished(client, request_id)
+        page.goto(f"{dash.url}/ui/requests/{request_id}")
+        main = page.locator("#request-main")
+        expect(main).to_have_attribute("data-finished", "1")
+        page.click('[data-action="replay"]')
+        expect(main).to_have_attribute("data-run", "2")
+        expect(main).to_have_attribute("data-finished", "0")
+        seq = main.get_attribute("data-seq")
+        wait_for(lambda: page.wait_for_timeout(20) or bool(streams), 20)
+        finished(client, request_id)
+        # What the stream would have sent, but for its last event.
+        sent = client.get(
+            f"/applications/dash_ticker/requests/{request_id}/progress",
+            headers={"Last-Event-ID": str(seq)},
+        ).text
+        frames = [frame for frame in sent.split("\n\n") if frame.startswith("id:")]
+        assert "RequestFinished" in frames[-1], frames
+        kinds = {re.search(r'data: \{"(\w+)"', frame)[1] for frame in frames[:-1]}
+        assert kinds - {"RequestProgressUpdated"}, kinds  # some ask for a refresh
+        body = "retry: 3600000\n\n" + "\n\n".join(frames[:-1]) + "\n\n"
+        streams[0].fulfill(status=200, content_type="text/event-stream", body=body)
+        expect(page.locator("#action-message")).to_have_text("Run 2 succeeded.")
+        assert len(streams) == 1  # the render that saw the end closed the stream
+
+
 def test_ten_thousand_item_map_in_the_browser(
     page: Page, dash: Server, big_map: str
 ) -> None:

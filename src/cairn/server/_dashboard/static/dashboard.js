@@ -248,7 +248,7 @@
         for (const [group, only] of Array.from(openGroups)) await openGroup(group, only);
         for (const more of moreLoaded.slice()) if (moreRow(more)) await loadMore(more);
         for (const call of Array.from(openDetails)) await openCall(call);
-        if (info().finished) stopFollowing();
+        settle();
       } catch (failure) {
         show(message, failure.message, "bad");
       }
@@ -267,23 +267,26 @@
           setProgress(document.getElementById("request-progress"), progressOf(data[kind]));
         } else if (kind === "RequestFinished") {
           stopFollowing();
-          refresh().then(settle);
+          refresh();
         } else {
           refresh();
         }
       };
     }
 
-    // The page as last fetched: an action's message ("Replaying…") says how the
-    // run it started ended, once the page shows that run (or a later one)
-    // finished; a run still going is followed.
+    // After every render, whatever asked for it: an action's message
+    // ("Replaying…") says how the run it started ended, once the page shows that
+    // run (or a later one) finished; a run still going is followed. Any render
+    // may be the first to show the end (one an earlier event asked for can read
+    // the run finished, and then no RequestFinished comes: its stream is closed).
     function settle() {
       const data = main().dataset;
-      if (awaited !== null && data.finished === "1" && Number(data.run) >= awaited) {
+      if (data.finished !== "1") { follow(); return; }
+      stopFollowing();
+      if (awaited !== null && Number(data.run) >= awaited) {
         awaited = null;
         show(message, "Run " + data.run + " " + data.status + ".", data.status === "succeeded" ? "ok" : "bad");
       }
-      if (data.finished !== "1") follow();
     }
 
     function stopFollowing() {
@@ -313,8 +316,6 @@
         awaited = answer && typeof answer.run === "number" ? answer.run : Number(main().dataset.run);
         show(message, done, "ok");
         await refresh();
-        // Reported now if the run ended meanwhile (its stream has nothing new).
-        settle();
       } catch (failure) {
         show(message, failure.message, "bad");
       }
