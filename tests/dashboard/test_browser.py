@@ -142,6 +142,30 @@ def _requests_of(page: Page) -> list[tuple[str, str]]:
     return urls
 
 
+class _Held:
+    """A page's requests to URLs matching `pattern`, held to be answered by hand."""
+
+    def __init__(self, page: Page, pattern: str) -> None:
+        self.page = page
+        self.pattern = re.compile(pattern)
+        self.routes: list[Any] = []
+        page.route(self.pattern, self._hold)
+
+    def _hold(self, route: Any) -> None:
+        self.routes.append(route)
+
+    def wait(self, count: int) -> None:
+        """Until `count` requests are held."""
+        deadline = time.monotonic() + 20
+        while len(self.routes) < count:
+            assert time.monotonic() < deadline, f"{len(self.routes)} held, not {count}"
+            self.page.wait_for_timeout(20)
+
+    def stop(self) -> None:
+        """Hold no more requests (those held stay so)."""
+        self.page.unroute(self.pattern, self._hold)
+
+
 def _calls_made(urls: list[tuple[str, str]]) -> list[str]:
     """The fetches, XHRs and event streams among a page's requests."""
     return [url for kind, url in urls if kind in ("fetch", "xhr", "eventsource")]
@@ -292,31 +316,20 @@ def test_an_action_reports_its_own_run_not_one_a_fetch_in_flight_showed(
     """A live refresh's page fetch still out when an action is taken may answer
     for the page before the action (the message waits for a fetch made after
     it) or after it, the new run still going (the message waits for its end)."""
-    held: list[Any] = []  # the page's fetches of its main part, answered by hand
-    main_part = re.compile(r"/ui/requests/[^/]+/main$")
-
-    def hold(route: Any) -> None:
-        held.append(route)
-
-    page.route(main_part, hold)
-
-    def fetches(count: int) -> None:
-        deadline = time.monotonic() + 20
-        while len(held) < count:
-            assert time.monotonic() < deadline, f"{len(held)} page fetches, not {count}"
-            page.wait_for_timeout(20)
-
+    fetches = _Held(page, r"/ui/requests/[^/]+/main$")  # of the page's main part
     with dash.client() as client:
         request_id = invoke_kwargs(client, "dash_ticker", count=20, interval_s=0.1)
         page.goto(f"{dash.url}/ui/requests/{request_id}")
         expect(page.locator("#request-main")).to_have_attribute(
             "data-status", "running"
         )
-        fetches(1)  # the root call's completion; then RequestFinished asks again
+        fetches.wait(1)  # the root call's completion; RequestFinished asks again
         finished(client, request_id)
         as_of_run_1 = client.get(f"/ui/requests/{request_id}/main").text
-        held[0].fulfill(status=200, content_type="text/html", body=as_of_run_1)
-        fetches(2)  # the fetch that follows, for what came meanwhile: left out
+        fetches.routes[0].fulfill(
+            status=200, content_type="text/html", body=as_of_run_1
+        )
+        fetches.wait(2)  # the fetch that follows, for what came meanwhile: left out
         with page.expect_response(re.compile(r"/replay$")):
             page.click('[data-action="replay"]')
         if answered == "as_after_the_action":
@@ -324,9 +337,9 @@ def test_an_action_reports_its_own_run_not_one_a_fetch_in_flight_showed(
             assert 'data-run="2"' in answer and 'data-finished="0"' in answer
         else:
             answer = as_of_run_1
-        held[1].fulfill(status=200, content_type="text/html", body=answer)
-        page.unroute(main_part, hold)
-        for route in held[2:]:
+        fetches.routes[1].fulfill(status=200, content_type="text/html", body=answer)
+        fetches.stop()
+        for route in fetches.routes[2:]:
             route.continue_()
         expect(page.locator("#action-message")).to_have_text("Run 2 succeeded.")
         assert finished(client, request_id)["run"] == 2
@@ -338,12 +351,7 @@ def test_an_action_reports_a_run_a_live_refresh_saw_end(
     """A refresh an event of the new run asked for may be the first to read the
     run finished; it closes the stream, so no RequestFinished follows, and the
     message still reports the end."""
-    streams: list[Any] = []  # the page's event streams, answered by hand
-
-    def hold(route: Any) -> None:
-        streams.append(route)
-
-    page.route(re.compile(r"/requests/[^/]+/progress$"), hold)
+    streams = _Held(page, r"/requests/[^/]+/progress$")
     with dash.client() as client:
         request_id = invoke_kwargs(client, "dash_ticker", count=20, interval_s=0.1)
         finished(client, request_id)
@@ -354,7 +362,7 @@ def test_an_action_reports_a_run_a_live_refresh_saw_end(
         expect(main).to_have_attribute("data-run", "2")
         expect(main).to_have_attribute("data-finished", "0")
         seq = main.get_attribute("data-seq")
-        wait_for(lambda: page.wait_for_timeout(20) or bool(streams), 20)
+        streams.wait(1)
         finished(client, request_id)
         # What the stream would have sent, but for its last event.
         sent = client.get(
@@ -366,9 +374,11 @@ def test_an_action_reports_a_run_a_live_refresh_saw_end(
         kinds = {re.search(r'data: \{"(\w+)"', frame)[1] for frame in frames[:-1]}
         assert kinds - {"RequestProgressUpdated"}, kinds  # some ask for a refresh
         body = "retry: 3600000\n\n" + "\n\n".join(frames[:-1]) + "\n\n"
-        streams[0].fulfill(status=200, content_type="text/event-stream", body=body)
+        streams.routes[0].fulfill(
+            status=200, content_type="text/event-stream", body=body
+        )
         expect(page.locator("#action-message")).to_have_text("Run 2 succeeded.")
-        assert len(streams) == 1  # the render that saw the end closed the stream
+        assert len(streams.routes) == 1  # the render that saw the end closed the stream
 
 
 def test_ten_thousand_item_map_in_the_browser(

@@ -265,10 +265,8 @@
         const kind = Object.keys(data)[0];
         if (kind === "RequestProgressUpdated") {
           setProgress(document.getElementById("request-progress"), progressOf(data[kind]));
-        } else if (kind === "RequestFinished") {
-          stopFollowing();
-          refresh();
         } else {
+          if (kind === "RequestFinished") stopFollowing(); // the stream ends here
           refresh();
         }
       };
