@@ -265,12 +265,18 @@ class ReduceFuture(Future):
 
 
 class RefFuture(Future):
-    """A started call known only by id (an argument that was a Future)."""
+    """A started call known only by id (an argument that was a Future); a map's
+    group when ``count`` is its number of items."""
 
-    def __init__(self, call_id: str) -> None:
+    def __init__(self, call_id: str, count: int | None = None) -> None:
         super().__init__()
         self._call_id = call_id
+        self.count = count
         self._started = True
+
+    def __repr__(self) -> str:
+        what = "call" if self.count is None else f"map of {self.count} items"
+        return f"<Future of the {what} {self._call_id}>"
 
 
 MISSING = _MISSING

@@ -60,6 +60,8 @@ class _Ref:
     """Stands in a dispatched call's arguments for a Future's output."""
 
     call_id: str
+    # A map has no row of its own: its output is its group's, ``count`` items.
+    count: int | None = None
 
 
 # -- blocking and async calls ------------------------------------------------------------------
@@ -411,6 +413,8 @@ def start_future(future: Future) -> None:
 
 
 def _as_ref(value: Any) -> Any:
+    if isinstance(value, MapFuture):
+        return _Ref(str(value._call_id), value.count)
     return _Ref(str(value._call_id)) if isinstance(value, Future) else value
 
 
@@ -516,16 +520,20 @@ def poll_future(future: Future) -> bool:
     if future._done:
         return True
     store = _frames.process().store
-    if isinstance(future, MapFuture):
+    count = _group_count(future)
+    if count is not None:
         group = str(future._call_id)
         counts = store.group_counts(group)
-        if counts.get(CallStatus.SUCCEEDED, 0) >= future.count:
+        if counts.get(CallStatus.SUCCEEDED, 0) >= count:
             values = [
-                _serialization.loads(blob or b"", f"output of {future.function.name}()")
+                _serialization.loads(blob or b"", f"output of map item {seq}")
                 for seq, blob in store.group_outputs(group)
-                if seq < future.count
+                if seq < count
             ]
             future._finish(values)
+            return True
+        if sum(counts.values()) < count:
+            future._finish(exception=_never_started(future))
             return True
         # Every item settles before the map fails, so that a replay re-runs only
         # the items that failed, not the ones a fail-fast would have skipped.
@@ -536,7 +544,7 @@ def poll_future(future: Future) -> bool:
             counts.get(s, 0)
             for s in (CallStatus.FAILED, CallStatus.TIMED_OUT, CallStatus.CANCELLED)
         ):
-            for position in range(future.count):
+            for position in range(count):
                 record = store.get_call(_ids.item_id(group, "map", position))
                 if (
                     record is not None
@@ -548,7 +556,8 @@ def poll_future(future: Future) -> bool:
         return False
     record = store.get_call(str(future._call_id))
     if record is None:
-        return False
+        future._finish(exception=_never_started(future))
+        return True
     if record.status is CallStatus.SUCCEEDED:
         output = store.get_call_output(record.id) or b""
         future._finish(_serialization.loads(output, f"output of {record.function}()"))
@@ -557,6 +566,24 @@ def poll_future(future: Future) -> bool:
         future._finish(exception=_recorded_error(record))
         return True
     return False
+
+
+def _group_count(future: Future) -> int | None:
+    """Items of the map whose group ``future`` waits on (None: it waits on one call)."""
+    if isinstance(future, MapFuture):
+        return future.count
+    if isinstance(future, RefFuture):
+        return future.count
+    return None
+
+
+def _never_started(future: Future) -> errors.InternalError:
+    """A started Future whose calls are not in the store can never finish: fail it
+    rather than leave its request running with nothing to run."""
+    return errors.InternalError(
+        f"{future!r} waits on call {future._call_id} that was never started; "
+        "the wait can never finish"
+    )
 
 
 def _recorded_error(record: CallRecord) -> BaseException:
@@ -576,7 +603,7 @@ def _claim_for(futures: Iterable[Future]) -> ClaimedCall | None:
     for future in futures:
         if future._done or future._call_id is None:
             continue
-        if isinstance(future, MapFuture):
+        if _group_count(future) is not None:
             claimed = runtime.store.claim_call(
                 runtime.worker_id,
                 runtime.executor,
@@ -853,7 +880,7 @@ def _reduce_inputs(future: ReduceFuture) -> tuple[Any, list[Any]]:
 def resolve_refs(value: Any) -> Any:
     """Replace a ``_Ref`` by the output of the call it names (waiting for it)."""
     if isinstance(value, _Ref):
-        future = RefFuture(value.call_id)
+        future = RefFuture(value.call_id, value.count)
         wait_futures([future], None, RETURN_WHEN.ALL_COMPLETED)
         if future._exception is not None:
             raise future._exception
