@@ -170,6 +170,10 @@ class Function(Generic[P, R]):
     def __repr__(self) -> str:
         return f"<cairn.Function {self._spec.name}>"
 
+    def __str__(self) -> str:
+        # Tensorlake's wording, which its error messages (and Cairn's) quote.
+        return f"Tensorlake Function {self._spec.name!r}"
+
 
 @overload
 def function(
@@ -239,8 +243,14 @@ def function(
         )
 
     def decorate(fn: Callable[P, R]) -> Function[P, R]:
+        application_spec = None
         if isinstance(fn, Function):
-            raise errors.SDKUsageError(f"@function() applied twice to {fn.name!r}")
+            if fn._spec.function_decorated:
+                raise errors.SDKUsageError(f"@function() applied twice to {fn.name!r}")
+            # Written above @application() (Tensorlake accepts either order): the
+            # application's options stay, this decorator's replace the defaults.
+            application_spec = fn._spec.application
+            fn = fn._spec.fn
         if not callable(fn):
             raise errors.SDKUsageError(
                 f"@function() must decorate a function, got {fn!r}"
@@ -303,6 +313,7 @@ def function(
             max_concurrency=max_concurrency,
             memory_limit_bytes=None if memory is None else int(memory * 1024**3),
             is_async=_registry.is_coroutine_function(fn),
+            application=application_spec,
         )
         _registry.register(spec)
         return Function(spec)
@@ -318,9 +329,10 @@ def application(
 ) -> Callable[[Function[P, R]], Function[P, R]]:
     """Make a durable function an application: an entry point for requests.
 
-    Stack it on top of ``@function()``. The application's name is the function's
-    ``__qualname__``; its inputs and output cross the boundary as JSON, validated
-    by pydantic against the type hints.
+    Stack it with ``@function()``, above or below it (Tensorlake accepts both
+    orders). The application's name is the function's ``__qualname__``; its
+    inputs and output cross the boundary as JSON, validated by pydantic against
+    the type hints.
 
     Args:
         tags: string keys and values, recorded.
@@ -329,8 +341,9 @@ def application(
         allow: only ``["unauthenticated_requests"]``, recorded.
 
     Raises:
-        SDKUsageError: the decorator was not called, is not over ``@function()``, or
-            a parameter is invalid.
+        SDKUsageError: the decorator was not called, does not decorate a function,
+            or a parameter is invalid. Running an application that lacks
+            ``@function()`` raises it too.
     """
     if callable(tags) and not isinstance(tags, dict):
         raise errors.SDKUsageError(
@@ -340,10 +353,15 @@ def application(
 
     def decorate(fn: Function[P, R]) -> Function[P, R]:
         if not isinstance(fn, Function):
-            name = getattr(fn, "__qualname__", repr(fn))
-            raise errors.SDKUsageError(
-                f"@application() on {name!r} must be stacked on top of @function()"
-            )
+            if not inspect.isfunction(fn) and not inspect.ismethod(fn):
+                name = getattr(fn, "__qualname__", repr(fn))
+                raise errors.SDKUsageError(
+                    f"@application() on {name!r} must decorate a function"
+                )
+            # Below @function(): made a Function with default options now, which
+            # the @function() above then replaces (its application kept).
+            fn = function()(fn)
+            fn._spec.function_decorated = False
         where = f"@application() on {fn.name!r}"
         tag_map = {} if tags is None else tags
         if not isinstance(tag_map, dict) or not all(
@@ -373,6 +391,27 @@ def application(
         return fn
 
     return decorate
+
+
+def check_runnable(spec: _registry.FunctionSpec) -> None:
+    """Refuse to run as an application a function that is not a complete one.
+
+    Raises:
+        SDKUsageError: it lacks ``@application()`` or ``@function()`` (Tensorlake's
+            messages).
+    """
+    if spec.application is None:
+        raise errors.SDKUsageError(
+            f"Tensorlake Function {spec.name!r} is not an application function and "
+            "cannot be run as an application. To make it an application function, "
+            "add @application() decorator to it."
+        )
+    if not spec.function_decorated:
+        raise errors.SDKUsageError(
+            f"Application function {spec.name!r} is missing @function() decorator. "
+            "An application function needs both @application() and @function() "
+            "decorators."
+        )
 
 
 def cls(init_timeout: int | None = None) -> Callable[[type[T]], type[T]]:

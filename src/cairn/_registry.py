@@ -41,6 +41,9 @@ class FunctionSpec:
     max_concurrency: int | None = None
     memory_limit_bytes: int | None = None
     application: ApplicationSpec | None = None
+    #: False while only ``@application()`` has decorated it: ``@function()`` written
+    #: above ``@application()`` comes next and sets the function's own options.
+    function_decorated: bool = True
     class_name: str | None = None
     is_async: bool = False
 

@@ -159,11 +159,7 @@ def run_remote_application(app: Any, *args: Any, **kwargs: Any) -> RemoteRequest
     api_key = kwargs.pop("cairn_api_key", None)
     idempotency_key = kwargs.pop("cairn_idempotency_key", None)
     if isinstance(app, _decorators.Function):
-        if app._spec.application is None:
-            raise errors.SDKUsageError(
-                f"{app._spec.name!r} is not an application: decorate it with "
-                "@application() on top of @function()"
-            )
+        _decorators.check_runnable(app._spec)
         name = app._spec.name
     elif isinstance(app, str):
         name = app

@@ -271,11 +271,7 @@ def _app_name(app: Any) -> str:
         raise errors.SDKUsageError(
             f"run_local_application() takes an application function or its name, got {app!r}"
         )
-    if spec.application is None:
-        raise errors.SDKUsageError(
-            f"{spec.name!r} is not an application: decorate it with @application() "
-            "on top of @function()"
-        )
+    _decorators.check_runnable(spec)
     return spec.name
 
 

@@ -16,7 +16,7 @@ import cloudpickle
 import pytest
 
 import cairn
-from cairn import Retries, SDKUsageError, application, cls, function
+from cairn import Retries, SDKUsageError, _registry, application, cls, function
 
 
 def _plain(x: int) -> int:
@@ -357,25 +357,68 @@ def test_bad_application_options_are_rejected(kwargs, named):
 
 
 # -- application shape -----------------------------------------------------------------------
-def test_application_must_be_stacked_on_function():
-    with pytest.raises(SDKUsageError, match="@function") as error:
+def test_application_alone_cannot_be_run(tmp_path):
+    # Tensorlake reports a lone @application() when the app is validated, not at
+    # import; Cairn refuses to run it, naming what is missing.
+    @application()
+    def without_function(x: int) -> int:
+        return x
 
-        @application()  # type: ignore[arg-type]
-        def not_stacked(x: int) -> int:
-            return x
+    store = f"sqlite:///{tmp_path / 'cairn.db'}"
+    with pytest.raises(SDKUsageError, match="missing @function") as error:
+        cairn.run_local_application(without_function, 1, cairn_store=store)
+    assert "without_function" in str(error.value)
 
-    assert "not_stacked" in str(error.value)
+
+def test_application_must_decorate_a_function():
+    with pytest.raises(SDKUsageError, match="must decorate a function"):
+        application()(42)  # type: ignore[arg-type]
 
 
-def test_application_below_function_is_rejected():
-    with pytest.raises(SDKUsageError) as error:
+def test_function_above_application_makes_the_same_application():
+    # Tensorlake accepts the decorators in either order.
+    @function(timeout=7, description="upside down")
+    @application(tags={"team": "search"}, retries=Retries(max_retries=2))
+    def function_on_top(x: int) -> int:
+        return x
+
+    @application(tags={"team": "search"}, retries=Retries(max_retries=2))
+    @function(timeout=7, description="upside down")
+    def application_on_top(x: int) -> int:
+        return x
+
+    for app in (function_on_top, application_on_top):
+        spec = app._spec
+        assert spec.application is not None
+        assert spec.application.tags == {"team": "search"}
+        assert spec.application.retries.max_retries == 2
+        assert spec.timeout_s == 7
+        assert spec.description == "upside down"
+        assert _registry.get(app.name) is spec
+
+
+def test_function_above_application_checks_the_application_parameters():
+    with pytest.raises(SDKUsageError, match="keyword-only"):
 
         @function()
-        @application()  # type: ignore[arg-type]
-        def upside_down(x: int) -> int:
+        @application()
+        def upside_down_keyword_only(*, x: int) -> int:
             return x
 
-    assert "upside_down" in str(error.value)
+
+def test_a_regular_function_cannot_be_run_as_an_application(tmp_path):
+    @function()
+    def only_a_function(x: int) -> int:
+        return x
+
+    store = f"sqlite:///{tmp_path / 'cairn.db'}"
+    with pytest.raises(SDKUsageError) as error:
+        cairn.run_local_application(only_a_function, 1, cairn_store=store)
+    assert str(error.value) == (
+        f"Tensorlake Function {only_a_function.name!r} is not an application "
+        "function and cannot be run as an application. To make it an application "
+        "function, add @application() decorator to it."
+    )
 
 
 def test_function_applied_twice_is_rejected():
