@@ -177,6 +177,7 @@ class Cluster:
     user: str | None
     prefix: tuple[str, ...] = ()
     url: str = ""
+    options: str = ""
 
     @classmethod
     def create(cls, prefix: tuple[str, ...] = ()) -> Cluster:
@@ -219,24 +220,42 @@ class Cluster:
         with open(self.root / "data" / "pg_hba.conf", "a") as hba:
             hba.write(f"host all all {network} trust\n")
 
-    def start(self, port: int, address: str = "127.0.0.1") -> None:
-        """Start the server, listening on ``address`` alone; sets ``url``."""
-        options = (
+    def start(
+        self, port: int, address: str = "127.0.0.1", *, durable: bool = False
+    ) -> None:
+        """Start the server, listening on ``address`` alone; sets ``url``.
+
+        Not ``durable``, a commit is acknowledged before its WAL is written: fast,
+        and fine for a server nobody crashes. ``durable`` acknowledges a commit
+        only once the kernel has its WAL, so it survives the server's crash (an
+        immediate shutdown), though not the machine's (no fsync).
+        """
+        commit = "on" if durable else "off"
+        self.options = (
             f"-p {port} -k {self.root / 'sock'} -c listen_addresses={address} "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+            f"-c fsync=off -c synchronous_commit={commit} -c full_page_writes=off"
         )
+        self._start()
+        self.url = f"postgresql://postgres@{address}:{port}/postgres"
+
+    def restart(self, mode: str) -> None:
+        """Stop the server (``pg_ctl -m immediate``: as if it crashed; ``fast``:
+        ending every session) and start it again."""
+        self._run("pg_ctl", "-D", str(self.root / "data"), "-m", mode, "-w", "stop")
+        self._start()
+
+    def _start(self) -> None:
         self._run(
             "pg_ctl",
             "-D",
             str(self.root / "data"),
             "-o",
-            options,
+            self.options,
             "-l",
             str(self.root / "server.log"),
             "-w",
             "start",
         )
-        self.url = f"postgresql://postgres@{address}:{port}/postgres"
 
     def stop(self) -> None:
         """Stop the server at once and delete its files."""

@@ -20,6 +20,7 @@ from cairn.store import SCHEMA_VERSION, Store, open_store
 from cairn.store import _pg as pgmod
 from cairn.types import CallStatus, RequestStatus
 from tests import postgres_server
+from tests.lossy_link import LossyLink
 
 from .test_sqlite_files import EXPECTED_SCHEMA, schema_1_sql
 from .test_store import T0, child, event, new_request, succeeded_app, success
@@ -183,6 +184,8 @@ def test_the_schema_has_the_same_tables_and_columns_as_sqlite(pg):
     found: dict[str, list[str]] = {}
     for table, column in rows:
         found.setdefault(str(table), []).append(str(column))
+    # PostgreSQL alone settles commits whose answer was lost in the network.
+    assert found.pop("commit_marks") == ["slot", "mark", "used_at"]
     assert found == EXPECTED_SCHEMA
 
 
@@ -232,22 +235,100 @@ def test_operations_reconnect_after_the_sessions_are_killed(pg, caplog):
     assert len(pg.list_events("req-1")) == events_before + 1  # committed once
 
 
-def test_a_commit_whose_answer_was_lost_is_settled_by_the_server(pg):
+def stamp(conn: psycopg.Connection, slot: str, mark: int) -> None:
+    """What every write does last: stamp its connection's commit mark."""
+    conn.execute(
+        pgmod.Q["end_transaction"],
+        {"slot": slot, "mark": mark, "notify": False, "channel": "x", "origin": "x"},
+    )
+
+
+LOST = psycopg.OperationalError("the connection was lost")
+
+
+def test_a_lost_commit_is_settled_by_its_mark_not_by_its_transaction_id(pg):
     db = pg._db
     with psycopg.connect(pg.url, autocommit=True) as conn:
         with conn.transaction():
             conn.execute("INSERT INTO cairn_meta VALUES ('probe', 'x')")
-            row = conn.execute("SELECT pg_current_xact_id()::text").fetchone()
-        committed = row[0] if row else ""
+            stamp(conn, "slot-a", 1)
         with pytest.raises(psycopg.errors.UniqueViolation), conn.transaction():
-            conn.execute("INSERT INTO workers VALUES ('w', 'h', 1, 0, 0)")
-            row = conn.execute("SELECT pg_current_xact_id()::text").fetchone()
-            aborted = row[0] if row else ""
-            conn.execute("INSERT INTO workers VALUES ('w', 'h', 1, 0, 0)")
-    lost = psycopg.OperationalError("the connection was lost")
-    assert db._settle(committed, "done", lost) == "done"
-    with pytest.raises(pgmod._Retry):
-        db._settle(aborted, "done", lost)
+            conn.execute("INSERT INTO cairn_meta VALUES ('probe-2', 'x')")
+            stamp(conn, "slot-a", 2)
+            conn.execute("INSERT INTO cairn_meta VALUES ('probe', 'x')")
+    assert db.committed("slot-a", 1, LOST)
+    assert not db.committed("slot-a", 2, LOST)
+    # A slot that never committed is stamped by the question, so that no late
+    # commit of that connection can follow the answer "it did not happen".
+    assert not db.committed("slot-never", 1, LOST)
+    assert sql(pg.url, "SELECT mark FROM commit_marks WHERE slot = 'slot-never'") == [
+        (-1,)
+    ]
+
+
+def test_settling_waits_for_a_commit_still_in_flight(pg):
+    db = pg._db
+    answers: list[bool] = []
+    with psycopg.connect(pg.url, autocommit=True) as conn:
+        with conn.transaction():
+            conn.execute("INSERT INTO cairn_meta VALUES ('probe', 'x')")
+            stamp(conn, "slot-b", 7)  # first use of the slot: an insert in flight
+            asking = threading.Thread(
+                target=lambda: answers.append(db.committed("slot-b", 7, LOST))
+            )
+            asking.start()
+            time.sleep(0.3)
+            assert answers == []  # waiting on the row the commit holds
+        asking.join(10)
+    assert answers == [True]
+    with psycopg.connect(pg.url, autocommit=True) as conn:
+        with conn.transaction():
+            conn.execute("DELETE FROM cairn_meta WHERE key = 'probe'")
+            stamp(conn, "slot-b", 8)  # an update of the slot's row in flight
+            asking = threading.Thread(
+                target=lambda: answers.append(db.committed("slot-b", 8, LOST))
+            )
+            asking.start()
+            time.sleep(0.3)
+            assert answers == [True]
+            raise psycopg.Rollback()
+        asking.join(10)
+    assert answers == [True, False]
+
+
+@pytest.mark.parametrize("reached_the_server", [True, False])
+def test_a_write_whose_commit_answer_is_cut_runs_once_and_commits_once(
+    empty_url, reached_the_server
+):
+    link = LossyLink(empty_url)
+    store = open_store(link.url(empty_url))
+    runs: list[int] = []
+
+    def body(conn: psycopg.Connection) -> str:
+        runs.append(1)
+        conn.execute("INSERT INTO cairn_meta VALUES ('probe', 'x')")
+        return "done"
+
+    try:
+        link.cut_at_commit(forward=reached_the_server)
+        assert store._db.write(body) == "done"
+    finally:
+        store.close()
+        link.close()
+    assert link.cuts == 1
+    # Committed before the cut: not run again (it would fail on the key). Not
+    # committed: run again, and committed once.
+    assert len(runs) == (1 if reached_the_server else 2)
+    assert sql(empty_url, "SELECT value FROM cairn_meta WHERE key = 'probe'") == [
+        ("x",)
+    ]
+
+
+def test_a_write_that_wrote_nothing_stamps_nothing(pg):
+    db = pg._db
+    before = sql(pg.url, "SELECT count(*) FROM commit_marks")
+    assert db.write(lambda conn: conn.execute("SELECT 1").fetchone()) == (1,)
+    assert sql(pg.url, "SELECT count(*) FROM commit_marks") == before
 
 
 def test_change_token_sees_other_processes_and_survives_a_lost_listener(pg):

@@ -90,7 +90,7 @@ def crash_ten_step(i: int) -> int:
     # committed: none may begin after that.
     with open(os.environ["CAIRN_TEST_EFFECTS"] + ".times", "a") as handle:
         handle.write(f"{label}\t{time.time() * 1000:.3f}\n")
-    time.sleep(0.01)
+    time.sleep(float(os.environ.get("CAIRN_TEST_STEP_S", "0.01")))
     return i
 
 

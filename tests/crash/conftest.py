@@ -118,3 +118,22 @@ def peak_overlap(lines: Iterable[str]) -> int:
         running += delta
         peak = max(peak, running)
     return peak
+
+
+def assert_no_step_began_after_its_checkpoint(
+    store: Store, ids: list[str], effects: Path
+) -> None:
+    """A step that ran again after its checkpoint committed was run twice."""
+    began: dict[str, list[float]] = {}
+    for line in effects.with_name("effects.log.times").read_text().splitlines():
+        label, at_ms = line.split("\t")
+        began.setdefault(label, []).append(float(at_ms))
+    for seed, request_id in enumerate(ids):
+        steps = [
+            c for c in store.list_calls(request_id) if c.function == "crash_ten_step"
+        ]
+        assert len(steps) == 10
+        for step in steps:
+            assert step.status is CallStatus.SUCCEEDED and step.finished_at_ms
+            label = f"r{request_id} {seed * 100 + step.seq}"
+            assert max(began[label]) <= step.finished_at_ms, (label, began[label])

@@ -9,10 +9,14 @@ import psycopg
 import pytest
 
 from cairn import _request
-from cairn.types import CallStatus, RequestStatus
+from cairn.types import RequestStatus
 
 from . import apps
-from .conftest import assert_nothing_left_behind, wait_finished
+from .conftest import (
+    assert_no_step_began_after_its_checkpoint,
+    assert_nothing_left_behind,
+    wait_finished,
+)
 
 
 @pytest.mark.postgres_only
@@ -58,20 +62,6 @@ def test_requests_finish_while_postgres_connections_are_killed(
     # A step ran twice only if a connection died between its run and its commit.
     assert sum(n - 1 for n in counts.values()) <= killed
     # And never after its checkpoint committed: every committed call ran once.
-    began: dict[str, list[float]] = {}
-    for line in workers.effects.with_name("effects.log.times").read_text().splitlines():
-        label, at_ms = line.split("\t")
-        began.setdefault(label, []).append(float(at_ms))
-    for seed, request_id in enumerate(ids):
-        steps = [
-            c
-            for c in crash_store.list_calls(request_id)
-            if c.function == "crash_ten_step"
-        ]
-        assert len(steps) == 10
-        for step in steps:
-            assert step.status is CallStatus.SUCCEEDED and step.finished_at_ms
-            label = f"r{request_id} {seed * 100 + step.seq}"
-            assert max(began[label]) <= step.finished_at_ms, (label, began[label])
+    assert_no_step_began_after_its_checkpoint(crash_store, ids, workers.effects)
     assert all(w.poll() is None for w in workers.running), "workers must survive"
     assert "lost" in workers.logs().lower() or "reconnect" in workers.logs().lower()

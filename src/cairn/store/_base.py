@@ -26,7 +26,7 @@ from ._records import (
     RunningCall,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class Store(Protocol):

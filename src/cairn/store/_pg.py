@@ -4,14 +4,18 @@ LISTEN thread behind ``change_token``.
 
 Retrying is safe because a transaction that did not commit left nothing behind. The
 one ambiguous case, a connection lost while ``COMMIT`` was in flight, is settled by
-asking the server what became of the transaction's id (``pg_xact_status``): a
-commit is reported only when it happened, and the body runs again only when it did
-not.
+what the database holds: every write stamps its connection's row of
+``commit_marks`` with a fresh mark, so the mark is there if and only if the
+transaction committed. A commit is reported only when it happened, and the body runs
+again only when it did not. (Not by ``pg_xact_status``: after a crash PostgreSQL
+hands a lost transaction's id to a later transaction, whose commit then makes the
+lost one look committed.)
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import os
 import secrets
@@ -62,6 +66,8 @@ Q: dict[str, LiteralString] = _sql.queries("postgres")
 _local_commits: dict[str, int] = {}
 _local_lock = threading.Lock()
 _PROCESS_NONCE = secrets.token_hex(6)
+# Commit marks: unique within a slot is enough, and a slot is one connection's.
+_marks = itertools.count(1)
 
 
 class RollbackWith(Exception):
@@ -316,6 +322,7 @@ class Database:
         try:
             before = migrate(conn, self.where)
             found = identity(conn)
+            conn.execute(Q["prune_commit_marks"])
         except psycopg.Error as error:
             conn.close()
             raise errors.StoreError(
@@ -452,7 +459,8 @@ class Database:
         pipelined: bool,
     ) -> T:
         with self._checkout() as conn:
-            xid: str | None = None
+            slot = self._pool.slot(conn)
+            mark: int | None = None
             committing = False
             try:
                 with (
@@ -464,59 +472,72 @@ class Database:
                         notify = notify(result)
                     row = conn.execute(
                         Q["end_transaction"],
-                        {"notify": notify, "channel": CHANNEL, "origin": self.origin},
+                        {
+                            "slot": slot,
+                            "mark": next(_marks),
+                            "notify": notify,
+                            "channel": CHANNEL,
+                            "origin": self.origin,
+                        },
                     ).fetchone()
-                    xid = row[0] if row else None
+                    mark = row[0] if row else None
                     committing = True
             except RollbackWith as rollback:
                 return cast(T, rollback.value)
             except psycopg.Error as error:
-                if committing and xid is None:
+                if committing and mark is None:
                     return result  # it wrote nothing: there was nothing to commit
-                if committing and conn.broken:
-                    result = self._settle(cast(str, xid), result, error)
+                # Any error once COMMIT was sent is settled, not only a broken
+                # link: a backend terminated mid-commit may answer with an error
+                # before the connection reads as broken.
+                if committing and self.committed(slot, cast(int, mark), error):
+                    pass
                 elif _transient(error, conn):
                     raise _Retry(error) from None
                 else:
                     raise self._failed(error) from None
-        if xid is not None and notify:
+        if mark is not None and notify:
             with _local_lock:
                 _local_commits[self.key] = _local_commits.get(self.key, 0) + 1
         return result
 
-    def _settle(self, xid: str, result: T, lost: psycopg.Error) -> T:
-        """The answer to COMMIT was lost: find out from the server what happened."""
+    def committed(self, slot: str, mark: int, lost: psycopg.Error) -> bool:
+        """Whether the transaction that stamped ``mark`` on ``slot`` committed.
+
+        Asked on a new connection when the answer to its COMMIT was lost. A
+        transaction of that connection still committing holds the slot's row lock,
+        so the question waits for it to end; one that never committed left the
+        slot's previous mark (or none: the slot is then marked, so that it cannot
+        commit later).
+        """
         deadline = time.monotonic() + self.retry_s
         delay = _BACKOFF_FIRST_S
         logger.warning(
-            "lost the connection to %s while committing; asking what became of "
-            "transaction %s",
+            "lost the connection to %s while committing (%s); checking whether the "
+            "commit happened",
             self.where,
-            xid,
+            " ".join(str(lost).split()) or type(lost).__name__,
             extra={"action": "store_commit_unknown"},
         )
-        while time.monotonic() < deadline:
+        while (left_s := deadline - time.monotonic()) > 0:
             try:
                 with psycopg.connect(self.conninfo, autocommit=True) as conn:
-                    row = conn.execute(
-                        "SELECT pg_xact_status(%s::xid8)", (xid,)
-                    ).fetchone()
+                    conn.execute(f"SET lock_timeout = {max(1, int(left_s * 1000))}")
+                    row = conn.execute(Q["settle_commit"], {"slot": slot}).fetchone()
             except psycopg.Error:
-                time.sleep(delay)
+                time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
                 delay = min(delay * 2, _BACKOFF_MAX_S)
                 continue
-            status = row[0] if row else None
-            if status == "committed":
-                return result
-            if status == "aborted":
-                raise _Retry(lost)
-            if status is None:
-                break
-            time.sleep(delay)  # still in progress: the server is finishing it
-            delay = min(delay * 2, _BACKOFF_MAX_S)
+            happened = row is not None and row[0] == mark
+            logger.warning(
+                "the commit whose answer was lost %s",
+                "happened" if happened else "did not happen; trying again",
+                extra={"action": "store_commit_settled"},
+            )
+            return happened
         raise errors.StoreError(
             f"lost the connection to {self.where} while committing, and could not "
-            f"learn whether transaction {xid} committed: {lost}"
+            f"learn within {self.retry_s:g}s whether the commit happened: {lost}"
         )
 
     def _failed(self, error: psycopg.Error) -> errors.StoreError:
@@ -558,6 +579,9 @@ class Pool:
         self._conninfo = conninfo
         self._keep = keep
         self._idle: list[Connection] = []
+        self._slots: weakref.WeakKeyDictionary[Connection, str] = (
+            weakref.WeakKeyDictionary()
+        )
         self._lock = threading.Lock()
         self._closed = False
 
@@ -568,6 +592,14 @@ class Pool:
         if conn is not None:
             return conn
         return psycopg.connect(self._conninfo, autocommit=True)
+
+    def slot(self, conn: Connection) -> str:
+        """The connection's own row of ``commit_marks``: no other ever stamps it."""
+        with self._lock:
+            slot = self._slots.get(conn)
+            if slot is None:
+                slot = self._slots[conn] = secrets.token_hex(12)
+        return slot
 
     def put(self, conn: Connection) -> None:
         """Take a connection back, or close it if it is unusable or one too many."""

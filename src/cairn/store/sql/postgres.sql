@@ -293,9 +293,28 @@ ON CONFLICT (request_id, key) DO UPDATE SET value = excluded.value
 SELECT min(not_before_ms) FROM calls WHERE status = 'pending' AND dispatched = 1
 
 -- name: end_transaction
--- Last statement of every write: the transaction's id (NULL when it wrote nothing),
--- kept to learn whether a commit whose answer was lost happened; and, when it
--- wrote, a wake-up for listeners, sent by PostgreSQL if and only if it commits.
-SELECT pg_current_xact_id_if_assigned()::text,
-       CASE WHEN %(notify)s AND pg_current_xact_id_if_assigned() IS NOT NULL
+-- Last statement of every write. When the transaction wrote, it stamps its
+-- connection's commit mark (committed with it, or not at all: how a commit whose
+-- answer was lost is settled) and sends listeners a wake-up, which PostgreSQL
+-- delivers if and only if it commits. Returns the mark, NULL when it wrote nothing.
+WITH stamped AS (
+    INSERT INTO commit_marks (slot, mark, used_at)
+    SELECT %(slot)s, %(mark)s, now()
+    WHERE pg_current_xact_id_if_assigned() IS NOT NULL
+    ON CONFLICT (slot) DO UPDATE SET mark = excluded.mark, used_at = excluded.used_at
+    RETURNING mark
+)
+SELECT (SELECT mark FROM stamped),
+       CASE WHEN %(notify)s AND EXISTS (SELECT FROM stamped)
             THEN pg_notify(%(channel)s, %(origin)s) END
+
+-- name: settle_commit
+-- The mark a connection's last commit left. Waits, on the row lock, for a
+-- transaction of that connection still committing. Marks a slot never stamped.
+INSERT INTO commit_marks (slot, mark, used_at) VALUES (%(slot)s, -1, now())
+ON CONFLICT (slot) DO UPDATE SET used_at = commit_marks.used_at
+RETURNING mark
+
+-- name: prune_commit_marks
+-- Marks of connections unused for a day: their commits were settled long ago.
+DELETE FROM commit_marks WHERE used_at < now() - interval '1 day'

@@ -1,0 +1,3 @@
+-- Cairn schema 3 adds PostgreSQL's commit marks (settling a commit whose answer
+-- was lost in the network). A SQLite commit is a local call that answers or
+-- raises: there is nothing to settle, and nothing to add.

@@ -1,0 +1,114 @@
+"""A TCP proxy in front of PostgreSQL that cuts the link at a transaction's COMMIT.
+
+``cut_at_commit(forward=True)`` lets the next ``COMMIT`` reach the server and cuts
+the link before its answer comes back (the commit happened, the client cannot
+know); ``forward=False`` cuts it before the server sees the ``COMMIT`` (it never
+happens). ``meanwhile`` runs while the client still waits for its answer (a
+server restart, say). Links made after the cut pass everything through.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable
+
+
+class LossyLink:
+    """Forwards 127.0.0.1:<port> to a PostgreSQL server, cutting at one COMMIT."""
+
+    def __init__(self, server_url: str) -> None:
+        parts = urllib.parse.urlsplit(server_url)
+        self._target = (parts.hostname or "127.0.0.1", parts.port or 5432)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self._armed: tuple[bool, Callable[[], None]] | None = None
+        self._lock = threading.Lock()
+        self.cuts = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def url(self, server_url: str) -> str:
+        """``server_url`` through the link (without TLS, so COMMIT can be seen)."""
+        parts = urllib.parse.urlsplit(server_url)
+        user = f"{parts.username}@" if parts.username else ""
+        query = "&".join(filter(None, [parts.query, "sslmode=disable"]))
+        netloc = f"{user}127.0.0.1:{self.port}"
+        return urllib.parse.urlunsplit(parts._replace(netloc=netloc, query=query))
+
+    def cut_at_commit(
+        self, *, forward: bool, meanwhile: Callable[[], None] = lambda: None
+    ) -> None:
+        """Cut the link of the next COMMIT sent through it."""
+        with self._lock:
+            self._armed = (forward, meanwhile)
+
+    def close(self) -> None:
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self._target)
+            cut = threading.Event()
+            threading.Thread(
+                target=self._upstream, args=(client, server, cut), daemon=True
+            ).start()
+            threading.Thread(
+                target=_downstream, args=(server, client, cut), daemon=True
+            ).start()
+
+    def _upstream(
+        self, client: socket.socket, server: socket.socket, cut: threading.Event
+    ) -> None:
+        while chunk := _recv(client):
+            with self._lock:
+                armed = self._armed if b"COMMIT" in chunk else None
+                if armed is not None:
+                    self._armed = None
+            if armed is None:
+                server.sendall(chunk)
+                continue
+            forward, meanwhile = armed
+            cut.set()  # no answer goes back from here on
+            if forward:
+                server.sendall(chunk)
+                time.sleep(0.3)  # the server commits and answers into the void
+            else:
+                _shut(server)  # the server sees the client go: it rolls back
+            meanwhile()
+            self.cuts += 1
+            break
+        for end in (client, server):
+            _shut(end)
+
+
+def _downstream(
+    server: socket.socket, client: socket.socket, cut: threading.Event
+) -> None:
+    while (chunk := _recv(server)) and not cut.is_set():
+        try:
+            client.sendall(chunk)
+        except OSError:
+            break
+    if not cut.is_set():
+        _shut(client)
+
+
+def _recv(sock: socket.socket) -> bytes:
+    try:
+        return sock.recv(65536)
+    except OSError:
+        return b""
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    sock.close()
