@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import re
 import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -127,11 +128,27 @@ class RemoteRequest:
         strict: bool = False,
         upgrade_to_latest_version: bool = True,
     ) -> RemoteRequest:
-        """Replay the request on the server (with its code) and wait for the end."""
+        """Replay the request on the server (with its code) and wait for the end.
+
+        Raises:
+            RequestRunning: a run of the request is still pending or running (an
+                earlier replay not finished yet): nothing was started.
+        """
+        from cairn import client
+
         del upgrade_to_latest_version  # the server runs the code it loaded
-        self._client.replay(
-            self._application, self._id, from_call=from_call, strict=strict
-        )
+        try:
+            self._client.replay(
+                self._application, self._id, from_call=from_call, strict=strict
+            )
+        except client.ServerError as error:
+            if error.error_code != errors.RequestRunning.code:
+                raise
+            message = error.message.partition(": ")[2]  # without the status
+            run = re.search(r"\brun (\d+)\b", message)
+            raise errors.RequestRunning(
+                message, request_id=self._id, run=int(run[1]) if run else 0
+            ) from None
         self.wait()
         return self
 

@@ -10,6 +10,7 @@
     ├── TimeoutError                   a wait's deadline ran out (also builtins.TimeoutError)
     ├── RequestNotFinished             output() of a request that is still running
     ├── SDKUsageError                  the API was used wrongly
+    │   └── RequestRunning             replay of a request whose run is not over
     ├── SerializationError             a value could not be pickled / JSON-encoded
     ├── DeserializationError           a stored or sent value could not be decoded
     ├── ReplayMismatch                 strict replay saw the code take a different path
@@ -41,6 +42,7 @@ __all__ = [
     "RequestFailed",
     "RequestNotFinished",
     "RequestNotFound",
+    "RequestRunning",
     "RetryAfter",
     "SDKUsageError",
     "SerializationError",
@@ -143,6 +145,22 @@ class SDKUsageError(CairnError):
     """The Cairn API was used in a way it does not support."""
 
     code = "sdk_usage_error"
+
+
+class RequestRunning(SDKUsageError):
+    """A run of the request is still pending or running: it cannot be replayed now.
+
+    ``run`` is the number of that run. Wait for it to finish, or cancel it.
+    """
+
+    code = "request_running"
+
+    def __init__(
+        self, message: str | None = None, *, request_id: str = "", run: int = 0
+    ) -> None:
+        super().__init__(message)
+        self.request_id = request_id
+        self.run = run
 
 
 class SerializationError(CairnError):

@@ -10,7 +10,7 @@ from typing import Any
 from cairn import _events, errors
 from cairn.types import CallStatus, RequestStatus
 
-from . import _rows, _sqlbase
+from . import _rows
 from ._pg import Connection, Q
 from ._records import (
     CallFailure,
@@ -126,47 +126,6 @@ def append(conn: Connection, request_id: str, events: list[Event]) -> None:
     ).rowcount
     if events and inserted == 0:
         raise errors.RequestNotFound(f"no request with id {request_id!r}")
-
-
-def check_abandoned(conn: Connection, request_id: str, now_ms: float) -> None:
-    holders = conn.execute(
-        Q["live_holders"],
-        {
-            "request_id": request_id,
-            "fresh_after_ms": now_ms - _sqlbase.WORKER_STALE_MS,
-        },
-    ).fetchall()
-    if any(_sqlbase.holder_is_alive(host, pid) for host, pid in holders):
-        raise errors.SDKUsageError(
-            f"request {request_id!r} is still running on a live worker; "
-            "wait for it to finish (or cancel it) before replaying"
-        )
-
-
-def fork_set(conn: Connection, request_id: str, from_call: str) -> list[str]:
-    """The call to replay from, every call started after it, and its ancestors."""
-    target = conn.execute(
-        "SELECT started_at_ms, parent_id FROM calls WHERE id = %s AND request_id = %s",
-        (from_call, request_id),
-    ).fetchone()
-    if target is None:
-        raise errors.SDKUsageError(
-            f"request {request_id!r} has no call {from_call!r} to replay from"
-        )
-    started_at_ms, parent_id = target
-    forced = {from_call}
-    forced |= {
-        row[0]
-        for row in conn.execute(
-            "SELECT id FROM calls WHERE request_id = %s AND started_at_ms >= %s",
-            (request_id, started_at_ms or 0.0),
-        )
-    }
-    if parent_id is not None:
-        forced |= {
-            row[0] for row in conn.execute(Q["ancestors"], {"parent_id": parent_id})
-        }
-    return sorted(forced)
 
 
 def at_cap(conn: Connection, caps: Mapping[str, int]) -> list[str]:

@@ -38,7 +38,7 @@ from cairn import errors
 from cairn.types import CallStatus, RequestStatus
 
 from . import _pgsteps as steps
-from . import _rows, _sqlbase
+from . import _replays, _rows, _sqlbase
 from ._pg import Connection, Database, Q, RollbackWith
 from ._records import (
     AttemptRecord,
@@ -165,38 +165,16 @@ class PostgresStore:
     def start_replay(
         self, request_id: str, *, from_call: str | None, strict: bool, now_ms: float
     ) -> int:
-        """Re-queue the application call under a new run number."""
+        """Re-queue the application call under a new run number (refused while a
+        run of the request is still pending or running: see ``_replays``)."""
 
         def body(conn: Connection) -> int:
-            row = conn.execute(
-                "SELECT run, status FROM requests WHERE id = %s FOR NO KEY UPDATE",
-                (request_id,),
-            ).fetchone()
-            if row is None:
-                raise errors.RequestNotFound(f"no request with id {request_id!r}")
-            run, status = row
-            if status in (RequestStatus.PENDING, RequestStatus.RUNNING):
-                steps.check_abandoned(conn, request_id, now_ms)
-            forced = (
-                steps.fork_set(conn, request_id, from_call)
-                if from_call is not None
-                else []
+            def execute(name: str, params: Mapping[str, Any]) -> psycopg.Cursor[Any]:
+                return conn.execute(Q[name], params)
+
+            return _replays.start(
+                execute, request_id, from_call=from_call, strict=strict, now_ms=now_ms
             )
-            new_run = int(run) + 1
-            conn.execute(
-                Q["start_replay_stale"], {"request_id": request_id, "forced": forced}
-            )
-            conn.execute(
-                Q["start_replay_requeue"], {"request_id": request_id, "run": new_run}
-            )
-            conn.execute(
-                "DELETE FROM request_state WHERE request_id = %s", (request_id,)
-            )
-            conn.execute(
-                Q["start_replay_request"],
-                {"request_id": request_id, "run": new_run, "strict": int(strict)},
-            )
-            return new_run
 
         return self._db.write(body)
 

@@ -15,7 +15,7 @@ from typing import Any
 from cairn import _events, errors
 from cairn.types import CallStatus, RequestStatus
 
-from . import _rows, _sql
+from . import _replays, _rows, _sql
 from ._records import (
     AttemptRecord,
     CallFailure,
@@ -32,9 +32,7 @@ from ._records import (
     RunningCall,
 )
 from ._sqlbase import (
-    WORKER_STALE_MS,
     AfterCalls,
-    holder_is_alive,
     success_params,
     worker_is_dead,
 )
@@ -134,90 +132,23 @@ class SQLiteStore:
     def start_replay(
         self, request_id: str, *, from_call: str | None, strict: bool, now_ms: float
     ) -> int:
-        """Re-queue the application call under a new run number."""
+        """Re-queue the application call under a new run number (refused while a
+        run of the request is still pending or running: see ``_replays``)."""
         with self._write() as conn:
-            row = conn.execute(
-                "SELECT run, status FROM requests WHERE id = ?", (request_id,)
-            ).fetchone()
-            if row is None:
-                raise errors.RequestNotFound(f"no request with id {request_id!r}")
-            run, status = row
-            if status in (RequestStatus.PENDING, RequestStatus.RUNNING):
-                self._check_abandoned(conn, request_id, now_ms)
-            stale = {
-                r[0]
-                for r in conn.execute(
-                    "SELECT id FROM calls WHERE request_id = ? AND status <> 'succeeded'",
-                    (request_id,),
+
+            def execute(name: str, params: Mapping[str, Any]) -> sqlite3.Cursor:
+                # SQLite binds no lists: a list goes as JSON, read with json_each.
+                return conn.execute(
+                    Q[name],
+                    {
+                        key: json.dumps(value) if isinstance(value, list) else value
+                        for key, value in params.items()
+                    },
                 )
-            }
-            if from_call is not None:
-                stale |= self._fork_set(conn, request_id, from_call)
-            conn.executemany(
-                "UPDATE calls SET status = 'stale', worker_id = NULL, executor = NULL "
-                "WHERE id = ?",
-                [(call_id,) for call_id in stale],
-            )
-            new_run = run + 1
-            conn.execute(
-                "UPDATE calls SET status = 'pending', dispatched = 1, run = ?, "
-                "run_attempts = 0, not_before_ms = 0, worker_id = NULL, executor = NULL "
-                "WHERE id = ?",
-                (new_run, request_id),
-            )
-            conn.execute(
-                "DELETE FROM request_state WHERE request_id = ?", (request_id,)
-            )
-            conn.execute(
-                "UPDATE requests SET status = 'pending', run = ?, strict_replay = ?, "
-                "failure_reason = NULL, error_json = NULL, output = NULL, "
-                "progress_json = NULL, finished_at_ms = NULL WHERE id = ?",
-                (new_run, int(strict), request_id),
-            )
-            return int(new_run)
 
-    def _check_abandoned(
-        self, conn: sqlite3.Connection, request_id: str, now_ms: float
-    ) -> None:
-        holders = conn.execute(
-            "SELECT DISTINCT w.host, w.pid FROM calls c JOIN workers w "
-            "ON w.id = c.worker_id WHERE c.request_id = ? AND c.status = 'running' "
-            "AND w.heartbeat_at_ms > ?",
-            (request_id, now_ms - WORKER_STALE_MS),
-        ).fetchall()
-        if any(holder_is_alive(host, pid) for host, pid in holders):
-            raise errors.SDKUsageError(
-                f"request {request_id!r} is still running on a live worker; "
-                "wait for it to finish (or cancel it) before replaying"
+            return _replays.start(
+                execute, request_id, from_call=from_call, strict=strict, now_ms=now_ms
             )
-
-    def _fork_set(
-        self, conn: sqlite3.Connection, request_id: str, from_call: str
-    ) -> set[str]:
-        target = conn.execute(
-            "SELECT started_at_ms, parent_id FROM calls WHERE id = ? AND request_id = ?",
-            (from_call, request_id),
-        ).fetchone()
-        if target is None:
-            raise errors.SDKUsageError(
-                f"request {request_id!r} has no call {from_call!r} to replay from"
-            )
-        started_at_ms, parent_id = target
-        forced = {from_call}
-        forced |= {
-            r[0]
-            for r in conn.execute(
-                "SELECT id FROM calls WHERE request_id = ? AND started_at_ms >= ?",
-                (request_id, started_at_ms or 0.0),
-            )
-        }
-        while parent_id is not None:
-            forced.add(parent_id)
-            row = conn.execute(
-                "SELECT parent_id FROM calls WHERE id = ?", (parent_id,)
-            ).fetchone()
-            parent_id = row[0] if row else None
-        return forced
 
     def delete_request(self, request_id: str) -> bool:
         """Delete a request and everything recorded for it; False if there was none."""

@@ -233,15 +233,38 @@ WHERE worker_id = %(worker_id)s
   AND status = 'running'
 RETURNING {call_columns}
 
+-- name: replay_request
+-- Locks the request: replays of it start one after the other.
+SELECT run, status, created_at_ms FROM requests WHERE id = %(request_id)s
+FOR NO KEY UPDATE
+
+-- name: replay_app_call
+SELECT status, started_at_ms, not_before_ms FROM calls WHERE id = %(request_id)s
+
+-- name: fresh_workers
+SELECT host, pid FROM workers WHERE heartbeat_at_ms > %(fresh_after_ms)s
+
+-- name: replay_target
+SELECT started_at_ms, parent_id FROM calls
+WHERE id = %(call_id)s AND request_id = %(request_id)s
+
+-- name: started_since
+SELECT id FROM calls WHERE request_id = %(request_id)s AND started_at_ms >= %(since_ms)s
+
 -- name: start_replay_stale
 UPDATE calls SET status = 'stale', worker_id = NULL, executor = NULL
 WHERE request_id = %(request_id)s
   AND (status <> 'succeeded' OR id = ANY(%(forced)s::text[]))
 
 -- name: start_replay_requeue
+-- started_at_ms: when the run was queued, until a worker claims it (and sets it).
 UPDATE calls SET status = 'pending', dispatched = 1, run = %(run)s, run_attempts = 0,
-                 not_before_ms = 0, worker_id = NULL, executor = NULL
+                 not_before_ms = 0, worker_id = NULL, executor = NULL,
+                 started_at_ms = %(now_ms)s
 WHERE id = %(request_id)s
+
+-- name: clear_state
+DELETE FROM request_state WHERE request_id = %(request_id)s
 
 -- name: start_replay_request
 UPDATE requests SET status = 'pending', run = %(run)s, strict_replay = %(strict)s,

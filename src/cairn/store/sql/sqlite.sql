@@ -158,3 +158,53 @@ UPDATE calls SET worker_id = NULL, executor = NULL,
 WHERE worker_id = :worker_id AND (:executor IS NULL OR executor = :executor)
   AND status = 'running'
 RETURNING id
+
+-- name: replay_request
+-- Read inside the replay's write transaction, which no other writer shares.
+SELECT run, status, created_at_ms FROM requests WHERE id = :request_id
+
+-- name: live_holders
+SELECT DISTINCT w.host, w.pid FROM calls c JOIN workers w ON w.id = c.worker_id
+WHERE c.request_id = :request_id AND c.status = 'running'
+  AND w.heartbeat_at_ms > :fresh_after_ms
+
+-- name: replay_app_call
+SELECT status, started_at_ms, not_before_ms FROM calls WHERE id = :request_id
+
+-- name: fresh_workers
+SELECT host, pid FROM workers WHERE heartbeat_at_ms > :fresh_after_ms
+
+-- name: replay_target
+SELECT started_at_ms, parent_id FROM calls WHERE id = :call_id AND request_id = :request_id
+
+-- name: started_since
+SELECT id FROM calls WHERE request_id = :request_id AND started_at_ms >= :since_ms
+
+-- name: ancestors
+WITH RECURSIVE up (id, parent_id) AS (
+    SELECT id, parent_id FROM calls WHERE id = :parent_id
+    UNION ALL
+    SELECT c.id, c.parent_id FROM calls c JOIN up ON c.id = up.parent_id
+)
+SELECT id FROM up
+
+-- name: start_replay_stale
+UPDATE calls SET status = 'stale', worker_id = NULL, executor = NULL
+WHERE request_id = :request_id
+  AND (status <> 'succeeded' OR id IN (SELECT value FROM json_each(:forced)))
+
+-- name: start_replay_requeue
+-- started_at_ms: when the run was queued, until a worker claims it (and sets it).
+UPDATE calls SET status = 'pending', dispatched = 1, run = :run, run_attempts = 0,
+                 not_before_ms = 0, worker_id = NULL, executor = NULL,
+                 started_at_ms = :now_ms
+WHERE id = :request_id
+
+-- name: clear_state
+DELETE FROM request_state WHERE request_id = :request_id
+
+-- name: start_replay_request
+UPDATE requests SET status = 'pending', run = :run, strict_replay = :strict,
+                    failure_reason = NULL, error_json = NULL, output = NULL,
+                    progress_json = NULL, finished_at_ms = NULL
+WHERE id = :request_id
