@@ -155,3 +155,30 @@ def dash_mixed(n: int = 10) -> dict[str, object]:
 @function()
 def dash_add(a: int, b: int = 0) -> int:
     return a + b
+
+
+@function()
+def dash_shared_lists(levels: int) -> list[object]:
+    """A list sharing one sub-list at every level: 2**levels leaves, a tiny pickle."""
+    value: list[object] = [0]
+    for _ in range(min(levels, 40)):
+        value = [value, value]
+    return value
+
+
+@function()
+def dash_grid(n: int) -> list[list[int]]:
+    row = [0] * min(n, 10_000)
+    return [row] * min(n, 10_000)
+
+
+@application()
+@function(description="Returns values whose text is far larger than their pickles")
+def dash_expanding(levels: int = 22, n: int = 3000) -> int:
+    return len(dash_shared_lists(levels)) + len(dash_grid(n))
+
+
+@application()
+@function(description="The length of a (large) JSON input")
+def dash_measure(data: list[object]) -> int:
+    return len(data)

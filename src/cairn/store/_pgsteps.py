@@ -11,7 +11,8 @@ from cairn import _events, errors
 from cairn.types import CallStatus, RequestStatus
 
 from . import _rows
-from ._pg import Connection, Q
+from ._pg import Q
+from ._pglink import Connection
 from ._records import (
     CallFailure,
     CallSuccess,

@@ -39,7 +39,8 @@ from cairn.types import CallStatus, RequestStatus
 
 from . import _pgsteps as steps
 from . import _replays, _rows, _sqlbase
-from ._pg import Connection, Database, Q, RollbackWith
+from ._pg import Database, Q, RollbackWith
+from ._pglink import Connection
 from ._records import (
     AttemptRecord,
     CallFailure,

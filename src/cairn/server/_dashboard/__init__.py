@@ -9,7 +9,8 @@ ask for it once (``_session``).
 
 Modules: ``_pages`` (routes), ``_views`` (records -> what templates show),
 ``_tree`` (call tree and timeline rows), ``_values`` (inputs and outputs, decoded
-without running user code), ``_journal`` (latest progress events), ``_stream``
+without running user code, their text under a budget), ``_decoding`` (that work
+off the event loop: JSON in a thread, pickles in a child process), ``_journal`` (latest progress events), ``_stream``
 (the requests page's live stream), ``_session`` (login cookie), ``_render``
 (templates and page headers).
 """

@@ -25,7 +25,16 @@ from cairn.store import EventRecord, RequestRecord, Store
 from cairn.types import CallStatus, RequestStatus
 
 from .. import _api, _errors, _sse
-from . import _journal, _render, _session, _stream, _tree, _views
+from . import (
+    _decoding,
+    _journal,
+    _render,
+    _session,
+    _stream,
+    _tree,
+    _values,
+    _views,
+)
 
 PREFIX = "/ui"
 _PROGRESS_LINES = 20
@@ -93,6 +102,7 @@ class Dashboard:
     def __init__(self, *, api_key: str | None, namespace: str) -> None:
         self._key = None if api_key is None else api_key.encode()
         self.templates = _render.Templates(namespace=namespace, auth=bool(api_key))
+        self.values = _decoding.Values()
 
     def routes(self) -> list[BaseRoute]:
         """The dashboard's routes (``/`` and everything under ``/ui``)."""
@@ -236,7 +246,18 @@ class Dashboard:
             return args, output, _journal.progress_lines(events)
 
         args, output, lines = await _state(request).pool.run(read)
-        details = _views.call_details(call, args, output, lines, loaded.record)
+        record = loaded.record
+        names = _views.parameter_names(call.function)
+        shown_output: _values.Shown | None = None
+        if call.kind == "app":  # the request's own input and output (JSON)
+            arguments = await self.values.arguments(record.input, names)
+            if call.status is CallStatus.SUCCEEDED:
+                shown_output = await self.values.json(record.output)
+        else:
+            arguments, shown_output = await self.values.call(args, output, names)
+            if call.status is not CallStatus.SUCCEEDED:
+                shown_output = None
+        details = _views.call_details(call, arguments, shown_output, lines, record)
         return self.templates.page(
             "_call.html",
             details=details,
@@ -370,13 +391,22 @@ class Dashboard:
         loaded = await self._load(request)
         if loaded is None:
             return None
+        record = loaded.record
+        arguments = await self.values.arguments(
+            record.input, _views.parameter_names(record.application)
+        )
+        output = None
+        if record.status is RequestStatus.SUCCEEDED:
+            output = await self.values.json(record.output)
         return _views.request_page(
-            loaded.record,
+            record,
             loaded.calls,
             loaded.tree,
             _journal.progress_lines(events),
             _calls.now_ms(),
             seq=seq,
+            arguments=arguments,
+            output=output,
         )
 
     def _missing(self, request: Request) -> Response:

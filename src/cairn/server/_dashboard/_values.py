@@ -7,23 +7,46 @@ a pickle names to a harmless stand-in class of the same name (the approach of th
 ``pickle`` docs' "Restricting Globals"). Plain data (str, numbers, lists, dicts...)
 comes out as itself and is shown as JSON; anything else is described by its type,
 ``pickled app.Point, 120 bytes``.
+
+A value's text is built under a budget of characters and stops as soon as the
+budget is spent, never after: a pickle of a few bytes can share one list at every
+level (``x = [x, x]`` 22 times is 149 bytes and 4 million leaves), so the size of
+what a value expands to is unrelated to its size stored. Past the budget the page
+shows the start and offers the download (``Shown.cut``).
+
+This module needs the standard library only: ``_decoding`` runs it as a script in
+a child process to decode pickles (``main``), because unpickling itself can take
+memory or time without bound, in C code no thread can be stopped in.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import math
 import pickle
-from collections.abc import Callable, Sequence
+import resource
+import signal
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-# Pickles larger than this are described by size only, not decoded.
-_DECODE_LIMIT_BYTES = 1 << 20
-# Formatted JSON longer than this is cut (the full value is in the API).
-_TEXT_LIMIT_CHARS = 20_000
+# Pickles and JSON texts larger than this are described by size only, not decoded.
+DECODE_LIMIT_BYTES = 1 << 20
+# The text of one value stops here (the full value is in the API).
+VALUE_CHARS = 20_000
+# The text of all the arguments of a call stops here (each also stops at VALUE_CHARS).
+ARGUMENTS_CHARS = 100_000
 _MAX_DEPTH = 60
+# Distinct globals one pickle may name (each becomes a new stand-in class).
+_MAX_CLASSES = 10_000
+# The decoding child's limits: its parent kills it long before the alarm rings;
+# the alarm (whose default action ends the process, even inside C code) only
+# matters if the parent died meanwhile.
+_CHILD_MEMORY_BYTES = 768 << 20
+_CHILD_ALARM_S = 10
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -31,9 +54,12 @@ class Shown:
     """A value ready to show."""
 
     json: bool
-    """Whether ``text`` is formatted JSON (else it describes a pickle)."""
+    """Whether ``text`` is formatted JSON (else it describes the value)."""
     text: str
     """The formatted JSON or the description."""
+    cut: bool = False
+    """Whether the value is too large to show whole: ``text`` is its start, or only
+    says what it is (default False)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,6 +68,9 @@ class Argument:
 
     name: str
     value: Shown
+
+
+Arguments = list[Argument] | Shown
 
 
 class _NotJson(Exception):
@@ -112,16 +141,23 @@ _SPECIAL: dict[tuple[str, str], Callable[..., Any]] = {
 
 
 class _Unpickler(pickle.Unpickler):
+    def __init__(self, data: bytes) -> None:
+        super().__init__(io.BytesIO(data))
+        self._classes: dict[tuple[str, str], type[_Opaque]] = {}
+
     def find_class(self, module: str, name: str) -> Any:
         special = _SPECIAL.get((module, name))
-        return special if special is not None else _stand_in(module, name)
+        if special is not None:
+            return special
+        key = (module, name)
+        if key not in self._classes:
+            if len(self._classes) >= _MAX_CLASSES:
+                raise pickle.UnpicklingError("too many classes")
+            self._classes[key] = _stand_in(module, name)
+        return self._classes[key]
 
     def persistent_load(self, pid: Any) -> Any:
         return _stand_in("pickle", "persistent")()
-
-
-def _safe_loads(data: bytes) -> Any:
-    return _Unpickler(io.BytesIO(data)).load()
 
 
 def type_name(value: Any) -> str:
@@ -133,49 +169,101 @@ def type_name(value: Any) -> str:
     return f"{module}.{kind.__qualname__}"
 
 
-def _jsonable(value: Any, depth: int = 0) -> Any:
-    if depth > _MAX_DEPTH:
+# -- bounded JSON text ----------------------------------------------------------------
+
+
+class _Budget:
+    """Characters still to show, shared by the values of one page part."""
+
+    def __init__(self, chars: int) -> None:
+        self.left = chars
+
+
+def _string(text: str) -> str:
+    # Only the start of a long string can be shown; quoting all of it is waste.
+    quoted = json.dumps(text[: VALUE_CHARS + 1], ensure_ascii=False)
+    try:
+        quoted.encode()
+    except UnicodeEncodeError:  # a lone surrogate: escape it, as JSON can
+        quoted = json.dumps(text[: VALUE_CHARS + 1])
+    return quoted
+
+
+def _pieces(value: Any, pad: str) -> Iterator[str]:
+    """``json.dumps(value, indent=2)``, a piece at a time (raises ``_NotJson``)."""
+    if len(pad) > 2 * _MAX_DEPTH:
         raise _NotJson
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
+    if value is None or isinstance(value, bool):
+        yield {None: "null", True: "true", False: "false"}[value]
+    elif isinstance(value, int):
+        try:
+            yield int.__repr__(value)
+        except ValueError:  # more digits than int -> str converts
+            raise _NotJson from None
+    elif isinstance(value, float):
         if not math.isfinite(value):
             raise _NotJson
-        return value
-    if isinstance(value, list | tuple):
-        return [_jsonable(item, depth + 1) for item in value]
-    if isinstance(value, dict):
-        if not all(isinstance(key, str) for key in value):
-            raise _NotJson
-        return {key: _jsonable(item, depth + 1) for key, item in value.items()}
-    raise _NotJson
+        yield float.__repr__(value)
+    elif isinstance(value, str):
+        yield _string(value)
+    elif isinstance(value, list | tuple | dict):
+        if not value:
+            yield "{}" if isinstance(value, dict) else "[]"
+            return
+        inner = pad + "  "
+        yield "{" if isinstance(value, dict) else "["
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for index, (key, item) in enumerate(items):
+            yield ("\n" if index == 0 else ",\n") + inner
+            if isinstance(value, dict):
+                if not isinstance(key, str):
+                    raise _NotJson
+                yield _string(key) + ": "
+            yield from _pieces(item, inner)
+        yield "\n" + pad + ("}" if isinstance(value, dict) else "]")
+    else:
+        raise _NotJson
 
 
-def _clip(text: str) -> str:
-    if len(text) <= _TEXT_LIMIT_CHARS:
-        return text
-    cut = len(text) - _TEXT_LIMIT_CHARS
-    return f"{text[:_TEXT_LIMIT_CHARS]}\n… ({cut:,} more characters)"
-
-
-def _pretty(value: Any) -> str:
-    return _clip(json.dumps(value, indent=2, ensure_ascii=False))
+def _render(value: Any, budget: _Budget) -> Shown:
+    """A value's JSON text, cut where the budget ends (raises ``_NotJson``)."""
+    limit = min(VALUE_CHARS, budget.left)
+    pieces: list[str] = []
+    size = 0
+    for piece in _pieces(value, ""):
+        pieces.append(piece)
+        size += len(piece)
+        if size > limit:
+            budget.left -= limit
+            text = "".join(pieces)[:limit]
+            return Shown(json=True, text=f"{text}\n…", cut=True)
+    budget.left -= size
+    return Shown(json=True, text="".join(pieces))
 
 
 def _size(data: bytes) -> str:
     return f"{len(data):,} byte" + ("" if len(data) == 1 else "s")
 
 
-def shown(value: Any, size: str | None = None) -> Shown:
+def shown(value: Any, budget: _Budget, size: str | None = None) -> Shown:
     """A decoded value: JSON when it is plain data, else described by its type."""
+    if budget.left <= 0:
+        return Shown(json=False, text=f"{type_name(value)}, not shown", cut=True)
     try:
-        return Shown(json=True, text=_pretty(_jsonable(value)))
+        return _render(value, budget)
     except (_NotJson, RecursionError):
         described = f"pickled {type_name(value)}"
         if isinstance(value, list | tuple | dict | set | frozenset):
             count = len(value)
-            described += f" of {count} item" + ("" if count == 1 else "s")
+            described += f" of {count:,} item" + ("" if count == 1 else "s")
         return Shown(json=False, text=f"{described}, {size}" if size else described)
+
+
+def _parse_json(data: bytes) -> Any:
+    """Stored JSON text's value; raises ValueError past the limit or if not JSON."""
+    if len(data) > DECODE_LIMIT_BYTES:
+        raise OverflowError
+    return json.loads(data)
 
 
 def json_value(data: bytes | None) -> Shown:
@@ -183,16 +271,24 @@ def json_value(data: bytes | None) -> Shown:
     if data is None:
         return Shown(json=True, text="null")
     try:
-        return Shown(json=True, text=_pretty(json.loads(data)))
+        value = _parse_json(data)
+    except OverflowError:
+        return Shown(json=False, text=f"JSON, {_size(data)}", cut=True)
     except (ValueError, RecursionError):
         return Shown(json=False, text=f"not JSON, {_size(data)}")
+    return shown(value, _Budget(VALUE_CHARS))
+
+
+def is_pickle(data: bytes) -> bool:
+    """Whether stored arguments are pickled (a call's), not JSON (an application's)."""
+    return data[:1] == b"\x80"  # the PROTO opcode every pickle Cairn writes starts with
 
 
 def _decode(data: bytes) -> Any:
     """The value of a pickle with stand-ins for its classes; raises if it cannot."""
-    if len(data) > _DECODE_LIMIT_BYTES:
-        raise ValueError("too large to decode")
-    return _safe_loads(data)
+    if len(data) > DECODE_LIMIT_BYTES:
+        raise OverflowError
+    return _Unpickler(data).load()
 
 
 def pickled_value(data: bytes | None) -> Shown:
@@ -201,12 +297,19 @@ def pickled_value(data: bytes | None) -> Shown:
         return Shown(json=False, text="no value recorded")
     try:
         value = _decode(data)
-    except Exception:
-        return Shown(json=False, text=f"pickled value, {_size(data)}")
-    return shown(value, _size(data))
+    except Exception as error:
+        too_large = isinstance(error, OverflowError | MemoryError)
+        return Shown(json=False, text=f"pickled value, {_size(data)}", cut=too_large)
+    return shown(value, _Budget(VALUE_CHARS), _size(data))
 
 
-def arguments(data: bytes | None, names: Sequence[str] = ()) -> list[Argument] | Shown:
+def undecoded(data: bytes | None, what: str = "value") -> Shown:
+    """What a pickle is when decoding it took too long or too much memory."""
+    size = "" if data is None else f", {_size(data)}"
+    return Shown(json=False, text=f"pickled {what}{size}", cut=True)
+
+
+def arguments(data: bytes | None, names: Sequence[str] = ()) -> Arguments:
     """A call's recorded arguments, one by one, or what they are if not readable.
 
     A call's arguments are a pickled ``(args, kwargs)``; an application call's are
@@ -215,28 +318,96 @@ def arguments(data: bytes | None, names: Sequence[str] = ()) -> list[Argument] |
     """
     if data is None:
         return Shown(json=False, text="no arguments recorded")
+    budget = _Budget(ARGUMENTS_CHARS)
     value: Any
-    if data[:1] == b"\x80":  # the PROTO opcode every pickle Cairn writes starts with
+    if is_pickle(data):
         try:
             value = _decode(data)
-        except Exception:
-            return Shown(json=False, text=f"pickled arguments, {_size(data)}")
+        except Exception as error:
+            too_large = isinstance(error, OverflowError | MemoryError)
+            return Shown(
+                json=False, text=f"pickled arguments, {_size(data)}", cut=too_large
+            )
         if not (isinstance(value, tuple) and len(value) == 2):
-            return shown(value, _size(data))
+            return shown(value, budget, _size(data))
         args, kwargs = value
     else:
         try:
-            value = json.loads(data)
+            value = _parse_json(data)
+        except OverflowError:
+            return Shown(json=False, text=f"arguments, {_size(data)}", cut=True)
         except (ValueError, RecursionError):
             return Shown(json=False, text=f"arguments, {_size(data)}")
         if not isinstance(value, dict):
-            return shown(value)
+            return shown(value, budget)
         args, kwargs = value.get("args", []), value.get("kwargs", {})
     if not isinstance(args, list | tuple) or not isinstance(kwargs, dict):
-        return shown(value, _size(data))
+        return shown(value, budget, _size(data))
     labels = [*names[: len(args)], *map(str, range(len(names), len(args)))]
     found = [
-        Argument(name=n, value=shown(v)) for n, v in zip(labels, args, strict=True)
+        Argument(name=n, value=shown(v, budget))
+        for n, v in zip(labels, args, strict=True)
     ]
-    found += [Argument(name=str(k), value=shown(v)) for k, v in kwargs.items()]
+    found += [Argument(name=str(k), value=shown(v, budget)) for k, v in kwargs.items()]
     return found
+
+
+# -- the decoding child ---------------------------------------------------------------
+
+
+def to_wire(found: Arguments) -> Any:
+    """A result as JSON-able data (what the child answers)."""
+    if isinstance(found, Shown):
+        return {"shown": dataclasses.asdict(found)}
+    return {
+        "arguments": [
+            {"name": item.name, "value": dataclasses.asdict(item.value)}
+            for item in found
+        ]
+    }
+
+
+def _safe(text: str) -> str:
+    # A pickle's strings and class names may hold lone surrogates, which no page
+    # can be encoded with.
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _shown_of(data: Any) -> Shown:
+    return Shown(
+        json=bool(data["json"]), text=_safe(data["text"]), cut=bool(data["cut"])
+    )
+
+
+def from_wire(data: Any) -> Arguments:
+    """A result from ``to_wire``; raises (KeyError, TypeError) if malformed."""
+    if "shown" in data:
+        return _shown_of(data["shown"])
+    return [
+        Argument(name=_safe(item["name"]), value=_shown_of(item["value"]))
+        for item in data["arguments"]
+    ]
+
+
+def main() -> None:  # pragma: no cover - runs in the decoding child
+    """Decode the pickles sent on stdin; answer their results on stdout as JSON.
+
+    Stdin is one JSON line ``{"jobs": [{"kind", "size", "names"}]}`` followed by
+    each job's bytes (``size`` of them; -1 for none).
+    """
+    resource.setrlimit(resource.RLIMIT_AS, (_CHILD_MEMORY_BYTES, _CHILD_MEMORY_BYTES))
+    signal.alarm(_CHILD_ALARM_S)
+    header = json.loads(sys.stdin.buffer.readline())
+    results = []
+    for job in header["jobs"]:
+        size = job["size"]
+        data = None if size < 0 else sys.stdin.buffer.read(size)
+        if job["kind"] == "arguments":
+            results.append(to_wire(arguments(data, job["names"])))
+        else:
+            results.append(to_wire(pickled_value(data)))
+    sys.stdout.write(json.dumps(results))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

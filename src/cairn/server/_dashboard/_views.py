@@ -12,10 +12,11 @@ import json
 import typing
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from cairn import _registry, _request, _text
 from cairn.store import CallRecord, RequestRecord
-from cairn.types import CallStatus, RequestStatus
+from cairn.types import RequestStatus
 
 from .. import _shapes
 from . import _journal, _tree, _values
@@ -68,7 +69,7 @@ class RequestPage:
     row: RequestRow
     record: RequestRecord
     served: bool
-    arguments: list[_values.Argument] | _values.Shown
+    arguments: _values.Arguments
     output: _values.Shown | None
     error: dict[str, Any] | None
     rows: list[_tree.Row]
@@ -77,6 +78,8 @@ class RequestPage:
     progress_log: list[_journal.ProgressLine]
     seq: int
     """The request's last event when the page was read (it shows every one up to it)."""
+    output_path: str
+    """Where the API serves the output (under the namespace), to download it."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,10 +88,12 @@ class CallDetails:
 
     call: _request.CallInfo
     label: str
-    arguments: list[_values.Argument] | _values.Shown
+    arguments: _values.Arguments
     output: _values.Shown | None
     progress_log: list[_journal.ProgressLine]
     replayable: bool
+    output_path: str
+    """Where the API serves the output (under the namespace), to download it."""
 
 
 def progress(data: dict[str, Any] | None) -> _journal.ProgressLine | None:
@@ -195,11 +200,14 @@ def request_page(
     now_ms: float,
     *,
     seq: int,
+    arguments: _values.Arguments,
+    output: _values.Shown | None,
 ) -> RequestPage:
     """The request page of one request.
 
     Its progress is the log's latest line (as of ``seq``), not the record's
-    (maybe newer): the page's script moves it on from there.
+    (maybe newer): the page's script moves it on from there. ``arguments`` and
+    ``output`` are the rendered input and output (``_decoding``).
     """
     row = request_row(record, tree.by_id.get(record.id), now_ms)
     if row.progress is not None and progress_log:
@@ -208,46 +216,42 @@ def request_page(
         row=row,
         record=record,
         served=_registry.find(record.application) is not None,
-        arguments=_values.arguments(record.input, parameter_names(record.application)),
-        output=(
-            _values.json_value(record.output)
-            if record.status is RequestStatus.SUCCEEDED
-            else None
-        ),
+        arguments=arguments,
+        output=output,
         error=record.error if record.status.finished else None,
         rows=tree.rows(),
         scale=tree.scale,
         counts=_tree.run_counts(calls),
         progress_log=progress_log,
         seq=seq,
+        output_path=output_path(record),
     )
 
 
 def call_details(
     call: _request.CallInfo,
-    args: bytes | None,
-    output: bytes | None,
+    arguments: _values.Arguments,
+    output: _values.Shown | None,
     progress_log: list[_journal.ProgressLine],
     record: RequestRecord,
 ) -> CallDetails:
-    """One call of a request, opened."""
-    shown_output = None
-    if call.status is CallStatus.SUCCEEDED:
-        # The application call's output is the request's JSON output.
-        shown_output = (
-            _values.json_value(record.output)
-            if call.kind == "app"
-            else _values.pickled_value(output)
-        )
+    """One call of a request, opened, with its rendered arguments and output."""
     return CallDetails(
         call=call,
         label=_tree.label(call),
-        arguments=_values.arguments(
-            record.input if call.kind == "app" else args,
-            parameter_names(call.function),
-        ),
-        output=shown_output,
+        arguments=arguments,
+        output=output,
         progress_log=progress_log,
         replayable=record.status.finished
         and _registry.find(record.application) is not None,
+        output_path=output_path(record, None if call.kind == "app" else call.id),
     )
+
+
+def output_path(record: RequestRecord, call_id: str | None = None) -> str:
+    """The API path of a request's output, or of one of its calls' (a pickle)."""
+    path = (
+        f"/applications/{quote(record.application, safe='')}"
+        f"/requests/{quote(record.id, safe='')}/output"
+    )
+    return path if call_id is None else f"{path}/{quote(call_id, safe='')}"
