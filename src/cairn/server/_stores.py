@@ -6,17 +6,26 @@ threads, each piece of work with a store of a small pool, which it alone uses
 meanwhile; the stores are opened on first use and closed when the app stops. Event streams do not poll the store one by one: one watcher polls the
 store's cheap ``change_token()`` while anyone listens, and wakes every stream when
 another connection committed.
+
+A store whose file was deleted or replaced (or whose database was dropped) is
+reopened on the store at its URL now, as the embedded worker does: otherwise the
+API would go on reading the old file while new requests go into the new one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
 import anyio.to_thread
 
-from cairn.store import Store, open_store
+from cairn import errors
+from cairn.store import Store, open_store, redact_url
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -25,6 +34,48 @@ _POOL_SIZE = 8
 # How often the watcher asks whether anything was committed. A progress update
 # reaches a stream within about this long plus one events query.
 _WATCH_EVERY_S = 0.01
+# How often a store is asked whether it is still the one at its URL. A SQLite
+# check is one stat() (~2 µs): before every use, so that no answer comes from a
+# deleted file. A PostgreSQL check is a query: at most once a second (a dropped
+# database also fails the next query, which the pool retries on a fresh store).
+_CHECK_FILE_EVERY_S = 0.0
+_CHECK_DATABASE_EVERY_S = 1.0
+
+
+class _Opened:
+    """A store and when it was last found to be the one at its URL."""
+
+    def __init__(self, url: str) -> None:
+        self.store = open_store(url)
+        self.checked_at = time.monotonic()
+
+
+def _check_every_s(url: str) -> float:
+    return _CHECK_FILE_EVERY_S if url.startswith("sqlite:") else _CHECK_DATABASE_EVERY_S
+
+
+def _still_current(opened: _Opened, url: str) -> bool:
+    """Whether ``opened`` is still the store at ``url`` (closed if not)."""
+    now = time.monotonic()
+    if now - opened.checked_at < _check_every_s(url):
+        return True
+    try:
+        opened.store.check()
+    except errors.StoreReplaced as error:
+        _forget(opened, error)
+        return False
+    opened.checked_at = now
+    return True
+
+
+def _forget(opened: _Opened, error: errors.StoreReplaced) -> None:
+    logger.warning(
+        "store %s: %s; reopening it",
+        redact_url(opened.store.url),
+        error,
+        extra={"action": "store_reopened"},
+    )
+    opened.store.close()
 
 
 class StorePool:
@@ -39,27 +90,40 @@ class StorePool:
     def __init__(self, url: str, size: int = _POOL_SIZE) -> None:
         self.url = url
         self._slots = asyncio.Semaphore(size)
-        self._idle: list[Store] = []
+        self._idle: list[_Opened] = []
         self._closed = False
 
     async def run(self, work: Callable[[Store], T]) -> T:
         """Run ``work(store)`` in a worker thread with a store of the pool."""
         async with self._slots:
-            held: list[Store] = self._idle[-1:]
+            held: list[_Opened] = self._idle[-1:]
             del self._idle[-1:]
             try:
                 return await anyio.to_thread.run_sync(self._with_store, held, work)
             finally:
-                for store in held:
+                for opened in held:
                     if self._closed:
-                        store.close()
+                        opened.store.close()
                     else:
-                        self._idle.append(store)
+                        self._idle.append(opened)
 
-    def _with_store(self, held: list[Store], work: Callable[[Store], T]) -> T:
-        if not held:
-            held.append(open_store(self.url))
-        return work(held[0])
+    def _with_store(self, held: list[_Opened], work: Callable[[Store], T]) -> T:
+        # ``held`` is what goes back to the pool: a replaced store leaves it.
+        if held and not _still_current(held[0], self.url):
+            held.clear()
+        retried = False
+        while True:
+            if not held:
+                held.append(_Opened(self.url))
+            try:
+                return work(held[0].store)
+            except errors.StoreReplaced as error:
+                # Found on use (a dropped database), before the work wrote
+                # anything: once more, on the store at the URL now.
+                _forget(held.pop(), error)
+                if retried:
+                    raise errors.StoreError(str(error)) from error
+                retried = True
 
     async def call(self, work: Callable[[], T]) -> T:
         """Run blocking ``work()`` (which opens what it needs) in a worker thread."""
@@ -70,8 +134,8 @@ class StorePool:
         """Close the idle stores; those in use are closed when their work ends."""
         self._closed = True
         idle, self._idle = self._idle, []
-        for store in idle:
-            store.close()
+        for opened in idle:
+            opened.store.close()
 
 
 class ChangeWatcher:
@@ -82,7 +146,8 @@ class ChangeWatcher:
         self._changed = asyncio.Event()
         self._listeners = 0
         self._task: asyncio.Task[None] | None = None
-        self._store: Store | None = None
+        self._opened: _Opened | None = None
+        self._opens = 0
         self._stopping = False
 
     @property
@@ -105,7 +170,7 @@ class ChangeWatcher:
         self._listeners -= 1
 
     async def _watch(self) -> None:
-        token: int | None = None
+        token: tuple[int, int] | None = None
         try:
             while self._listeners > 0 and not self._stopping:
                 current = await anyio.to_thread.run_sync(self._token)
@@ -116,11 +181,16 @@ class ChangeWatcher:
         finally:
             self._task = None
 
-    def _token(self) -> int:
-        # One store, used by one watcher task at a time, in whichever thread.
-        if self._store is None:
-            self._store = open_store(self.url)
-        return self._store.change_token()
+    def _token(self) -> tuple[int, int]:
+        # One store, used by one watcher task at a time, in whichever thread. A
+        # deleted file's token never changes again: follow the store at the URL,
+        # and count the stores opened, since a new one's token means nothing yet.
+        if self._opened is not None and not _still_current(self._opened, self.url):
+            self._opened = None
+        if self._opened is None:
+            self._opened = _Opened(self.url)
+            self._opens += 1
+        return self._opens, self._opened.store.change_token()
 
     def _wake(self) -> None:
         changed, self._changed = self._changed, asyncio.Event()
@@ -137,6 +207,6 @@ class ChangeWatcher:
             except asyncio.CancelledError:
                 pass
         self._wake()
-        if self._store is not None:
-            self._store.close()
-            self._store = None
+        if self._opened is not None:
+            self._opened.store.close()
+            self._opened = None
