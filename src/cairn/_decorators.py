@@ -332,7 +332,8 @@ def application(
     Stack it with ``@function()``, above or below it (Tensorlake accepts both
     orders). The application's name is the function's ``__qualname__``; its
     inputs and output cross the boundary as JSON, validated by pydantic against
-    the type hints.
+    the type hints; a ``File`` parameter or return is raw bytes with a content
+    type (the request's or the response's body).
 
     Args:
         tags: string keys and values, recorded.
@@ -516,7 +517,7 @@ def _check_parameters(fn: Function[Any, Any]) -> None:
     from cairn import _serialization
 
     try:
-        _serialization.JsonBoundary(fn._spec.fn)
+        _serialization.boundary(fn._spec.fn)
     except Exception as error:
         raise errors.SDKUsageError(
             f"@application() on {fn.name!r}: its type hints cannot be mapped to JSON: {error}"

@@ -7,6 +7,7 @@ import json
 import time
 from typing import Any
 
+from cairn import _values
 from cairn.store._records import Event, RequestOutcome
 from cairn.types import RequestStatus
 
@@ -67,7 +68,11 @@ def request_finished(
             "path": f"/applications/{application}/requests/{request_id}/output",
             "content_encoding": "application/json",
         }
-        if len(outcome.output) <= INLINE_OUTPUT_LIMIT_BYTES:
+        file = _values.file_from_json_bytes(outcome.output)
+        if file is not None:
+            # A File output is raw bytes: the path serves them, no JSON body here.
+            output["content_encoding"] = file.content_type
+        elif len(outcome.output) <= INLINE_OUTPUT_LIMIT_BYTES:
             output["body"] = json.loads(outcome.output)
         payload["output"] = output
     if outcome.error is not None:

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from cairn import _decorators, _registry, _request, _serialization, errors
+from cairn import _decorators, _registry, _request, _serialization, _values, errors
 from cairn.store import RequestRecord
 from cairn.types import CallStatus, RequestStatus
 
@@ -102,12 +102,9 @@ class RemoteRequest:
         record = record_from_metadata(self._metadata())
         if record.status is not RequestStatus.SUCCEEDED:
             raise _request.failure_of(record)
-        raw, _ = self._client.output_bytes(self._application, self._id)
-        spec = _registry.find(record.application)
+        raw, content_type = self._client.output_bytes(self._application, self._id)
         try:
-            if spec is not None:
-                return _serialization.JsonBoundary(spec.fn).output.validate_json(raw)
-            return json.loads(raw)
+            return _served_output(record.application, raw, content_type)
         except ValueError as error:
             raise errors.DeserializationError(
                 f"cannot decode the output of request {self._id}: {error}"
@@ -158,6 +155,16 @@ class RemoteRequest:
 
     def __repr__(self) -> str:
         return f"RemoteRequest(id={self._id!r}, application={self._application!r})"
+
+
+def _served_output(application: str, data: bytes, content_type: str) -> Any:
+    # The server answers a File output as the raw body with the file's content type.
+    spec = _registry.find(application)
+    if (
+        spec is not None and _serialization.boundary(spec.fn).file_output
+    ) or not content_type.startswith("application/json"):
+        return _values.File(data, content_type or "application/octet-stream")
+    return _request.decode_output(application, data)
 
 
 def run_remote_application(app: Any, *args: Any, **kwargs: Any) -> RemoteRequest:

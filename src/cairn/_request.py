@@ -19,6 +19,7 @@ from cairn import (
     _ids,
     _registry,
     _serialization,
+    _values,
     errors,
 )
 from cairn._store_cache import borrowed
@@ -130,11 +131,7 @@ class Request:
         if not record.status.finished:
             raise errors.RequestNotFinished(f"request {self._id!r} is {record.status}")
         if record.status is RequestStatus.SUCCEEDED:
-            spec = _registry.find(record.application)
-            raw = record.output or b"null"
-            if spec is not None:
-                return _serialization.JsonBoundary(spec.fn).output.validate_json(raw)
-            return json.loads(raw)
+            return decode_output(record.application, record.output or b"null")
         raise failure_of(record)
 
     def calls(self) -> list[CallInfo]:
@@ -246,6 +243,16 @@ class Request:
         return f"Request(id={self._id!r})"
 
 
+def decode_output(application: str, data: bytes) -> Any:
+    """An application's stored output as its caller gets it: typed by the return
+    hint when the application's code is loaded, a ``File`` when it returned one."""
+    spec = _registry.find(application)
+    if spec is not None:
+        return _serialization.boundary(spec.fn).decode_output(data)
+    file = _values.file_from_json_bytes(data)
+    return json.loads(data) if file is None else file
+
+
 def failure_of(record: RequestRecord) -> errors.CairnError:
     """The exception ``output()`` raises for a failed request."""
     error = record.error or {}
@@ -337,7 +344,7 @@ def submit(
     """Create a request (pending) for an application and return its id."""
     name = _app_name(app)
     spec = _registry.get(name)
-    boundary = _serialization.JsonBoundary(spec.fn)
+    boundary = _serialization.boundary(spec.fn)
     payload = _serialization.encode_json_input(args, kwargs)
     data = json.loads(payload)
     # Validate now, so bad input fails here with a clear message, not in a worker.

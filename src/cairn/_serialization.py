@@ -8,6 +8,7 @@ fails on the first run, not on the first crash.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import io
 import json
@@ -21,7 +22,7 @@ import cloudpickle
 import pydantic
 import pydantic_core
 
-from cairn import errors
+from cairn import _values, errors
 
 PICKLE_PROTOCOL = 5
 
@@ -113,28 +114,55 @@ class JsonBoundary:
 
     Inputs are validated by pydantic against the parameters' type hints (a dict
     becomes a model, defaults are filled in); the output against the return hint.
+    A parameter or return typed ``File`` (or ``HttpBody``) is raw bytes with a
+    content type: the request's body, the response's body. A hint pydantic has
+    no schema for does not stop an import: its values are checked by
+    ``isinstance``, and one that must cross as JSON fails when it does.
     """
 
     def __init__(self, function: Callable[..., Any]) -> None:
         self.signature = inspect.signature(function)
-        hints = _type_hints(function)
-        self.parameters: dict[str, pydantic.TypeAdapter[Any]] = {
-            name: pydantic.TypeAdapter(hints.get(name, Any))
-            for name in self.signature.parameters
+        self.names = list(self.signature.parameters)
+        self.hints = _type_hints(function)
+        self.file_parameters: dict[str, type[_values.File]] = {
+            name: hint
+            for name in self.names
+            if _is_file(hint := self.hints.get(name, Any))
         }
-        self.output = pydantic.TypeAdapter(hints.get("return", Any))
+        self.parameters: dict[str, pydantic.TypeAdapter[Any]] = {
+            name: _adapter(self.hints.get(name, Any), function)
+            for name in self.names
+            if name not in self.file_parameters
+        }
+        return_hint = self.hints.get("return", Any)
+        self.file_output = _is_file(return_hint)
+        self.output_is_any = return_hint is Any
+        self.output = _adapter(Any if self.file_output else return_hint, function)
+
+    def takes_file(self, key: int | str) -> bool:
+        """Whether the parameter at this position (or of this name) is a File."""
+        if isinstance(key, int):
+            key = self.names[key] if 0 <= key < len(self.names) else ""
+        return key in self.file_parameters
 
     def bind_input(
         self, args: list[Any], kwargs: dict[str, Any], application: str
     ) -> tuple[list[Any], dict[str, Any]]:
-        """Validate JSON-decoded arguments; unknown extra arguments are ignored."""
-        names = list(self.signature.parameters)
+        """Validate JSON-decoded arguments; unknown extra arguments are ignored.
+
+        Raises:
+            SerializationError: a value does not match its parameter's type hint.
+            SDKUsageError: a required input is missing.
+        """
+        names = self.names
         bound_args: list[Any] = []
         bound_kwargs: dict[str, Any] = {}
         for position, value in enumerate(args[: len(names)]):
             bound_args.append(self._validate(names[position], value, application))
         for name, value in kwargs.items():
-            if name in self.parameters and names.index(name) >= len(bound_args):
+            if name in self.signature.parameters and names.index(name) >= len(
+                bound_args
+            ):
                 bound_kwargs[name] = self._validate(name, value, application)
         given = set(names[: len(bound_args)]) | set(bound_kwargs)
         missing = [
@@ -150,16 +178,41 @@ class JsonBoundary:
         return bound_args, bound_kwargs
 
     def _validate(self, name: str, value: Any, application: str) -> Any:
+        kind = self.file_parameters.get(name)
+        if kind is not None:
+            file = _values.file_from_json(value, kind)
+            if file is None:
+                raise errors.SerializationError(
+                    f"input {name!r} of application {application!r} must be a "
+                    f"{kind.__name__} (raw bytes and a content type), got "
+                    f"{type(value).__name__}"
+                )
+            return file
+        # A File given to a parameter with another hint (or none) stays a File.
+        value = _values.file_from_json(value) or value
         try:
             return self.parameters[name].validate_python(value)
         except pydantic.ValidationError as error:
-            raise errors.SDKUsageError(
-                f"input {name!r} of application {application!r} is invalid: "
-                + _short(error)
+            # Tensorlake's wording first, then which input of which application.
+            raise errors.SerializationError(
+                f"Failed to serialize '{_clipped(value)}' as "
+                f"'{_hint_text(self.hints.get(name, Any))}' to json: input {name!r} "
+                f"of application {application!r} is invalid: {_short(error)}"
             ) from error
 
     def encode_output(self, value: Any, application: str) -> bytes:
-        """The output as JSON bytes, validated against the return type hint."""
+        """The output as JSON bytes, validated against the return type hint.
+
+        A File (returned under a ``File`` hint or none) is stored in its JSON
+        form, which the server answers as the raw body with its content type.
+        """
+        if self.file_output or (self.output_is_any and isinstance(value, _values.File)):
+            if not isinstance(value, _values.File):
+                raise errors.SerializationError(
+                    f"output of application {application!r} must be a File, as "
+                    f"its return type says, got {type(value).__name__}"
+                )
+            return _values.file_json_bytes(value)
         try:
             return self.output.dump_json(self.output.validate_python(value))
         except pydantic.ValidationError as error:
@@ -171,6 +224,51 @@ class JsonBoundary:
             raise errors.SerializationError(
                 f"output of application {application!r} is not JSON-serializable: {error}"
             ) from error
+
+    def decode_output(self, data: bytes) -> Any:
+        """The output ``encode_output`` stored, as the caller gets it back."""
+        file = _values.file_from_json_bytes(data)
+        if file is not None:
+            return file
+        return self.output.validate_json(data)
+
+
+@functools.lru_cache(maxsize=1024)
+def boundary(function: Callable[..., Any]) -> JsonBoundary:
+    """The ``JsonBoundary`` of an application function, built once."""
+    return JsonBoundary(function)
+
+
+def _is_file(hint: Any) -> bool:
+    # Only a bare File hint is raw, as in Tensorlake (not list[File], File | None).
+    return inspect.isclass(hint) and issubclass(hint, _values.File)
+
+
+def _adapter(hint: Any, function: Callable[..., Any]) -> pydantic.TypeAdapter[Any]:
+    try:
+        return pydantic.TypeAdapter(hint)
+    except pydantic.PydanticSchemaGenerationError:
+        pass  # a class pydantic has no schema for: check values by isinstance
+    try:
+        return pydantic.TypeAdapter(
+            hint, config=pydantic.ConfigDict(arbitrary_types_allowed=True)
+        )
+    except Exception as error:
+        warnings.warn(
+            f"pydantic cannot validate the type hint {_hint_text(hint)!r} of "
+            f"{function.__qualname__!r} ({error}); its JSON values are not validated",
+            stacklevel=5,
+        )
+        return pydantic.TypeAdapter(Any)
+
+
+def _hint_text(hint: Any) -> str:
+    return hint.__qualname__ if inspect.isclass(hint) else str(hint)
+
+
+def _clipped(value: Any, limit: int = 200) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _type_hints(function: Callable[..., Any]) -> dict[str, Any]:
@@ -194,14 +292,25 @@ def _short(error: pydantic.ValidationError) -> str:
 
 
 def encode_json_input(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
-    """Encode the arguments of ``run_local_application`` as the request's JSON input."""
+    """Encode the arguments of ``run_local_application`` as the request's JSON input.
+
+    A File argument is stored in its JSON form (bytes in base64, content type).
+    """
     adapter: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(Any)
+    files_as_json = {
+        "args": [_as_json(value) for value in args],
+        "kwargs": {name: _as_json(value) for name, value in kwargs.items()},
+    }
     try:
-        return adapter.dump_json({"args": list(args), "kwargs": kwargs})
+        return adapter.dump_json(files_as_json)
     except pydantic_core.PydanticSerializationError as error:
         raise errors.SerializationError(
             f"application input is not JSON-serializable: {error}"
         ) from error
+
+
+def _as_json(value: Any) -> Any:
+    return _values.file_to_json(value) if isinstance(value, _values.File) else value
 
 
 def decode_json(data: bytes) -> Any:

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import sys
 import time
 from typing import Any
+
+# A File in a request's stored JSON input or output: one key no JSON value of a
+# user's is likely to have, so a stored output can be told from JSON by its first
+# bytes (the server answers it as the raw body, with its content type).
+FILE_KEY = "__cairn_file__"
+FILE_JSON_PREFIX = b'{"' + FILE_KEY.encode() + b'":'
 
 
 class File:
@@ -46,6 +54,45 @@ class HttpBody(File):
     def json(self) -> Any:
         """The body parsed as JSON."""
         return json.loads(self.content)
+
+
+def file_to_json(file: File) -> dict[str, Any]:
+    """The JSON form of a File: its content type and its bytes in base64."""
+    return {
+        FILE_KEY: {
+            "content_type": file.content_type,
+            "base64": base64.b64encode(file.content).decode("ascii"),
+        }
+    }
+
+
+def file_from_json(value: Any, kind: type[File] = File) -> File | None:
+    """The File whose JSON form ``value`` is, or None when it is not one."""
+    if not isinstance(value, dict) or len(value) != 1 or FILE_KEY not in value:
+        return None
+    inner = value[FILE_KEY]
+    if not isinstance(inner, dict) or not isinstance(inner.get("base64"), str):
+        return None
+    try:
+        content = base64.b64decode(inner["base64"], validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    content_type = inner.get("content_type")
+    if not isinstance(content_type, str):
+        content_type = "application/octet-stream"
+    return kind(content, content_type)
+
+
+def file_json_bytes(file: File) -> bytes:
+    """A File as stored JSON bytes, which start with ``FILE_JSON_PREFIX``."""
+    return json.dumps(file_to_json(file), separators=(",", ":")).encode()
+
+
+def file_from_json_bytes(data: bytes) -> File | None:
+    """The File stored as ``data``, or None when ``data`` is other JSON."""
+    if not data.startswith(FILE_JSON_PREFIX):
+        return None
+    return file_from_json(json.loads(data))
 
 
 class Image:

@@ -25,7 +25,7 @@ import httpx
 import pydantic
 import pydantic_core
 
-from cairn import errors
+from cairn import _values, errors
 
 __all__ = ["DEFAULT_URL", "Client", "ServerError", "ServerEvent"]
 
@@ -140,7 +140,8 @@ class Client:
 
         One positional argument travels as the JSON body, several arguments as
         multipart parts named ``0``, ``1``, ... and by keyword, as Tensorlake's
-        client sends them.
+        client sends them. A ``File`` travels as its raw bytes with its content
+        type.
 
         Raises:
             SerializationError: an argument is not JSON-serializable.
@@ -153,19 +154,17 @@ class Client:
             extra["Idempotency-Key"] = idempotency_key
         path = self._path("applications", application)
         if not kwargs and len(args) == 1:
-            extra["Content-Type"] = _JSON
-            body = _encode(args[0], "argument 0")
+            body, extra["Content-Type"] = _encode(args[0], "argument 0")
             response = self._request("POST", path, content=body, headers=extra)
         elif not kwargs and not args:
             response = self._request("POST", path, content=b"", headers=extra)
         else:
             parts = [
-                (str(i), (str(i), _encode(v, f"argument {i}"), _JSON))
+                (str(i), (str(i), *_encode(v, f"argument {i}")))
                 for i, v in enumerate(args)
             ]
             parts += [
-                (k, (k, _encode(v, f"argument {k!r}"), _JSON))
-                for k, v in kwargs.items()
+                (k, (k, *_encode(v, f"argument {k!r}"))) for k, v in kwargs.items()
             ]
             response = self._request("POST", path, files=parts, headers=extra)
         request_id: str = response.json()["request_id"]
@@ -215,8 +214,10 @@ class Client:
         return response.content, response.headers.get("content-type", "")
 
     def output(self, application: str, request_id: str) -> Any:
-        """The request's output, decoded from JSON."""
-        data, _ = self.output_bytes(application, request_id)
+        """The request's output, decoded from JSON; a ``File`` when it is not JSON."""
+        data, content_type = self.output_bytes(application, request_id)
+        if not content_type.startswith(_JSON):
+            return _values.File(data, content_type or "application/octet-stream")
         return json.loads(data)
 
     def call_output(self, application: str, request_id: str, call_id: str) -> bytes:
@@ -323,9 +324,12 @@ class ServerError(errors.RemoteAPIError):
 _ANY: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(Any)
 
 
-def _encode(value: Any, what: str) -> bytes:
+def _encode(value: Any, what: str) -> tuple[bytes, str]:
+    """An argument as a body: a File's raw bytes and content type, else JSON."""
+    if isinstance(value, _values.File):
+        return value.content, value.content_type
     try:
-        return _ANY.dump_json(value)
+        return _ANY.dump_json(value), _JSON
     except pydantic_core.PydanticSerializationError as error:
         raise errors.SerializationError(
             f"{what} is not JSON-serializable: {error}"

@@ -126,12 +126,15 @@ def test_missing_required_input_is_named():
     assert "'verbose'" not in message
 
 
-def test_wrong_input_type_is_named():
+def test_wrong_input_type_is_a_serialization_error_naming_the_input():
+    # Tensorlake raises SerializationError here, in its own words; Cairn adds
+    # which input of which application.
     boundary = JsonBoundary(_search)
-    with pytest.raises(cairn.SDKUsageError) as error:
+    with pytest.raises(cairn.SerializationError) as error:
         boundary.bind_input([{"text": "a"}, "two"], {}, "search_app")
+    assert "Failed to serialize 'two' as 'int' to json" in str(error.value)
     assert "'page'" in str(error.value)
-    with pytest.raises(cairn.SDKUsageError) as error:
+    with pytest.raises(cairn.SerializationError) as error:
         boundary.bind_input([{"limit": 3}, 1], {}, "search_app")
     message = str(error.value)
     assert "'query'" in message
@@ -287,3 +290,92 @@ def test_application_input_is_validated_before_the_request_is_created(run, store
 
     request = run(typed_app, {"text": "x"}, page=2)
     assert request.output() == [Answer(text="x", score=12.0)]
+
+
+# -- hints JSON cannot describe: File, HttpBody, plain classes ---------------------------------
+class _Opaque:
+    """A plain class: pydantic has no schema for it."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+
+def test_raw_and_opaque_hints_do_not_stop_an_import():
+    @application()
+    @function()
+    def hints_file_in_file_out(doc: cairn.File, note: str = "") -> cairn.File:
+        return doc
+
+    @application()
+    @function()
+    def hints_http_body(body: cairn.HttpBody) -> int:
+        return len(body.content)
+
+    @application()
+    @function()
+    def hints_opaque(value: _Opaque) -> _Opaque:
+        return value
+
+    boundary = JsonBoundary(hints_file_in_file_out._spec.fn)
+    assert boundary.file_output
+    assert boundary.takes_file(0) and boundary.takes_file("doc")
+    assert not boundary.takes_file(1) and not boundary.takes_file("note")
+    assert not boundary.takes_file(5)
+
+
+def test_a_file_parameter_binds_from_its_json_form():
+    def reads(doc: cairn.File, body: cairn.HttpBody, n: int) -> int:
+        return n
+
+    boundary = JsonBoundary(reads)
+    payload = _serialization.encode_json_input(
+        (cairn.File(b"%PDF-1.7", "application/pdf"),),
+        {"body": cairn.HttpBody(b'{"a": 1}', "application/json"), "n": 3},
+    )
+    data = _serialization.decode_json(payload)
+    args, kwargs = boundary.bind_input(data["args"], data["kwargs"], "reads_app")
+    assert args == [cairn.File(b"%PDF-1.7", "application/pdf")]
+    assert type(kwargs["body"]) is cairn.HttpBody
+    assert kwargs["body"].json() == {"a": 1}
+    assert kwargs["n"] == 3
+
+
+def test_a_file_parameter_given_json_is_a_serialization_error():
+    def reads_file(doc: cairn.File) -> None:
+        return None
+
+    with pytest.raises(cairn.SerializationError, match=r"'doc'.*File"):
+        JsonBoundary(reads_file).bind_input(["not a file"], {}, "reads_file_app")
+
+
+def test_a_file_output_round_trips_with_its_content_type():
+    def makes_file() -> cairn.File:
+        return cairn.File(b"\x89PNG", "image/png")
+
+    boundary = JsonBoundary(makes_file)
+    data = boundary.encode_output(cairn.File(b"\x89PNG", "image/png"), "png_app")
+    assert boundary.decode_output(data) == cairn.File(b"\x89PNG", "image/png")
+    with pytest.raises(cairn.SerializationError, match="must be a File"):
+        boundary.encode_output(b"\x89PNG", "png_app")
+
+
+def test_an_unhinted_output_may_be_a_file():
+    def untyped_file():
+        return None
+
+    boundary = JsonBoundary(untyped_file)
+    data = boundary.encode_output(cairn.File(b"x", "text/plain"), "untyped_file_app")
+    assert boundary.decode_output(data) == cairn.File(b"x", "text/plain")
+
+
+def test_an_opaque_hint_checks_values_by_isinstance():
+    def opaque(value: _Opaque) -> _Opaque:
+        return value
+
+    boundary = JsonBoundary(opaque)
+    value = _Opaque(1)
+    assert boundary.bind_input([value], {}, "opaque_app") == ([value], {})
+    with pytest.raises(cairn.SerializationError, match="'value'"):
+        boundary.bind_input([{"n": 1}], {}, "opaque_app")
+    with pytest.raises(cairn.SerializationError, match="opaque_app"):
+        boundary.encode_output(value, "opaque_app")

@@ -14,7 +14,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from cairn import _calls, _registry, _request, errors
+from cairn import _calls, _registry, _request, _serialization, _values, errors
 from cairn.store import CallRecord, RequestRecord, Store
 from cairn.types import CallStatus, RequestStatus
 
@@ -145,7 +145,10 @@ async def invoke(request: Request) -> Response:
     spec = _spec(_text(request, "application"))
     mode = _body.accepted(request)
     request_id = _body.idempotency_key(request)
-    args, kwargs = _body.arguments(request, await _body.read(request))
+    boundary = _serialization.boundary(spec.fn)
+    args, kwargs = _body.arguments(
+        request, await _body.read(request), boundary.takes_file
+    )
     headers = {
         key: value
         for key, value in request.headers.items()
@@ -338,12 +341,18 @@ async def output(request: Request) -> Response:
         state, _text(request, "application"), _text(request, "request_id")
     )
     has_output = record.status is RequestStatus.SUCCEEDED
+    # A File the application returned is the body, with its own content type.
+    file = _values.file_from_json_bytes(record.output or b"")
+    body, media_type = (
+        (record.output or b"null", OUTPUT_TYPE)
+        if file is None
+        else (file.content, file.content_type)
+    )
     if request.method == "HEAD":
         if not has_output:
             return Response(status_code=204)
-        size = len(record.output or b"null")
         return Response(
-            headers={"Content-Type": OUTPUT_TYPE, "Content-Length": str(size)}
+            headers={"Content-Type": media_type, "Content-Length": str(len(body))}
         )
     if not record.status.finished:
         raise _errors.conflict(
@@ -356,7 +365,8 @@ async def output(request: Request) -> Response:
             f"request {record.id} {record.status} "
             f"({record.failure_reason or 'unknown'}): it has no output",
         )
-    return Response(record.output or b"null", media_type=OUTPUT_TYPE)
+    # As a header, not media_type: Starlette would add a charset to text/* types.
+    return Response(body, headers={"Content-Type": media_type})
 
 
 async def call_output(request: Request) -> Response:

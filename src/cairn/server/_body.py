@@ -4,18 +4,22 @@ The body maps to the application's parameters as Tensorlake does: an empty body
 means no arguments; any other body is the first positional argument, as JSON; a
 ``multipart/form-data`` body has one part per argument, named with an integer
 (positional, counted from 0 or 1 without gaps) or a parameter name (keyword),
-each part's content JSON.
+each part's content JSON. A body or part for a parameter typed ``File`` is not
+JSON but raw bytes, kept with its content type.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
+
+from cairn import _values
 
 from . import _errors
 
@@ -117,8 +121,18 @@ def _too_large() -> _errors.ApiError:
     )
 
 
-def arguments(request: Request, data: bytes) -> tuple[list[Any], dict[str, Any]]:
-    """The application's positional and keyword arguments from the body."""
+def _no_file(key: int | str) -> bool:
+    return False
+
+
+def arguments(
+    request: Request, data: bytes, takes_file: Callable[[int | str], bool] = _no_file
+) -> tuple[list[Any], dict[str, Any]]:
+    """The application's positional and keyword arguments from the body.
+
+    ``takes_file(position or name)`` says which parameters are typed ``File``:
+    their value is the JSON form of a File (bytes and content type).
+    """
     content_type = request.headers.get("content-type", "")
     media, options = parse_options_header(content_type)
     if media == b"multipart/form-data":
@@ -128,10 +142,17 @@ def arguments(request: Request, data: bytes) -> tuple[list[Any], dict[str, Any]]
                 "bad_content_type",
                 "Content-Type multipart/form-data needs a boundary parameter",
             )
-        return _from_parts(_parts(data, boundary))
+        return _from_parts(_parts(data, boundary), takes_file)
     if not data.strip():
         return [], {}
+    if takes_file(0):
+        return [_file_json(data, content_type)], {}
     return [decode_json(data, "the body")], {}
+
+
+def _file_json(data: bytes, content_type: str) -> dict[str, Any]:
+    file = _values.File(data, content_type or "application/octet-stream")
+    return _values.file_to_json(file)
 
 
 def decode_json(data: bytes, what: str) -> Any:
@@ -162,7 +183,7 @@ class _Part:
         self.data: list[bytes] = []
 
 
-def _parts(data: bytes, boundary: bytes) -> list[tuple[str, bytes]]:
+def _parts(data: bytes, boundary: bytes) -> list[tuple[str, bytes, str]]:
     parts: list[_Part] = []
     field: list[bytes] = []
     value: list[bytes] = []
@@ -206,7 +227,7 @@ def _parts(data: bytes, boundary: bytes) -> list[tuple[str, bytes]]:
             "the multipart body ends before its closing boundary "
             "(or its boundary does not match the Content-Type's)",
         )
-    named: list[tuple[str, bytes]] = []
+    named: list[tuple[str, bytes, str]] = []
     for part in parts:
         disposition, options = parse_options_header(
             part.headers.get(b"content-disposition", b"")
@@ -217,14 +238,23 @@ def _parts(data: bytes, boundary: bytes) -> list[tuple[str, bytes]]:
                 "bad_multipart",
                 "every part needs 'Content-Disposition: form-data; name=...'",
             )
-        named.append((raw_name.decode("latin-1"), b"".join(part.data)))
+        part_type = part.headers.get(b"content-type", b"application/octet-stream")
+        named.append(
+            (
+                raw_name.decode("latin-1"),
+                b"".join(part.data),
+                part_type.decode("latin-1"),
+            )
+        )
     return named
 
 
-def _from_parts(parts: list[tuple[str, bytes]]) -> tuple[list[Any], dict[str, Any]]:
-    positional: dict[int, Any] = {}
-    keywords: dict[str, Any] = {}
-    for name, data in parts:
+def _from_parts(
+    parts: list[tuple[str, bytes, str]], takes_file: Callable[[int | str], bool]
+) -> tuple[list[Any], dict[str, Any]]:
+    positional: dict[int, tuple[bytes, str]] = {}
+    keywords: dict[str, tuple[bytes, str]] = {}
+    for name, data, part_type in parts:
         if _POSITION.fullmatch(name):
             target: dict[Any, Any] = positional
             key: Any = int(name)
@@ -238,10 +268,8 @@ def _from_parts(parts: list[tuple[str, bytes]]) -> tuple[list[Any], dict[str, An
             )
         if key in target:
             raise _errors.bad_request("bad_multipart", f"two parts are named {name!r}")
-        target[key] = decode_json(data, f"part {name!r}")
-    if not positional:
-        return [], keywords
-    first = min(positional)
+        target[key] = (data, part_type)
+    first = min(positional, default=0)
     if first not in (0, 1) or sorted(positional) != list(
         range(first, first + len(positional))
     ):
@@ -250,4 +278,11 @@ def _from_parts(parts: list[tuple[str, bytes]]) -> tuple[list[Any], dict[str, An
             "positional parts must be numbered 0, 1, 2, ... (or 1, 2, 3, ...) "
             f"without gaps, got {sorted(positional)}",
         )
-    return [positional[i] for i in sorted(positional)], keywords
+
+    def value(key: int | str, name: str, part: tuple[bytes, str]) -> Any:
+        if takes_file(key):
+            return _file_json(*part)
+        return decode_json(part[0], f"part {name!r}")
+
+    args = [value(i - first, str(i), positional[i]) for i in sorted(positional)]
+    return args, {k: value(k, k, part) for k, part in keywords.items()}
