@@ -8,11 +8,15 @@ blocked in WAL mode.
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 import sqlite3
+import time
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from cairn import errors
@@ -25,6 +29,31 @@ SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL", "extra": "EXTRA", "off": "OFF
 # How long a writer waits for another process's transaction before giving up
 # (``?timeout=SECONDS`` in the URL).
 BUSY_TIMEOUT_S = 30.0
+# SQLite's primary result codes of a full disk and of a failing write.
+_SQLITE_FULL = 13
+_SQLITE_IOERR = 10
+# After a full disk: how often the WAL checkpoint is tried, and how long it waits
+# for readers (it holds the write lock meanwhile).
+_SHRINK_EVERY_S = 1.0
+_SHRINK_WAIT_MS = 200
+
+
+@dataclass
+class _Refused:
+    """A store file whose disk refused a write of this process, until its WAL is
+    checkpointed. Per process, not per connection: the connection that saw the
+    failure is often closed (or its executor respawned) when writes succeed again."""
+
+    tried_at: float = -math.inf
+    """When the checkpoint was last tried."""
+    while_full: bool = True
+    """Whether that was while writes failed (the first write that succeeds then
+    tries at once)."""
+
+
+_refused: dict[Path, _Refused] = {}
+
+logger = logging.getLogger(__name__)
 
 
 def parse_url(url: str) -> tuple[Path, dict[str, str]]:
@@ -179,6 +208,8 @@ class StoreFile:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as error:
+            if _unwritable(error):
+                raise self._cannot_write(error) from error
             raise errors.StoreError(
                 f"store {str(self.path)!r} stayed locked for {self.busy_timeout_s:g}s: "
                 f"{error}"
@@ -186,10 +217,63 @@ class StoreFile:
         try:
             yield conn
             conn.execute("COMMIT")
+        except sqlite3.OperationalError as error:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if _unwritable(error):
+                raise self._cannot_write(error) from error
+            raise
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        if self.path in _refused:
+            self._shrink_wal(full=False)
+
+    def _cannot_write(self, error: sqlite3.OperationalError) -> errors.StoreError:
+        """The error of a write the disk refused; the WAL is shrunk when it can be."""
+        _refused.setdefault(self.path, _Refused())
+        self._shrink_wal(full=True)
+        return errors.StoreError(
+            f"store {str(self.path)!r} cannot be written ({error}); "
+            "it is writable again once its disk has room"
+        )
+
+    def _shrink_wal(self, *, full: bool) -> None:
+        """Checkpoint the WAL into the database and truncate it, after a full disk.
+
+        A WAL keeps its largest size (up to the auto-checkpoint's 1,000 pages):
+        left alone after a full disk, it grows back into the space just freed.
+        Tried by the first write that succeeds, then by later ones until it
+        succeeds, and while writes fail (a checkpoint that frees space may make
+        room), at most once a second; readers are waited for briefly, not for the
+        busy timeout, since the checkpoint holds the write lock meanwhile.
+        """
+        now = time.monotonic()
+        refused = _refused.get(self.path)
+        if refused is None:
+            return
+        if now - refused.tried_at < _SHRINK_EVERY_S and (
+            full or not refused.while_full
+        ):
+            return
+        refused.tried_at, refused.while_full = now, full
+        conn = self.conn
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {_SHRINK_WAIT_MS}")
+            busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        except sqlite3.Error as error:
+            logger.warning("store %s: WAL checkpoint failed: %s", self.path, error)
+            return
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
+        if not busy:
+            _refused.pop(self.path, None)
+            logger.warning(
+                "store %s: its WAL was checkpointed and truncated after a full disk",
+                self.path,
+                extra={"action": "wal_truncated"},
+            )
 
     def check(self) -> None:
         """The file this connection writes must still be the one at the path."""
@@ -203,6 +287,12 @@ class StoreFile:
             raise errors.StoreReplaced(
                 f"store file {str(self.path)!r} was replaced while in use"
             )
+
+
+def _unwritable(error: sqlite3.Error) -> bool:
+    """A full disk (SQLITE_FULL) or one that fails writes (SQLITE_IOERR_*)."""
+    code = getattr(error, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (_SQLITE_FULL, _SQLITE_IOERR)
 
 
 def _statements(script: str) -> list[str]:
