@@ -207,13 +207,13 @@ class Request:
         """Run the request again under the same id with the code loaded now.
 
         Calls whose checkpoints match are served from them; failed, timed-out and
+        new calls run. ``from_call`` forces that call and every call started after
+        it to run again. ``strict`` stops with ``ReplayMismatch`` where the code
+        took a different path. Returns when the replay has finished.
 
         Raises:
             RequestRunning: a run of the request is still pending or running (an
                 earlier replay not finished yet): nothing was started.
-        new calls run. ``from_call`` forces that call and every call started after
-        it to run again. ``strict`` stops with ``ReplayMismatch`` where the code
-        took a different path. Returns when the replay has finished.
         """
         del upgrade_to_latest_version  # the code loaded in this process is the latest
         with borrowed(self._store_url) as store:
