@@ -62,6 +62,17 @@ if TYPE_CHECKING:
     help="Serve without an API key on an address other machines can reach.",
 )
 @click.option(
+    "--allowed-hosts",
+    metavar="NAMES",
+    default="",
+    envvar="CAIRN_ALLOWED_HOSTS",
+    show_envvar=True,
+    help=(
+        "Names (comma-separated; *.example.com for subdomains) the server answers "
+        "to in Host, besides loopback and --host."
+    ),
+)
+@click.option(
     "--namespace",
     default="default",
     show_default=True,
@@ -101,6 +112,7 @@ def serve(
     port: int,
     api_key: str | None,
     allow_no_auth: bool,
+    allowed_hosts: str,
     namespace: str,
     concurrency: int | None,
     grace_s: float,
@@ -118,7 +130,7 @@ def serve(
     _loading.load_source(source)
     url = _common.resolve_url(store_url)
     key = api_key or None
-    if key is None and not _auth.is_loopback(host) and not allow_no_auth:
+    if _auth.unprotected(host, key, allow_no_auth):
         raise click.UsageError(
             f"refusing to serve {host} without an API key: set CAIRN_API_KEY (or "
             "--api-key), or pass --allow-no-auth to serve it unauthenticated"
@@ -154,6 +166,8 @@ def serve(
         host=host,
         port=port,
         api_key=key,
+        allow_no_auth=allow_no_auth,
+        allowed_hosts=tuple(allowed_hosts.replace(",", " ").split()),
         namespace=namespace,
         concurrency=concurrency,
         grace_s=grace_s,

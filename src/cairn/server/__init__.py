@@ -9,7 +9,7 @@ of the loaded code on one machine. The dashboard is at ``/`` and ``/ui``.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from cairn import _registry
 from cairn.store import default_url
 
-from . import _api, _auth, _dashboard, _errors, _openapi, _stores
+from . import _api, _auth, _dashboard, _errors, _guard, _openapi, _stores
 from ._serve import ServeOptions, serve
 
 __all__ = ["ServeOptions", "create_app", "serve"]
@@ -56,6 +56,7 @@ def create_app(
     *,
     api_key: str | None = None,
     namespace: str = DEFAULT_NAMESPACE,
+    allowed_hosts: Sequence[str] = _guard.LOOPBACK_HOSTS,
 ) -> Starlette:
     """The ASGI application serving the applications of the loaded code.
 
@@ -68,6 +69,10 @@ def create_app(
             ``Authorization: Bearer <api_key>`` (the dashboard asks for the key
             once and keeps a session cookie).
         namespace: the namespace served (the only one under ``/v1/namespaces/``).
+        allowed_hosts: the names requests may give in ``Host`` (default: the
+            loopback names); ``"*.example.com"`` allows its subdomains, ``"*"``
+            any name. Anything else gets 400, so that a page whose name was
+            re-pointed at this server cannot use it (DNS rebinding).
 
     Returns:
         A Starlette application.
@@ -92,7 +97,9 @@ def create_app(
             pool.close()
 
     routes = _routes()
-    middleware = []
+    # The guard comes first: a request from another site is refused even if a
+    # cookie would authenticate it.
+    middleware = [Middleware(_guard.Guard, allowed_hosts=allowed_hosts)]
     if api_key is not None:
         middleware.append(Middleware(_auth.BearerAuth, api_key=api_key))
     return Starlette(

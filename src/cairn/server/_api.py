@@ -403,7 +403,10 @@ async def replay(request: Request) -> Response:
     record = await _record(
         state, _text(request, "application"), _text(request, "request_id")
     )
-    from_call, strict = _replay_body(await _body.read(request))
+    data = await _body.read(request)
+    if data.strip():
+        _body.require_json(request)
+    from_call, strict = _replay_body(data)
     if _registry.find(record.application) is None:
         raise _errors.conflict(
             "application_not_loaded",

@@ -91,6 +91,11 @@ class BearerAuth:
         return None
 
 
+def unprotected(host: str, api_key: str | None, allow_no_auth: bool) -> bool:
+    """Whether serving ``host`` would let other machines run requests unasked."""
+    return api_key is None and not is_loopback(host) and not allow_no_auth
+
+
 def is_loopback(host: str) -> bool:
     """Whether ``host`` only accepts connections from this machine."""
     if host == "localhost":

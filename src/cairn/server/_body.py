@@ -147,12 +147,36 @@ def arguments(
         return [], {}
     if takes_file(0):
         return [_file_json(data, content_type)], {}
+    require_json(request)
     return [decode_json(data, "the body")], {}
 
 
 def _file_json(data: bytes, content_type: str) -> dict[str, Any]:
     file = _values.File(data, content_type or "application/octet-stream")
     return _values.file_to_json(file)
+
+
+def require_json(request: Request) -> None:
+    """Refuse (415) a body to be read as JSON whose Content-Type says otherwise.
+
+    A page of any site can make a browser send ``text/plain`` or form bodies
+    without asking the server first (CORS "simple" requests); JSON is never sent
+    that way. A body without a Content-Type (a raw client) is read as JSON.
+    """
+    content_type = request.headers.get("content-type")
+    if content_type is None:
+        return
+    media, _ = parse_options_header(content_type)
+    if media == b"application/json" or (
+        media.startswith(b"application/") and media.endswith(b"+json")
+    ):
+        return
+    raise _errors.ApiError(
+        415,
+        "unsupported_media_type",
+        f"the body is JSON: send Content-Type: application/json, "
+        f"not {content_type[:80]!r}",
+    )
 
 
 def decode_json(data: bytes, what: str) -> Any:

@@ -26,6 +26,8 @@ import uvicorn
 from cairn import _engine, errors
 from cairn.store import open_store
 
+from . import _auth, _guard
+
 logger = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
@@ -43,6 +45,12 @@ class ServeOptions:
     """Port to bind (default 8900)."""
     api_key: str | None = None
     """Bearer key every route but /healthz needs (default: none, auth off)."""
+    allow_no_auth: bool = False
+    """Whether to serve an address other machines can reach without a key
+    (default False: ``serve`` refuses)."""
+    allowed_hosts: tuple[str, ...] = ()
+    """Names the server answers to in ``Host`` besides loopback and ``host``
+    (default none; any name when ``host`` is every interface and none is given)."""
     namespace: str = "default"
     """The namespace served (default ``default``)."""
     concurrency: int | None = None
@@ -162,17 +170,29 @@ def serve(options: ServeOptions) -> int:
     code.
 
     Raises:
+        SDKUsageError: ``host`` is reachable from other machines and there is no
+            API key (unless ``allow_no_auth``).
         StoreError: the store cannot be opened.
         CairnError: the embedded worker could not start.
     """
     from . import create_app
+
+    if _auth.unprotected(options.host, options.api_key, options.allow_no_auth):
+        raise errors.SDKUsageError(
+            f"refusing to serve {options.host} without an API key: anyone who "
+            "can reach it could run requests; set api_key, or allow_no_auth=True "
+            "to serve it unauthenticated"
+        )
 
     # Open (and migrate) the store once up front, so that a bad URL fails here,
     # before anything is forked; closed again: no connection crosses a fork.
     open_store(options.store_url).close()
     worker = EmbeddedWorker.start(options) if options.worker else None
     app = create_app(
-        options.store_url, api_key=options.api_key, namespace=options.namespace
+        options.store_url,
+        api_key=options.api_key,
+        namespace=options.namespace,
+        allowed_hosts=_guard.allowed_hosts(options.host, options.allowed_hosts),
     )
     config = uvicorn.Config(
         app,
