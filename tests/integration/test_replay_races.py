@@ -5,6 +5,7 @@ side effect runs once more, not once per replay.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
 import time
@@ -17,8 +18,11 @@ import httpx
 import pytest
 
 import cairn
+from cairn.store import Store
+from cairn.store._sqlbase import this_host
 from cairn.types import RequestStatus
 from tests.conftest import SideEffects
+from tests.contract.test_store import T0, new_request
 from tests.server.support import CAIRN, launch, wait_for
 
 REPLAYS = 20
@@ -160,3 +164,24 @@ def _check_http(url: str, http: httpx.Client, effects: SideEffects) -> str:
             assert error["code"] == "request_running"
             assert "run 2" in error["message"]
     return path
+
+
+def test_a_pending_run_is_refused_until_nobody_can_take_it(store: Store) -> None:
+    def replay(at_ms: float) -> int:
+        return store.start_replay("req-1", from_call=None, strict=False, now_ms=at_ms)
+
+    new_request(store)  # created at T0, never run: no worker anywhere
+    assert replay(T0 + 60_000) == 2  # taken over
+    with pytest.raises(cairn.RequestRunning, match="run 2 is pending") as refused:
+        replay(T0 + 61_000)  # just queued: a worker is about to take it
+    assert refused.value.run == 2
+    assert replay(T0 + 80_000) == 3  # queued long ago, and no worker alive
+
+    # A live worker will take a pending run, however long it has waited.
+    store.heartbeat("live", this_host(), os.getpid(), T0 + 200_000)
+    with pytest.raises(cairn.RequestRunning, match="live worker will take it"):
+        replay(T0 + 201_000)
+    record = store.get_request("req-1")
+    assert record is not None
+    assert record.run == 3
+    assert record.status is RequestStatus.PENDING
