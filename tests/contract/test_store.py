@@ -233,6 +233,42 @@ def test_duplicate_request_id_is_refused_and_the_first_is_kept(contract_store):
     assert contract_store.get_request("req-2") is not None
 
 
+def test_a_batch_of_requests_is_created_in_one_go_but_a_taken_id(contract_store):
+    new_request(contract_store, "taken", application="first")
+
+    def submission(request_id: str) -> tuple[NewRequest, CallKey, bytes]:
+        root = CallKey(
+            id=request_id,
+            request_id=request_id,
+            parent_id=None,
+            seq=0,
+            function="app",
+            kind="app",
+            group_id=request_id,
+            dispatched=True,
+        )
+        request = NewRequest(
+            id=request_id,
+            application="app",
+            code_ref=None,
+            input=b"{}",
+            headers={},
+            created_at_ms=T0,
+        )
+        return request, root, request_id.encode()
+
+    batch = [submission(request_id) for request_id in ("b1", "taken", "b2")]
+    assert contract_store.create_requests(batch) == [True, False, True]
+    for request_id in ("b1", "b2"):
+        assert contract_store.get_call_args(request_id) == request_id.encode()
+        call = contract_store.get_call(request_id)
+        assert call is not None and call.status is CallStatus.PENDING
+    record = contract_store.get_request("taken")
+    assert record is not None and record.application == "first"
+    assert contract_store.get_call_args("taken") == b"app-args"
+    assert contract_store.create_requests([]) == []
+
+
 def test_list_requests_newest_first_with_filters_and_paging(contract_store):
     new_request(contract_store, "r1", application="a", created_at_ms=T0 + 1)
     new_request(contract_store, "r2", application="b", created_at_ms=T0 + 2)

@@ -48,6 +48,12 @@ class Store(Protocol):
     def create_request(self, request: NewRequest, root: CallKey, args: bytes) -> None:
         """Insert a request and its pending application call (``RequestExists`` if taken)."""
 
+    def create_requests(
+        self, batch: Sequence[tuple[NewRequest, CallKey, bytes]]
+    ) -> list[bool]:
+        """Insert requests and their application calls in one transaction (one
+        commit for many submissions); False where the id was taken, left as it was."""
+
     def get_request(self, request_id: str) -> RequestRecord | None:
         """The request, or None."""
 

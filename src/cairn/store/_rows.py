@@ -7,7 +7,7 @@ from typing import Any
 
 from cairn.types import CallStatus, RequestStatus
 
-from ._records import CallKey, CallRecord, RecordedChild, RequestRecord
+from ._records import CallKey, CallRecord, NewRequest, RecordedChild, RequestRecord
 
 
 def key_params(key: CallKey) -> dict[str, Any]:
@@ -20,6 +20,17 @@ def key_params(key: CallKey) -> dict[str, Any]:
         "kind": key.kind,
         "group_id": key.group_id,
         "dispatched": int(key.dispatched),
+    }
+
+
+def request_params(request: NewRequest) -> dict[str, Any]:
+    return {
+        "id": request.id,
+        "application": request.application,
+        "code_ref": request.code_ref,
+        "input": request.input,
+        "headers_json": json.dumps(request.headers),
+        "created_at_ms": request.created_at_ms,
     }
 
 

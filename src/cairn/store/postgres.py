@@ -32,7 +32,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, LiteralString
 
 import psycopg
-from psycopg import errors as pgerrors
 
 from cairn import errors
 from cairn.types import CallStatus, RequestStatus
@@ -103,27 +102,29 @@ class PostgresStore:
     # -- requests -----------------------------------------------------------------------
     def create_request(self, request: NewRequest, root: CallKey, args: bytes) -> None:
         """Insert a request and its pending application call."""
+        if not self.create_requests([(request, root, args)])[0]:
+            raise RequestExists(f"request {request.id!r} already exists")
 
-        def body(conn: Connection) -> None:
-            try:
-                conn.execute(
-                    Q["insert_request"],
-                    {
-                        "id": request.id,
-                        "application": request.application,
-                        "code_ref": request.code_ref,
-                        "input": request.input,
-                        "headers_json": json.dumps(request.headers),
-                        "created_at_ms": request.created_at_ms,
-                    },
-                )
-            except pgerrors.UniqueViolation:
-                raise RequestExists(f"request {request.id!r} already exists") from None
-            conn.execute(
-                Q["insert_pending_call"], _rows.pending_params(root, args, 1, 0.0)
-            )
+    def create_requests(
+        self, batch: Sequence[tuple[NewRequest, CallKey, bytes]]
+    ) -> list[bool]:
+        """Insert requests and their application calls in one transaction."""
 
-        self._db.write(body)
+        def body(conn: Connection) -> list[bool]:
+            created = []
+            for request, root, args in batch:
+                row = conn.execute(
+                    Q["insert_request"], _rows.request_params(request)
+                ).fetchone()
+                if row is not None:
+                    conn.execute(
+                        Q["insert_pending_call"],
+                        _rows.pending_params(root, args, 1, 0.0),
+                    )
+                created.append(row is not None)
+            return created
+
+        return self._db.write(body)
 
     def get_request(self, request_id: str) -> RequestRecord | None:
         """The request, or None."""

@@ -75,24 +75,26 @@ class SQLiteStore:
     # -- requests -----------------------------------------------------------------------
     def create_request(self, request: NewRequest, root: CallKey, args: bytes) -> None:
         """Insert a request and its pending application call."""
+        if not self.create_requests([(request, root, args)])[0]:
+            raise RequestExists(f"request {request.id!r} already exists")
+
+    def create_requests(
+        self, batch: Sequence[tuple[NewRequest, CallKey, bytes]]
+    ) -> list[bool]:
+        """Insert requests and their application calls in one transaction."""
+        created = []
         with self._write() as conn:
-            try:
-                conn.execute(
-                    Q["insert_request"],
-                    {
-                        "id": request.id,
-                        "application": request.application,
-                        "code_ref": request.code_ref,
-                        "input": request.input,
-                        "headers_json": json.dumps(request.headers),
-                        "created_at_ms": request.created_at_ms,
-                    },
-                )
-            except sqlite3.IntegrityError as error:
-                raise RequestExists(f"request {request.id!r} already exists") from error
-            conn.execute(
-                Q["insert_pending_call"], _rows.pending_params(root, args, 1, 0.0)
-            )
+            for request, root, args in batch:
+                row = conn.execute(
+                    Q["insert_request"], _rows.request_params(request)
+                ).fetchone()
+                if row is not None:
+                    conn.execute(
+                        Q["insert_pending_call"],
+                        _rows.pending_params(root, args, 1, 0.0),
+                    )
+                created.append(row is not None)
+        return created
 
     def get_request(self, request_id: str) -> RequestRecord | None:
         """The request, or None."""

@@ -18,8 +18,11 @@ headers_json, run, strict_replay, progress_json, created_at_ms, started_at_ms,
 finished_at_ms
 
 -- name: insert_request
+-- Nothing, and no row back, when the id is taken.
 INSERT INTO requests (id, application, code_ref, status, input, headers_json, created_at_ms)
 VALUES (:id, :application, :code_ref, 'pending', :input, :headers_json, :created_at_ms)
+ON CONFLICT (id) DO NOTHING
+RETURNING id
 
 -- name: insert_pending_call
 INSERT INTO calls (id, request_id, parent_id, seq, function, kind, group_id, dispatched,
