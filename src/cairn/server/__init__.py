@@ -15,12 +15,13 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount
 
 from cairn import _registry
 from cairn.store import default_url
 
 from . import _api, _auth, _dashboard, _errors, _guard, _openapi, _stores
+from ._routing import resource
 from ._serve import ServeOptions, serve
 
 __all__ = ["ServeOptions", "create_app", "serve"]
@@ -31,23 +32,19 @@ DEFAULT_NAMESPACE = "default"
 def _routes() -> list[BaseRoute]:
     req = "/applications/{application}/requests/{request_id}"
     return [
-        Route("/applications", _api.list_applications, methods=["GET"]),
-        Route("/applications/{application}", _api.get_application, methods=["GET"]),
-        Route("/applications/{application}", _api.invoke, methods=["POST"]),
-        Route(
-            "/applications/{application}/requests",
-            _api.list_requests,
-            methods=["GET"],
+        resource("/applications", get=_api.list_applications),
+        resource(
+            "/applications/{application}", get=_api.get_application, post=_api.invoke
         ),
-        Route(req, _api.get_request, methods=["GET"]),
-        Route(req, _api.delete, methods=["DELETE"]),
-        Route(f"{req}/progress", _api.progress, methods=["GET"]),
-        Route(f"{req}/output", _api.output, methods=["GET", "HEAD"]),
-        Route(f"{req}/output/{{call_id}}", _api.call_output, methods=["GET"]),
-        Route(f"{req}/replay", _api.replay, methods=["POST"]),
-        Route(f"{req}/cancel", _api.cancel, methods=["POST"]),
-        Route("/requests", _api.list_all_requests, methods=["GET"]),
-        Route("/requests/{request_id}", _api.find_request, methods=["GET"]),
+        resource("/applications/{application}/requests", get=_api.list_requests),
+        resource(req, get=_api.get_request, delete=_api.delete),
+        resource(f"{req}/progress", get=_api.progress),
+        resource(f"{req}/output", get=_api.output),
+        resource(f"{req}/output/{{call_id}}", get=_api.call_output),
+        resource(f"{req}/replay", post=_api.replay),
+        resource(f"{req}/cancel", post=_api.cancel),
+        resource("/requests", get=_api.list_all_requests),
+        resource("/requests/{request_id}", get=_api.find_request),
     ]
 
 
@@ -104,8 +101,8 @@ def create_app(
         middleware.append(Middleware(_auth.BearerAuth, api_key=api_key))
     return Starlette(
         routes=[
-            Route("/healthz", _api.healthz, methods=["GET"]),
-            Route("/openapi.json", openapi, methods=["GET"]),
+            resource("/healthz", get=_api.healthz),
+            resource("/openapi.json", get=openapi),
             *routes,
             Mount("/v1/namespaces/{namespace}", routes=routes),
             *_dashboard.Dashboard(api_key=api_key, namespace=namespace).routes(),

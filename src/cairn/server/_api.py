@@ -18,7 +18,7 @@ from cairn import _calls, _registry, _request, _serialization, _values, errors
 from cairn.store import CallRecord, RequestRecord, Store
 from cairn.types import CallStatus, RequestStatus
 
-from . import _body, _errors, _shapes, _sse, _stores
+from . import _body, _errors, _idempotency, _shapes, _sse, _stores
 
 MAX_PAGE = 100
 DEFAULT_PAGE = 20
@@ -73,14 +73,20 @@ def _state(request: Request) -> ServerState:
     return state
 
 
-def _text(request: Request, name: str) -> str:
-    """A path parameter, which must be text the store can hold."""
-    value: str = request.path_params[name]
+def _storable(text: str) -> bool:
+    """Whether every store can hold and look up ``text``: UTF-8 and no NUL
+    (PostgreSQL refuses NUL in text, where SQLite would look it up)."""
     try:
-        value.encode()
+        text.encode()
     except UnicodeEncodeError:
-        value = ""
-    if len(value) > _MAX_NAME_CHARS:
+        return False
+    return "\x00" not in text
+
+
+def _text(request: Request, name: str) -> str:
+    """A path parameter, which must be text the store can hold (else ``""``)."""
+    value: str = request.path_params[name]
+    if len(value) > _MAX_NAME_CHARS or not _storable(value):
         value = ""
     return value
 
@@ -163,20 +169,31 @@ async def invoke(request: Request) -> Response:
         headers=headers,
         request_id=request_id,
     )
+    answer_headers: dict[str, str] = {}
     try:
         created = await state.pool.call(submit)
     except (errors.SDKUsageError, errors.SerializationError) as error:
         raise _errors.bad_request("invalid_input", error.message) from None
     except errors.CairnError as error:
-        if error.code == "request_exists":
+        if error.code != "request_exists" or request_id is None:
+            raise
+        same = functools.partial(
+            _idempotency.same_invoke,
+            request_id=request_id,
+            application=spec.name,
+            args=tuple(args),
+            kwargs=kwargs,
+        )
+        if not await state.pool.run(same):
             raise _errors.conflict(
                 "request_exists",
-                f"a request with id {request_id!r} already exists "
-                "(Idempotency-Key already used)",
+                f"Idempotency-Key {request_id!r} was used for another invoke "
+                "(another application or other arguments)",
             ) from None
-        raise
+        created = request_id
+        answer_headers[_idempotency.REPLAYED] = "true"
     location = f"{_prefix(request)}/applications/{spec.name}/requests/{created}"
-    answer_headers = {"Location": location, "X-Request-Id": created}
+    answer_headers.update({"Location": location, "X-Request-Id": created})
     if mode == _body.EVENT_STREAM:
         stream = _sse.events(state.pool, state.watcher, created, 0)
         return _sse.response(stream, answer_headers)
@@ -195,7 +212,10 @@ def _page_params(request: Request) -> tuple[int, tuple[float, list[str]] | None]
     raw = request.query_params.get("limit")
     limit = DEFAULT_PAGE
     if raw is not None:
-        if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= MAX_PAGE):
+        # At most 3 digits before int(): a long one would not even convert.
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 3) or not (
+            1 <= int(raw) <= MAX_PAGE
+        ):
             raise _errors.bad_request(
                 "bad_limit", f"limit must be an integer from 1 to {MAX_PAGE}"
             )
@@ -460,12 +480,8 @@ def _replay_body(data: bytes) -> tuple[str | None, bool]:
         )
     if not isinstance(strict, bool):
         raise _errors.bad_request("invalid_body", "strict must be true or false")
-    try:
-        (from_call or "").encode()
-    except UnicodeEncodeError:
-        raise _errors.bad_request(
-            "invalid_body", "from_call is not valid text"
-        ) from None
+    if from_call is not None and not _storable(from_call):
+        raise _errors.bad_request("invalid_body", "from_call is not valid text")
     return from_call, strict
 
 

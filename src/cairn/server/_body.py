@@ -10,6 +10,7 @@ JSON but raw bytes, kept with its content type.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Callable
@@ -24,6 +25,8 @@ from cairn import _values
 from . import _errors
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
+# How long the body may stop arriving before the request is given up (408).
+BODY_IDLE_S = 10.0
 MAX_PARTS = 256
 JSON = "application/json"
 EVENT_STREAM = "text/event-stream"
@@ -105,12 +108,26 @@ async def read(request: Request) -> bytes:
             raise _too_large()
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    stream = request.stream()
+    while True:
+        # A client that stops sending its body would otherwise hold the
+        # connection (and this task) for as long as it stays connected.
+        try:
+            async with asyncio.timeout(BODY_IDLE_S):
+                chunk = await anext(stream, None)
+        except TimeoutError:
+            raise _errors.ApiError(
+                408,
+                "body_timeout",
+                f"no part of the body arrived for {BODY_IDLE_S:g} s",
+                {"Connection": "close"},
+            ) from None
+        if chunk is None:
+            return b"".join(chunks)
         size += len(chunk)
         if size > MAX_BODY_BYTES:
             raise _too_large()
         chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _too_large() -> _errors.ApiError:

@@ -16,6 +16,9 @@ the user's browser can reach it too. Two defences, before authentication:
 
 The invoke and replay bodies also refuse content types a cross-site form can send
 without asking (``text/plain``, form encoding): ``_body.require_json``.
+
+It also refuses (400) a URL holding a NUL character: no id or name can hold one,
+and the stores differ on it (PostgreSQL refuses NUL in text, SQLite looks it up).
 """
 
 from __future__ import annotations
@@ -98,6 +101,12 @@ class Guard:
                 "bad_host",
                 f"this server does not answer to Host {host[:100]!r} (add the name "
                 "with --allowed-hosts or CAIRN_ALLOWED_HOSTS)",
+            )
+            await refused(scope, receive, send)
+            return
+        if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
+            refused = _errors.response(
+                400, "bad_url", "the URL holds a NUL character (%00), which no id has"
             )
             await refused(scope, receive, send)
             return

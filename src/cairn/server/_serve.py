@@ -26,7 +26,7 @@ import uvicorn
 from cairn import _engine, errors
 from cairn.store import open_store
 
-from . import _auth, _guard
+from . import _auth, _guard, _http
 
 logger = logging.getLogger(__name__)
 
@@ -201,6 +201,7 @@ def serve(options: ServeOptions) -> int:
         log_level=options.log_level,
         lifespan="on",
         timeout_graceful_shutdown=2,
+        **_http.config(),
     )
     server = uvicorn.Server(config)
     done = threading.Event()

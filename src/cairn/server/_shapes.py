@@ -332,9 +332,14 @@ def decode_cursor(cursor: str) -> tuple[float, list[str]]:
     if (
         not isinstance(before_ms, int | float)
         or isinstance(before_ms, bool)
-        or not math.isfinite(before_ms)
         or not isinstance(seen, list)
         or not all(isinstance(item, str) for item in seen)
     ):
         raise problem
-    return float(before_ms), seen
+    try:
+        time_ms = float(before_ms)  # a 400-digit integer does not fit a float
+    except OverflowError:
+        raise problem from None
+    if not math.isfinite(time_ms):
+        raise problem
+    return time_ms, seen

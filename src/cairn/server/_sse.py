@@ -2,7 +2,8 @@
 
 Each event is ``id: <seq>`` (the store's per-request sequence number) and
 ``data: {"Kind": {...}}`` with no ``event:`` field. A client that reconnects with
-``Last-Event-ID: <seq>`` gets exactly the events after it (``0``: all of them).
+``Last-Event-ID: <seq>`` gets exactly the events after it (``0``: all of them);
+one past the end of a finished request gets its final ``RequestFinished``.
 Without it, a finished request sends its final ``RequestFinished`` at once, and a
 running one sends the events of its current run, then new ones as they are
 committed. Idle streams get a keep-alive comment every second. The stream ends
@@ -114,6 +115,14 @@ async def events(
                 idle_since = time.monotonic()
                 continue
             if before.status.finished:
+                # Resumed past the end (a Last-Event-ID beyond the last event, the
+                # final RequestFinished): the outcome, rather than a stream that
+                # ends saying nothing. At the final event itself, nothing more.
+                _, finish = await pool.run(
+                    functools.partial(start_of_stream, request_id=request_id)
+                )
+                if finish is not None and finish.seq < after:
+                    yield frame(finish)
                 return
             wait_s = KEEP_ALIVE_S - (time.monotonic() - idle_since)
             if wait_s <= 0:

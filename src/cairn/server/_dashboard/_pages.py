@@ -17,7 +17,7 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from cairn import _calls, _registry, _request, errors
@@ -25,6 +25,7 @@ from cairn.store import EventRecord, RequestRecord, Store
 from cairn.types import CallStatus, RequestStatus
 
 from .. import _api, _errors, _sse
+from .._routing import resource
 from . import (
     _decoding,
     _journal,
@@ -108,19 +109,18 @@ class Dashboard:
         """The dashboard's routes (``/`` and everything under ``/ui``)."""
         req = f"{PREFIX}/requests/{{request_id}}"
         return [
-            Route("/", self.home, methods=["GET", "HEAD"]),
-            Route(PREFIX, self.requests_page, methods=["GET", "HEAD"]),
-            Route(f"{PREFIX}/", self.home, methods=["GET", "HEAD"]),
-            Route(f"{PREFIX}/stream", self.stream, methods=["GET"]),
-            Route(f"{PREFIX}/login", self.login_form, methods=["GET", "HEAD"]),
-            Route(f"{PREFIX}/login", self.login, methods=["POST"]),
-            Route(f"{PREFIX}/logout", self.logout, methods=["POST"]),
-            Route(req, self.request_page, methods=["GET", "HEAD"]),
-            Route(f"{req}/main", self.request_main, methods=["GET"]),
-            Route(f"{req}/rows", self.rows, methods=["GET"]),
-            Route(f"{req}/calls/{{call_id}}", self.call, methods=["GET"]),
+            resource("/", get=self.home),
+            resource(PREFIX, get=self.requests_page),
+            resource(f"{PREFIX}/", get=self.home),
+            resource(f"{PREFIX}/stream", get=self.stream),
+            resource(f"{PREFIX}/login", get=self.login_form, post=self.login),
+            resource(f"{PREFIX}/logout", post=self.logout),
+            resource(req, get=self.request_page),
+            resource(f"{req}/main", get=self.request_main),
+            resource(f"{req}/rows", get=self.rows),
+            resource(f"{req}/calls/{{call_id}}", get=self.call),
             Mount(f"{PREFIX}/static", app=StaticFiles(directory=_render.STATIC)),
-            Route(f"{PREFIX}/{{path:path}}", self.no_page, methods=["GET", "HEAD"]),
+            resource(f"{PREFIX}/{{path:path}}", get=self.no_page),
         ]
 
     # -- pages ---------------------------------------------------------------------
