@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 import builtins
 import inspect
+import pickle
+import traceback
 from pathlib import Path
 
 import pytest
@@ -12,35 +14,41 @@ import pytest
 import cairn
 from cairn import errors
 
-# Every name ``tensorlake.applications`` exports that Cairn promises to provide, so
-# that ``from tensorlake.applications import X`` -> ``from cairn import X`` works.
+# ``tensorlake.applications.__all__`` (SDK 0.5.162): every name a Tensorlake program
+# can import, so that ``from tensorlake.applications import X`` -> ``from cairn
+# import X`` works.
 TENSORLAKE_NAMES = [
     "application",
-    "function",
+    "ApplicationCapability",
     "cls",
+    "run_local_application",
+    "run_remote_application",
+    "function",
+    "DeserializationError",
+    "File",
     "Function",
     "Future",
-    "RETURN_WHEN",
-    "RequestContext",
-    "RequestState",
-    "FunctionProgress",
-    "Retries",
-    "File",
+    "Headers",
     "HttpBody",
-    "Image",
-    "Logger",
-    "Request",
-    "run_local_application",
-    "RequestError",
-    "RequestFailed",
     "FunctionError",
     "TimeoutError",
-    "RequestNotFinished",
-    "SDKUsageError",
-    "SerializationError",
-    "DeserializationError",
+    "FunctionProgress",
+    "Image",
     "InternalError",
     "RemoteAPIError",
+    "Request",
+    "RequestContext",
+    "RequestFailed",
+    "RequestState",
+    "RequestError",
+    "RequestNotFinished",
+    "Retries",
+    "RETURN_WHEN",
+    "SDKUsageError",
+    "SerializationError",
+    "Logger",
+    "TensorlakeException",
+    "TensorlakeError",
 ]
 
 
@@ -103,6 +111,43 @@ def test_tensorlake_name_is_exported(name):
     exec(f"from cairn import {name}", {})
 
 
+def test_the_installed_tensorlake_exports_nothing_cairn_lacks():
+    from tensorlake.applications import interface
+
+    assert sorted(set(interface.__all__) - set(cairn.__all__)) == []
+
+
+def test_tensorlake_bases_catch_every_cairn_error():
+    assert issubclass(cairn.TensorlakeError, cairn.TensorlakeException)
+    assert issubclass(cairn.CairnError, cairn.TensorlakeError)
+    with pytest.raises(cairn.TensorlakeError):
+        raise cairn.FunctionError("child failed")
+
+
+def test_image_records_its_builder_operations():
+    image = (
+        cairn.Image(name="ocr", base_image="python:3.12-slim")
+        .run("apt-get update")
+        .run(["pip install a", "pip install b"], options={"mount": "cache"})
+        .env("MODE", "fast")
+        .copy("src", "/app/src")
+        .add("https://example.com/model.bin", "/models/")
+        .workdir("/app")
+    )
+    assert image.name == "ocr" and image.tag == "latest"
+    assert image.base_image == "python:3.12-slim"
+    assert image.operations == [
+        ("run", ["apt-get update"], {}),
+        ("run", ["pip install a", "pip install b"], {"mount": "cache"}),
+        ("env", ["MODE", "fast"], {}),
+        ("copy", ["src", "/app/src"], {}),
+        ("add", ["https://example.com/model.bin", "/models/"], {}),
+        ("workdir", ["/app"], {}),
+    ]
+    with pytest.raises(cairn.SDKUsageError, match="does not build images"):
+        image.build()
+
+
 def test_error_classes_are_the_ones_of_the_errors_module():
     for name in errors.__all__:
         assert getattr(cairn, name) is getattr(errors, name)
@@ -158,6 +203,28 @@ def test_request_error_keeps_its_message_and_reason():
     failed = cairn.RequestFailed("function_error")
     assert failed.reason == "function_error"
     assert str(failed) == "function_error"
+
+
+def test_request_failed_is_its_reason_and_keeps_the_details_as_a_note():
+    # Tensorlake: str(RequestFailed) is the outcome code. The details stay on the
+    # exception, and a traceback still shows them.
+    failed = cairn.RequestFailed(
+        "function_error",
+        "ValueError: bad row 3",
+        function_name="parse",
+        error_type="ValueError",
+        error_message="bad row 3",
+        traceback="Traceback (most recent call last): ...",
+    )
+    assert str(failed) == "function_error"
+    assert failed.details == "ValueError: bad row 3"
+    assert (failed.function_name, failed.error_type) == ("parse", "ValueError")
+    assert failed.error_message == "bad row 3"
+    assert failed.__notes__ == ["ValueError: bad row 3"]
+    shown = "".join(traceback.format_exception(failed))
+    assert "RequestFailed: function_error\nValueError: bad row 3" in shown
+    again = pickle.loads(pickle.dumps(failed))
+    assert (str(again), again.details) == ("function_error", failed.details)
 
 
 def test_remote_api_error_carries_status_code():

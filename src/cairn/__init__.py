@@ -7,7 +7,14 @@ Tensorlake program to ``from cairn import ...`` and it runs durably here.
 from __future__ import annotations
 
 from cairn._context import FunctionProgress, Headers, RequestContext, RequestState
-from cairn._decorators import Function, Retries, application, cls, function
+from cairn._decorators import (
+    ApplicationCapability,
+    Function,
+    Retries,
+    application,
+    cls,
+    function,
+)
 from cairn._futures import RETURN_WHEN, Future
 from cairn._remote import RemoteRequest, run_remote_application
 from cairn._request import (
@@ -36,6 +43,8 @@ from cairn.errors import (
     SerializationError,
     StoreError,
     StoreReplaced,
+    TensorlakeError,
+    TensorlakeException,
     TimeoutError,
 )
 from cairn.types import CallStatus, FailureReason, RequestStatus
@@ -44,6 +53,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "RETURN_WHEN",
+    "ApplicationCapability",
     "AttemptInfo",
     "CairnError",
     "CallInfo",
@@ -79,6 +89,8 @@ __all__ = [
     "SerializationError",
     "StoreError",
     "StoreReplaced",
+    "TensorlakeError",
+    "TensorlakeException",
     "TimeoutError",
     "application",
     "cls",

@@ -11,7 +11,7 @@ import inspect
 import math
 import re
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, overload
 
 from cairn import _futures, _registry, _retry, errors
 
@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
+
+ApplicationCapability = Literal["unauthenticated_requests"]
+"""What ``@application(allow=[...])`` may grant (Tensorlake's type)."""
 
 MAX_TIMEOUT_S = 172_800
 _REGIONS = ("us-east-1", "eu-west-1")
@@ -325,7 +328,7 @@ def application(
     tags: Any = None,
     retries: Retries | int | None = None,
     region: str | None = None,
-    allow: list[str] | None = None,
+    allow: list[ApplicationCapability] | None = None,
 ) -> Callable[[Function[P, R]], Function[P, R]]:
     """Make a durable function an application: an entry point for requests.
 
@@ -375,7 +378,7 @@ def application(
             raise errors.SDKUsageError(
                 f"{where}: region must be one of {', '.join(_REGIONS)} or None, got {region!r}"
             )
-        allowed = list(allow or [])
+        allowed: list[str] = list(allow or [])
         if any(item != "unauthenticated_requests" for item in allowed):
             raise errors.SDKUsageError(
                 f"{where}: allow may only contain 'unauthenticated_requests', got {allow!r}"

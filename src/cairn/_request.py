@@ -17,6 +17,7 @@ from cairn import (
     _engine,
     _frames,
     _ids,
+    _local_report,
     _registry,
     _serialization,
     _values,
@@ -221,6 +222,7 @@ class Request:
                 self._id, from_call=from_call, strict=strict, now_ms=_calls.now_ms()
             )
         _run(self._id, self._store_url)
+        _local_report.print_failures(self._id, self._store_url)
         return self
 
     def cancel(self) -> None:
@@ -264,8 +266,15 @@ def failure_of(record: RequestRecord) -> errors.CairnError:
     if reason == FailureReason.REPLAY_MISMATCH:
         return errors.ReplayMismatch(error.get("message", "replay mismatch"))
     detail = error.get("message")
-    text = f"{reason}: {error.get('type')}: {detail}" if detail else reason
-    return errors.RequestFailed(reason, text)
+    # str() is the reason alone (Tensorlake's); what failed rides along as a note.
+    return errors.RequestFailed(
+        reason,
+        f"{error.get('type')}: {detail}" if detail else None,
+        function_name=error.get("function_name"),
+        error_type=error.get("type"),
+        error_message=detail,
+        traceback=error.get("traceback"),
+    )
 
 
 def _app_name(app: Any) -> str:
@@ -378,12 +387,16 @@ def submit(
 def run_local_application(app: Any, *args: Any, **kwargs: Any) -> Request:
     """Run an application durably on this machine and return its finished ``Request``.
 
+    As Tensorlake's local mode, each call that failed for good is printed to
+    stderr with its traceback (``request.output()`` only says ``function_error``).
+
     The store is ``CAIRN_STORE`` (default ``sqlite:///.cairn/cairn.db``); pass
     ``cairn_store="sqlite:///path.db"`` to choose another.
     """
     store_url = kwargs.pop("cairn_store", None) or default_url()
     request_id = submit(app, args, kwargs, store_url=store_url)
     _run(request_id, store_url)
+    _local_report.print_failures(request_id, store_url)
     return Request(request_id, store_url)
 
 

@@ -53,17 +53,20 @@ def _pickle(value: Any) -> bytes:
         _FastPickler(buffer, protocol=PICKLE_PROTOCOL).dump(value)
         return buffer.getvalue()
     except errors.SDKUsageError:
-        raise
+        raise  # a Function or a Future inside the value: no pickler can take it
     except Exception:
         return bytes(cloudpickle.dumps(value, protocol=PICKLE_PROTOCOL))
 
 
 def dumps(value: Any, what: str) -> bytes:
-    """Pickle ``value``; ``what`` names it in the error ("argument 'x' of f")."""
+    """Pickle ``value``; ``what`` names it in the error ("argument 'x' of f").
+
+    Raises:
+        SerializationError: it cannot be pickled; also, as in Tensorlake, when it
+            is or holds a Function or a Future (those refuse to be pickled).
+    """
     try:
         return _pickle(value)
-    except errors.SDKUsageError:
-        raise
     except Exception as error:
         raise errors.SerializationError(
             f"cannot serialize {what} ({type(value).__name__}): {error}"
@@ -83,11 +86,13 @@ def loads(data: bytes, what: str) -> Any:
 def dumps_arguments(
     function_name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> bytes:
-    """Pickle a call's arguments, naming the first one that fails."""
+    """Pickle a call's arguments, naming the first one that fails.
+
+    Raises:
+        SerializationError: as ``dumps``.
+    """
     try:
         return _pickle((args, kwargs))
-    except errors.SDKUsageError:
-        raise
     except Exception as error:
         for position, value in enumerate(args):
             _check_one(value, f"argument {position} of {function_name}()")
@@ -101,8 +106,6 @@ def dumps_arguments(
 def _check_one(value: Any, what: str) -> None:
     try:
         cloudpickle.dumps(value, protocol=PICKLE_PROTOCOL)
-    except errors.SDKUsageError:
-        raise
     except Exception as error:
         raise errors.SerializationError(
             f"cannot serialize {what} ({type(value).__name__}): {error}"

@@ -9,6 +9,8 @@ import sys
 import time
 from typing import Any
 
+from cairn import errors
+
 # A File in a request's stored JSON input or output: one key no JSON value of a
 # user's is likely to have, so a stored output can be told from JSON by its first
 # bytes (the server answers it as the raw body, with its content type).
@@ -96,14 +98,65 @@ def file_from_json_bytes(data: bytes) -> File | None:
 
 
 class Image:
-    """A container image description; recorded, not built (Cairn runs your environment)."""
+    """A container image description, as Tensorlake's: recorded, not built.
+
+    Cairn runs your functions in the environment that runs Cairn, so the builder
+    methods (``run``, ``env``, ``copy``, ``add``, ``workdir``) only record their
+    operation, in order, in ``operations``; each returns the image, for chaining.
+    """
 
     def __init__(
-        self, name: str = "default", tag: str = "latest", base_image: str | None = None
+        self,
+        name: str = "default",
+        tag: str = "latest",
+        base_image: str = "python:3.14-trixie",
     ) -> None:
         self.name = name
         self.tag = tag
         self.base_image = base_image
+        #: ``(operation, arguments, options)`` in the order they were added.
+        self.operations: list[tuple[str, list[str], dict[str, str]]] = []
+
+    def add(self, src: str, dest: str, options: dict[str, str] | None = None) -> Image:
+        """Record an ``ADD src dest``."""
+        return self._record("add", [src, dest], options)
+
+    def copy(self, src: str, dest: str, options: dict[str, str] | None = None) -> Image:
+        """Record a ``COPY src dest``."""
+        return self._record("copy", [src, dest], options)
+
+    def env(self, key: str, value: str) -> Image:
+        """Record an ``ENV key=value``."""
+        return self._record("env", [key, value], None)
+
+    def run(
+        self, commands: str | list[str], options: dict[str, str] | None = None
+    ) -> Image:
+        """Record a ``RUN`` of one command or several."""
+        return self._record(
+            "run", list(commands) if isinstance(commands, list) else [commands], options
+        )
+
+    def workdir(self, directory: str) -> Image:
+        """Record a ``WORKDIR directory``."""
+        return self._record("workdir", [directory], None)
+
+    def build(self, **options: Any) -> dict[str, Any]:
+        """Not available: Cairn does not build images.
+
+        Raises:
+            SDKUsageError: always.
+        """
+        raise errors.SDKUsageError(
+            f"Image {self.name!r}: Cairn does not build images; it runs your functions "
+            "in the environment it runs in"
+        )
+
+    def _record(
+        self, operation: str, arguments: list[str], options: dict[str, str] | None
+    ) -> Image:
+        self.operations.append((operation, arguments, dict(options or {})))
+        return self
 
     def __repr__(self) -> str:
         return f"Image(name={self.name!r}, tag={self.tag!r})"

@@ -2,8 +2,13 @@
 
 ::
 
-    CairnError(Exception)
-    ├── RequestFailed(reason)          request ended in failure; reason e.g. "function_error"
+    TensorlakeException(Exception)     Tensorlake's bases: ``except TensorlakeError``
+    └── TensorlakeError                catches every Cairn error, as in Tensorlake
+        └── CairnError
+            (below)
+
+    CairnError
+    ├── RequestFailed(reason)          request ended in failure; str() is the reason
     │   └── RequestError(message)      raised on purpose by user code; never retried
     ├── FunctionError(message)         a child call failed for good (seen by its caller)
     │   └── FunctionTimeout            ...because it ran past its deadline
@@ -48,11 +53,21 @@ __all__ = [
     "SerializationError",
     "StoreError",
     "StoreReplaced",
+    "TensorlakeError",
+    "TensorlakeException",
     "TimeoutError",
 ]
 
 
-class CairnError(Exception):
+class TensorlakeException(Exception):
+    """The base of Tensorlake's exceptions, kept so programs that catch it run."""
+
+
+class TensorlakeError(TensorlakeException):
+    """The base of Tensorlake's errors; every Cairn error is one."""
+
+
+class CairnError(TensorlakeError):
     """A Cairn error."""
 
     code = "cairn_error"
@@ -63,22 +78,52 @@ class CairnError(Exception):
 
 
 class RequestFailed(CairnError):
-    """The request failed."""
+    """The request failed.
+
+    ``str()`` is the failure reason (``"function_error"``, ...), as Tensorlake's.
+    What failed is kept on the exception: ``details`` (also added as a note, so
+    a traceback shows it), and, when the failure was recorded, ``function_name``,
+    ``error_type``, ``error_message`` and ``traceback`` (the failing call's).
+    """
 
     code = "request_failed"
 
-    def __init__(self, reason: str = "unknown", message: str | None = None) -> None:
+    def __init__(
+        self,
+        reason: str = "unknown",
+        details: str | None = None,
+        *,
+        function_name: str | None = None,
+        error_type: str | None = None,
+        error_message: str | None = None,
+        traceback: str | None = None,
+    ) -> None:
         self.reason = reason
-        super().__init__(message if message is not None else reason)
+        super().__init__(reason)
+        self.details = details
+        self.function_name = function_name
+        self.error_type = error_type
+        self.error_message = error_message
+        self.traceback = traceback
+        if details:
+            self.add_note(details)
 
 
 class RequestError(RequestFailed):
-    """User code failed the request on purpose; such a failure is never retried."""
+    """User code failed the request on purpose; such a failure is never retried.
+
+    ``str()`` and ``message`` are the message, verbatim (Tensorlake's contract).
+    """
 
     code = "request_error"
 
     def __init__(self, message: str = "") -> None:
-        super().__init__("request_error", message)
+        self.reason = "request_error"
+        CairnError.__init__(self, message)
+        self.details = None
+        self.error_type = None
+        self.error_message = None
+        self.traceback = None
         # The function that raised it first; filled in by the engine.
         self.function_name: str | None = None
 

@@ -42,7 +42,7 @@ def test_agent_loop_fails_at_step_15_and_replay_runs_only_step_15(
     with pytest.raises(cairn.RequestFailed) as failure:
         request.output()
     assert failure.value.reason == "function_error"
-    assert "search API unreachable" in str(failure.value)
+    assert "search API unreachable" in failure.value.details
     assert effects.lines() == [f"tool {i}" for i in range(1, 16)]
 
     flag.unlink()

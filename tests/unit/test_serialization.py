@@ -78,13 +78,22 @@ def test_dumps_arguments_round_trips():
     assert _serialization.loads(blob, "args") == ((1, [2]), {"k": {"v": 3}})
 
 
-def test_a_function_nested_in_arguments_is_a_usage_error():
+def test_a_function_or_a_future_inside_a_value_is_a_serialization_error():
+    # Tensorlake turns the refusal of Function/Future to be pickled into a
+    # SerializationError at the call; so does Cairn.
     @function()
     def nested_function_value(x: int) -> int:
         return x
 
-    with pytest.raises(cairn.SDKUsageError, match="nested_function_value"):
+    with pytest.raises(cairn.SerializationError, match="nested_function_value"):
         _serialization.dumps_arguments("f", ([nested_function_value],), {})
+    with pytest.raises(cairn.SerializationError, match="argument 0 of f"):
+        _serialization.dumps_arguments("f", (nested_function_value,), {})
+    futures = [nested_function_value.future(1), nested_function_value.future(2)]
+    with pytest.raises(cairn.SerializationError, match="argument 'items' of f"):
+        _serialization.dumps_arguments("f", (), {"items": futures})
+    with pytest.raises(cairn.SerializationError, match="output of g"):
+        _serialization.dumps(futures, "output of g()")
 
 
 # -- JSON at the application boundary -------------------------------------------------------------
@@ -245,9 +254,10 @@ def test_uncaught_serialization_error_fails_the_request(run, store):
     assert request.status() is RequestStatus.FAILED
     with pytest.raises(cairn.RequestFailed) as error:
         request.output()
-    assert error.value.reason == "function_error"
-    assert "SerializationError" in str(error.value)
-    assert "argument 0 of" in str(error.value)
+    assert str(error.value) == "function_error"
+    assert error.value.error_type == "SerializationError"
+    assert "argument 0 of" in error.value.error_message
+    assert "argument 0 of" in error.value.details
     assert not [
         c for c in store.list_calls(request.id) if c.function == uncaught_rows.name
     ]
