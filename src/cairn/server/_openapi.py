@@ -51,6 +51,10 @@ def _operations(apps: list[str]) -> list[tuple[str, str, str, dict[str, Any]]]:
         ),
     ]
     not_found = _error("unknown namespace, application or request")
+    # Every route that changes something refuses pages of other sites (_guard).
+    cross = _error("sent by a page of another site or origin")
+    stalled = _error("the body stopped arriving (10 s); the connection closes")
+    not_json = _error("the body is not sent as JSON (text/plain, a form)")
     req = "/applications/{application}/requests/{request_id}"
     return [
         (
@@ -115,10 +119,16 @@ def _operations(apps: list[str]) -> list[tuple[str, str, str, dict[str, Any]]]:
                         },
                     },
                     "400": _error("bad JSON, bad multipart, invalid input or header"),
+                    "403": cross,
                     "404": not_found,
                     "406": _error("Accept allows neither JSON nor an event stream"),
-                    "409": _error("the Idempotency-Key was already used"),
+                    "408": stalled,
+                    "409": _error(
+                        "the Idempotency-Key was used for another invoke (the same "
+                        "invoke again gets 200 and the same request id)"
+                    ),
                     "413": _error("the body is over 10 MiB"),
+                    "415": not_json,
                 },
             },
         ),
@@ -155,6 +165,7 @@ def _operations(apps: list[str]) -> list[tuple[str, str, str, dict[str, Any]]]:
                 "parameters": [app, rid],
                 "responses": {
                     "204": {"description": "deleted"},
+                    "403": cross,
                     "404": not_found,
                     "409": _error("the request has not finished"),
                     "501": _error("this store cannot delete requests yet"),
@@ -253,9 +264,12 @@ def _operations(apps: list[str]) -> list[tuple[str, str, str, dict[str, Any]]]:
                 "responses": {
                     "200": _ok("ReplayResult"),
                     "400": _error("bad body or unknown from_call"),
+                    "403": cross,
                     "404": not_found,
+                    "408": stalled,
                     "409": _error("still running, or its application is not served"),
                     "413": _error("the body is too large"),
+                    "415": not_json,
                 },
             },
         ),
@@ -266,7 +280,11 @@ def _operations(apps: list[str]) -> list[tuple[str, str, str, dict[str, Any]]]:
             {
                 "summary": "Cancel a request (no-op once finished)",
                 "parameters": [app, rid],
-                "responses": {"200": _ok("CancelResult"), "404": not_found},
+                "responses": {
+                    "200": _ok("CancelResult"),
+                    "403": cross,
+                    "404": not_found,
+                },
             },
         ),
         (
