@@ -13,6 +13,7 @@ import inspect
 import io
 import json
 import pickle
+import types
 import typing
 import warnings
 from collections.abc import Callable
@@ -22,7 +23,7 @@ import cloudpickle
 import pydantic
 import pydantic_core
 
-from cairn import _values, errors
+from cairn import _main_classes, _values, errors
 
 PICKLE_PROTOCOL = 5
 
@@ -35,19 +36,27 @@ class _FastPickler(pickle.Pickler):
     """The C pickler, refusing what only cloudpickle can make portable."""
 
     def reducer_override(self, obj: Any) -> Any:
-        # Plain pickle stores classes and functions of __main__ by reference, which a
-        # replay from another process (the CLI, a new script) could not load.
-        module = getattr(
-            obj if isinstance(obj, type) else type(obj), "__module__", None
-        )
-        if module == "__main__" or getattr(obj, "__module__", None) == "__main__":
+        if _main_classes.is_main_class(obj):
+            return _main_classes.reduce(obj)
+        # Plain pickle stores functions of __main__ by reference, which a replay
+        # from another process (the CLI, a new script) could not load.
+        if isinstance(obj, type | types.FunctionType) and obj.__module__ == "__main__":
             raise _ByValueNeeded
         return NotImplemented
 
 
+class _PortablePickler(cloudpickle.Pickler):  # type: ignore[misc]  # untyped package
+    """cloudpickle, keeping the classes of ``__main__`` one class across processes."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        if _main_classes.is_main_class(obj):
+            return _main_classes.reduce(obj)
+        return super().reducer_override(obj)
+
+
 def _pickle(value: Any) -> bytes:
     # The C pickler is several times faster for the common case; cloudpickle takes
-    # over for lambdas, local classes and anything defined in __main__.
+    # over for lambdas, local classes and functions defined in __main__.
     buffer = io.BytesIO()
     try:
         _FastPickler(buffer, protocol=PICKLE_PROTOCOL).dump(value)
@@ -55,7 +64,13 @@ def _pickle(value: Any) -> bytes:
     except errors.SDKUsageError:
         raise  # a Function or a Future inside the value: no pickler can take it
     except Exception:
-        return bytes(cloudpickle.dumps(value, protocol=PICKLE_PROTOCOL))
+        return _portable_pickle(value)
+
+
+def _portable_pickle(value: Any) -> bytes:
+    buffer = io.BytesIO()
+    _PortablePickler(buffer, protocol=PICKLE_PROTOCOL).dump(value)
+    return buffer.getvalue()
 
 
 def dumps(value: Any, what: str) -> bytes:
@@ -105,7 +120,7 @@ def dumps_arguments(
 
 def _check_one(value: Any, what: str) -> None:
     try:
-        cloudpickle.dumps(value, protocol=PICKLE_PROTOCOL)
+        _portable_pickle(value)
     except Exception as error:
         raise errors.SerializationError(
             f"cannot serialize {what} ({type(value).__name__}): {error}"

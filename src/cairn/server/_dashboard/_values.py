@@ -120,6 +120,12 @@ def _skeleton_class(*args: Any) -> type[_Opaque]:
     return _stand_in(module if isinstance(module, str) else "__main__", name)
 
 
+def _main_class(*args: Any) -> type[_Opaque]:
+    # Cairn pickles a class of __main__ as _main_classes.load(script, name, blob).
+    name = args[1] if len(args) > 1 and isinstance(args[1], str) else "object"
+    return _stand_in("__main__", name)
+
+
 def _reconstructor(*args: Any) -> _Opaque:
     # copyreg._reconstructor(cls, base, state): an instance of cls.
     cls = args[0] if args else None
@@ -137,6 +143,7 @@ _SPECIAL: dict[tuple[str, str], Callable[..., Any]] = {
     ("cloudpickle.cloudpickle", "_make_skeleton_enum"): _skeleton_class,
     ("cloudpickle.cloudpickle", "_make_function"): _function,
     ("copyreg", "_reconstructor"): _reconstructor,
+    ("cairn._main_classes", "load"): _main_class,
 }
 
 
