@@ -15,7 +15,7 @@ from cairn._decorators import (
     cls,
     function,
 )
-from cairn._futures import RETURN_WHEN, Future
+from cairn._execution.futures import RETURN_WHEN, Future
 from cairn._remote import RemoteRequest, run_remote_application
 from cairn._request import (
     AttemptInfo,

@@ -6,7 +6,8 @@ import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from cairn import _calls, _events, _frames, _serialization, errors
+from cairn import _events, _serialization, errors
+from cairn._execution import frames as _frames
 from cairn.store import Event
 
 MAX_STATE_KEY_BYTES = 1024
@@ -118,7 +119,7 @@ class FunctionProgress:
             if message is not None
             else (f"{frame.key.function}: executing step {step} of {of}")
         )
-        now = _calls.now_ms()
+        now = _frames.process().clock.now_ms()
         payload: dict[str, object] = {
             "request_id": frame.run.request_id,
             "function_name": frame.key.function,
@@ -167,7 +168,7 @@ class Metrics:
             raise errors.SDKUsageError(
                 f"metric value must be a finite number, got {value!r}"
             )
-        now = _calls.now_ms()
+        now = _frames.process().clock.now_ms()
         payload = {
             "request_id": self._frame.run.request_id,
             "function_name": self._frame.key.function,

@@ -13,10 +13,11 @@ import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, overload
 
-from cairn import _futures, _registry, _retry, errors
+from cairn import _registry, _retry, errors
+from cairn._execution import calls
 
 if TYPE_CHECKING:
-    from cairn._futures import Future
+    from cairn._execution.futures import Future
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -28,7 +29,7 @@ ApplicationCapability = Literal["unauthenticated_requests"]
 MAX_TIMEOUT_S = 172_800
 _REGIONS = ("us-east-1", "eu-west-1")
 _GPU = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*(:[1-9][0-9]*)?$")
-_MISSING: Any = _futures.MISSING
+_MISSING: Any = calls.MISSING
 
 
 class Retries:
@@ -85,21 +86,15 @@ class _FutureFactory(Generic[P, R]):
         self._function = function
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Future:
-        from cairn import _futures
-
-        return _futures.CallFuture(self._function, args, kwargs)
+        return calls.future_call(self._function, args, kwargs)
 
     def map(self, items: Iterable[Any] | Future) -> Future:
-        from cairn import _futures
-
-        return _futures.MapFuture(self._function, items)
+        return calls.future_map(self._function, items)
 
     def reduce(
         self, items: Iterable[Any] | Future, initial: Any = _MISSING, /
     ) -> Future:
-        from cairn import _futures
-
-        return _futures.ReduceFuture(self._function, items, initial)
+        return calls.future_reduce(self._function, items, initial)
 
 
 class Function(Generic[P, R]):
@@ -135,29 +130,21 @@ class Function(Generic[P, R]):
     awaitable = future
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        from cairn import _runtime
-
-        if self._spec.is_async:
-            return _runtime.call_async(self, args, kwargs)  # type: ignore[return-value]
-        return _runtime.call_blocking(self, args, kwargs)  # type: ignore[no-any-return]
+        return calls.call(self, args, kwargs)  # type: ignore[no-any-return]
 
     def map(self, items: Iterable[Any] | Future) -> list[Any]:
-        """Run one call per item in parallel; results in input order."""
-        from cairn import _futures
+        """Run one call per item in parallel; results in input order.
 
-        future = _futures.MapFuture(self, items)
-        if self._spec.is_async:
-            return future.coroutine()  # type: ignore[return-value]
-        return future.result()  # type: ignore[no-any-return]
+        Items may be any iterable, or one Future of a list. The result is a list
+        with a durable ``reduce(function, initial)`` (``function(item, accumulator)``).
+        For an async function, a coroutine (and Future) of that list.
+        """
+        return calls.map(self, items)  # type: ignore[no-any-return]
 
     def reduce(self, items: Iterable[Any] | Future, initial: Any = _MISSING, /) -> Any:
-        """Left fold of sequential calls, each step checkpointed."""
-        from cairn import _futures, _runtime
-
-        future = _futures.ReduceFuture(self, items, initial)
-        if self._spec.is_async:
-            return future.coroutine()
-        return _runtime.run_reduce_inline(self, future)
+        """Left fold ``function(accumulator, item)`` of sequential calls, each step
+        checkpointed. For an async function, a coroutine (and Future) of the result."""
+        return calls.reduce(self, items, initial)
 
     def __get__(self, instance: Any, owner: type | None = None) -> Function[P, R]:
         if instance is None:

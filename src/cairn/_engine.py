@@ -17,8 +17,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cairn import _calls, _executor, _frames, _registry, errors
+from cairn import _executor, _registry, errors
 from cairn._deadlines import DeadlineBoard
+from cairn._execution import attempts, clock, failures, frames
 from cairn._wake import Wake
 from cairn.store import (
     CallKey,
@@ -73,16 +74,6 @@ def default_concurrency() -> int:
             raise errors.SDKUsageError(f"CAIRN_CONCURRENCY must be >= 1, got {number}")
         return number
     return max(2, os.cpu_count() or 2)
-
-
-@dataclass(frozen=True)
-class _Ended:
-    """An attempt the supervisor ended: a timeout, a crash, out of memory."""
-
-    key: CallKey
-    error: dict[str, object]
-    outcome: str
-    status: CallStatus
 
 
 @dataclass(eq=False)
@@ -382,22 +373,7 @@ class Engine:
         self, executor: _Executor, expired: list[tuple[CallKey, float]]
     ) -> None:
         ended = [
-            _Ended(
-                key,
-                {
-                    "type": "FunctionTimeout",
-                    "message": (
-                        f"{key.function} ran for {timeout_s:g}s without finishing or "
-                        "reporting progress; the attempt was stopped"
-                    ),
-                    "traceback": None,
-                    "function_name": key.function,
-                    "timeout": True,
-                },
-                "timed_out",
-                CallStatus.TIMED_OUT,
-            )
-            for key, timeout_s in expired
+            (key, failures.timed_out(key, timeout_s)) for key, timeout_s in expired
         ]
         self._retire(executor, ended)
 
@@ -419,30 +395,15 @@ class Engine:
         if resident is None or resident <= min(limits):
             return False
         self._kill(executor)
-        message = (
-            f"used {resident / 2**20:.0f} MiB, over its limit of "
-            f"{min(limits) / 2**20:.0f} MiB; it was stopped"
-        )
         ended = [
-            _Ended(
-                key,
-                {
-                    "type": "OutOfMemory",
-                    "message": f"the process running {key.function} {message}",
-                    "traceback": None,
-                    "function_name": key.function,
-                },
-                "out_of_memory",
-                CallStatus.FAILED,
-            )
-            for key in running
+            (key, failures.out_of_memory(key, resident, min(limits))) for key in running
         ]
         self._retire(executor, ended)
         return True
 
     def _on_exit(self, executor: _Executor, status: int) -> None:
         code = os.waitstatus_to_exitcode(status)
-        ended = []
+        ended: list[tuple[CallKey, failures.Ended]] = []
         if code == _executor.EXIT_INFRASTRUCTURE:
             # The store is failing: start executors again only after a backoff.
             self._store_backoff_s = min(max(self._store_backoff_s * 2, 0.1), 5.0)
@@ -455,28 +416,18 @@ class Engine:
         elif code != 0:
             how = f"signal {-code}" if code < 0 else f"exit code {code}"
             ended = [
-                _Ended(
-                    key,
-                    {
-                        "type": "ProcessDied",
-                        "message": f"the process running {key.function} died ({how})",
-                        "traceback": None,
-                        "function_name": key.function,
-                    },
-                    "crashed",
-                    CallStatus.FAILED,
-                )
+                (key, failures.process_died(key, how))
                 for key in executor.board.executing()
             ]
         self._retire(executor, ended)
 
-    def _retire(self, executor: _Executor, ended: list[_Ended]) -> None:
+    def _retire(
+        self, executor: _Executor, ended: list[tuple[CallKey, failures.Ended]]
+    ) -> None:
         """Record the attempts a dead executor ended, then replace it (always)."""
         try:
-            for item in ended:
-                self._end_attempt(
-                    item.key, item.error, outcome=item.outcome, final_status=item.status
-                )
+            for key, how in ended:
+                self._end_attempt(key, how)
         finally:
             self._replace(executor)
 
@@ -504,14 +455,7 @@ class Engine:
         for _ in range(self.concurrency - regular):
             self._spawn(extra=False)
 
-    def _end_attempt(
-        self,
-        key: CallKey,
-        error: dict[str, object],
-        *,
-        outcome: str,
-        final_status: CallStatus,
-    ) -> None:
+    def _end_attempt(self, key: CallKey, how: failures.Ended) -> None:
         """Record an attempt the supervisor ended (timeout, crash) and its retry."""
         record = self.store.get_call(key.id)
         if record is not None and record.status is CallStatus.SUCCEEDED:
@@ -522,35 +466,31 @@ class Engine:
         spec = _registry.find(key.function) or _registry.FunctionSpec(
             name=key.function, fn=lambda: None, module=""
         )
-        run = _frames.RequestRun(
+        run = frames.RequestRun(
             key.request_id,
             request.run,
             request.strict_replay,
             application=request.application,
         )
-        attempts = _calls.Attempts(key, spec, run, record)
-        attempts.begin()
+        ended = attempts.Attempts(key, spec, run, record)
+        ended.begin()
         if record is not None and record.started_at_ms:
-            attempts.started_at_ms = record.started_at_ms
-        attempts.failed += 1
-        delay = (
-            attempts.policy.delay_s(attempts.failed)
-            if attempts.policy.allows_another(attempts.failed)
-            else None
-        )
-        status = final_status if delay is None else None
-        self.store.record_failure(
-            attempts.record(error, delay, outcome=outcome, status=status)
-        )
+            ended.started_at_ms = record.started_at_ms
+        self.store.record_failure(ended.ended(how))
 
     def _balance(self, now: float) -> bool:
-        """Start an extra executor when every one only waits and work is queued."""
+        """Start an extra executor when work is queued, none is free to take it, and
+        fewer than ``concurrency`` are running code: a caller that only waits on its
+        children does not count, so it never holds their slot (at most
+        ``concurrency`` + the waiting callers, and ``_max_executors`` in all)."""
         executors = list(self._executors.values())
-        all_waiting = executors and all(e.board.waiting_since() > 0 for e in executors)
+        working = [e for e in executors if e.board.waiting_since() == 0]
+        free = any(e.board.busy_since() == 0 for e in working)
         if (
-            all_waiting
+            not free
+            and len(working) < self.concurrency
             and len(executors) < self._max_executors
-            and self.store.runnable_exists(_calls.now_ms())
+            and self.store.runnable_exists(clock.now_ms())
         ):
             self._spawn(extra=True)
             return True
@@ -570,7 +510,7 @@ class Engine:
         if force or now - self._last_heartbeat >= _HEARTBEAT_EVERY_S:
             self._last_heartbeat = now
             self.store.check()
-            wall_ms = _calls.now_ms()
+            wall_ms = clock.now_ms()
             self.store.heartbeat(self.worker_id, this_host(), os.getpid(), wall_ms)
             # A worker (or a run_local_application process) that died left its calls
             # "running": take them over, so that its requests finish here.

@@ -15,8 +15,9 @@ import sys
 import traceback
 from typing import cast
 
-from cairn import _calls, _faults, _frames, _registry, _runtime, errors
+from cairn import _faults, _registry, errors
 from cairn._deadlines import DeadlineBoard
+from cairn._execution import dispatch, frames, scheduler, storage
 from cairn._wake import Wake
 from cairn.store import Store, open_store
 
@@ -52,8 +53,8 @@ def main(
     if os.getppid() != parent_pid:
         return 0
     try:
-        store = cast(Store, _frames.GuardedStore(open_store(store_url)))
-        flusher = _frames.Flusher(store.reopen(), worker_id, index)
+        store = cast(Store, storage.GuardedStore(open_store(store_url)))
+        flusher = storage.Flusher(store.reopen())
     except errors.CairnError as error:
         print(
             f"cairn executor {index}: cannot open the store: {error}", file=sys.stderr
@@ -65,12 +66,15 @@ def main(
         print(f"cairn executor {index}: {error}", file=sys.stderr)
         return EXIT_INFRASTRUCTURE
     flusher.start()
-    _frames.install(_frames.Process(store, worker_id, index, board, flusher))
+    runtime = frames.Process(
+        store, worker_id, index, board, flusher, run_batch=dispatch.run_batch
+    )
+    frames.install(runtime)
     caps = _registry.concurrency_caps()
     delay = _IDLE_POLL_MIN_S
     while not stopping and os.getppid() == parent_pid:
         try:
-            now = _calls.now_ms()
+            now = runtime.clock.now_ms()
             claimed = (
                 store.claim_call(worker_id, index, now, caps=caps)
                 if store.runnable_exists(now)
@@ -82,12 +86,12 @@ def main(
                 continue
             delay = _IDLE_POLL_MIN_S
             board.set_busy(True)
-            _runtime.run_group(
+            scheduler.run_group(
                 claimed, lambda: not stopping and os.getppid() == parent_pid
             )
             wake.engine.poke()  # a request may have finished
             board.set_busy(False)
-        except (_frames.StoreLost, errors.StoreError) as error:
+        except (storage.StoreLost, errors.StoreError) as error:
             print(f"cairn executor {index}: store error: {error}", file=sys.stderr)
             return EXIT_INFRASTRUCTURE
         except Exception:

@@ -15,7 +15,6 @@ from cairn import (
     _calls,
     _decorators,
     _engine,
-    _frames,
     _ids,
     _local_report,
     _registry,
@@ -23,6 +22,7 @@ from cairn import (
     _values,
     errors,
 )
+from cairn._execution import frames as _frames
 from cairn._store_cache import borrowed
 from cairn.store import (
     CallKey,

@@ -1,62 +1,28 @@
-"""Per-process runtime state: the executor's handles and the stack of running calls."""
+"""The running call (``Frame``), the run of the request it belongs to, and the
+executor process's handles (``Process``)."""
 
 from __future__ import annotations
 
 import contextvars
-import sqlite3
 import sys
-import threading
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cairn import _ids, errors
-from cairn.store import CallKey, RecordedChild, RunningCall, Store
+from cairn.store import CallKey, ClaimedCall, RecordedChild, RunningCall, Store
+
+from . import clock as _clock
+from . import failures
 
 if TYPE_CHECKING:
     from cairn._deadlines import DeadlineBoard
     from cairn._registry import FunctionSpec
 
-# How long an in-process call runs before it is made visible as "running" in the
-# store; shorter calls cost no extra write (their start is recorded with their end).
-VISIBLE_AFTER_S = 0.1
+    from .storage import Flusher
+
 # Children a replaying call reads from the store per query.
 _READ_AHEAD = 500
-
-
-class StoreLost(BaseException):
-    """The store failed under running user code: the executor stops, and its calls
-    run again once the store is back. A BaseException, so that user code's
-    ``except Exception`` cannot swallow a checkpoint that was never committed."""
-
-
-class GuardedStore:
-    """The executor's store: any store failure becomes ``StoreLost``."""
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self._store, name)
-        if not callable(attribute):
-            return attribute
-
-        def guarded(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return attribute(*args, **kwargs)
-            except (errors.StoreError, sqlite3.Error, OSError) as error:
-                raise StoreLost(f"{name}: {error}") from error
-
-        setattr(self, name, guarded)  # looked up once per method
-        return guarded
-
-
-class Diverged(BaseException):
-    """Strict replay saw a different path; user code must not catch this."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 @dataclass(eq=False)
@@ -104,6 +70,28 @@ class Frame:
         self.next_seq += 1
         return call_id, seq
 
+    def child_key(
+        self,
+        metadata: list[str],
+        dependency_ids: list[str],
+        function: str,
+        kind: str,
+        *,
+        dispatched: bool = False,
+    ) -> CallKey:
+        """The key of the next child this frame starts."""
+        call_id, seq = self.next_child(metadata, dependency_ids)
+        return CallKey(
+            id=call_id,
+            request_id=self.run.request_id,
+            parent_id=self.key.id,
+            seq=seq,
+            function=function,
+            kind=kind,
+            group_id=call_id if dispatched else None,
+            dispatched=dispatched,
+        )
+
     def suspend(self) -> None:
         """Children run (or are awaited): this call's own clock stops."""
         self.waiting += 1
@@ -142,7 +130,7 @@ class Frame:
             self.recorded = store.list_children(self.key.request_id, self.key.id)
         for record in self.recorded:
             if record.seq == key.seq and record.id != key.id:
-                raise Diverged(
+                raise failures.Diverged(
                     f"strict replay of request {self.run.request_id!r}: call #{key.seq} of "
                     f"{self.key.function!r} was {record.function!r} in the recorded run, "
                     f"but the code now calls {key.function!r}"
@@ -154,11 +142,45 @@ class Frame:
             return
         missing = [r for r in self.recorded if r.seq >= self.next_seq]
         if missing:
-            raise Diverged(
+            raise failures.Diverged(
                 f"strict replay of request {self.run.request_id!r}: {self.key.function!r} "
                 f"returned after {self.next_seq} calls, but the recorded run went on to "
                 f"call {missing[0].function!r} (call #{missing[0].seq})"
             )
+
+
+def open_frame(run: RequestRun, key: CallKey, spec: FunctionSpec) -> Frame:
+    """A frame for an attempt that starts now, with its deadline published."""
+    runtime = process()
+    frame = Frame(
+        run=run,
+        key=key,
+        spec=spec,
+        timeout_s=spec.timeout_s,
+        previous_id=key.id,
+        started_at_ms=runtime.clock.now_ms(),
+    )
+    frame.slot = runtime.board.acquire(key, spec.timeout_s)
+    if runtime.flusher is not None:
+        runtime.flusher.track(
+            id(frame),
+            RunningCall(
+                key=key,
+                run=run.run,
+                worker_id=runtime.worker_id,
+                executor=runtime.executor,
+                started_at_ms=frame.started_at_ms,
+            ),
+        )
+    return frame
+
+
+def close_frame(frame: Frame) -> None:
+    """The attempt's code is over: no deadline, never marked running again."""
+    runtime = process()
+    if runtime.flusher is not None:
+        runtime.flusher.untrack(id(frame))
+    runtime.board.release(frame.slot)
 
 
 _current: contextvars.ContextVar[Frame | None] = contextvars.ContextVar(
@@ -193,62 +215,6 @@ def leave(token: contextvars.Token[Frame | None]) -> None:
     _current.reset(token)
 
 
-class Flusher(threading.Thread):
-    """Makes calls that run longer than ``VISIBLE_AFTER_S`` visible as running.
-
-    Short calls cost one write (their checkpoint); this thread writes the start of
-    long ones, so other processes (and the supervisor, on a timeout) see them.
-    """
-
-    def __init__(self, store: Store, worker_id: str, executor: int) -> None:
-        super().__init__(name="cairn-flusher", daemon=True)
-        self._store = store
-        self._worker_id = worker_id
-        self._executor = executor
-        self._lock = threading.Lock()
-        self._tracked: dict[int, tuple[RunningCall, float]] = {}
-        self._stop = threading.Event()
-
-    def track(self, frame: Frame) -> None:
-        """Start watching a call."""
-        call = RunningCall(
-            key=frame.key,
-            run=frame.run.run,
-            worker_id=self._worker_id,
-            executor=self._executor,
-            started_at_ms=frame.started_at_ms,
-        )
-        with self._lock:
-            self._tracked[id(frame)] = (call, time.monotonic())
-
-    def untrack(self, frame: Frame) -> None:
-        """Stop watching a call; after this returns, it is never marked running again."""
-        with self._lock:
-            self._tracked.pop(id(frame), None)
-
-    def run(self) -> None:
-        while not self._stop.wait(VISIBLE_AFTER_S / 2):
-            with self._lock:
-                now = time.monotonic()
-                due = [
-                    (key, call)
-                    for key, (call, since) in self._tracked.items()
-                    if since and now - since >= VISIBLE_AFTER_S
-                ]
-                if not due:
-                    continue
-                try:
-                    self._store.mark_running([call for _, call in due])
-                except (errors.CairnError, sqlite3.Error, OSError):
-                    continue  # the store is failing; the next pass tries again
-                for key, call in due:
-                    self._tracked[key] = (call, 0.0)
-
-    def stop(self) -> None:
-        """Stop the thread."""
-        self._stop.set()
-
-
 @dataclass(eq=False)
 class Process:
     """What the executor process this code runs in provides."""
@@ -257,14 +223,18 @@ class Process:
     worker_id: str
     executor: int
     board: DeadlineBoard
-    flusher: Flusher
+    flusher: Flusher | None = None
+    clock: _clock.Clock = _clock.SYSTEM
+    #: runs claimed calls here, committing fast successes together; returns the
+    #: seconds their code took (set by whoever builds the process: the driver)
+    run_batch: Callable[[list[ClaimedCall]], float] | None = None
 
 
 _process: Process | None = None
 
 
-def install(runtime: Process) -> None:
-    """Called once in each executor process."""
+def install(runtime: Process | None) -> None:
+    """Called once in each executor process (and by tests of the core)."""
     global _process
     _process = runtime
 

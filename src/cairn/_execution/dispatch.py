@@ -1,0 +1,161 @@
+"""Running a claimed, dispatched call: the application call, a map item, a Future,
+a reduce, or a map over a Future's output. One attempt per claim; the store queues
+the retry a failure asks for."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from cairn import _decorators, _events, _faults, _registry, _serialization, errors
+from cairn.store import CallKey, CallSuccess, ClaimedCall, RequestOutcome
+from cairn.types import RequestStatus
+
+from . import calls, driver, failures, frames, futures
+from .attempts import Attempts
+from .frames import Frame, RequestRun
+
+
+def run_batch(batch: list[ClaimedCall]) -> float:
+    """Run claimed calls, committing fast ones together; the seconds their work took
+    (not the commit's: a commit slowed by other workers must not shrink batches,
+    which would only make more commits)."""
+    started = time.monotonic()
+    successes: list[CallSuccess] = []
+    try:
+        for claimed in batch:
+            run_claimed(claimed, deferred=successes)
+        return time.monotonic() - started
+    finally:
+        # Whatever finished is committed, even if a later item stopped the batch.
+        if successes:
+            _faults.point("before_commit")
+            frames.process().store.commit_successes(successes)
+            _faults.point("after_commit")
+
+
+def run_claimed(
+    claimed: ClaimedCall, deferred: list[CallSuccess] | None = None
+) -> None:
+    """Run one attempt of a claimed call and record how it ended.
+
+    With ``deferred``, a success (not of an application call) is appended there
+    for the caller to commit with others in one transaction.
+    """
+    record = claimed.record
+    runtime = frames.process()
+    key = CallKey(
+        id=record.id,
+        request_id=record.request_id,
+        parent_id=record.parent_id,
+        seq=record.seq,
+        function=record.function,
+        kind=record.kind,
+        group_id=record.group_id,
+        dispatched=True,
+    )
+    run = RequestRun(
+        record.request_id,
+        claimed.request_run,
+        claimed.strict_replay,
+        claimed.application,
+    )
+    spec = _registry.find(record.function)
+    if spec is None:
+        unknown = _registry.FunctionSpec(name=key.function, fn=lambda: None, module="")
+        attempts = Attempts(key, unknown, run, record, runtime.clock)
+        attempts.begin()
+        error = errors.InternalError(
+            f"function {record.function!r} is not defined in the code this worker loaded"
+        )
+        runtime.store.record_failure(attempts.failure(error, retryable=False)[0])
+        return
+    if record.kind in ("reduce", "map"):
+        spec = driver.reduce_spec(spec)
+    attempt = driver.Attempt(run, key, spec, record, None)
+    if record.run == run.run:
+        attempt.attempts.failed = record.run_attempts
+    if record.kind == "app":
+        runtime.store.append_events(
+            record.request_id,
+            [
+                _events.request_started(
+                    record.request_id, record.function, run.run, runtime.clock.now_ms()
+                )
+            ],
+        )
+    _faults.point("dispatched_claimed")
+    frame = attempt.begin()
+    try:
+        result = _execute(frame, spec, record.kind, claimed.args)
+        output = attempt.output(result)
+        outcome = None
+        if record.kind == "app":
+            outcome = RequestOutcome(
+                status=RequestStatus.SUCCEEDED,
+                output=_boundary(spec).encode_output(result, spec.name),
+            )
+    except (Exception, failures.Diverged) as exc:
+        attempt.failed(exc)
+        return
+    except BaseException:
+        attempt.end()
+        raise
+    attempt.succeeded(output, outcome, deferred)
+
+
+def _execute(
+    frame: Frame, spec: _registry.FunctionSpec, kind: str, blob: bytes | None
+) -> Any:
+    if kind == "app":
+        data = _serialization.decode_json(blob or b"{}")
+        args, kwargs = _boundary(spec).bind_input(
+            list(data.get("args", [])), dict(data.get("kwargs", {})), spec.name
+        )
+        return _call(spec, tuple(args), kwargs)
+    args, kwargs = _serialization.loads(blob or b"", f"arguments of {spec.name}()")
+    if kind == "reduce":
+        return _reduce(frame, spec.name, args)
+    if kind == "map":
+        items = futures.resolve(args[0])
+        return calls.map_blocking(_decorators.Function(_registry.get(spec.name)), items)
+    resolved = tuple(futures.resolve(v) for v in args)
+    kwargs = {k: futures.resolve(v) for k, v in kwargs.items()}
+    return _call(spec, resolved, kwargs)
+
+
+def _reduce(frame: Frame, name: str, payload: tuple[Any, ...]) -> Any:
+    initial, items, items_is_future, *rest = payload
+    item_first = bool(rest and rest[0])
+    initial = futures.resolve(initial)
+    values = [futures.resolve(v) for v in items]
+    if items_is_future:
+        values = list(values[0])
+    spec = _registry.get(name)
+    if spec.is_async:
+        return driver.run_coroutine(
+            lambda: driver.fold_async(frame, spec, initial, values, item_first)
+        )
+    return driver.fold(frame, spec, initial, values, item_first)
+
+
+def _call(
+    spec: _registry.FunctionSpec, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    if spec.is_async:
+
+        async def main() -> Any:
+            return await driver.settle_async(await driver.invoke(spec, args, kwargs))
+
+        return driver.run_coroutine(main)
+    return driver.settle(driver.invoke(spec, args, kwargs))
+
+
+_boundaries: dict[str, _serialization.JsonBoundary] = {}
+
+
+def _boundary(spec: _registry.FunctionSpec) -> _serialization.JsonBoundary:
+    boundary = _boundaries.get(spec.name)
+    if boundary is None:
+        boundary = _boundaries[spec.name] = _serialization.JsonBoundary(spec.fn)
+    return boundary

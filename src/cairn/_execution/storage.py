@@ -1,0 +1,90 @@
+"""The executor's view of the store: failures under user code stop the process, and
+calls that run long are made visible as running by a background thread."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from typing import Any
+
+from cairn import errors
+from cairn.store import RunningCall, Store
+
+# How long an in-process call runs before it is made visible as "running" in the
+# store; shorter calls cost no extra write (their start is recorded with their end).
+VISIBLE_AFTER_S = 0.1
+
+
+class StoreLost(BaseException):
+    """The store failed under running user code: the executor stops, and its calls
+    run again once the store is back. A BaseException, so that user code's
+    ``except Exception`` cannot swallow a checkpoint that was never committed."""
+
+
+class GuardedStore:
+    """The executor's store: any store failure becomes ``StoreLost``."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._store, name)
+        if not callable(attribute):
+            return attribute
+
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return attribute(*args, **kwargs)
+            except (errors.StoreError, sqlite3.Error, OSError) as error:
+                raise StoreLost(f"{name}: {error}") from error
+
+        setattr(self, name, guarded)  # looked up once per method
+        return guarded
+
+
+class Flusher(threading.Thread):
+    """Makes calls that run longer than ``VISIBLE_AFTER_S`` visible as running.
+
+    Short calls cost one write (their checkpoint); this thread writes the start of
+    long ones, so other processes (and the supervisor, on a timeout) see them.
+    """
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(name="cairn-flusher", daemon=True)
+        self._store = store
+        self._lock = threading.Lock()
+        self._tracked: dict[int, tuple[RunningCall, float]] = {}
+        self._stop = threading.Event()
+
+    def track(self, token: int, call: RunningCall) -> None:
+        """Start watching a call (``token`` names it for ``untrack``)."""
+        with self._lock:
+            self._tracked[token] = (call, time.monotonic())
+
+    def untrack(self, token: int) -> None:
+        """Stop watching a call; after this returns, it is never marked running again."""
+        with self._lock:
+            self._tracked.pop(token, None)
+
+    def run(self) -> None:
+        while not self._stop.wait(VISIBLE_AFTER_S / 2):
+            with self._lock:
+                now = time.monotonic()
+                due = [
+                    (key, call)
+                    for key, (call, since) in self._tracked.items()
+                    if since and now - since >= VISIBLE_AFTER_S
+                ]
+                if not due:
+                    continue
+                try:
+                    self._store.mark_running([call for _, call in due])
+                except (errors.CairnError, sqlite3.Error, OSError):
+                    continue  # the store is failing; the next pass tries again
+                for key, call in due:
+                    self._tracked[key] = (call, 0.0)
+
+    def stop(self) -> None:
+        """Stop the thread."""
+        self._stop.set()
