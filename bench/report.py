@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import invoke_load
 from profiling import CATEGORIES, REQUEST_CATEGORIES
 
 BENCH = Path(__file__).resolve().parent
@@ -867,6 +868,7 @@ def markdown(doc: dict[str, Any], plot_name: str | None) -> str:
         ),
         "",
         *workers_section(doc, 7),
+        *invoke_load.section(doc, 8),
         "## Issue 7's targets, checked against this run",
         "",
         *targets(doc),

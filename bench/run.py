@@ -370,7 +370,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         nargs="+",
-        choices=["seq", "three", "map", "replay", "cold", "workers"],
+        choices=["seq", "three", "map", "replay", "cold", "workers", "invoke"],
         help="run only these workloads",
     )
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL, help="PostgreSQL server")
@@ -456,6 +456,12 @@ def main(argv: list[str] | None = None) -> int:
                     if location.startswith("postgresql"):
                         pg.drop(location)
                 pg.drop_all()
+        invoke: dict[str, Any] = {}
+        if planner.want("invoke"):
+            import invoke_load
+
+            stores = ["sqlite"] + ([args.pg_url] if pg_ok else [])
+            invoke = invoke_load.measure_all(stores, 1 if args.quick else 3)
         env["fsync_ms_after"] = fsync_ms(tmp)
         env["load_after"] = list(os.getloadavg())
         env["job_load"] = [j.load for j in runner.jobs]
@@ -480,6 +486,7 @@ def main(argv: list[str] | None = None) -> int:
         "quick": args.quick,
         "thorough": args.thorough,
         "figures": [f.as_dict() for f in figures],
+        "invoke": invoke,
         "profiles": profiles,
         "jobs": [
             {

@@ -351,37 +351,51 @@ def submit(
     request_id: str | None = None,
 ) -> str:
     """Create a request (pending) for an application and return its id."""
+    request, root, payload = new_request(
+        app, args, kwargs, headers=headers, request_id=request_id
+    )
+    with borrowed(store_url) as store:
+        store.create_request(request, root, payload)
+    return request.id
+
+
+def new_request(
+    app: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    headers: dict[str, str] | None = None,
+    request_id: str | None = None,
+) -> tuple[NewRequest, CallKey, bytes]:
+    """A request to create, its application call and that call's arguments, with
+    the input validated (bad input fails here with a clear message, not in a worker).
+    """
     name = _app_name(app)
     spec = _registry.get(name)
     boundary = _serialization.boundary(spec.fn)
     payload = _serialization.encode_json_input(args, kwargs)
     data = json.loads(payload)
-    # Validate now, so bad input fails here with a clear message, not in a worker.
     boundary.bind_input(data["args"], data["kwargs"], name)
     request_id = request_id or _ids.new_request_id()
-    with borrowed(store_url) as store:
-        store.create_request(
-            NewRequest(
-                id=request_id,
-                application=name,
-                code_ref=_code_ref(name),
-                input=payload,
-                headers=dict(headers or {}),
-                created_at_ms=_calls.now_ms(),
-            ),
-            CallKey(
-                id=request_id,
-                request_id=request_id,
-                parent_id=None,
-                seq=0,
-                function=name,
-                kind="app",
-                group_id=request_id,
-                dispatched=True,
-            ),
-            payload,
-        )
-    return request_id
+    request = NewRequest(
+        id=request_id,
+        application=name,
+        code_ref=_code_ref(name),
+        input=payload,
+        headers=dict(headers or {}),
+        created_at_ms=_calls.now_ms(),
+    )
+    root = CallKey(
+        id=request_id,
+        request_id=request_id,
+        parent_id=None,
+        seq=0,
+        function=name,
+        kind="app",
+        group_id=request_id,
+        dispatched=True,
+    )
+    return request, root, payload
 
 
 def run_local_application(app: Any, *args: Any, **kwargs: Any) -> Request:

@@ -66,6 +66,29 @@ def new_request(
     return root
 
 
+def submission(request_id: str) -> tuple[NewRequest, CallKey, bytes]:
+    """A request to create with its application call, as ``create_requests`` takes."""
+    root = CallKey(
+        id=request_id,
+        request_id=request_id,
+        parent_id=None,
+        seq=0,
+        function="app",
+        kind="app",
+        group_id=request_id,
+        dispatched=True,
+    )
+    request = NewRequest(
+        id=request_id,
+        application="app",
+        code_ref=None,
+        input=b"{}",
+        headers={},
+        created_at_ms=T0,
+    )
+    return request, root, request_id.encode()
+
+
 def child(
     parent: CallKey,
     name: str,
@@ -235,28 +258,6 @@ def test_duplicate_request_id_is_refused_and_the_first_is_kept(contract_store):
 
 def test_a_batch_of_requests_is_created_in_one_go_but_a_taken_id(contract_store):
     new_request(contract_store, "taken", application="first")
-
-    def submission(request_id: str) -> tuple[NewRequest, CallKey, bytes]:
-        root = CallKey(
-            id=request_id,
-            request_id=request_id,
-            parent_id=None,
-            seq=0,
-            function="app",
-            kind="app",
-            group_id=request_id,
-            dispatched=True,
-        )
-        request = NewRequest(
-            id=request_id,
-            application="app",
-            code_ref=None,
-            input=b"{}",
-            headers={},
-            created_at_ms=T0,
-        )
-        return request, root, request_id.encode()
-
     batch = [submission(request_id) for request_id in ("b1", "taken", "b2")]
     assert contract_store.create_requests(batch) == [True, False, True]
     for request_id in ("b1", "b2"):

@@ -56,6 +56,24 @@ def test_sigterm_stops_the_server_and_its_worker(
     assert "Traceback" not in server.logs()
 
 
+def _nice(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
+def test_the_embedded_worker_yields_the_cpu_to_the_api(
+    start_server: Callable[..., Server],
+) -> None:
+    server = start_server()
+    (worker,) = _children(server.process.pid)
+    executors = _children(worker)
+    assert executors
+    assert _nice(server.process.pid) == 0
+    assert {_nice(pid) for pid in [worker, *executors]} == {10}
+    same = start_server(extra_args=("--worker-nice", "0"))
+    (worker,) = _children(same.process.pid)
+    assert {_nice(pid) for pid in [worker, *_children(worker)]} == {0}
+
+
 def test_a_running_request_survives_a_restart(tmp_path: Path) -> None:
     first = launch(tmp_path / "one")
     try:

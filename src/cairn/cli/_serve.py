@@ -105,6 +105,16 @@ if TYPE_CHECKING:
     show_envvar=True,
     help="Serve the API only; 'cairn worker' processes on the store run the requests.",
 )
+@click.option(
+    "--worker-nice",
+    type=click.IntRange(0, 19),
+    default=10,
+    show_default=True,
+    envvar="CAIRN_SERVE_WORKER_NICE",
+    show_envvar=True,
+    help="How much lower the embedded worker's CPU priority is (nice(1)'s scale), "
+    "so that the API answers first while requests run on the same cores.",
+)
 def serve(
     source: str,
     store_url: str | None,
@@ -117,6 +127,7 @@ def serve(
     concurrency: int | None,
     grace_s: float,
     no_worker: bool,
+    worker_nice: int,
 ) -> None:
     """Serve the applications of FILE_OR_MODULE over HTTP, with a worker.
 
@@ -172,6 +183,7 @@ def serve(
         concurrency=concurrency,
         grace_s=grace_s,
         worker=not no_worker,
+        worker_nice=worker_nice,
         log_level=str(root.params["log_level"]).lower() if given else "info",
     )
     sys.exit(server.serve(options))

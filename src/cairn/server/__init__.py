@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Mount
 from cairn import _registry
 from cairn.store import default_url
 
-from . import _api, _auth, _dashboard, _errors, _guard, _openapi, _stores
+from . import _api, _auth, _dashboard, _errors, _guard, _openapi, _stores, _submissions
 from ._routing import resource
 from ._serve import ServeOptions, serve
 
@@ -86,7 +86,10 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         pool = _stores.StorePool(url)
         watcher = _stores.ChangeWatcher(url)
-        app.state.cairn = _api.ServerState(url, namespace, pool, watcher, {})
+        submissions = _submissions.Submissions(pool)
+        app.state.cairn = _api.ServerState(
+            url, namespace, pool, watcher, submissions, {}
+        )
         try:
             yield
         finally:

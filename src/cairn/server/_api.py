@@ -18,7 +18,7 @@ from cairn import _calls, _registry, _request, _serialization, _values, errors
 from cairn.store import CallRecord, RequestRecord, Store
 from cairn.types import CallStatus, RequestStatus
 
-from . import _body, _errors, _idempotency, _shapes, _sse, _stores
+from . import _body, _errors, _idempotency, _shapes, _sse, _stores, _submissions
 
 MAX_PAGE = 100
 DEFAULT_PAGE = 20
@@ -50,6 +50,7 @@ class ServerState:
     namespace: str
     pool: _stores.StorePool
     watcher: _stores.ChangeWatcher
+    submissions: _submissions.Submissions
     versions: dict[str, str]
 
     def version(self, application: str) -> str | None:
@@ -160,26 +161,24 @@ async def invoke(request: Request) -> Response:
         for key, value in request.headers.items()
         if key not in _PRIVATE_HEADERS
     }
-    submit = functools.partial(
-        _request.submit,
+    prepare = functools.partial(
+        _request.new_request,
         spec.name,
         tuple(args),
         kwargs,
-        store_url=state.store_url,
         headers=headers,
         request_id=request_id,
     )
-    answer_headers: dict[str, str] = {}
     try:
-        created = await state.pool.call(submit)
+        submission = await state.pool.call(prepare)
     except (errors.SDKUsageError, errors.SerializationError) as error:
         raise _errors.bad_request("invalid_input", error.message) from None
-    except errors.CairnError as error:
-        if error.code != "request_exists" or request_id is None:
-            raise
+    created = submission[0].id
+    answer_headers: dict[str, str] = {}
+    if not await state.submissions.create(submission):  # the Idempotency-Key's
         same = functools.partial(
             _idempotency.same_invoke,
-            request_id=request_id,
+            request_id=created,
             application=spec.name,
             args=tuple(args),
             kwargs=kwargs,
@@ -187,10 +186,9 @@ async def invoke(request: Request) -> Response:
         if not await state.pool.run(same):
             raise _errors.conflict(
                 "request_exists",
-                f"Idempotency-Key {request_id!r} was used for another invoke "
+                f"Idempotency-Key {created!r} was used for another invoke "
                 "(another application or other arguments)",
-            ) from None
-        created = request_id
+            )
         answer_headers[_idempotency.REPLAYED] = "true"
     location = f"{_prefix(request)}/applications/{spec.name}/requests/{created}"
     answer_headers.update({"Location": location, "X-Request-Id": created})
