@@ -1233,3 +1233,17 @@ def test_recorded_children_page_in_seq_order_with_succeeded_outputs(contract_sto
         contract_store.list_recorded_children(root.request_id, calls[0].id, 0, 100)
         == []
     )
+
+
+def test_recorded_children_carry_the_arguments_of_succeeded_calls(contract_store):
+    # A replay compares them with the arguments the code passes now.
+    root = new_request(contract_store)
+    contract_store.claim_call(WORKER, 0, T0, call_id=root.id)
+    done, failed = (child(root, f"c{seq}", seq, dispatched=False) for seq in (0, 1))
+    contract_store.commit_success(success(done, args=b"done args"))
+    contract_store.record_failure(failure(failed, final=True))
+    page = contract_store.list_recorded_children(root.request_id, root.id, 0, 10)
+    assert [(r.id, r.args) for r in page] == [
+        (done.id, b"done args"),
+        (failed.id, None),
+    ]

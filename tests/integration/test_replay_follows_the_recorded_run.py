@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 import cairn
 from cairn import RETURN_WHEN, Future, application, function
 from cairn.types import RequestStatus
@@ -45,9 +47,7 @@ def test_first_completed_and_timeouts_return_the_recorded_split(run, effects, tm
     @function()
     def racer() -> list[str]:
         slow, fast = rf_nap.future(1.0), rf_nap.future(0)
-        done, _ = Future.wait(
-            [slow, fast], return_when=RETURN_WHEN.FIRST_COMPLETED
-        )
+        done, _ = Future.wait([slow, fast], return_when=RETURN_WHEN.FIRST_COMPLETED)
         first = rf_fast_first() if done == [fast] else rf_both_done()
         late = rf_nap.future(1.0).run()
         try:
@@ -70,3 +70,39 @@ def test_first_completed_and_timeouts_return_the_recorded_split(run, effects, tm
     request.replay()
     assert request.output() == ["fast first", "late timed out"]
     assert effects.lines() == ["fast first", "late timed out"]  # served, not run again
+
+
+def test_a_call_whose_arguments_changed_is_not_served_its_checkpoint(
+    run, effects, tmp_path
+):
+    mode = tmp_path / "mode"
+    mode.write_text("before")
+    broken = tmp_path / "broken"
+    broken.touch()
+
+    @function()
+    def rf_load(i: int) -> int:
+        effects.record(f"load {i}")
+        return i * 10
+
+    @application()
+    @function()
+    def loader() -> list[int]:
+        out = [rf_load(1)]
+        if mode.read_text() == "after":
+            out.append(rf_load(99))  # takes the position (and id) load(2) had
+        out.append(rf_load(2))
+        if broken.exists():
+            raise RuntimeError("fails after loading")
+        return out
+
+    request = run(loader)
+    assert request.status() is RequestStatus.FAILED
+    mode.write_text("after")
+    broken.unlink()
+    request.replay(strict=True)
+    with pytest.raises(cairn.ReplayMismatch, match=r"rf_load.*argument 0 changed"):
+        request.output()
+    request.replay()
+    assert request.output() == [10, 990, 20]
+    assert effects.lines() == ["load 1", "load 2", "load 99", "load 2"]

@@ -4,13 +4,14 @@ can never finish, coroutine Futures, failure records. No executor, no sleeping."
 from __future__ import annotations
 
 import asyncio
+import pickle
 import traceback
 from typing import Any
 
 import pytest
 
 from cairn import errors
-from cairn._execution import coroutines, driver, failures, futures, scheduler
+from cairn._execution import arguments, coroutines, driver, failures, futures, scheduler
 from tests.unit.core_support import core, spec
 
 
@@ -139,3 +140,31 @@ def test_user_traceback_leaves_out_cairns_frames():
         text = failures.user_traceback(error)
     assert "user_function" in text and "ValueError: boom" in text
     assert "driver.py" not in text
+
+
+def test_arguments_are_compared_as_values_not_as_pickles():
+    def blob(*args: Any, **kwargs: Any) -> bytes:
+        return pickle.dumps((args, kwargs))
+
+    # The same values, pickled differently (as in another process): not a change.
+    assert pickle.dumps({1, 9}) != pickle.dumps({9, 1})
+    assert arguments.changed(blob({1, 9}), blob({9, 1}), "f") is None
+    assert (
+        arguments.changed(blob(d={"x": 1, "y": 2}), blob(d={"y": 2, "x": 1}), "f")
+        is None
+    )
+    assert arguments.changed(blob(float("nan")), blob(float("nan")), "f") is None
+    assert arguments.changed(blob(1, [2, 3]), blob(1, [2, 4]), "f") == "argument 1"
+    assert arguments.changed(blob(x=1), blob(x=True), "f") == "argument 'x'"
+    assert arguments.changed(blob(1), blob(1, 2), "f") == "the arguments"
+    assert arguments.changed(None, blob(1), "f") is None  # nothing recorded
+
+
+def test_objects_without_equality_compare_by_state():
+    class Point:
+        def __init__(self, x: int) -> None:
+            self.x = x
+
+    assert arguments.same(Point(1), Point(1))
+    assert not arguments.same(Point(1), Point(2))
+    assert not arguments.same(Point(1), 1)

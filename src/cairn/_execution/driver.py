@@ -20,7 +20,7 @@ from cairn import _faults, _ids, _registry, _serialization, errors
 from cairn._registry import FunctionSpec
 from cairn.store import CallKey, CallRecord, CallSuccess, RecordedChild, RunningCall
 
-from . import coroutines, failures, frames, futures
+from . import arguments, coroutines, failures, frames, futures
 from .attempts import Attempts
 from .frames import Frame, RequestRun
 
@@ -209,17 +209,31 @@ class Attempt:
 
 
 # -- inline calls ------------------------------------------------------------------------------
-def lookup(parent: Frame, key: CallKey) -> tuple[bool, Any, CallRecord | None]:
+def lookup(
+    parent: Frame, key: CallKey, blob: bytes
+) -> tuple[bool, Any, CallRecord | None]:
     """A checkpoint hit returns ``(True, value, None)``; a recorded failure of this
-    run raises; otherwise ``(False, None, record)`` with what is stored of it."""
+    run raises; otherwise ``(False, None, record)`` with what is stored of it.
+
+    A checkpoint recorded with other arguments (``blob``) is not a hit: an adaptive
+    replay runs the call again, a strict one stops with the changed argument.
+    """
     store = frames.process().store
     parent.check_strict(key, store)
     recorded = parent.recorded_child(key, store)
     if recorded is None:
         return False, None, None
     if recorded.output is not None:
-        return True, _serve(parent, key, recorded), None
-    record = store.get_call(key.id)  # not succeeded: its attempts and error count
+        what = arguments.changed(recorded.args, blob, key.function)
+        if what is None:
+            return True, _serve(parent, key, recorded), None
+        if parent.run.strict:
+            raise failures.Diverged(
+                f"strict replay of request {parent.run.request_id!r}: call #{key.seq} "
+                f"of {parent.key.function!r}, {key.function!r}, was recorded with "
+                f"other arguments: {what} changed"
+            )
+    record = store.get_call(key.id)  # its attempts and error count
     if record is None:
         return False, None, None
     if record.run == parent.run.run and record.status.final:
@@ -251,10 +265,10 @@ def _prepare(
     kwargs: dict[str, Any],
 ) -> tuple[Any, Attempt | None]:
     """``(output, None)`` for a checkpoint hit, else ``(None, attempt)`` to run."""
-    hit, value, record = lookup(parent, key)
+    blob = _serialization.dumps_arguments(key.function, args, kwargs)
+    hit, value, record = lookup(parent, key, blob)
     if hit:
         return value, None
-    blob = _serialization.dumps_arguments(key.function, args, kwargs)
     return None, Attempt(parent.run, key, spec, record, blob, parent)
 
 

@@ -83,13 +83,15 @@ class CallRecord:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RecordedChild:
-    """What a replay needs of a child call already in the store: its output, if any."""
+    """What a replay needs of a child call already in the store: its output, if any,
+    and the arguments it was recorded with (a changed call is not served)."""
 
     id: str
     seq: int
     status: CallStatus
     output: bytes | None
     has_state_writes: bool
+    args: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -77,6 +77,7 @@ def recorded_child(row: Any) -> RecordedChild:
         status=CallStatus(row[2]),
         output=None if row[3] is None else bytes(row[3]),
         has_state_writes=bool(row[4]),
+        args=None if row[5] is None else bytes(row[5]),
     )
 
 

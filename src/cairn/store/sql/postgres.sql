@@ -8,7 +8,7 @@ executor, state_writes IS NOT NULL, started_at_ms, finished_at_ms
 
 -- name: recorded_children
 SELECT id, seq, status, CASE WHEN status = 'succeeded' THEN output END,
-       state_writes IS NOT NULL
+       state_writes IS NOT NULL, CASE WHEN status = 'succeeded' THEN args END
 FROM calls WHERE request_id = %s AND parent_id = %s AND dispatched = 0
   AND seq >= %s
 ORDER BY seq LIMIT %s

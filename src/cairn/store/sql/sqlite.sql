@@ -7,7 +7,7 @@ executor, state_writes IS NOT NULL, started_at_ms, finished_at_ms
 
 -- name: recorded_children
 SELECT id, seq, status, CASE WHEN status = 'succeeded' THEN output END,
-       state_writes IS NOT NULL
+       state_writes IS NOT NULL, CASE WHEN status = 'succeeded' THEN args END
 FROM calls WHERE request_id = ? AND parent_id = ? AND dispatched = 0
   AND seq >= ?
 ORDER BY seq LIMIT ?
