@@ -1247,3 +1247,27 @@ def test_recorded_children_carry_the_arguments_of_succeeded_calls(contract_store
         (done.id, b"done args"),
         (failed.id, None),
     ]
+
+
+def test_a_checkpoint_whose_arguments_changed_is_invalidated_and_runs_again(
+    contract_store,
+):
+    root = new_request(contract_store)
+    contract_store.claim_call(WORKER, 0, T0, call_id=root.id)
+    items = [
+        child(root, f"i{seq}", seq, kind="map_item", group_id="g") for seq in (0, 1)
+    ]
+    contract_store.enqueue_calls([(item, b"old", 0.0) for item in items], 1)
+    for item in items:
+        contract_store.claim_call(WORKER, 0, T0, call_id=item.id)
+        contract_store.commit_success(success(item, args=None))
+    assert contract_store.succeeded_args_in_group("g") == {
+        items[0].id: b"old",
+        items[1].id: b"old",
+    }
+    contract_store.invalidate_checkpoints([items[1].id])
+    assert contract_store.get_call(items[1].id).status is CallStatus.STALE
+    contract_store.enqueue_calls([(item, b"new", 0.0) for item in items], 2)
+    assert contract_store.succeeded_args_in_group("g") == {items[0].id: b"old"}
+    assert contract_store.get_call(items[1].id).status is CallStatus.PENDING
+    assert contract_store.get_call_args(items[1].id) == b"new"

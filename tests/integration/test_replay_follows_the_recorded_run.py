@@ -106,3 +106,42 @@ def test_a_call_whose_arguments_changed_is_not_served_its_checkpoint(
     request.replay()
     assert request.output() == [10, 990, 20]
     assert effects.lines() == ["load 1", "load 2", "load 99", "load 2"]
+
+
+def test_futures_and_map_items_whose_arguments_changed_run_again(
+    run, effects, tmp_path
+):
+    offset = tmp_path / "offset"
+    offset.write_text("0")
+    broken = tmp_path / "broken"
+    broken.touch()
+
+    @function()
+    def rf_shift(i: int) -> int:
+        effects.record(f"shift {i}")
+        return i + 100
+
+    @application()
+    @function()
+    def shifter() -> dict[str, object]:
+        base = int(offset.read_text())
+        out = {
+            "future": rf_shift.future(base + 1).result(),
+            "map": rf_shift.map([base + 2, 3]),
+        }
+        if broken.exists():
+            raise RuntimeError("fails after shifting")
+        return out
+
+    request = run(shifter)
+    assert request.status() is RequestStatus.FAILED
+    offset.write_text("10")
+    broken.unlink()
+    effects.clear()
+    request.replay(strict=True)
+    with pytest.raises(cairn.ReplayMismatch, match=r"rf_shift.*argument 0 changed"):
+        request.output()
+    request.replay()
+    assert request.output() == {"future": 111, "map": [112, 103]}
+    # The item whose argument stayed (3) is served; the changed ones run.
+    assert sorted(effects.lines()) == ["shift 11", "shift 12"]

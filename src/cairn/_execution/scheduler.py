@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from cairn import _faults, _registry, errors
 from cairn.store import CallKey, ClaimedCall
 
-from . import frames, journal
+from . import arguments, failures, frames, journal
 
 _POLL_MIN_S = 0.0005
 _POLL_MAX_S = 0.02
@@ -95,10 +95,32 @@ def enqueue(
     group_id: str,
     rows: Sequence[tuple[CallKey, bytes | None, float]],
 ) -> None:
-    """Write dispatched calls as runnable rows."""
+    """Write dispatched calls as runnable rows.
+
+    A call checkpointed by an earlier run stays served, unless the arguments it was
+    recorded with changed: then an adaptive replay runs it again and a strict one
+    stops, naming it.
+    """
     store = frames.process().store
+    recorded = store.succeeded_args_in_group(group_id)
+    changed = []
+    for key, blob, _ in rows if recorded else ():
+        if key.id in recorded:
+            what = arguments.changed(recorded[key.id], blob or b"", key.function)
+            if what is None:
+                continue
+            if parent.run.strict:
+                raise failures.Diverged(
+                    f"strict replay of request {parent.run.request_id!r}: "
+                    f"{key.function!r} ({key.kind} #{key.seq} of "
+                    f"{parent.key.function!r}) was recorded with other arguments: "
+                    f"{what} changed"
+                )
+            changed.append(key.id)
+    if changed:
+        store.invalidate_checkpoints(changed)
     # Calls checkpointed by an earlier run are served, not run: say so in this run.
-    parent.run.served.extend(store.succeeded_in_group(group_id))
+    parent.run.served.extend(i for i in recorded if i not in changed)
     # Two transactions for a map, so that a crash between them (the map_fanout
     # fault point) leaves a half-written fan-out that a restart must complete.
     half = (len(rows) + 1) // 2

@@ -174,8 +174,13 @@ class Store(Protocol):
     def count_requests(self) -> dict[RequestStatus, int]:
         """How many requests are in each status."""
 
-    def succeeded_in_group(self, group_id: str) -> list[str]:
-        """Ids of a group's calls that have a checkpoint."""
+    def succeeded_args_in_group(self, group_id: str) -> dict[str, bytes | None]:
+        """The group's calls that have a checkpoint: id -> the arguments it was
+        recorded with."""
+
+    def invalidate_checkpoints(self, call_ids: list[str]) -> None:
+        """Make checkpointed calls run again when next enqueued (their arguments
+        changed): they become ``stale``, as a replay ``from_call`` makes them."""
 
     def group_counts(self, group_id: str) -> dict[CallStatus, int]:
         """How many calls of a map group are in each status."""

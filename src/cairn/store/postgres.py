@@ -520,13 +520,24 @@ class PostgresStore:
         rows = self._all("SELECT status, count(*) FROM requests GROUP BY status")
         return {RequestStatus(status): int(count) for status, count in rows}
 
-    def succeeded_in_group(self, group_id: str) -> list[str]:
-        """Ids of a group's calls that have a checkpoint."""
+    def succeeded_args_in_group(self, group_id: str) -> dict[str, bytes | None]:
+        """The group's checkpointed calls and the arguments they were recorded with."""
         rows = self._all(
-            "SELECT id FROM calls WHERE group_id = %s AND status = 'succeeded'",
+            "SELECT id, args FROM calls WHERE group_id = %s AND status = 'succeeded'",
             (group_id,),
+            binary=True,
         )
-        return [row[0] for row in rows]
+        return {row[0]: None if row[1] is None else bytes(row[1]) for row in rows}
+
+    def invalidate_checkpoints(self, call_ids: list[str]) -> None:
+        """Mark checkpointed calls stale, so that enqueueing them runs them again."""
+        self._db.write(
+            lambda conn: conn.execute(
+                "UPDATE calls SET status = 'stale' WHERE status = 'succeeded' "
+                "AND id = ANY(%s)",
+                (call_ids,),
+            )
+        )
 
     def group_counts(self, group_id: str) -> dict[CallStatus, int]:
         """How many calls of a group are in each status."""
