@@ -11,7 +11,7 @@ from cairn.types import CallStatus
 
 if TYPE_CHECKING:
     from cairn._request import CallInfo
-    from cairn.store import CallRecord, RequestRecord
+    from cairn.store import RequestRecord
 
 _TEXT_LIMIT = 300
 
@@ -55,23 +55,19 @@ def error_line(error: dict[str, Any] | None) -> str:
     return f"{kind}: {message}" if message else str(kind)
 
 
-def run_duration_s(
-    record: RequestRecord,
-    app_call: CallRecord | CallInfo | None,
-    now_ms: float | None = None,
-) -> float | None:
-    """How long the latest run took (or has been running), from its application call.
-
-    The request's own ``started_at_ms`` is the first run's start, so after a replay
-    it would count the time between runs.
+def run_duration_s(record: RequestRecord, now_ms: float | None = None) -> float | None:
+    """How long the latest run took (or has taken so far), from its real start to
+    its real end as the store records them on the request (``started_at_ms`` is set
+    again by each replay's first claim, ``finished_at_ms`` when the run ends: also
+    by a cancel). None if the run has not started.
     """
-    started = app_call.started_at_ms if app_call else record.started_at_ms
+    started = record.started_at_ms
     if started is None:
         return None
-    end = None
-    if record.status.finished:
-        end = app_call.finished_at_ms if app_call else record.finished_at_ms
+    end = record.finished_at_ms if record.status.finished else None
     if end is None:
+        if record.status.finished:
+            return None
         end = time.time() * 1000 if now_ms is None else now_ms
     return max(0.0, (end - started) / 1000.0)
 

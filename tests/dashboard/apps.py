@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pydantic
 
-from cairn import RequestContext, Retries, application, function
+from cairn import FunctionTimeout, RequestContext, Retries, application, function
 
 EVIL = "<script>window.__pwned = 1</script><img src=x onerror=window.__pwned=2>"
 
@@ -182,3 +182,18 @@ def dash_expanding(levels: int = 22, n: int = 3000) -> int:
 @function(description="The length of a (large) JSON input")
 def dash_measure(data: list[object]) -> int:
     return len(data)
+
+
+@function(timeout=1, retries=Retries(max_retries=1, initial_delay=0.05, max_delay=0.05))
+def dash_stuck(seconds: float) -> str:
+    time.sleep(min(max(seconds, 0.0), 30.0))
+    return "woke"
+
+
+@application()
+@function(description="A call that times out on both its attempts; caught")
+def dash_deadline(seconds: float = 30.0) -> str:
+    try:
+        return dash_stuck(seconds)
+    except FunctionTimeout:
+        return "gave up"

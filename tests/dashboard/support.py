@@ -27,6 +27,16 @@ def finished(client: httpx.Client, request_id: str, timeout_s: float = 30) -> An
     return found
 
 
+def reached(client: httpx.Client, request_id: str, step: int) -> None:
+    """Wait until a request reported progress ``step`` (or further)."""
+
+    def done() -> bool:
+        progress = client.get(f"/requests/{request_id}").json()["progress"] or {}
+        return bool(progress.get("step", 0) >= step)
+
+    wait_for(done)
+
+
 def rows_of(html: str) -> list[str]:
     """The ids of the request rows of a requests page."""
     return re.findall(r'<tr id="r-([0-9a-zA-Z_~.-]+)"', html)

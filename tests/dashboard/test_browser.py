@@ -8,89 +8,18 @@ writes the README's pictures to ``docs/images``).
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Locator, Page, expect
 
 from tests.dashboard.apps import EVIL
-from tests.dashboard.support import KEY, finished
-from tests.server.support import Server, invoke_kwargs, wait_for
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-_WAIT_MS = 30_000
-
-
-def chromium() -> str:
-    """The system Chromium; the test fails (not skips) without it."""
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None and Path("/usr/bin/chromium").exists():
-        found = "/usr/bin/chromium"
-    if found is None:
-        pytest.fail(
-            "Chromium is not installed: the dashboard's browser tests drive the "
-            "system's headless Chromium. Install it with `make chromium` (Debian: "
-            "apt-get install chromium); `make test` does so when it is missing.",
-            pytrace=False,
-        )
-    return found
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """One headless Chromium for the module's tests."""
-    path = chromium()
-    with sync_playwright() as driver:
-        launched = driver.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    """A fresh browser context and page; fails the test on any script error."""
-    context = browser.new_context(viewport={"width": 1360, "height": 900})
-    opened = context.new_page()
-    errors: list[str] = []
-    opened.on("pageerror", lambda error: errors.append(str(error)))
-    expect.set_options(timeout=_WAIT_MS)
-    yield opened
-    context.close()
-    assert not errors, errors
-
-
-@pytest.fixture
-def shots(tmp_path: Path) -> Path:
-    """Where screenshots go."""
-    target = os.environ.get("CAIRN_SCREENSHOTS")
-    if not target:
-        return tmp_path
-    folder = Path(__file__).parents[2] / target  # relative to the checkout
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def _invoke_from_form(page: Page, app: str, **inputs: str) -> str:
-    page.click(f'button[data-invoke="{app}"]')
-    for name, text in inputs.items():
-        page.fill(f'fieldset[data-app="{app}"] textarea[name="{name}"]', text)
-    page.click("#invoke-form button[type=submit]")
-    link = page.locator("#invoke-ok a")
-    link.wait_for()
-    return link.inner_text()
+from tests.dashboard.browser import Held, calls_made, invoke_from_form, requests_of
+from tests.dashboard.support import KEY, finished, reached
+from tests.server.support import Server, invoke_kwargs
 
 
 def _bar_width(page: Page, request_id: str) -> Any:
@@ -133,55 +62,17 @@ def _watch_bar(page: Page, request_id: str, shot: Path) -> list[str]:
     return widths
 
 
-def _requests_of(page: Page) -> list[tuple[str, str]]:
-    """The page's requests from now on, as (resource type, URL), filled as they go."""
-    urls: list[tuple[str, str]] = []
-    page.on(
-        "request", lambda request: urls.append((request.resource_type, request.url))
-    )
-    return urls
-
-
-class _Held:
-    """A page's requests to URLs matching `pattern`, held to be answered by hand."""
-
-    def __init__(self, page: Page, pattern: str) -> None:
-        self.page = page
-        self.pattern = re.compile(pattern)
-        self.routes: list[Any] = []
-        page.route(self.pattern, self._hold)
-
-    def _hold(self, route: Any) -> None:
-        self.routes.append(route)
-
-    def wait(self, count: int) -> None:
-        """Until `count` requests are held."""
-        deadline = time.monotonic() + 20
-        while len(self.routes) < count:
-            assert time.monotonic() < deadline, f"{len(self.routes)} held, not {count}"
-            self.page.wait_for_timeout(20)
-
-    def stop(self) -> None:
-        """Hold no more requests (those held stay so)."""
-        self.page.unroute(self.pattern, self._hold)
-
-
-def _calls_made(urls: list[tuple[str, str]]) -> list[str]:
-    """The fetches, XHRs and event streams among a page's requests."""
-    return [url for kind, url in urls if kind in ("fetch", "xhr", "eventsource")]
-
-
 def test_invoke_watch_open_fail_and_replay(
     page: Page, dash: Server, shots: Path
 ) -> None:
     _history(dash)
-    urls = _requests_of(page)
+    urls = requests_of(page)
     marker = dash.dir / "browser-k.broken"
     marker.touch()
     # The requests page; a request started from its form shows up with a live bar.
     page.goto(f"{dash.url}/ui")
     expect(page.locator("#live-state")).to_be_visible()
-    request_id = _invoke_from_form(
+    request_id = invoke_from_form(
         page, "dash_pipeline", key='"browser-k"', steps="12", interval_s="0.15"
     )
     row = page.locator(f"#r-{request_id}")
@@ -193,8 +84,8 @@ def test_invoke_watch_open_fail_and_replay(
         float(w.rstrip("%")) for w in widths
     )
     # ...over the page's one event stream: no request at all while it moved.
-    assert _calls_made(urls[watching:]) == [], urls[watching:]
-    streams = [u for u in _calls_made(urls) if "/ui/stream?" in u]
+    assert calls_made(urls[watching:]) == [], urls[watching:]
+    streams = [u for u in calls_made(urls) if "/ui/stream?" in u]
     assert len(streams) == 1, urls
     # Open it while it runs: the page follows the run until its second step fails.
     row.locator("a.mono").click()
@@ -251,15 +142,8 @@ new MutationObserver(function (changes) {
 def test_follow_then_cancel_from_the_request_page(page: Page, dash: Server) -> None:
     with dash.client() as client:
         request_id = invoke_kwargs(client, "dash_ticker", count=300, interval_s=0.1)
-        wait_for(
-            lambda: (
-                (client.get(f"/requests/{request_id}").json()["progress"] or {}).get(
-                    "step", 0
-                )
-                >= 10
-            )
-        )
-    urls = _requests_of(page)
+        reached(client, request_id, 10)
+    urls = requests_of(page)
     page.add_init_script(_RECORD_BARS)
     loaded = page.goto(f"{dash.url}/ui/requests/{request_id}")
     assert loaded is not None
@@ -278,7 +162,7 @@ def test_follow_then_cancel_from_the_request_page(page: Page, dash: Server) -> N
     # fetch, no reload of what the page showed, no step of history replayed.
     moves = page.evaluate("window.__bars")
     assert moves and moves == sorted(moves) and moves[0] > rendered, moves
-    calls = _calls_made(urls)
+    calls = calls_made(urls)
     assert len(calls) == 1 and calls[0].endswith(f"/{request_id}/progress"), urls
     page.click('[data-action="cancel"]')
     expect(page.locator("#request-main")).to_have_attribute("data-status", "cancelled")
@@ -316,7 +200,7 @@ def test_an_action_reports_its_own_run_not_one_a_fetch_in_flight_showed(
     """A live refresh's page fetch still out when an action is taken may answer
     for the page before the action (the message waits for a fetch made after
     it) or after it, the new run still going (the message waits for its end)."""
-    fetches = _Held(page, r"/ui/requests/[^/]+/main$")  # of the page's main part
+    fetches = Held(page, r"/ui/requests/[^/]+/main$")  # of the page's main part
     with dash.client() as client:
         request_id = invoke_kwargs(client, "dash_ticker", count=20, interval_s=0.1)
         page.goto(f"{dash.url}/ui/requests/{request_id}")
@@ -351,7 +235,7 @@ def test_an_action_reports_a_run_a_live_refresh_saw_end(
     """A refresh an event of the new run asked for may be the first to read the
     run finished; it closes the stream, so no RequestFinished follows, and the
     message still reports the end."""
-    streams = _Held(page, r"/requests/[^/]+/progress$")
+    streams = Held(page, r"/requests/[^/]+/progress$")
     with dash.client() as client:
         request_id = invoke_kwargs(client, "dash_ticker", count=20, interval_s=0.1)
         finished(client, request_id)
@@ -503,7 +387,7 @@ def test_script_in_a_progress_message_does_not_run(page: Page, dash: Server) -> 
 
 
 def test_login_in_the_browser(page: Page, dash_secured: Server) -> None:
-    urls = _requests_of(page)
+    urls = requests_of(page)
     page.goto(f"{dash_secured.url}/ui/requests/some-id")
     expect(page).to_have_url(re.compile(r"/ui/login\?next="))
     page.fill("input[name=api_key]", "not the key")
@@ -514,7 +398,7 @@ def test_login_in_the_browser(page: Page, dash_secured: Server) -> None:
     expect(page).to_have_url(f"{dash_secured.url}/ui/requests/some-id")
     expect(page.locator(".notice")).to_contain_text("No request some-id.")
     page.goto(f"{dash_secured.url}/ui")
-    request_id = _invoke_from_form(page, "dash_add", a="40", b="2")
+    request_id = invoke_from_form(page, "dash_add", a="40", b="2")
     page.click("#invoke-ok a")
     expect(page.locator("#request-main")).to_have_attribute("data-status", "succeeded")
     expect(page.locator("#request-output")).to_contain_text("42")

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
+from tests.dashboard.browser import CHROMIUM_ARGS, chromium
 from tests.dashboard.support import finished
-from tests.dashboard.test_browser import CHROMIUM_ARGS, chromium
 from tests.server.support import Server, invoke, invoke_kwargs
 
 # Simple requests a page may send anywhere without asking (no CORS preflight):

@@ -142,22 +142,21 @@ class Dashboard:
 
         def read(store: Store) -> Any:
             page, next_cursor = _api._page(store, application, status, limit, cursor)
-            app_calls = {record.id: store.get_call(record.id) for record in page}
             recent = {
                 spec.name: store.list_requests(
                     application=spec.name, limit=_views.RECENT_PER_APP
                 )
                 for spec in specs
             }
-            return page, next_cursor, app_calls, recent
+            return page, next_cursor, recent
 
-        page, next_cursor, app_calls, recent = await state.pool.run(read)
+        page, next_cursor, recent = await state.pool.run(read)
         now_ms = _calls.now_ms()
-        rows = [_views.request_row(r, app_calls.get(r.id), now_ms) for r in page]
+        rows = [_views.request_row(r, now_ms) for r in page]
         applications = [
             _views.application(
                 spec,
-                [_views.request_row(r, None, now_ms) for r in recent[spec.name]],
+                [_views.request_row(r, now_ms) for r in recent[spec.name]],
             )
             for spec in specs
         ]

@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from cairn import _calls
-from cairn.store import CallRecord, RequestRecord, Store
+from cairn.store import RequestRecord, Store
 from cairn.types import RequestStatus
 
 from .. import _sse, _stores
@@ -39,10 +39,7 @@ _MIN_INTERVAL_S = 0.2
 # How many of the newest requests are looked at for new rows.
 _NEWEST = 20
 
-Read = tuple[
-    list[tuple[RequestRecord, CallRecord | None]],
-    list[tuple[RequestRecord, CallRecord | None]],
-]
+Read = tuple[list[RequestRecord], list[RequestRecord]]
 
 
 def _read(
@@ -57,14 +54,14 @@ def _read(
     for request_id in ids:
         record = store.get_request(request_id)
         if record is not None:
-            watched.append((record, store.get_call(record.id)))
+            watched.append(record)
     newest = []
     if since_ms is not None:
         for record in store.list_requests(
             application=application, status=status, limit=_NEWEST
         ):
             if record.created_at_ms >= since_ms and record.id not in known:
-                newest.append((record, store.get_call(record.id)))
+                newest.append(record)
     return watched, newest
 
 
@@ -103,17 +100,17 @@ async def requests(
             )
             now_ms = _calls.now_ms()
             frames: list[bytes] = []
-            for record, app_call in reversed(newest):  # oldest first: each goes on top
+            for record in reversed(newest):  # oldest first: each goes on top
                 known.add(record.id)
                 if not record.status.finished and len(watching) < MAX_WATCHED:
                     watching.append(record.id)
-                row = _views.request_row(record, app_call, now_ms)
+                row = _views.request_row(record, now_ms)
                 sent[record.id] = (row.status, _progress_key(row))
                 frames.append(
                     _frame("row", {"id": row.id, "html": render_row(row), "new": True})
                 )
-            for record, app_call in watched:
-                row = _views.request_row(record, app_call, now_ms)
+            for record in watched:
+                row = _views.request_row(record, now_ms)
                 key = (row.status, _progress_key(row))
                 previous = sent.get(record.id)
                 if previous is None or previous[0] != row.status:

@@ -356,21 +356,16 @@ class Tree:
     # -- time ----------------------------------------------------------------------
 
     def _scale(self) -> Scale:
+        # The latest run's real start and end, as the store records them on the
+        # request (the application call's own times are its latest attempt's:
+        # after a child's timeout stopped it, only the last stretch of the run).
         record = self.record
-        app_runs = self._runs.get(record.id, [])
-        app_call = self.by_id.get(record.id)
-        starts = [a.started_at_ms for a in app_runs if a.started_at_ms is not None]
-        if starts:
-            start = min(starts)
-        elif app_call is not None and app_call.started_at_ms is not None:
-            start = app_call.started_at_ms
-        else:
-            start = record.started_at_ms or record.created_at_ms
+        start = record.started_at_ms or record.created_at_ms
         ends = [a.finished_at_ms for runs in self._runs.values() for a in runs]
         end = max([start, *ends])
         if not record.status.finished:
             end = max(end, self._now_ms)
-        elif record.finished_at_ms is not None and record.finished_at_ms >= start:
+        elif record.finished_at_ms is not None:
             end = max(end, record.finished_at_ms)
         return Scale(start_ms=start, end_ms=max(end, start + 1.0))
 
@@ -379,6 +374,11 @@ class Tree:
             (a.started_at_ms or 0.0, a.finished_at_ms, a.outcome)
             for a in self._runs.get(call.id, [])
         ]
+        if call.id == self.record.id and spans:
+            # The application call runs for the whole run, though the store keeps
+            # the start of its latest execution (after a stopped child, a re-run).
+            _, end, outcome = spans[-1]
+            spans[-1] = (min(self.scale.start_ms, end), end, outcome)
         if call.status is CallStatus.RUNNING and call.started_at_ms is not None:
             latest_end = max((end for _, end, _ in spans), default=0.0)
             if call.started_at_ms >= latest_end:

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 from cairn import _registry, _request, _text
-from cairn.store import CallRecord, RequestRecord
+from cairn.store import RequestRecord
 from cairn.types import RequestStatus
 
 from .. import _shapes
@@ -110,11 +110,7 @@ def outcome(record: RequestRecord) -> str:
     return ""
 
 
-def request_row(
-    record: RequestRecord,
-    app_call: CallRecord | _request.CallInfo | None,
-    now_ms: float,
-) -> RequestRow:
+def request_row(record: RequestRecord, now_ms: float) -> RequestRow:
     """A request as one row of a list (its duration is its latest run's)."""
     return RequestRow(
         id=record.id,
@@ -123,8 +119,8 @@ def request_row(
         finished=record.status.finished,
         outcome=outcome(record),
         created_at_ms=record.created_at_ms,
-        started_at_ms=app_call.started_at_ms if app_call else record.started_at_ms,
-        duration_s=_text.run_duration_s(record, app_call, now_ms),
+        started_at_ms=record.started_at_ms,
+        duration_s=_text.run_duration_s(record, now_ms),
         run=record.run,
         progress=None if record.status.finished else progress(record.progress),
     )
@@ -209,7 +205,7 @@ def request_page(
     (maybe newer): the page's script moves it on from there. ``arguments`` and
     ``output`` are the rendered input and output (``_decoding``).
     """
-    row = request_row(record, tree.by_id.get(record.id), now_ms)
+    row = request_row(record, now_ms)
     if row.progress is not None and progress_log:
         row = dataclasses.replace(row, progress=progress_log[-1])
     return RequestPage(

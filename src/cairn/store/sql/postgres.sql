@@ -270,9 +270,11 @@ WHERE id = %(request_id)s
 DELETE FROM request_state WHERE request_id = %(request_id)s
 
 -- name: start_replay_request
+-- started_at_ms and finished_at_ms are the latest run's: the claim of its
+-- application call (mark_request_running) sets the start again.
 UPDATE requests SET status = 'pending', run = %(run)s, strict_replay = %(strict)s,
                     failure_reason = NULL, error_json = NULL, output = NULL,
-                    progress_json = NULL, finished_at_ms = NULL
+                    progress_json = NULL, started_at_ms = NULL, finished_at_ms = NULL
 WHERE id = %(request_id)s
 
 -- name: ancestors

@@ -1,0 +1,90 @@
+"""Helpers of the dashboard's browser tests: Debian's Chromium, headless, driven by
+playwright (no browser is downloaded), and what the tests watch the page do.
+
+The fixtures (``browser``, ``page``, ``phone``, ``shots``) are in ``conftest.py``.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+WAIT_MS = 30_000
+
+
+def chromium() -> str:
+    """The system Chromium; the test fails (not skips) without it."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None and Path("/usr/bin/chromium").exists():
+        found = "/usr/bin/chromium"
+    if found is None:
+        pytest.fail(
+            "Chromium is not installed: the dashboard's browser tests drive the "
+            "system's headless Chromium. Install it with `make chromium` (Debian: "
+            "apt-get install chromium); `make test` does so when it is missing.",
+            pytrace=False,
+        )
+    return found
+
+
+def invoke_from_form(page: Page, app: str, **inputs: str) -> str:
+    """Start a request from the requests page's invoke form; its id."""
+    page.click(f'button[data-invoke="{app}"]')
+    for name, text in inputs.items():
+        page.fill(f'fieldset[data-app="{app}"] textarea[name="{name}"]', text)
+    page.click("#invoke-form button[type=submit]")
+    link = page.locator("#invoke-ok a")
+    link.wait_for()
+    return link.inner_text()
+
+
+def requests_of(page: Page) -> list[tuple[str, str]]:
+    """The page's requests from now on, as (resource type, URL), filled as they go."""
+    urls: list[tuple[str, str]] = []
+    page.on(
+        "request", lambda request: urls.append((request.resource_type, request.url))
+    )
+    return urls
+
+
+def calls_made(urls: list[tuple[str, str]]) -> list[str]:
+    """The fetches, XHRs and event streams among a page's requests."""
+    return [url for kind, url in urls if kind in ("fetch", "xhr", "eventsource")]
+
+
+class Held:
+    """A page's requests to URLs matching `pattern`, held to be answered by hand."""
+
+    def __init__(self, page: Page, pattern: str) -> None:
+        self.page = page
+        self.pattern = re.compile(pattern)
+        self.routes: list[Any] = []
+        page.route(self.pattern, self._hold)
+
+    def _hold(self, route: Any) -> None:
+        self.routes.append(route)
+
+    def wait(self, count: int) -> None:
+        """Until `count` requests are held."""
+        deadline = time.monotonic() + 20
+        while len(self.routes) < count:
+            assert time.monotonic() < deadline, f"{len(self.routes)} held, not {count}"
+            self.page.wait_for_timeout(20)
+
+    def stop(self) -> None:
+        """Hold no more requests (those held stay so)."""
+        self.page.unroute(self.pattern, self._hold)
