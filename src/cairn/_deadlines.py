@@ -108,6 +108,18 @@ class DeadlineBoard:
                 found.append(decode_key(raw))
         return found
 
+    def occupied(self) -> list[tuple[CallKey, float]]:
+        """``(key, started)`` of every call in the process, running or waiting on
+        children (``started``: when its attempt began, on the monotonic clock)."""
+        found = []
+        for slot in range(self._slots_used()):
+            deadline, started, _timeout_s, raw = _SLOT.unpack_from(
+                self._map, self._at(slot)
+            )
+            if deadline != _FREE:
+                found.append((decode_key(raw), started))
+        return found
+
     def _slots_used(self) -> int:
         return int(_DOUBLE.unpack_from(self._map, 16)[0])
 

@@ -375,7 +375,8 @@ class Engine:
         ended = [
             (key, failures.timed_out(key, timeout_s)) for key, timeout_s in expired
         ]
-        self._retire(executor, ended)
+        cause = f"{expired[0][0].function} timed out"
+        self._retire(executor, ended, cause)
 
     def _over_memory(self, executor: _Executor, now: float) -> bool:
         """Stop an executor whose resident memory passed its running call's limit."""
@@ -398,12 +399,13 @@ class Engine:
         ended = [
             (key, failures.out_of_memory(key, resident, min(limits))) for key in running
         ]
-        self._retire(executor, ended)
+        self._retire(executor, ended, "it ran out of memory")
         return True
 
     def _on_exit(self, executor: _Executor, status: int) -> None:
         code = os.waitstatus_to_exitcode(status)
         ended: list[tuple[CallKey, failures.Ended]] = []
+        cause = None
         if code == _executor.EXIT_INFRASTRUCTURE:
             # The store is failing: start executors again only after a backoff.
             self._store_backoff_s = min(max(self._store_backoff_s * 2, 0.1), 5.0)
@@ -419,15 +421,37 @@ class Engine:
                 (key, failures.process_died(key, how))
                 for key in executor.board.executing()
             ]
-        self._retire(executor, ended)
+            cause = f"it died: {how}"
+        self._retire(executor, ended, cause)
 
     def _retire(
-        self, executor: _Executor, ended: list[tuple[CallKey, failures.Ended]]
+        self,
+        executor: _Executor,
+        ended: list[tuple[CallKey, failures.Ended]],
+        cause: str | None = None,
     ) -> None:
-        """Record the attempts a dead executor ended, then replace it (always)."""
+        """Record the attempts a dead executor ended, then replace it (always).
+
+        With a ``cause`` (a timeout, a crash, memory), every other call of the
+        process, running or waiting on its children (the failed call's callers),
+        gets an ``interrupted`` attempt: what ran is recorded as it happened, and
+        its next attempt is numbered after it.
+        """
         try:
+            # The board is read before anything is written: it dies with the executor.
+            started = dict(executor.board.occupied()) if cause else {}
+            ended_keys = {key.id for key, _ in ended}
+            if cause:
+                ended += [
+                    (key, failures.interrupted(key, cause))
+                    for key in started
+                    if key.id not in ended_keys
+                ]
+            wall_ms, now_s = clock.now_ms(), time.monotonic()
             for key, how in ended:
-                self._end_attempt(key, how)
+                began = started.get(key)
+                began_ms = None if began is None else wall_ms - (now_s - began) * 1000
+                self._end_attempt(key, how, began_ms)
         finally:
             self._replace(executor)
 
@@ -455,7 +479,9 @@ class Engine:
         for _ in range(self.concurrency - regular):
             self._spawn(extra=False)
 
-    def _end_attempt(self, key: CallKey, how: failures.Ended) -> None:
+    def _end_attempt(
+        self, key: CallKey, how: failures.Ended, started_at_ms: float | None = None
+    ) -> None:
         """Record an attempt the supervisor ended (timeout, crash) and its retry."""
         record = self.store.get_call(key.id)
         if record is not None and record.status is CallStatus.SUCCEEDED:
@@ -474,7 +500,9 @@ class Engine:
         )
         ended = attempts.Attempts(key, spec, run, record)
         ended.begin()
-        if record is not None and record.started_at_ms:
+        if started_at_ms is not None:
+            ended.started_at_ms = started_at_ms
+        elif record is not None and record.started_at_ms:
             ended.started_at_ms = record.started_at_ms
         self.store.record_failure(ended.ended(how))
 

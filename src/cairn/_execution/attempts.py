@@ -127,7 +127,10 @@ class Attempts:
         return self.record(error, delay_s, outcome="failure"), delay_s
 
     def ended(self, ended: failures.Ended) -> CallFailure:
-        """The record of an attempt the supervisor ended, retried by the policy."""
+        """The record of an attempt the supervisor ended, retried by the policy (at
+        once, and not counted, when it was stopped for another call's sake)."""
+        if not ended.counts:
+            return self.record(ended.error, 0.0, outcome=ended.outcome)
         self.failed += 1
         delay_s = (
             self.policy.delay_s(self.failed)

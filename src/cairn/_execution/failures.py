@@ -75,10 +75,14 @@ class Ended:
     """An attempt the supervisor ended (its process killed or dead): its record."""
 
     error: dict[str, Any]
-    #: the attempt's outcome as stored: ``timed_out``, ``out_of_memory``, ``crashed``
+    #: the attempt's outcome as stored: ``timed_out``, ``out_of_memory``,
+    #: ``crashed`` or ``interrupted``
     outcome: str
     #: the call's status if no retry follows
     status: CallStatus
+    #: whether it uses up one of the call's attempts under its retry policy (an
+    #: attempt stopped for another call's sake does not)
+    counts: bool = True
 
 
 def timed_out(key: CallKey, timeout_s: float) -> Ended:
@@ -128,6 +132,25 @@ def process_died(key: CallKey, how: str) -> Ended:
         },
         "crashed",
         CallStatus.FAILED,
+    )
+
+
+def interrupted(key: CallKey, cause: str) -> Ended:
+    """A call whose process was stopped for another call's failure (``cause``), while
+    it ran or waited on its children: it runs again, and the attempt does not count."""
+    return Ended(
+        {
+            "type": "Interrupted",
+            "message": (
+                f"the process running {key.function} was stopped ({cause}); "
+                "it runs again, its finished calls served from their checkpoints"
+            ),
+            "traceback": None,
+            "function_name": key.function,
+        },
+        "interrupted",
+        CallStatus.PENDING,
+        counts=False,
     )
 
 
