@@ -7,6 +7,7 @@ import urllib.parse
 from cairn import errors
 
 from ._base import SCHEMA_VERSION, Store
+from ._browse import CallCounts, CallEntry, GroupTally, RunSpan
 from ._records import (
     AttemptRecord,
     CallFailure,
@@ -28,6 +29,8 @@ from ._urls import redact as redact_url
 __all__ = [
     "SCHEMA_VERSION",
     "AttemptRecord",
+    "CallCounts",
+    "CallEntry",
     "CallFailure",
     "CallKey",
     "CallRecord",
@@ -35,10 +38,12 @@ __all__ = [
     "ClaimedCall",
     "Event",
     "EventRecord",
+    "GroupTally",
     "NewRequest",
     "RecordedChild",
     "RequestOutcome",
     "RequestRecord",
+    "RunSpan",
     "RunningCall",
     "Store",
     "default_url",

@@ -10,6 +10,7 @@ from typing import Protocol
 
 from cairn.types import CallStatus, RequestStatus
 
+from ._browse import Reads
 from ._records import (
     AttemptRecord,
     CallFailure,
@@ -29,8 +30,9 @@ from ._records import (
 SCHEMA_VERSION = 3
 
 
-class Store(Protocol):
-    """Durable state of requests, calls, attempts, events and request state."""
+class Store(Reads, Protocol):
+    """Durable state of requests, calls, attempts, events and request state (and
+    ``Reads``: the dashboard's reads of a request a page at a time)."""
 
     url: str
 

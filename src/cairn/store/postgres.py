@@ -36,8 +36,8 @@ import psycopg
 from cairn import errors
 from cairn.types import CallStatus, RequestStatus
 
+from . import _browse, _replays, _rows, _sqlbase
 from . import _pgsteps as steps
-from . import _replays, _rows, _sqlbase
 from ._pg import Database, Q, RollbackWith
 from ._pglink import Connection
 from ._records import (
@@ -74,8 +74,10 @@ _NOTIFY_EVERY_S = 0.05
 _GROUP_BATCH = 16
 
 
-class PostgresStore:
+class PostgresStore(_browse.Browsing):
     """The store on one PostgreSQL database (``postgresql://user@host:port/db``)."""
+
+    _browse_dialect = "postgres"
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -98,6 +100,12 @@ class PostgresStore:
     def reopen(self) -> PostgresStore:
         """A new store (its own connections) on the same database."""
         return PostgresStore(self.url)
+
+    def _browse_rows(self, query: str, params: Mapping[str, Any]) -> list[Any]:
+        return self._all(query, params)  # a named query of the package, as Q's
+
+    def _browse_ids(self, ids: Sequence[str]) -> list[str]:
+        return list(ids)
 
     # -- requests -----------------------------------------------------------------------
     def create_request(self, request: NewRequest, root: CallKey, args: bytes) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 from cairn import _events, errors
 from cairn.types import CallStatus, RequestStatus
 
-from . import _replays, _rows, _sql
+from . import _browse, _replays, _rows, _sql
 from ._records import (
     AttemptRecord,
     CallFailure,
@@ -49,8 +49,10 @@ class RequestExists(errors.CairnError):
     code = "request_exists"
 
 
-class SQLiteStore:
+class SQLiteStore(_browse.Browsing):
     """The store on one SQLite file."""
+
+    _browse_dialect = "sqlite"
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -71,6 +73,13 @@ class SQLiteStore:
     def reopen(self) -> SQLiteStore:
         """A new connection to the same file."""
         return SQLiteStore(self.url)
+
+    def _browse_rows(self, query: str, params: Mapping[str, Any]) -> list[Any]:
+        return self._conn.execute(query, params).fetchall()
+
+    def _browse_ids(self, ids: Sequence[str]) -> str:
+        # SQLite binds no lists: a list goes as JSON, read with json_each.
+        return json.dumps(list(ids))
 
     # -- requests -----------------------------------------------------------------------
     def create_request(self, request: NewRequest, root: CallKey, args: bytes) -> None:
