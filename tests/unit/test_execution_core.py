@@ -168,3 +168,28 @@ def test_objects_without_equality_compare_by_state():
     assert arguments.same(Point(1), Point(1))
     assert not arguments.same(Point(1), Point(2))
     assert not arguments.same(Point(1), 1)
+
+
+def _registered(name: str, fn: Any) -> Any:
+    from cairn import _decorators, _registry
+
+    function_spec = spec(name, fn)
+    _registry.register(function_spec)
+    return _decorators.Function(function_spec)
+
+
+def test_a_caller_waiting_on_all_runs_its_futures_pending_calls_itself(tmp_path):
+    square = _registered("core_square", lambda x: x * x)
+    add = _registered("core_add", lambda a, b: a + b)
+    with core(tmp_path) as c, c.run():
+        # No executor runs here: the waiting caller claims and runs the calls.
+        total = futures.ReduceFuture(add, futures.MapFuture(square, range(4)), 0)
+        assert total.result() == 14
+        # A map over a Future's output is a call of its own, run the same way.
+        assert futures.MapFuture(
+            square, futures.MapFuture(square, [1, 2])
+        ).result() == [
+            1,
+            16,
+        ]
+    assert not c.clock.slept  # nothing waited on the clock: all of it ran here
