@@ -103,12 +103,9 @@ def _resolve_arguments(
         if not future._started:
             scheduler.start(future)
     scheduler.wait(pending, None, RETURN_WHEN.ALL_COMPLETED)
-    for future in pending:
-        if future._exception is not None:
-            raise future._exception
     return (
-        tuple(v._result if isinstance(v, Future) else v for v in args),
-        {k: v._result if isinstance(v, Future) else v for k, v in kwargs.items()},
+        tuple(futures.value_of(v) for v in args),
+        {k: futures.value_of(v) for k, v in kwargs.items()},
         [str(f._call_id) for f in pending],
     )
 
@@ -159,17 +156,10 @@ def reduce_blocking(future: futures.ReduceFuture) -> Any:
 
 
 def _reduce_inputs(future: futures.ReduceFuture) -> tuple[Any, list[Any]]:
-    def value(v: Any) -> Any:
-        if isinstance(v, Future):
-            if v._exception is not None:
-                raise v._exception
-            return v._result
-        return v
-
-    initial = value(future.initial)
+    initial = futures.value_of(future.initial)
     if future.items_future is None:
-        return initial, [value(v) for v in future.items]
-    items = value(future.items_future)
+        return initial, [futures.value_of(v) for v in future.items]
+    items = futures.value_of(future.items_future)
     if not isinstance(items, list | tuple):
         raise errors.SDKUsageError(
             f"{future.function.name}.reduce() got a Future whose result is not a list"
@@ -205,13 +195,8 @@ class AsyncCall(coroutines.OneShot, futures.CallFuture):
                 scheduler.start(future)
         if inputs:
             await scheduler.wait_async(inputs, None, RETURN_WHEN.ALL_COMPLETED)
-        for future in inputs:
-            if future._exception is not None:
-                raise future._exception
-        args = tuple(v._result if isinstance(v, Future) else v for v in self.args)
-        kwargs = {
-            k: v._result if isinstance(v, Future) else v for k, v in self.kwargs.items()
-        }
+        args = tuple(futures.value_of(v) for v in self.args)
+        kwargs = {k: futures.value_of(v) for k, v in self.kwargs.items()}
         name = self.function.name
         key = parent.child_key(
             ["FunctionCall", name], self._dependency_ids(), name, "call"

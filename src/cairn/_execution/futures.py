@@ -99,9 +99,7 @@ class Future:
             self.run()
         if not self._done:
             scheduler.wait([self], timeout, RETURN_WHEN.ALL_COMPLETED)
-        if self._exception is not None:
-            raise self._exception
-        return self._result
+        return self._value()
 
     def done(self) -> bool:
         """Whether the Future finished (succeeded or failed)."""
@@ -143,9 +141,7 @@ class Future:
             self.run()
         if not self._done:
             await scheduler.wait_async([self], None, RETURN_WHEN.ALL_COMPLETED)
-        if self._exception is not None:
-            raise self._exception
-        return self._result
+        return self._value()
 
     def __await__(self) -> Generator[Any, None, Any]:
         return self._await().__await__()
@@ -196,6 +192,12 @@ class Future:
         return Ref(str(self._call_id))
 
     # -- internals ----------------------------------------------------------------------------
+    def _value(self) -> Any:
+        """A finished Future's result, or its failure raised."""
+        if self._exception is not None:
+            raise self._exception
+        return self._result
+
     def _finish(
         self, result: Any = None, exception: BaseException | None = None
     ) -> None:
@@ -208,6 +210,11 @@ class Future:
             "a Future cannot be stored inside a value; pass it directly as an argument, "
             "a map/reduce item, or return it"
         )
+
+
+def value_of(value: Any) -> Any:
+    """An input's value: a finished Future's result (its failure raised), or itself."""
+    return value._value() if isinstance(value, Future) else value
 
 
 def as_input(value: Any) -> Any:
@@ -544,6 +551,4 @@ def resolve(value: Any) -> Any:
         return value
     future = RefFuture(value)
     scheduler.wait([future], None, RETURN_WHEN.ALL_COMPLETED)
-    if future._exception is not None:
-        raise future._exception
-    return future._result
+    return future._value()
