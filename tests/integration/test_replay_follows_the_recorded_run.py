@@ -128,6 +128,9 @@ def test_futures_and_map_items_whose_arguments_changed_run_again(
         out = {
             "future": rf_shift.future(base + 1).result(),
             "map": rf_shift.map([base + 2, 3]),
+            # Its argument is a Future's id, the same in every run: the call runs
+            # again because the Future it takes runs again.
+            "chained": rf_shift.future(rf_shift.future(base + 4)).result(),
         }
         if broken.exists():
             raise RuntimeError("fails after shifting")
@@ -142,6 +145,6 @@ def test_futures_and_map_items_whose_arguments_changed_run_again(
     with pytest.raises(cairn.ReplayMismatch, match=r"rf_shift.*argument 0 changed"):
         request.output()
     request.replay()
-    assert request.output() == {"future": 111, "map": [112, 103]}
+    assert request.output() == {"future": 111, "map": [112, 103], "chained": 214}
     # The item whose argument stayed (3) is served; the changed ones run.
-    assert sorted(effects.lines()) == ["shift 11", "shift 12"]
+    assert sorted(effects.lines()) == ["shift 11", "shift 114", "shift 12", "shift 14"]

@@ -70,6 +70,9 @@ class Future:
         self._call_id: str | None = None
         self._start_delay_s = 0.0
         self._coroutine: FutureCoroutine | None = None
+        # Set when started: some of its calls run in this run (none served), so the
+        # calls it feeds cannot be served their checkpoints either.
+        self._runs = False
 
     # -- starting --------------------------------------------------------------------
     def run(self) -> Future:
@@ -190,6 +193,9 @@ class Future:
 
     def _ref(self) -> Ref:
         return Ref(str(self._call_id))
+
+    def _inputs_run(self) -> bool:
+        return any(f._runs for f in self._inputs())
 
     # -- internals ----------------------------------------------------------------------------
     def _value(self) -> Any:
@@ -352,7 +358,9 @@ class CallFuture(Future):
             tuple(_refs(v) for v in self.args),
             {k: _refs(v) for k, v in self.kwargs.items()},
         )
-        scheduler.enqueue(parent, key.id, [(key, blob, not_before_ms)])
+        self._runs = not scheduler.enqueue(
+            parent, key.id, [(key, blob, not_before_ms)], inputs_ran=self._inputs_run()
+        )
 
     def _poll(self) -> bool:
         return self._done or _poll_call(self)
@@ -410,7 +418,12 @@ class MapFuture(Future):
             )
             self._call_id = key.id
             blob = _serialization.dumps_arguments(name, (self.items_future._ref(),), {})
-            scheduler.enqueue(parent, key.id, [(key, blob, not_before_ms)])
+            self._runs = not scheduler.enqueue(
+                parent,
+                key.id,
+                [(key, blob, not_before_ms)],
+                inputs_ran=self._inputs_run(),
+            )
             return
         key = parent.child_key([f"MAP_OPERATION:{name}"], dep_ids, name, "map")
         self._call_id = key.id
@@ -435,7 +448,9 @@ class MapFuture(Future):
             )
             for position, item in enumerate(self.items)
         ]
-        scheduler.enqueue(parent, key.id, rows)
+        self._runs = not scheduler.enqueue(
+            parent, key.id, rows, inputs_ran=self._inputs_run()
+        )
 
     def _poll(self) -> bool:
         return _poll_either(self, self.count)
@@ -508,7 +523,9 @@ class ReduceFuture(Future):
             self.item_first,
         )
         blob = _serialization.dumps_arguments(name, payload, {})
-        scheduler.enqueue(parent, key.id, [(key, blob, not_before_ms)])
+        self._runs = not scheduler.enqueue(
+            parent, key.id, [(key, blob, not_before_ms)], inputs_ran=self._inputs_run()
+        )
 
     def _poll(self) -> bool:
         return self._done or _poll_call(self)

@@ -94,12 +94,17 @@ def enqueue(
     parent: frames.Frame,
     group_id: str,
     rows: Sequence[tuple[CallKey, bytes | None, float]],
-) -> None:
-    """Write dispatched calls as runnable rows.
+    *,
+    inputs_ran: bool = False,
+) -> bool:
+    """Write dispatched calls as runnable rows; True if every one is served from
+    its checkpoint (none will run).
 
     A call checkpointed by an earlier run stays served, unless the arguments it was
     recorded with changed: then an adaptive replay runs it again and a strict one
-    stops, naming it.
+    stops, naming it. ``inputs_ran``: a Future among the arguments runs in this run
+    (its output may differ from the one the checkpoints were made with), so they
+    run again too.
     """
     store = frames.process().store
     recorded = store.succeeded_args_in_group(group_id)
@@ -108,6 +113,8 @@ def enqueue(
         if key.id in recorded:
             what = arguments.changed(recorded[key.id], blob or b"", key.function)
             if what is None:
+                if inputs_ran:
+                    changed.append(key.id)
                 continue
             if parent.run.strict:
                 raise failures.Diverged(
@@ -128,6 +135,7 @@ def enqueue(
     if rows[half:]:
         _faults.point("map_fanout")
         store.enqueue_calls(list(rows[half:]), parent.run.run)
+    return all(key.id in recorded and key.id not in changed for key, _, _ in rows)
 
 
 # -- claiming ---------------------------------------------------------------------------------
@@ -143,6 +151,7 @@ def claim_one(
         call_id=call_id,
         group_id=group_id,
         caps=_registry.concurrency_caps(),
+        scope=runtime.scope,
     )
     return [] if claimed is None else [claimed]
 
@@ -151,7 +160,12 @@ def claim_group(group_id: str, size: int) -> list[ClaimedCall]:
     """Claim up to ``size`` runnable items of a map group at once (uncapped functions)."""
     runtime = frames.process()
     return runtime.store.claim_group(
-        runtime.worker_id, runtime.executor, runtime.clock.now_ms(), group_id, size
+        runtime.worker_id,
+        runtime.executor,
+        runtime.clock.now_ms(),
+        group_id,
+        size,
+        scope=runtime.scope,
     )
 
 
