@@ -23,6 +23,7 @@ from cairn._execution import attempts, clock, failures, frames
 from cairn._wake import Wake
 from cairn.store import (
     CallKey,
+    ClaimScope,
     RequestRecord,
     Store,
     open_store,
@@ -89,8 +90,21 @@ class _Executor:
 class Engine:
     """Runs requests durably on one machine with a pool of executor processes."""
 
-    def __init__(self, store_url: str, *, concurrency: int | None = None) -> None:
+    def __init__(
+        self,
+        store_url: str,
+        *,
+        concurrency: int | None = None,
+        serving: bool = False,
+        functions: frozenset[str] | None = None,
+    ) -> None:
+        """``serving``: a worker that runs any request of the functions it has
+        loaded (``functions``, when given, of those alone); otherwise the engine
+        of one process's own requests (``run_local_application``), which never
+        runs another's."""
         self.store_url = store_url
+        self.serving = serving
+        self.functions = functions
         self.store: Store = open_store(store_url)
         self.concurrency = (
             concurrency if concurrency is not None else default_concurrency()
@@ -100,6 +114,7 @@ class Engine:
                 f"concurrency must be >= 1, got {self.concurrency}"
             )
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
+        self.scope = self._scope()
         self._executors: dict[int, _Executor] = {}
         self._next_index = 0
         # What the executors inherited when forked: new functions, a changed
@@ -126,6 +141,12 @@ class Engine:
         self._stop_all()
         self._setting = setting
         self._heartbeat(force=True)
+        self.scope = self._scope()
+        if self.serving:
+            served = self.scope.functions or ()
+            self.store.serve_functions(
+                self.worker_id, {name: _registry.code_version(name) for name in served}
+            )
         for _ in range(self.concurrency):
             self._spawn(extra=False)
 
@@ -136,8 +157,27 @@ class Engine:
         self._closed = True
         self._stop_all()
         self._wake.close()
+        if self.serving:
+            self.store.serve_functions(self.worker_id, {})
+        # Taken for dead at once: the calls and requests it leaves are taken over.
         self.store.heartbeat(self.worker_id, this_host(), os.getpid(), 0.0)
         self.store.close()
+
+    def _scope(self) -> ClaimScope:
+        """What this engine's executors claim: functions it has loaded (those of
+        ``functions`` alone, if given), of requests it owns, or of nobody's."""
+        loaded = _registry.names()
+        if self.functions is not None:
+            missing = sorted(self.functions - set(loaded))
+            if missing:
+                raise errors.SDKUsageError(
+                    f"no function named {', '.join(map(repr, missing))} in the loaded "
+                    f"code (it has {', '.join(loaded) or 'none'})"
+                )
+            loaded = tuple(sorted(self.functions))
+        return ClaimScope(
+            owner=None if self.serving else self.worker_id, functions=loaded
+        )
 
     def owned_by_this_process(self) -> bool:
         """False in a forked child, which must not touch its parent's executors."""
@@ -162,7 +202,13 @@ class Engine:
             code = 1
             try:
                 code = _executor.main(
-                    self.store_url, self.worker_id, index, board, parent, self._wake
+                    self.store_url,
+                    self.worker_id,
+                    index,
+                    board,
+                    parent,
+                    self._wake,
+                    self.scope,
                 )
             except BaseException:
                 import traceback
@@ -518,7 +564,7 @@ class Engine:
             not free
             and len(working) < self.concurrency
             and len(executors) < self._max_executors
-            and self.store.runnable_exists(clock.now_ms())
+            and self.store.runnable_exists(clock.now_ms(), self.scope)
         ):
             self._spawn(extra=True)
             return True

@@ -19,7 +19,7 @@ from cairn import _faults, _registry, errors
 from cairn._deadlines import DeadlineBoard
 from cairn._execution import dispatch, frames, scheduler, storage
 from cairn._wake import Wake
-from cairn.store import Store, open_store
+from cairn.store import ClaimScope, Store, open_store
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +38,7 @@ def main(
     board: DeadlineBoard,
     parent_pid: int,
     wake: Wake,
+    scope: ClaimScope,
 ) -> int:
     """Run the claim loop until the supervisor goes away or asks us to stop."""
     stopping = False
@@ -67,7 +68,13 @@ def main(
         return EXIT_INFRASTRUCTURE
     flusher.start()
     runtime = frames.Process(
-        store, worker_id, index, board, flusher, run_batch=dispatch.run_batch
+        store,
+        worker_id,
+        index,
+        board,
+        flusher,
+        run_batch=dispatch.run_batch,
+        scope=scope,
     )
     frames.install(runtime)
     caps = _registry.concurrency_caps()
@@ -76,8 +83,8 @@ def main(
         try:
             now = runtime.clock.now_ms()
             claimed = (
-                store.claim_call(worker_id, index, now, caps=caps)
-                if store.runnable_exists(now)
+                store.claim_call(worker_id, index, now, caps=caps, scope=scope)
+                if store.runnable_exists(now, scope)
                 else None
             )
             if claimed is None:

@@ -7,7 +7,9 @@ to start fresh executor processes.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,6 +82,26 @@ def register(spec: FunctionSpec) -> None:
         )
     _functions[spec.name] = spec
     generation += 1
+
+
+def names() -> tuple[str, ...]:
+    """Every registered function's name, sorted."""
+    return tuple(sorted(_functions))
+
+
+def code_version(name: str) -> str:
+    """A version of a function's code: a hash of its module's source file (of its
+    name, when the source cannot be read), so that workers running other code are
+    told apart."""
+    spec = _functions[name]
+    module = sys.modules.get(spec.module)
+    path = getattr(module, "__file__", None)
+    try:
+        with open(path or "", "rb") as source:
+            text = source.read()
+    except OSError:
+        text = spec.module.encode()
+    return hashlib.sha256(text).hexdigest()[:12]
 
 
 def concurrency_caps() -> dict[str, int]:

@@ -30,6 +30,7 @@ from cairn.store import (
     NewRequest,
     RequestOutcome,
     RequestRecord,
+    Store,
     default_url,
     redact_url,
 )
@@ -219,7 +220,11 @@ class Request:
         del upgrade_to_latest_version  # the code loaded in this process is the latest
         with borrowed(self._store_url) as store:
             store.start_replay(
-                self._id, from_call=from_call, strict=strict, now_ms=_calls.now_ms()
+                self._id,
+                from_call=from_call,
+                strict=strict,
+                now_ms=_calls.now_ms(),
+                owner=local_owner(self._store_url),
             )
         _run(self._id, self._store_url)
         _local_report.print_failures(self._id, self._store_url)
@@ -325,6 +330,28 @@ def _engine_for(store_url: str) -> _engine.Engine:
     return _local_engine
 
 
+def waiting_for(store: Store, record: RequestRecord) -> str | None:
+    """What an unfinished request nobody runs alone waits for: a worker that
+    serves a function of its pending calls (none is alive), or None."""
+    if record.status.finished or record.owner is not None:
+        return None
+    missing = store.unserved_functions(record.id, _calls.now_ms())
+    if not missing:
+        return None
+    names = ", ".join(f"`{name}`" for name in missing)
+    return f"waiting for a worker that serves {names}"
+
+
+def local_owner(store_url: str) -> str:
+    """The id of this process's engine, started: a request it owns is run by it
+    alone (and by no other process while it lives)."""
+    if _frames.current_or_none() is not None:
+        raise errors.SDKUsageError("cannot run a request from inside a function call")
+    engine = _engine_for(store_url)
+    engine.start()  # alive in the store before it owns anything
+    return engine.worker_id
+
+
 def _run(
     request_id: str, store_url: str, on_tick: Callable[[], None] | None = None
 ) -> RequestRecord:
@@ -349,10 +376,12 @@ def submit(
     store_url: str,
     headers: dict[str, str] | None = None,
     request_id: str | None = None,
+    owner: str | None = None,
 ) -> str:
-    """Create a request (pending) for an application and return its id."""
+    """Create a request (pending) for an application and return its id; ``owner``
+    (see ``local_owner``) runs it alone, else any serving worker may."""
     request, root, payload = new_request(
-        app, args, kwargs, headers=headers, request_id=request_id
+        app, args, kwargs, headers=headers, request_id=request_id, owner=owner
     )
     with borrowed(store_url) as store:
         store.create_request(request, root, payload)
@@ -366,6 +395,7 @@ def new_request(
     *,
     headers: dict[str, str] | None = None,
     request_id: str | None = None,
+    owner: str | None = None,
 ) -> tuple[NewRequest, CallKey, bytes]:
     """A request to create, its application call and that call's arguments, with
     the input validated (bad input fails here with a clear message, not in a worker).
@@ -384,6 +414,7 @@ def new_request(
         input=payload,
         headers=dict(headers or {}),
         created_at_ms=_calls.now_ms(),
+        owner=owner,
     )
     root = CallKey(
         id=request_id,
@@ -408,7 +439,9 @@ def run_local_application(app: Any, *args: Any, **kwargs: Any) -> Request:
     ``cairn_store="sqlite:///path.db"`` to choose another.
     """
     store_url = kwargs.pop("cairn_store", None) or default_url()
-    request_id = submit(app, args, kwargs, store_url=store_url)
+    request_id = submit(
+        app, args, kwargs, store_url=store_url, owner=local_owner(store_url)
+    )
     _run(request_id, store_url)
     _local_report.print_failures(request_id, store_url)
     return Request(request_id, store_url)

@@ -77,7 +77,9 @@ EXPECTED_SCHEMA = {
         "created_at_ms",
         "started_at_ms",
         "finished_at_ms",
+        "owner",
     ],
+    "worker_functions": ["worker_id", "function", "code_version"],
     "workers": ["id", "host", "pid", "started_at_ms", "heartbeat_at_ms"],
 }
 EXPECTED_INDEXES = {
@@ -87,6 +89,7 @@ EXPECTED_INDEXES = {
     "calls_runnable",
     "requests_by_app",
     "requests_by_created",
+    "worker_functions_by_function",
 }
 
 

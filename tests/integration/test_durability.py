@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -356,8 +357,7 @@ def test_a_request_whose_process_was_killed_is_taken_over(tmp_path, store_url):
         textwrap.dedent(
             f"""
             import sys, time
-            from cairn import application, function, get_request, run_local_application
-            from cairn.store import open_store
+            from cairn import application, function, run_local_application
 
             @function()
             def takeover_step(i: int) -> int:
@@ -372,25 +372,8 @@ def test_a_request_whose_process_was_killed_is_taken_over(tmp_path, store_url):
             def takeover_app(n: int) -> int:
                 return sum(takeover_step(i) for i in range(n))
 
-            @application()
-            @function()
-            def other_app() -> int:
-                return 0
-
             if __name__ == "__main__":
-                if sys.argv[1] == "first":
-                    run_local_application(takeover_app, 4, cairn_store={store_url!r})
-                else:
-                    # Any engine on the store takes the orphan over; this one stays
-                    # until it is done (exiting earlier would kill it mid-step).
-                    run_local_application(other_app, cairn_store={store_url!r}).output()
-                    store = open_store({store_url!r})
-                    (orphan,) = store.list_requests(application="takeover_app")
-                    store.close()
-                    orphan = get_request(orphan.id, store={store_url!r})
-                    deadline = time.monotonic() + 60
-                    while not orphan.status().finished and time.monotonic() < deadline:
-                        time.sleep(0.05)
+                run_local_application(takeover_app, 4, cairn_store={store_url!r})
             """
         )
     )
@@ -404,16 +387,25 @@ def test_a_request_whose_process_was_killed_is_taken_over(tmp_path, store_url):
         time.sleep(0.05)
     first.send_signal(signal.SIGKILL)
     first.wait()
-    # Any engine on the same store takes the orphaned request over.
-    subprocess.run(
-        [sys.executable, str(app), "second"], env=env, check=True, timeout=60
+    # A worker that serves its functions takes the orphaned request over.
+    cairn_cli = str(Path(sys.executable).parent / "cairn")
+    worker = subprocess.Popen(
+        [cairn_cli, "worker", str(app), "--store", store_url], env=env
     )
     store = cairn.store.open_store(store_url)
     try:
-        (finished,) = store.list_requests(application="takeover_app")
+        (orphan,) = store.list_requests(application="takeover_app")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            finished = store.get_request(orphan.id)
+            if finished is not None and finished.status.finished:
+                break
+            time.sleep(0.05)
     finally:
         store.close()
-    assert finished.status is RequestStatus.SUCCEEDED
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(30)
+    assert finished is not None and finished.status is RequestStatus.SUCCEEDED
     assert log.read_text().split() == ["0", "1", "2", "2", "3"]
 
 

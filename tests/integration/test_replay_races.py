@@ -167,21 +167,35 @@ def _check_http(url: str, http: httpx.Client, effects: SideEffects) -> str:
 
 
 def test_a_pending_run_is_refused_until_nobody_can_take_it(store: Store) -> None:
-    def replay(at_ms: float) -> int:
-        return store.start_replay("req-1", from_call=None, strict=False, now_ms=at_ms)
+    def replay(at_ms: float, owner: str | None = None) -> int:
+        return store.start_replay(
+            "req-1", from_call=None, strict=False, now_ms=at_ms, owner=owner
+        )
 
-    new_request(store)  # created at T0, never run: no worker anywhere
-    assert replay(T0 + 60_000) == 2  # taken over
-    with pytest.raises(cairn.RequestRunning, match="run 2 is pending") as refused:
-        replay(T0 + 61_000)  # just queued: a worker is about to take it
-    assert refused.value.run == 2
-    assert replay(T0 + 80_000) == 3  # queued long ago, and no worker alive
+    def alive(worker_id: str, at_ms: float) -> None:
+        store.heartbeat(worker_id, this_host(), os.getpid(), at_ms)
 
-    # A live worker will take a pending run, however long it has waited.
-    store.heartbeat("live", this_host(), os.getpid(), T0 + 200_000)
+    new_request(store)  # never run, and no engine anywhere: nobody will take it
+    assert replay(T0 + 60_000) == 2
+    assert replay(T0 + 61_000) == 3  # still nobody
+
+    # A local replay's own engine will run it while it lives.
+    alive("local", T0 + 62_000)
+    assert replay(T0 + 62_000, owner="local") == 4
+    with pytest.raises(cairn.RequestRunning, match="run 4 is pending") as refused:
+        replay(T0 + 63_000)
+    assert refused.value.run == 4
+    assert replay(T0 + 90_000) == 5  # its engine stopped beating: abandoned
+
+    # Owned by nobody, a live worker that serves the application will take it;
+    # one that serves other functions will not.
+    alive("worker", T0 + 100_000)
+    store.serve_functions("worker", {"other_app": "v1"})
+    assert replay(T0 + 100_000) == 6
+    store.serve_functions("worker", {"app": "v1"})
     with pytest.raises(cairn.RequestRunning, match="live worker will take it"):
-        replay(T0 + 201_000)
+        replay(T0 + 101_000)
     record = store.get_request("req-1")
     assert record is not None
-    assert record.run == 3
+    assert record.run == 6
     assert record.status is RequestStatus.PENDING

@@ -10,7 +10,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cairn import _ids, errors
-from cairn.store import CallKey, ClaimedCall, RecordedChild, RunningCall, Store
+from cairn.store import (
+    CallKey,
+    ClaimedCall,
+    ClaimScope,
+    RecordedChild,
+    RunningCall,
+    Store,
+)
 
 from . import clock as _clock
 from . import failures
@@ -228,6 +235,9 @@ class Process:
     #: runs claimed calls here, committing fast successes together; returns the
     #: seconds their code took (set by whoever builds the process: the driver)
     run_batch: Callable[[list[ClaimedCall]], float] | None = None
+    #: the functions this process serves: a waiting caller runs its pending
+    #: children only of those (None: any)
+    scope: ClaimScope | None = None
 
 
 _process: Process | None = None

@@ -134,7 +134,9 @@ def run(target: str, input_json: str | None, store_url: str | None) -> None:
     args, kwargs = _loading.parse_input(input_json, spec)
     url = _common.resolve_url(store_url)
     try:
-        request_id = _request.submit(spec.name, args, kwargs, store_url=url)
+        request_id = _request.submit(
+            spec.name, args, kwargs, store_url=url, owner=_request.local_owner(url)
+        )
     except (errors.SDKUsageError, errors.SerializationError) as error:
         raise click.BadParameter(error.message, param_hint="'--input'") from None
     record = _common.run_live(request_id, url)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -14,7 +15,8 @@ from cairn.store import RequestRecord, Store, default_url, open_store
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_STORE = "sqlite:///.cairn/cairn.db"
-INTERRUPTED_EXIT = 130
+INTERRUPTED_EXIT = 130  # 128 + SIGINT, as a shell reports Ctrl-C
+TERMINATED_EXIT = 143  # 128 + SIGTERM
 
 
 class Group(click.Group):
@@ -28,6 +30,20 @@ class Interrupted(click.ClickException):
     """Ctrl-C while a request ran here."""
 
     exit_code = INTERRUPTED_EXIT
+
+
+class Terminated(Interrupted):
+    """SIGTERM while a request ran here."""
+
+    exit_code = TERMINATED_EXIT
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised where the process was, to unwind as Ctrl-C does."""
+
+
+def _terminate(_signum: int, _frame: object) -> None:
+    raise _Terminated
 
 
 def store_option(command: F) -> F:
@@ -71,11 +87,19 @@ def opened(url: str) -> Iterator[Store]:
 def run_live(request_id: str, store_url: str) -> RequestRecord:
     """Run a submitted request here, with the live progress display."""
     err = _render.console(stderr=True)
+    # Stopped, the engine hands its calls back and the request stays resumable:
+    # by a replay, or by any worker that serves its functions.
+    resume = (
+        f"request {request_id} did not finish; resume it with "
+        f"'cairn requests replay {request_id}'"
+    )
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         with _live.LiveProgress(request_id, store_url, err) as live:
             return _request._run(request_id, store_url, on_tick=live.tick)
     except KeyboardInterrupt:
-        raise Interrupted(
-            f"interrupted: request {request_id} did not finish; resume it with "
-            f"'cairn requests replay {request_id}'"
-        ) from None
+        raise Interrupted(f"interrupted: {resume}") from None
+    except _Terminated:
+        raise Terminated(f"terminated: {resume}") from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)

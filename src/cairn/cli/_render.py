@@ -115,7 +115,9 @@ def requests_table(
     return table
 
 
-def summary(record: RequestRecord, app_call: CallRecord | None) -> list[str]:
+def summary(
+    record: RequestRecord, app_call: CallRecord | None, waiting: str | None = None
+) -> list[str]:
     """Key/value lines (rich markup) summarizing one request."""
     rows = [
         ("request", record.id),
@@ -135,6 +137,8 @@ def summary(record: RequestRecord, app_call: CallRecord | None) -> list[str]:
         rows.append(("error", f"[red]{escape(clip(error_line(record.error)))}[/]"))
     if record.progress:
         rows.append(("progress", escape(_progress_text(record.progress))))
+    if waiting:
+        rows.append(("waiting", f"[yellow]{escape(waiting)}[/]"))
     return [f"[bold]{key:<12}[/] {value}" for key, value in rows]
 
 

@@ -7,7 +7,7 @@ import sys
 import click
 
 import cairn
-from cairn import _calls, _registry, errors
+from cairn import _calls, _registry, _request, errors
 from cairn.cli import _common, _loading, _render, _serve
 from cairn.store import RequestRecord, Store, redact_url
 from cairn.types import RequestStatus
@@ -93,6 +93,7 @@ def show(
     with _common.opened(url) as store:
         record = store.get_request(request_id)
         call_records = store.list_calls(request_id)
+        waiting = _request.waiting_for(store, record) if record else None
     groups = {c.id: c.group_id for c in call_records}
     app_call = next((c for c in call_records if c.id == request_id), None)
     if record is None:
@@ -101,7 +102,7 @@ def show(
         )
     calls = request.calls()
     out = _render.console()
-    for line in _render.summary(record, app_call):
+    for line in _render.summary(record, app_call, waiting):
         out.print(line)
     out.print()
     out.print(_render.call_tree(calls, groups, tracebacks))
@@ -205,7 +206,11 @@ def replay(
     _load_request_code(record, app)
     with _common.opened(url) as store:
         store.start_replay(
-            request_id, from_call=forced, strict=strict, now_ms=_calls.now_ms()
+            request_id,
+            from_call=forced,
+            strict=strict,
+            now_ms=_calls.now_ms(),
+            owner=_request.local_owner(url),
         )
     record = _common.run_live(request_id, url)
     out = _render.console()

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from cairn import _engine
+from cairn import _engine, errors
 from cairn.cli import _common, _loading
 from cairn.store import redact_url
 
@@ -31,23 +31,48 @@ from cairn.store import redact_url
     show_envvar=True,
     help="Seconds a stopping worker lets running calls finish before handing them back.",
 )
+@click.option(
+    "--functions",
+    "function_names",
+    metavar="NAME",
+    multiple=True,
+    help="Serve only these functions (repeat, or separate with commas): route "
+    "GPU-heavy or rate-limited functions to the hosts meant for them. Default: "
+    "every function the code defines.",
+)
 @_common.store_option
 def worker(
-    source: str, concurrency: int | None, grace_s: float, store_url: str | None
+    source: str,
+    concurrency: int | None,
+    grace_s: float,
+    function_names: tuple[str, ...],
+    store_url: str | None,
 ) -> None:
-    """Run the calls of any request on the store, until SIGTERM or Ctrl-C.
+    """Run the calls of the store's requests, until SIGTERM or Ctrl-C.
 
     FILE_OR_MODULE is the code of the applications (a .py file or a dotted module).
-    Several workers, here or on other machines, share the store's work. The first
-    SIGTERM/SIGINT stops claiming and lets running calls finish within --grace;
-    a second one exits at once. Calls of a worker that died are taken over by the
-    others once its heartbeat goes stale.
+    A worker runs calls of the functions it has loaded (or of --functions), of
+    any request not run by a `cairn run` or run_local_application process of its
+    own. Several workers, here or on other machines, share the store's work. The
+    first SIGTERM/SIGINT stops claiming and lets running calls finish within
+    --grace; a second one exits at once. Calls of a process that died are taken
+    over by the workers that serve its functions once its heartbeat goes stale.
     """
     _loading.load_source(source)
-    engine = _engine.Engine(_common.resolve_url(store_url), concurrency=concurrency)
+    names = frozenset(n.strip() for ns in function_names for n in ns.split(","))
+    try:
+        engine = _engine.Engine(
+            _common.resolve_url(store_url),
+            concurrency=concurrency,
+            serving=True,
+            functions=(names - {""}) or None,
+        )
+    except errors.SDKUsageError as error:
+        raise click.BadParameter(error.message, param_hint="'--functions'") from None
+    served = ", ".join(engine.scope.functions or ()) or "nothing"
     click.echo(
         f"cairn worker {engine.worker_id}: {engine.concurrency} executor(s) on "
-        f"{redact_url(engine.store_url)}",
+        f"{redact_url(engine.store_url)}, serving {served}",
         err=True,
     )
     sys.exit(engine.serve(grace_s=grace_s))

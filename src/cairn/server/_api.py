@@ -310,9 +310,12 @@ async def _metadata(state: ServerState, record: RequestRecord) -> dict[str, Any]
         lambda store: store.list_calls(record.id)
     )
     calls = await state.pool.call(_request.Request(record.id, state.store_url).calls)
-    return _shapes.request_metadata(
+    waiting = await state.pool.run(lambda store: _request.waiting_for(store, record))
+    data = _shapes.request_metadata(
         record, state.version(record.application), calls, records
     )
+    data["waiting"] = waiting
+    return data
 
 
 async def get_request(request: Request) -> Response:

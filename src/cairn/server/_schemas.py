@@ -181,6 +181,11 @@ SCHEMAS: dict[str, Any] = {
                     },
                     "function_runs": {"type": "array", "items": ref("FunctionRun")},
                     "progress": {"type": ["object", "null"]},
+                    "waiting": {
+                        "type": ["string", "null"],
+                        "description": "what a pending request waits for, e.g. "
+                        "a worker that serves one of its functions",
+                    },
                 },
                 "required": ["request_error", "function_runs"],
             },

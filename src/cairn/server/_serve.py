@@ -168,7 +168,9 @@ def _worker_main(
         pass
     if os.getppid() != parent:
         return 0
-    engine = _engine.Engine(options.store_url, concurrency=options.concurrency)
+    engine = _engine.Engine(
+        options.store_url, concurrency=options.concurrency, serving=True
+    )
     engine.start()
     _report(ready_fd, "ready")
     return engine.serve(grace_s=options.grace_s, stop=lambda: os.getppid() != parent)

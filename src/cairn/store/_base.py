@@ -18,6 +18,7 @@ from ._records import (
     CallRecord,
     CallSuccess,
     ClaimedCall,
+    ClaimScope,
     Event,
     EventRecord,
     NewRequest,
@@ -27,7 +28,7 @@ from ._records import (
     RunningCall,
 )
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 class Store(Reads, Protocol):
@@ -70,9 +71,18 @@ class Store(Reads, Protocol):
         """Newest first; ``before_ms`` pages to older ones."""
 
     def start_replay(
-        self, request_id: str, *, from_call: str | None, strict: bool, now_ms: float
+        self,
+        request_id: str,
+        *,
+        from_call: str | None,
+        strict: bool,
+        now_ms: float,
+        owner: str | None = None,
     ) -> int:
-        """Re-queue the application call under a new run number and return it."""
+        """Re-queue the application call under a new run number and return it.
+
+        ``owner``: the engine that will run it alone (a local replay), or None for
+        any serving worker."""
 
     def delete_request(self, request_id: str) -> bool:
         """Delete a request and everything recorded for it; False if there was none."""
@@ -134,11 +144,14 @@ class Store(Reads, Protocol):
         group_id: str | None = None,
         call_id: str | None = None,
         caps: Mapping[str, int] | None = None,
+        scope: ClaimScope | None = None,
     ) -> ClaimedCall | None:
         """Take one runnable dispatched call (optionally of one group, or one id).
 
         Calls of a function whose running calls reached its cap in ``caps`` (its
-        ``max_concurrency``, counted across every worker) are left for later.
+        ``max_concurrency``, counted across every worker) are left for later. Any
+        call (no group, no id) is one of ``scope``: by default, of requests nobody
+        owns, of any function.
         """
 
     def claim_group(
@@ -148,6 +161,7 @@ class Store(Reads, Protocol):
         now_ms: float,
         group_id: str,
         limit: int,
+        scope: ClaimScope | None = None,
     ) -> list[ClaimedCall]:
         """Take up to ``limit`` runnable calls of one map group, in item order.
 
@@ -202,11 +216,22 @@ class Store(Reads, Protocol):
     def heartbeat(self, worker_id: str, host: str, pid: int, now_ms: float) -> None:
         """Record that a worker is alive."""
 
+    def serve_functions(self, worker_id: str, versions: Mapping[str, str]) -> None:
+        """Record the functions a serving worker has loaded, with their code
+        versions (replacing what it served before)."""
+
+    def serving_workers(self, function: str, now_ms: float) -> dict[str, str]:
+        """Live serving workers that have loaded ``function``: id -> code version."""
+
+    def unserved_functions(self, request_id: str, now_ms: float) -> list[str]:
+        """Functions of the request's pending dispatched calls that no live serving
+        worker has loaded (what a request nobody owns waits for)."""
+
     def unfinished_dispatched(self, request_id: str) -> int:
         """How many dispatched calls of a request are pending or running."""
 
-    def runnable_exists(self, now_ms: float) -> bool:
-        """Whether any dispatched call is waiting for an executor."""
+    def runnable_exists(self, now_ms: float, scope: ClaimScope | None = None) -> bool:
+        """Whether any dispatched call of ``scope`` is waiting for an executor."""
 
     # -- events and state ---------------------------------------------------------
     def append_events(self, request_id: str, events: list[Event]) -> None:

@@ -18,6 +18,8 @@ class NewRequest:
     input: bytes
     headers: dict[str, str]
     created_at_ms: float
+    owner: str | None = None
+    """The engine that runs it alone (a local run); None: any serving worker."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -39,6 +41,17 @@ class RequestRecord:
     created_at_ms: float
     started_at_ms: float | None
     finished_at_ms: float | None
+    owner: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClaimScope:
+    """Which dispatched calls an engine may claim: of requests it owns (a local
+    run's engine) or of nobody's (a serving worker), and of functions it has
+    loaded (all of them when ``functions`` is None)."""
+
+    owner: str | None
+    functions: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

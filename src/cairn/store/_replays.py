@@ -6,14 +6,13 @@ through (``Request.replay``, the server's replay route, ``cairn requests
 replay``), and in the transaction that requeues, so that of two replays started
 at once (a double-click, two terminals) exactly one is accepted: the second sees
 the first's run pending, and a replay of a run still going would run its side
-effects again. A run nobody can finish any more is *abandoned*, and a replay takes
-it over (that is how a request recovers after its process died):
+effects again. A run nobody can finish any more is *abandoned*, and a replay takes it over
+(that is how a request recovers after its process died):
 
 - a running call of the request held by a live worker: not abandoned;
-- its application call queued (by a replay, a retry or a released worker) less
-  than ``WORKER_STALE_MS`` ago, or any live worker left to take it: not
-  abandoned, since a worker is about to take it, like the engine of the process
-  that just started the replay;
+- a live engine that will take it: its owner (the process that runs it alone:
+  a local run or replay), or, owned by nobody, a serving worker that has loaded
+  its application: not abandoned;
 - otherwise, abandoned.
 """
 
@@ -23,7 +22,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from cairn import errors
-from cairn.types import CallStatus, RequestStatus
+from cairn.types import RequestStatus
 
 from ._sqlbase import WORKER_STALE_MS, holder_is_alive
 
@@ -49,8 +48,10 @@ def start(
     from_call: str | None,
     strict: bool,
     now_ms: float,
+    owner: str | None = None,
 ) -> int:
-    """Requeue the application call under a new run and return its number.
+    """Requeue the application call under a new run and return its number; the
+    run is ``owner``'s alone (a local replay), or any serving worker's (None).
 
     Raises:
         RequestNotFound: there is no such request.
@@ -68,7 +69,12 @@ def start(
     execute("clear_state", {"request_id": request_id})
     execute(
         "start_replay_request",
-        {"request_id": request_id, "run": new_run, "strict": int(strict)},
+        {
+            "request_id": request_id,
+            "run": new_run,
+            "strict": int(strict),
+            "owner": owner,
+        },
     )
     return new_run
 
@@ -79,7 +85,7 @@ def _admit(execute: Execute, request_id: str, now_ms: float) -> int:
     row = execute("replay_request", params).fetchone()
     if row is None:
         raise errors.RequestNotFound(f"no request with id {request_id!r}")
-    run, status, created_at_ms = int(row[0]), RequestStatus(row[1]), row[2]
+    run, status = int(row[0]), RequestStatus(row[1])
     if status.finished:
         return run
 
@@ -94,15 +100,8 @@ def _admit(execute: Execute, request_id: str, now_ms: float) -> int:
     holders = execute("live_holders", params).fetchall()
     if any(holder_is_alive(host, pid) for host, pid in holders):
         raise refuse("is running on a live worker")
-    app = execute("replay_app_call", params).fetchone()
-    if app is None or CallStatus(app[0]) is not CallStatus.PENDING:
-        return run  # its application call was left running by a dead worker
-    queued_at_ms = max(app[1] or created_at_ms, app[2] or 0.0)
-    if now_ms - queued_at_ms < WORKER_STALE_MS:
-        waited_s = max(now_ms - queued_at_ms, 0.0) / 1000
-        raise refuse(f"is pending (queued {waited_s:.1f}s ago)")
-    workers = execute("fresh_workers", params).fetchall()
-    if any(holder_is_alive(host, pid) for host, pid in workers):
+    takers = execute("fresh_workers", params).fetchall()
+    if any(holder_is_alive(host, pid) for host, pid in takers):
         raise refuse("is pending, and a live worker will take it")
     return run
 

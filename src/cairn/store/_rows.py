@@ -31,6 +31,7 @@ def request_params(request: NewRequest) -> dict[str, Any]:
         "input": request.input,
         "headers_json": json.dumps(request.headers),
         "created_at_ms": request.created_at_ms,
+        "owner": request.owner,
     }
 
 
@@ -98,4 +99,5 @@ def request(row: Any) -> RequestRecord:
         created_at_ms=row[12],
         started_at_ms=row[13],
         finished_at_ms=row[14],
+        owner=row[15],
     )

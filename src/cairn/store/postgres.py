@@ -47,6 +47,7 @@ from ._records import (
     CallRecord,
     CallSuccess,
     ClaimedCall,
+    ClaimScope,
     Event,
     EventRecord,
     NewRequest,
@@ -85,6 +86,7 @@ class PostgresStore(_browse.Browsing):
         self._fallback_token = 0
         self._notified_at = 0.0
         self._idle_token: int | None = None
+        self._idle_scope: ClaimScope | None = None
         self._idle_until_ms = 0.0
         self._idle_recheck_at = 0.0
 
@@ -173,7 +175,13 @@ class PostgresStore(_browse.Browsing):
         return [_rows.request(row) for row in rows]
 
     def start_replay(
-        self, request_id: str, *, from_call: str | None, strict: bool, now_ms: float
+        self,
+        request_id: str,
+        *,
+        from_call: str | None,
+        strict: bool,
+        now_ms: float,
+        owner: str | None = None,
     ) -> int:
         """Re-queue the application call under a new run number (refused while a
         run of the request is still pending or running: see ``_replays``)."""
@@ -183,7 +191,12 @@ class PostgresStore(_browse.Browsing):
                 return conn.execute(Q[name], params)
 
             return _replays.start(
-                execute, request_id, from_call=from_call, strict=strict, now_ms=now_ms
+                execute,
+                request_id,
+                from_call=from_call,
+                strict=strict,
+                now_ms=now_ms,
+                owner=owner,
             )
 
         return self._db.write(body)
@@ -334,6 +347,7 @@ class PostgresStore(_browse.Browsing):
         group_id: str | None = None,
         call_id: str | None = None,
         caps: Mapping[str, int] | None = None,
+        scope: ClaimScope | None = None,
     ) -> ClaimedCall | None:
         """Take one runnable dispatched call of a function not at its cap."""
         if call_id is not None:
@@ -349,6 +363,7 @@ class PostgresStore(_browse.Browsing):
             "group_id": group_id,
             "call_id": call_id,
             "full": [],
+            **_scope_params(scope),
         }
         if call_id is not None or group_id is not None:
             # Waiting callers ask often and mostly find nothing: one read says so
@@ -389,6 +404,7 @@ class PostgresStore(_browse.Browsing):
         now_ms: float,
         group_id: str,
         limit: int,
+        scope: ClaimScope | None = None,
     ) -> list[ClaimedCall]:
         """Take up to ``limit`` runnable calls of one map group, in item order."""
         params = {
@@ -397,6 +413,7 @@ class PostgresStore(_browse.Browsing):
             "now_ms": now_ms,
             "group_id": group_id,
             "limit": limit,
+            **_scope_params(scope),
         }
         if self._one(Q["due_in_group"], params) is None:
             return []
@@ -585,7 +602,7 @@ class PostgresStore(_browse.Browsing):
     def release_dead_workers(self, now_ms: float) -> int:
         """Hand back the calls of workers that stopped heartbeating (or whose process
         on this host is gone); return how many calls became runnable again."""
-        holders = self._all(Q["workers_holding_calls"])
+        holders = self._all(Q["workers_holding_work"])
         suspects = [
             worker_id
             for worker_id, host, pid, beat in holders
@@ -606,6 +623,8 @@ class PostgresStore(_browse.Browsing):
                         _RELEASE_CALLS, {"worker_id": worker_id, "executor": None}
                     ).fetchall()
                 )
+                conn.execute(Q["free_owned_requests"], {"dead": [worker_id]})
+                conn.execute(Q["forget_functions"], {"worker_id": worker_id})
                 conn.execute("DELETE FROM workers WHERE id = %s", (worker_id,))
             return released
 
@@ -625,13 +644,48 @@ class PostgresStore(_browse.Browsing):
             notify=False,
         )
 
+    def serve_functions(self, worker_id: str, versions: Mapping[str, str]) -> None:
+        """Record the functions a serving worker has loaded."""
+
+        def body(conn: Connection) -> None:
+            conn.execute(Q["forget_functions"], {"worker_id": worker_id})
+            with conn.cursor() as cursor:
+                cursor.executemany(
+                    Q["serve_function"],
+                    [
+                        {"worker_id": worker_id, "function": name, "code_version": v}
+                        for name, v in versions.items()
+                    ],
+                )
+
+        self._db.write(body)
+
+    def serving_workers(self, function: str, now_ms: float) -> dict[str, str]:
+        """Live serving workers that have loaded ``function``."""
+        rows = self._all(
+            Q["serving_workers"],
+            {"function": function, "fresh_after_ms": now_ms - _sqlbase.WORKER_STALE_MS},
+        )
+        return {str(worker_id): str(version) for worker_id, version in rows}
+
+    def unserved_functions(self, request_id: str, now_ms: float) -> list[str]:
+        """Functions of pending calls no live serving worker has loaded."""
+        rows = self._all(
+            Q["unserved_functions"],
+            {
+                "request_id": request_id,
+                "fresh_after_ms": now_ms - _sqlbase.WORKER_STALE_MS,
+            },
+        )
+        return [str(row[0]) for row in rows]
+
     def unfinished_dispatched(self, request_id: str) -> int:
         """How many dispatched calls of a request are pending or running."""
         row = self._one(Q["count_unfinished_dispatched"], {"request_id": request_id})
         return int(row[0]) if row else 0
 
-    def runnable_exists(self, now_ms: float) -> bool:
-        """Whether any dispatched call waits for an executor.
+    def runnable_exists(self, now_ms: float, scope: ClaimScope | None = None) -> bool:
+        """Whether any dispatched call of the scope waits for an executor.
 
         Idle workers call this in a loop: while no commit was notified since the
         database said "nothing due before T", the answer is no without a query.
@@ -639,16 +693,18 @@ class PostgresStore(_browse.Browsing):
         token = self.change_token()
         if (
             token == self._idle_token
+            and scope == self._idle_scope
             and now_ms < self._idle_until_ms
             and time.monotonic() < self._idle_recheck_at
         ):
             return False
-        row = self._one(Q["next_due"])
+        row = self._one(Q["next_due"], _scope_params(scope))
         next_due = row[0] if row and row[0] is not None else math.inf
         if next_due <= now_ms:
             self._idle_token = None
             return True
         self._idle_token = token
+        self._idle_scope = scope
         self._idle_until_ms = next_due
         self._idle_recheck_at = time.monotonic() + _RECHECK_IDLE_S
         return False
@@ -713,3 +769,10 @@ class PostgresStore(_browse.Browsing):
             (request_id, run),
         )
         return iter([row[0] for row in rows])
+
+
+def _scope_params(scope: ClaimScope | None) -> dict[str, Any]:
+    if scope is None:
+        return {"owner": None, "served": None}
+    served = None if scope.functions is None else list(scope.functions)
+    return {"owner": scope.owner, "served": served}

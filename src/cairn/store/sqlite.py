@@ -23,6 +23,7 @@ from ._records import (
     CallRecord,
     CallSuccess,
     ClaimedCall,
+    ClaimScope,
     Event,
     EventRecord,
     NewRequest,
@@ -32,6 +33,7 @@ from ._records import (
     RunningCall,
 )
 from ._sqlbase import (
+    WORKER_STALE_MS,
     AfterCalls,
     success_params,
     worker_is_dead,
@@ -141,7 +143,13 @@ class SQLiteStore(_browse.Browsing):
         return [_rows.request(row) for row in rows]
 
     def start_replay(
-        self, request_id: str, *, from_call: str | None, strict: bool, now_ms: float
+        self,
+        request_id: str,
+        *,
+        from_call: str | None,
+        strict: bool,
+        now_ms: float,
+        owner: str | None = None,
     ) -> int:
         """Re-queue the application call under a new run number (refused while a
         run of the request is still pending or running: see ``_replays``)."""
@@ -158,7 +166,12 @@ class SQLiteStore(_browse.Browsing):
                 )
 
             return _replays.start(
-                execute, request_id, from_call=from_call, strict=strict, now_ms=now_ms
+                execute,
+                request_id,
+                from_call=from_call,
+                strict=strict,
+                now_ms=now_ms,
+                owner=owner,
             )
 
     def delete_request(self, request_id: str) -> bool:
@@ -294,6 +307,7 @@ class SQLiteStore(_browse.Browsing):
         group_id: str | None = None,
         call_id: str | None = None,
         caps: Mapping[str, int] | None = None,
+        scope: ClaimScope | None = None,
     ) -> ClaimedCall | None:
         """Take one runnable dispatched call of a function not at its cap."""
         params: dict[str, Any] = {
@@ -303,6 +317,7 @@ class SQLiteStore(_browse.Browsing):
             "group_id": group_id,
             "call_id": call_id,
             "full": "[]",
+            **_scope_params(scope),
         }
         if call_id is not None:
             query = Q["claim_one"]
@@ -344,6 +359,7 @@ class SQLiteStore(_browse.Browsing):
         now_ms: float,
         group_id: str,
         limit: int,
+        scope: ClaimScope | None = None,
     ) -> list[ClaimedCall]:
         """Take up to ``limit`` runnable calls of one map group, in item order."""
         with self._write() as conn:
@@ -357,6 +373,7 @@ class SQLiteStore(_browse.Browsing):
                         "now_ms": now_ms,
                         "group_id": group_id,
                         "limit": limit,
+                        **_scope_params(scope),
                     },
                 ).fetchall()
             ]
@@ -605,10 +622,7 @@ class SQLiteStore(_browse.Browsing):
         """Hand back the calls of workers that stopped heartbeating (or whose process
         on this host is gone); return how many calls became runnable again."""
         with self._write() as conn:
-            workers = conn.execute(
-                "SELECT id, host, pid, heartbeat_at_ms FROM workers "
-                "WHERE id IN (SELECT DISTINCT worker_id FROM calls WHERE status = 'running')"
-            ).fetchall()
+            workers = conn.execute(Q["workers_holding_work"]).fetchall()
             dead = [
                 worker_id
                 for worker_id, host, pid, beat in workers
@@ -621,6 +635,10 @@ class SQLiteStore(_browse.Browsing):
                         Q["release_calls"], {"worker_id": worker_id, "executor": None}
                     ).fetchall()
                 )
+                conn.execute(
+                    Q["free_owned_requests"], {"dead": json.dumps([worker_id])}
+                )
+                conn.execute(Q["forget_functions"], {"worker_id": worker_id})
                 conn.execute("DELETE FROM workers WHERE id = ?", (worker_id,))
             return released
 
@@ -638,6 +656,34 @@ class SQLiteStore(_browse.Browsing):
                 (worker_id, host, pid, now_ms, now_ms),
             )
 
+    def serve_functions(self, worker_id: str, versions: Mapping[str, str]) -> None:
+        """Record the functions a serving worker has loaded."""
+        with self._write() as conn:
+            conn.execute(Q["forget_functions"], {"worker_id": worker_id})
+            conn.executemany(
+                Q["serve_function"],
+                [
+                    {"worker_id": worker_id, "function": name, "code_version": version}
+                    for name, version in versions.items()
+                ],
+            )
+
+    def serving_workers(self, function: str, now_ms: float) -> dict[str, str]:
+        """Live serving workers that have loaded ``function``."""
+        rows = self._conn.execute(
+            Q["serving_workers"],
+            {"function": function, "fresh_after_ms": now_ms - WORKER_STALE_MS},
+        ).fetchall()
+        return {str(worker_id): str(version) for worker_id, version in rows}
+
+    def unserved_functions(self, request_id: str, now_ms: float) -> list[str]:
+        """Functions of pending calls no live serving worker has loaded."""
+        rows = self._conn.execute(
+            Q["unserved_functions"],
+            {"request_id": request_id, "fresh_after_ms": now_ms - WORKER_STALE_MS},
+        ).fetchall()
+        return [str(row[0]) for row in rows]
+
     def unfinished_dispatched(self, request_id: str) -> int:
         """How many dispatched calls of a request are pending or running."""
         return int(
@@ -646,12 +692,10 @@ class SQLiteStore(_browse.Browsing):
             ).fetchone()[0]
         )
 
-    def runnable_exists(self, now_ms: float) -> bool:
-        """Whether any dispatched call waits for an executor."""
+    def runnable_exists(self, now_ms: float, scope: ClaimScope | None = None) -> bool:
+        """Whether any dispatched call of the scope waits for an executor."""
         row = self._conn.execute(
-            "SELECT 1 FROM calls WHERE status = 'pending' AND dispatched = 1 "
-            "AND not_before_ms <= ? LIMIT 1",
-            (now_ms,),
+            Q["runnable_exists"], {"now_ms": now_ms, **_scope_params(scope)}
         ).fetchone()
         return row is not None
 
@@ -745,3 +789,10 @@ def _running_params(call: RunningCall) -> dict[str, Any]:
         "executor": call.executor,
         "started_at_ms": call.started_at_ms,
     }
+
+
+def _scope_params(scope: ClaimScope | None) -> dict[str, Any]:
+    if scope is None:
+        return {"owner": None, "served": None}
+    served = None if scope.functions is None else json.dumps(scope.functions)
+    return {"owner": scope.owner, "served": served}

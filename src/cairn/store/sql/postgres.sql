@@ -16,13 +16,14 @@ ORDER BY seq LIMIT %s
 -- name: request_columns
 id, application, code_ref, status, failure_reason, error_json, input, output,
 headers_json, run, strict_replay, progress_json, created_at_ms, started_at_ms,
-finished_at_ms
+finished_at_ms, owner
 
 -- name: insert_request
 -- Nothing, and no row back, when the id is taken.
-INSERT INTO requests (id, application, code_ref, status, input, headers_json, created_at_ms)
+INSERT INTO requests (id, application, code_ref, status, input, headers_json, created_at_ms,
+                      owner)
 VALUES (%(id)s, %(application)s, %(code_ref)s, 'pending', %(input)s, %(headers_json)s,
-        %(created_at_ms)s)
+        %(created_at_ms)s, %(owner)s)
 ON CONFLICT (id) DO NOTHING
 RETURNING id
 
@@ -45,13 +46,18 @@ WHERE calls.status <> 'succeeded' AND (calls.run < excluded.run OR calls.status 
 SELECT application, status FROM requests WHERE id = %(request_id)s FOR NO KEY UPDATE
 
 -- name: claim_any
+-- Of the claimer's scope: requests it owns (owner, a local run's engine) or
+-- nobody's (owner NULL, a serving worker), functions it has loaded (served,
+-- NULL for all).
 -- SKIP LOCKED: concurrent claimers pass over each other's rows instead of queueing.
 WITH next AS (
     SELECT c.id FROM calls c
     WHERE c.status = 'pending' AND c.dispatched = 1 AND c.not_before_ms <= %(now_ms)s
       AND NOT (c.function = ANY(%(full)s::text[]))
+      AND (%(served)s::text[] IS NULL OR c.function = ANY(%(served)s::text[]))
       AND EXISTS (SELECT 1 FROM requests r
-                  WHERE r.id = c.request_id AND r.status IN ('pending', 'running'))
+                  WHERE r.id = c.request_id AND r.status IN ('pending', 'running')
+                    AND r.owner IS NOT DISTINCT FROM %(owner)s::text)
     ORDER BY c.not_before_ms LIMIT 1
     FOR UPDATE OF c SKIP LOCKED
 )
@@ -66,6 +72,7 @@ WITH next AS (
     SELECT c.id FROM calls c
     WHERE c.group_id = %(group_id)s AND c.status = 'pending' AND c.dispatched = 1
       AND c.not_before_ms <= %(now_ms)s
+      AND (%(served)s::text[] IS NULL OR c.function = ANY(%(served)s::text[]))
       AND NOT (c.function = ANY(%(full)s::text[]))
     ORDER BY c.seq LIMIT 1
     FOR UPDATE OF c SKIP LOCKED
@@ -81,6 +88,7 @@ WITH next AS (
     SELECT c.id FROM calls c
     WHERE c.group_id = %(group_id)s AND c.status = 'pending' AND c.dispatched = 1
       AND c.not_before_ms <= %(now_ms)s
+      AND (%(served)s::text[] IS NULL OR c.function = ANY(%(served)s::text[]))
     ORDER BY c.seq LIMIT %(limit)s
     FOR UPDATE OF c SKIP LOCKED
 )
@@ -95,6 +103,7 @@ WITH next AS (
     SELECT c.id FROM calls c
     WHERE c.id = %(call_id)s AND c.status = 'pending' AND c.dispatched = 1
       AND c.not_before_ms <= %(now_ms)s
+      AND (%(served)s::text[] IS NULL OR c.function = ANY(%(served)s::text[]))
       AND NOT (c.function = ANY(%(full)s::text[]))
     FOR UPDATE OF c SKIP LOCKED
 )
@@ -238,14 +247,18 @@ RETURNING {call_columns}
 
 -- name: replay_request
 -- Locks the request: replays of it start one after the other.
-SELECT run, status, created_at_ms FROM requests WHERE id = %(request_id)s
+SELECT run, status FROM requests WHERE id = %(request_id)s
 FOR NO KEY UPDATE
 
--- name: replay_app_call
-SELECT status, started_at_ms, not_before_ms FROM calls WHERE id = %(request_id)s
-
 -- name: fresh_workers
-SELECT host, pid FROM workers WHERE heartbeat_at_ms > %(fresh_after_ms)s
+-- Live engines that would take the request's pending run: its owner or, owned
+-- by nobody, a serving worker that has loaded its application.
+SELECT w.host, w.pid FROM workers w JOIN requests r ON r.id = %(request_id)s
+WHERE w.heartbeat_at_ms > %(fresh_after_ms)s
+  AND (w.id = r.owner
+       OR (r.owner IS NULL
+           AND EXISTS (SELECT 1 FROM worker_functions f
+                       WHERE f.worker_id = w.id AND f.function = r.application)))
 
 -- name: replay_target
 SELECT started_at_ms, parent_id FROM calls
@@ -274,7 +287,7 @@ DELETE FROM request_state WHERE request_id = %(request_id)s
 -- application call (mark_request_running) sets the start again.
 UPDATE requests SET status = 'pending', run = %(run)s, strict_replay = %(strict)s,
                     failure_reason = NULL, error_json = NULL, output = NULL,
-                    progress_json = NULL, started_at_ms = NULL, finished_at_ms = NULL
+                    progress_json = NULL, started_at_ms = NULL, finished_at_ms = NULL, owner = %(owner)s
 WHERE id = %(request_id)s
 
 -- name: ancestors
@@ -289,10 +302,6 @@ SELECT id FROM up
 SELECT DISTINCT w.host, w.pid FROM calls c JOIN workers w ON w.id = c.worker_id
 WHERE c.request_id = %(request_id)s AND c.status = 'running'
   AND w.heartbeat_at_ms > %(fresh_after_ms)s
-
--- name: workers_holding_calls
-SELECT id, host, pid, heartbeat_at_ms FROM workers
-WHERE id IN (SELECT DISTINCT worker_id FROM calls WHERE status = 'running')
 
 -- name: lock_workers
 SELECT id, host, pid, heartbeat_at_ms FROM workers WHERE id = ANY(%(ids)s::text[])
@@ -318,7 +327,13 @@ VALUES (%(request_id)s, %(key)s, %(value)s)
 ON CONFLICT (request_id, key) DO UPDATE SET value = excluded.value
 
 -- name: next_due
-SELECT min(not_before_ms) FROM calls WHERE status = 'pending' AND dispatched = 1
+-- When the next dispatched call of the claimer's scope is due (see claim_any).
+SELECT min(c.not_before_ms) FROM calls c
+WHERE c.status = 'pending' AND c.dispatched = 1
+  AND (%(served)s::text[] IS NULL OR c.function = ANY(%(served)s::text[]))
+  AND EXISTS (SELECT 1 FROM requests r
+              WHERE r.id = c.request_id
+                AND r.owner IS NOT DISTINCT FROM %(owner)s::text)
 
 -- name: end_transaction
 -- Last statement of every write. When the transaction wrote, it stamps its
@@ -346,3 +361,36 @@ RETURNING mark
 -- name: prune_commit_marks
 -- Marks of connections unused for a day: their commits were settled long ago.
 DELETE FROM commit_marks WHERE used_at < now() - interval '1 day'
+
+-- name: forget_functions
+DELETE FROM worker_functions WHERE worker_id = %(worker_id)s
+
+-- name: serve_function
+INSERT INTO worker_functions (worker_id, function, code_version)
+VALUES (%(worker_id)s, %(function)s, %(code_version)s)
+
+-- name: free_owned_requests
+-- The requests of engines that died are any serving worker's now.
+UPDATE requests SET owner = NULL
+WHERE owner = ANY(%(dead)s::text[]) AND status IN ('pending', 'running')
+
+-- name: workers_holding_work
+-- Workers that hold running calls, or own unfinished requests (local runs).
+SELECT id, host, pid, heartbeat_at_ms FROM workers
+WHERE id IN (SELECT worker_id FROM calls WHERE status = 'running')
+   OR id IN (SELECT owner FROM requests WHERE status IN ('pending', 'running'))
+
+-- name: serving_workers
+-- Live serving workers that have loaded a function, and their code versions.
+SELECT w.id, f.code_version FROM worker_functions f JOIN workers w ON w.id = f.worker_id
+WHERE f.function = %(function)s AND w.heartbeat_at_ms > %(fresh_after_ms)s
+
+-- name: unserved_functions
+-- Functions of a request's pending dispatched calls that no live serving worker
+-- has loaded: the request waits for one.
+SELECT DISTINCT c.function FROM calls c
+WHERE c.request_id = %(request_id)s AND c.status = 'pending' AND c.dispatched = 1
+  AND NOT EXISTS (SELECT 1 FROM worker_functions f JOIN workers w ON w.id = f.worker_id
+                  WHERE f.function = c.function
+                    AND w.heartbeat_at_ms > %(fresh_after_ms)s)
+ORDER BY c.function

@@ -15,12 +15,14 @@ ORDER BY seq LIMIT ?
 -- name: request_columns
 id, application, code_ref, status, failure_reason, error_json, input, output,
 headers_json, run, strict_replay, progress_json, created_at_ms, started_at_ms,
-finished_at_ms
+finished_at_ms, owner
 
 -- name: insert_request
 -- Nothing, and no row back, when the id is taken.
-INSERT INTO requests (id, application, code_ref, status, input, headers_json, created_at_ms)
-VALUES (:id, :application, :code_ref, 'pending', :input, :headers_json, :created_at_ms)
+INSERT INTO requests (id, application, code_ref, status, input, headers_json, created_at_ms,
+                      owner)
+VALUES (:id, :application, :code_ref, 'pending', :input, :headers_json, :created_at_ms,
+        :owner)
 ON CONFLICT (id) DO NOTHING
 RETURNING id
 
@@ -36,15 +38,30 @@ ON CONFLICT (id) DO UPDATE SET
 WHERE calls.status <> 'succeeded' AND (calls.run < excluded.run OR calls.status = 'stale')
 
 -- name: claim_any
+-- Of the claimer's scope: requests it owns (:owner, a local run's engine) or
+-- nobody's (:owner NULL, a serving worker), functions it has loaded (:served,
+-- NULL for all).
 UPDATE calls SET status = 'running', worker_id = :worker_id, executor = :executor,
                  started_at_ms = :now_ms
 WHERE id = (SELECT id FROM calls
             WHERE status = 'pending' AND dispatched = 1 AND not_before_ms <= :now_ms
               AND function NOT IN (SELECT value FROM json_each(:full))
-              AND (SELECT status FROM requests r WHERE r.id = calls.request_id)
-                  IN ('pending', 'running')
+              AND (:served IS NULL
+                   OR function IN (SELECT value FROM json_each(:served)))
+              AND EXISTS (SELECT 1 FROM requests r
+                          WHERE r.id = calls.request_id
+                            AND r.status IN ('pending', 'running')
+                            AND r.owner IS :owner)
             ORDER BY not_before_ms LIMIT 1)
 RETURNING id
+
+-- name: runnable_exists
+SELECT 1 FROM calls
+WHERE status = 'pending' AND dispatched = 1 AND not_before_ms <= :now_ms
+  AND (:served IS NULL OR function IN (SELECT value FROM json_each(:served)))
+  AND EXISTS (SELECT 1 FROM requests r
+              WHERE r.id = calls.request_id AND r.owner IS :owner)
+LIMIT 1
 
 -- name: claim_in_group
 UPDATE calls SET status = 'running', worker_id = :worker_id, executor = :executor,
@@ -53,6 +70,8 @@ WHERE id = (SELECT id FROM calls
             WHERE group_id = :group_id AND status = 'pending' AND dispatched = 1
               AND not_before_ms <= :now_ms
               AND function NOT IN (SELECT value FROM json_each(:full))
+              AND (:served IS NULL
+                   OR function IN (SELECT value FROM json_each(:served)))
             ORDER BY seq LIMIT 1)
 RETURNING id
 
@@ -62,6 +81,8 @@ UPDATE calls SET status = 'running', worker_id = :worker_id, executor = :executo
 WHERE id IN (SELECT id FROM calls
              WHERE group_id = :group_id AND status = 'pending' AND dispatched = 1
                AND not_before_ms <= :now_ms
+               AND (:served IS NULL
+                    OR function IN (SELECT value FROM json_each(:served)))
              ORDER BY seq LIMIT :limit)
 RETURNING id
 
@@ -70,6 +91,7 @@ UPDATE calls SET status = 'running', worker_id = :worker_id, executor = :executo
                  started_at_ms = :now_ms
 WHERE id = :call_id AND status = 'pending' AND dispatched = 1 AND not_before_ms <= :now_ms
   AND function NOT IN (SELECT value FROM json_each(:full))
+  AND (:served IS NULL OR function IN (SELECT value FROM json_each(:served)))
 RETURNING id
 
 -- name: running_counts
@@ -164,18 +186,22 @@ RETURNING id
 
 -- name: replay_request
 -- Read inside the replay's write transaction, which no other writer shares.
-SELECT run, status, created_at_ms FROM requests WHERE id = :request_id
+SELECT run, status FROM requests WHERE id = :request_id
 
 -- name: live_holders
 SELECT DISTINCT w.host, w.pid FROM calls c JOIN workers w ON w.id = c.worker_id
 WHERE c.request_id = :request_id AND c.status = 'running'
   AND w.heartbeat_at_ms > :fresh_after_ms
 
--- name: replay_app_call
-SELECT status, started_at_ms, not_before_ms FROM calls WHERE id = :request_id
-
 -- name: fresh_workers
-SELECT host, pid FROM workers WHERE heartbeat_at_ms > :fresh_after_ms
+-- Live engines that would take the request's pending run: its owner or, owned
+-- by nobody, a serving worker that has loaded its application.
+SELECT w.host, w.pid FROM workers w JOIN requests r ON r.id = :request_id
+WHERE w.heartbeat_at_ms > :fresh_after_ms
+  AND (w.id = r.owner
+       OR (r.owner IS NULL
+           AND EXISTS (SELECT 1 FROM worker_functions f
+                       WHERE f.worker_id = w.id AND f.function = r.application)))
 
 -- name: replay_target
 SELECT started_at_ms, parent_id FROM calls WHERE id = :call_id AND request_id = :request_id
@@ -211,5 +237,39 @@ DELETE FROM request_state WHERE request_id = :request_id
 -- application call (mark_request_running) sets the start again.
 UPDATE requests SET status = 'pending', run = :run, strict_replay = :strict,
                     failure_reason = NULL, error_json = NULL, output = NULL,
-                    progress_json = NULL, started_at_ms = NULL, finished_at_ms = NULL
+                    progress_json = NULL, started_at_ms = NULL, finished_at_ms = NULL, owner = :owner
 WHERE id = :request_id
+
+-- name: forget_functions
+DELETE FROM worker_functions WHERE worker_id = :worker_id
+
+-- name: serve_function
+INSERT INTO worker_functions (worker_id, function, code_version)
+VALUES (:worker_id, :function, :code_version)
+
+-- name: free_owned_requests
+-- The requests of engines that died are any serving worker's now.
+UPDATE requests SET owner = NULL
+WHERE owner IN (SELECT value FROM json_each(:dead))
+  AND status IN ('pending', 'running')
+
+-- name: workers_holding_work
+-- Workers that hold running calls, or own unfinished requests (local runs).
+SELECT id, host, pid, heartbeat_at_ms FROM workers
+WHERE id IN (SELECT worker_id FROM calls WHERE status = 'running')
+   OR id IN (SELECT owner FROM requests WHERE status IN ('pending', 'running'))
+
+-- name: serving_workers
+-- Live serving workers that have loaded a function, and their code versions.
+SELECT w.id, f.code_version FROM worker_functions f JOIN workers w ON w.id = f.worker_id
+WHERE f.function = :function AND w.heartbeat_at_ms > :fresh_after_ms
+
+-- name: unserved_functions
+-- Functions of a request's pending dispatched calls that no live serving worker
+-- has loaded: the request waits for one.
+SELECT DISTINCT c.function FROM calls c
+WHERE c.request_id = :request_id AND c.status = 'pending' AND c.dispatched = 1
+  AND NOT EXISTS (SELECT 1 FROM worker_functions f JOIN workers w ON w.id = f.worker_id
+                  WHERE f.function = c.function
+                    AND w.heartbeat_at_ms > :fresh_after_ms)
+ORDER BY c.function
