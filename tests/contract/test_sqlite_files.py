@@ -32,6 +32,7 @@ EXPECTED_SCHEMA = {
         "started_at_ms",
         "finished_at_ms",
         "retry_delay_s",
+        "code_version",
     ],
     "cairn_meta": ["key", "value"],
     "calls": [
@@ -57,6 +58,7 @@ EXPECTED_SCHEMA = {
         "state_writes",
         "started_at_ms",
         "finished_at_ms",
+        "code_version",
     ],
     "events": ["request_id", "seq", "kind", "payload", "created_at_ms"],
     "request_state": ["request_id", "key", "value"],

@@ -28,7 +28,7 @@ from ._records import (
     RunningCall,
 )
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 class Store(Reads, Protocol):
