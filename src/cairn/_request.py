@@ -67,7 +67,8 @@ class CallInfo:
     function: str
     """Function name."""
     kind: str
-    """``app``, ``call``, ``map_item``, ``reduce`` or ``reduce_step``."""
+    """``app``, ``call``, ``map_item``, ``map`` (a map over a Future's output),
+    ``reduce``, ``reduce_step`` or ``wait`` (a journaled ``Future.wait``)."""
     parent_id: str | None
     """The calling call's id."""
     seq: int
