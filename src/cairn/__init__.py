@@ -16,6 +16,7 @@ from cairn._decorators import (
     function,
 )
 from cairn._execution.futures import RETURN_WHEN, Future
+from cairn._limits import RateLimit
 from cairn._remote import RemoteRequest, run_remote_application
 from cairn._request import (
     AttemptInfo,
@@ -71,6 +72,7 @@ __all__ = [
     "Image",
     "InternalError",
     "Logger",
+    "RateLimit",
     "RemoteAPIError",
     "RemoteRequest",
     "ReplayMismatch",

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, overload
 
-from cairn import _registry, _retry, errors
+from cairn import _limits, _registry, _retry, errors
 from cairn._execution import calls
 
 if TYPE_CHECKING:
@@ -182,6 +182,8 @@ def function(
     max_containers: int | None = None,
     max_concurrency: int | None = None,
     concurrency: int | None = None,
+    rate_limit: _limits.RateLimit | str | None = None,
+    concurrency_key: str | None = None,
 ) -> Callable[[Callable[P, R]], Function[P, R]]: ...
 @overload
 def function(description: Callable[..., Any]) -> Any: ...
@@ -201,6 +203,8 @@ def function(
     max_containers: int | None = None,
     max_concurrency: int | None = None,
     concurrency: int | None = None,
+    rate_limit: _limits.RateLimit | str | None = None,
+    concurrency_key: str | None = None,
 ) -> Any:
     """Make a function durable: every call of it inside a request is checkpointed.
 
@@ -220,8 +224,13 @@ def function(
         warm_containers: recorded.
         min_containers: recorded.
         max_containers: recorded.
-        max_concurrency: cap on concurrently running calls of this function (Cairn).
+        max_concurrency: cap on concurrently running calls of this function, or of
+            each value of ``concurrency_key`` (Cairn; counted across every worker).
         concurrency: accepted for compatibility, recorded.
+        rate_limit: ``RateLimit(calls, period_s, burst)`` or ``"60/min"``: calls
+            over the rate wait, pending, across every worker (Cairn).
+        concurrency_key: a parameter's name: ``max_concurrency`` then caps the
+            running calls per value of that argument, e.g. per customer (Cairn).
 
     Raises:
         SDKUsageError: the decorator was not called, or a parameter is invalid.
@@ -280,6 +289,8 @@ def function(
                 raise errors.SDKUsageError(
                     f"{where}: {label} must be an int >= 1, got {limit!r}"
                 )
+        rate = _limits.rate_limit(rate_limit, where)
+        key = _limits.concurrency_key(concurrency_key, fn, max_concurrency, where)
         spec = _registry.FunctionSpec(
             name=name,
             fn=fn,
@@ -301,6 +312,8 @@ def function(
                 "concurrency": concurrency,
             },
             max_concurrency=max_concurrency,
+            concurrency_key=key,
+            rate_limit=rate,
             memory_limit_bytes=None if memory is None else int(memory * 1024**3),
             is_async=_registry.is_coroutine_function(fn),
             application=application_spec,

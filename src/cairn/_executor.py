@@ -78,12 +78,15 @@ def main(
     )
     frames.install(runtime)
     caps = _registry.concurrency_caps()
+    limits = _registry.flow_limits()
     delay = _IDLE_POLL_MIN_S
     while not stopping and os.getppid() == parent_pid:
         try:
             now = runtime.clock.now_ms()
             claimed = (
-                store.claim_call(worker_id, index, now, caps=caps, scope=scope)
+                store.claim_call(
+                    worker_id, index, now, caps=caps, scope=scope, limits=limits
+                )
                 if store.runnable_exists(now, scope)
                 else None
             )

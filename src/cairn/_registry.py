@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cairn import _retry, errors
+from cairn.store import FlowLimits
 
 DEFAULT_TIMEOUT_S = 300.0
 
@@ -41,6 +42,11 @@ class FunctionSpec:
     description: str = ""
     resources: dict[str, Any] = field(default_factory=dict)
     max_concurrency: int | None = None
+    #: With it, ``max_concurrency`` caps the running calls per value of this
+    #: parameter instead of the function's.
+    concurrency_key: str | None = None
+    rate_limit: Any = None
+    """A ``_limits.RateLimit``, or None."""
     memory_limit_bytes: int | None = None
     application: ApplicationSpec | None = None
     #: False while only ``@application()`` has decorated it: ``@function()`` written
@@ -105,12 +111,36 @@ def code_version(name: str) -> str:
 
 
 def concurrency_caps() -> dict[str, int]:
-    """``max_concurrency`` of every function that has one."""
+    """``max_concurrency`` of every function that has one for the whole function."""
     return {
         name: spec.max_concurrency
         for name, spec in _functions.items()
-        if spec.max_concurrency is not None
+        if spec.max_concurrency is not None and spec.concurrency_key is None
     }
+
+
+def flow_limits() -> FlowLimits | None:
+    """Rate limits and caps per concurrency key of the loaded functions; None
+    when there are none (claims then skip the checks)."""
+    limits = FlowLimits(
+        rates={
+            name: spec.rate_limit.bucket
+            for name, spec in _functions.items()
+            if spec.rate_limit is not None
+        },
+        key_caps={
+            name: spec.max_concurrency
+            for name, spec in _functions.items()
+            if spec.max_concurrency is not None and spec.concurrency_key is not None
+        },
+    )
+    return limits or None
+
+
+def is_flow_limited(spec: FunctionSpec) -> bool:
+    """Whether each call of the function must be claimed alone, under limits
+    counted in the store (not in batches)."""
+    return spec.max_concurrency is not None or spec.rate_limit is not None
 
 
 def get(name: str) -> FunctionSpec:

@@ -16,6 +16,7 @@ from cairn import (
     _decorators,
     _engine,
     _ids,
+    _limits,
     _local_report,
     _registry,
     _serialization,
@@ -332,15 +333,23 @@ def _engine_for(store_url: str) -> _engine.Engine:
 
 
 def waiting_for(store: Store, record: RequestRecord) -> str | None:
-    """What an unfinished request nobody runs alone waits for: a worker that
-    serves a function of its pending calls (none is alive), or None."""
-    if record.status.finished or record.owner is not None:
+    """What an unfinished request waits for, or None: a worker that serves a
+    function of its pending calls (none is alive; for a request nobody runs
+    alone), a rate limit, a slot of a concurrency key (flow control)."""
+    if record.status.finished:
         return None
-    missing = store.unserved_functions(record.id, _calls.now_ms())
-    if not missing:
-        return None
-    names = ", ".join(f"`{name}`" for name in missing)
-    return f"waiting for a worker that serves {names}"
+    now_ms = _calls.now_ms()
+    reasons = []
+    missing = [] if record.owner else store.unserved_functions(record.id, now_ms)
+    if missing:
+        names = ", ".join(f"`{name}`" for name in missing)
+        reasons.append(f"waiting for a worker that serves {names}")
+    for function, kind, key in store.flow_waits(record.id, now_ms):
+        if kind == "rate":
+            reasons.append(f"waiting for the rate limit of `{function}`")
+        else:
+            reasons.append(f"waiting for a slot of `{function}` for key {key!r}")
+    return "; ".join(reasons) or None
 
 
 def local_owner(store_url: str) -> str:
@@ -378,11 +387,19 @@ def submit(
     headers: dict[str, str] | None = None,
     request_id: str | None = None,
     owner: str | None = None,
+    priority: int = 0,
 ) -> str:
     """Create a request (pending) for an application and return its id; ``owner``
-    (see ``local_owner``) runs it alone, else any serving worker may."""
+    (see ``local_owner``) runs it alone, else any serving worker may; the calls
+    of higher-``priority`` requests are claimed first."""
     request, root, payload = new_request(
-        app, args, kwargs, headers=headers, request_id=request_id, owner=owner
+        app,
+        args,
+        kwargs,
+        headers=headers,
+        request_id=request_id,
+        owner=owner,
+        priority=priority,
     )
     with borrowed(store_url) as store:
         store.create_request(request, root, payload)
@@ -397,6 +414,7 @@ def new_request(
     headers: dict[str, str] | None = None,
     request_id: str | None = None,
     owner: str | None = None,
+    priority: int = 0,
 ) -> tuple[NewRequest, CallKey, bytes]:
     """A request to create, its application call and that call's arguments, with
     the input validated (bad input fails here with a clear message, not in a worker).
@@ -416,6 +434,7 @@ def new_request(
         headers=dict(headers or {}),
         created_at_ms=_calls.now_ms(),
         owner=owner,
+        priority=_limits.priority(priority, "priority"),
     )
     root = CallKey(
         id=request_id,
@@ -437,11 +456,19 @@ def run_local_application(app: Any, *args: Any, **kwargs: Any) -> Request:
     stderr with its traceback (``request.output()`` only says ``function_error``).
 
     The store is ``CAIRN_STORE`` (default ``sqlite:///.cairn/cairn.db``); pass
-    ``cairn_store="sqlite:///path.db"`` to choose another.
+    ``cairn_store="sqlite:///path.db"`` to choose another. ``cairn_priority=N``
+    (an int, default 0): where workers share the store, calls of higher-priority
+    requests are claimed first.
     """
     store_url = kwargs.pop("cairn_store", None) or default_url()
+    priority = _limits.priority(kwargs.pop("cairn_priority", 0), "cairn_priority")
     request_id = submit(
-        app, args, kwargs, store_url=store_url, owner=local_owner(store_url)
+        app,
+        args,
+        kwargs,
+        store_url=store_url,
+        owner=local_owner(store_url),
+        priority=priority,
     )
     _run(request_id, store_url)
     _local_report.print_failures(request_id, store_url)

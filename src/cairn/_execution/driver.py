@@ -16,9 +16,17 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from cairn import _faults, _ids, _registry, _serialization, errors
+from cairn import _faults, _ids, _limits, _registry, _serialization, errors
 from cairn._registry import FunctionSpec
-from cairn.store import CallKey, CallRecord, CallSuccess, RecordedChild, RunningCall
+from cairn.store import (
+    CallKey,
+    CallRecord,
+    CallSuccess,
+    FlowLimits,
+    RecordedChild,
+    RunningCall,
+    _flow,
+)
 
 from . import arguments, coroutines, failures, frames, futures
 from .attempts import Attempts
@@ -128,18 +136,36 @@ class Attempt:
         return max(0.0, (self.attempts.not_before_ms - now) / 1000.0)
 
     def wait_for_slot(self) -> float:
-        """Under ``max_concurrency``, how long to wait before trying again (0: go)."""
-        cap = self.spec.max_concurrency
-        if cap is None:
+        """Under ``max_concurrency`` or ``rate_limit``, how long to wait before
+        trying again (0: go). Waiting uses no attempt."""
+        spec = self.spec
+        cap, rate = spec.max_concurrency, spec.rate_limit
+        if cap is None and rate is None:
             return 0.0
+        key, limits = self.key, None
+        if spec.concurrency_key is not None or rate is not None:
+            if spec.concurrency_key is not None:
+                key = dataclasses.replace(
+                    key, concurrency_key=_limits.of_call(spec, *self.arguments())
+                )
+            limits = FlowLimits(
+                rates={} if rate is None else {spec.name: rate.bucket},
+                key_caps={}
+                if cap is None or spec.concurrency_key is None
+                else {spec.name: cap},
+            )
+            if spec.concurrency_key is not None:
+                cap = None  # the cap is per key, not the function's
         call = RunningCall(
-            key=self.key,
+            key=key,
             run=self.run.run,
             worker_id=self.runtime.worker_id,
             executor=self.runtime.executor,
             started_at_ms=self.runtime.clock.now_ms(),
         )
-        return 0.0 if self.runtime.store.start_capped(call, cap) else _CAP_POLL_S
+        if self.runtime.store.start_capped(call, cap, limits):
+            return 0.0
+        return _CAP_POLL_S if rate is None else _flow.wait_s(rate.bucket)
 
     def arguments(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """A fresh copy of the arguments for an attempt (user code may mutate them)."""

@@ -13,11 +13,12 @@ wherever a Future is (``as_input`` unwraps them), as Tensorlake accepts coroutin
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Coroutine, Generator, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from cairn import _ids, _serialization, errors
+from cairn import _ids, _limits, _registry, _serialization, errors
 from cairn.store import CallKey, ClaimedCall
 from cairn.types import CallStatus
 
@@ -352,6 +353,12 @@ class CallFuture(Future):
             "call",
             dispatched=True,
         )
+        key = dataclasses.replace(
+            key,
+            concurrency_key=_limits.of_call(
+                self.function._spec, self.args, self.kwargs
+            ),
+        )
         self._call_id = key.id
         blob = _serialization.dumps_arguments(
             name,
@@ -442,6 +449,7 @@ class MapFuture(Future):
                     kind="map_item",
                     group_id=key.id,
                     dispatched=True,
+                    concurrency_key=_limits.of_call(self.function._spec, (item,), {}),
                 ),
                 _serialization.dumps_arguments(name, (_refs(item),), {}),
                 not_before_ms,
@@ -458,7 +466,7 @@ class MapFuture(Future):
     def _claim(self, size: int) -> list[ClaimedCall]:
         if self.count is None:
             return scheduler.claim_one(call_id=self._call_id)
-        if size > 1 and self.function._spec.max_concurrency is None:
+        if size > 1 and not _registry.is_flow_limited(self.function._spec):
             batch = scheduler.claim_group(str(self._call_id), size)
             if batch:
                 return batch

@@ -152,6 +152,7 @@ def claim_one(
         group_id=group_id,
         caps=_registry.concurrency_caps(),
         scope=runtime.scope,
+        limits=_registry.flow_limits(),
     )
     return [] if claimed is None else [claimed]
 
@@ -216,8 +217,8 @@ def run_group(claimed: ClaimedCall, keep_claiming: Callable[[], bool]) -> None:
     spec = _registry.find(claimed.record.function)
     if claimed.record.kind != "map_item" or group_id is None or spec is None:
         return
-    if spec.max_concurrency is not None:
-        return  # capped items are claimed one by one, under the cap
+    if _registry.is_flow_limited(spec):
+        return  # capped or rate-limited items are claimed one by one, under limits
     _run_batches(lambda size: claim_group(group_id, size) if keep_claiming() else [], 2)
 
 

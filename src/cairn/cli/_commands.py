@@ -14,7 +14,7 @@ import click
 from rich.logging import RichHandler
 
 import cairn
-from cairn import _request, errors
+from cairn import _limits, _request, errors
 from cairn.cli import _common, _db, _loading, _render, _requests, _serve, _worker
 from cairn.types import RequestStatus
 
@@ -119,8 +119,18 @@ def cli(ctx: click.Context, log_level: str, debug: bool, store_url: str | None) 
         "parameter, any other JSON value is that argument."
     ),
 )
+@click.option(
+    "--priority",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Where workers share the store, calls of higher-priority requests are "
+    "claimed first.",
+)
 @_common.store_option
-def run(target: str, input_json: str | None, store_url: str | None) -> None:
+def run(
+    target: str, input_json: str | None, priority: int, store_url: str | None
+) -> None:
     """Run an application here, durably, with a live progress display.
 
     FILE_OR_MODULE is a path to a .py file or a dotted module name; APP is the
@@ -134,8 +144,17 @@ def run(target: str, input_json: str | None, store_url: str | None) -> None:
     args, kwargs = _loading.parse_input(input_json, spec)
     url = _common.resolve_url(store_url)
     try:
+        priority = _limits.priority(priority, "--priority")
+    except errors.SDKUsageError as error:
+        raise click.BadParameter(error.message, param_hint="'--priority'") from None
+    try:
         request_id = _request.submit(
-            spec.name, args, kwargs, store_url=url, owner=_request.local_owner(url)
+            spec.name,
+            args,
+            kwargs,
+            store_url=url,
+            owner=_request.local_owner(url),
+            priority=priority,
         )
     except (errors.SDKUsageError, errors.SerializationError) as error:
         raise click.BadParameter(error.message, param_hint="'--input'") from None

@@ -14,7 +14,15 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from cairn import _calls, _registry, _request, _serialization, _values, errors
+from cairn import (
+    _calls,
+    _limits,
+    _registry,
+    _request,
+    _serialization,
+    _values,
+    errors,
+)
 from cairn.store import CallRecord, RequestRecord, Store
 from cairn.types import CallStatus, RequestStatus
 
@@ -24,6 +32,8 @@ MAX_PAGE = 100
 DEFAULT_PAGE = 20
 _MAX_NAME_CHARS = 512
 _REPLAY_BODY_BYTES = 64 * 1024
+# An invoke's priority: the calls of higher-priority requests are claimed first.
+PRIORITY_HEADER = "X-Cairn-Priority"
 # Invoke headers not passed on to the request's functions as RequestContext.headers.
 _PRIVATE_HEADERS = frozenset(
     {
@@ -161,6 +171,12 @@ async def invoke(request: Request) -> Response:
         for key, value in request.headers.items()
         if key not in _PRIVATE_HEADERS
     }
+    try:
+        priority = _limits.priority(
+            request.headers.get(PRIORITY_HEADER, "0"), f"header {PRIORITY_HEADER}"
+        )
+    except errors.SDKUsageError as error:
+        raise _errors.bad_request("invalid_priority", error.message) from None
     prepare = functools.partial(
         _request.new_request,
         spec.name,
@@ -168,6 +184,7 @@ async def invoke(request: Request) -> Response:
         kwargs,
         headers=headers,
         request_id=request_id,
+        priority=priority,
     )
     try:
         submission = await state.pool.call(prepare)

@@ -10,6 +10,7 @@ from ._base import SCHEMA_VERSION, Store
 from ._browse import CallCounts, CallEntry, GroupTally, RunSpan
 from ._records import (
     AttemptRecord,
+    Bucket,
     CallFailure,
     CallKey,
     CallRecord,
@@ -18,6 +19,7 @@ from ._records import (
     ClaimScope,
     Event,
     EventRecord,
+    FlowLimits,
     NewRequest,
     RecordedChild,
     RequestOutcome,
@@ -30,6 +32,7 @@ from ._urls import redact as redact_url
 __all__ = [
     "SCHEMA_VERSION",
     "AttemptRecord",
+    "Bucket",
     "CallCounts",
     "CallEntry",
     "CallFailure",
@@ -40,6 +43,7 @@ __all__ = [
     "ClaimedCall",
     "Event",
     "EventRecord",
+    "FlowLimits",
     "GroupTally",
     "NewRequest",
     "RecordedChild",

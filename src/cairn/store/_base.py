@@ -21,6 +21,7 @@ from ._records import (
     ClaimScope,
     Event,
     EventRecord,
+    FlowLimits,
     NewRequest,
     RecordedChild,
     RequestOutcome,
@@ -28,7 +29,7 @@ from ._records import (
     RunningCall,
 )
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 class Store(Reads, Protocol):
@@ -145,13 +146,16 @@ class Store(Reads, Protocol):
         call_id: str | None = None,
         caps: Mapping[str, int] | None = None,
         scope: ClaimScope | None = None,
+        limits: FlowLimits | None = None,
     ) -> ClaimedCall | None:
         """Take one runnable dispatched call (optionally of one group, or one id).
 
         Calls of a function whose running calls reached its cap in ``caps`` (its
-        ``max_concurrency``, counted across every worker) are left for later. Any
-        call (no group, no id) is one of ``scope``: by default, of requests nobody
-        owns, of any function.
+        ``max_concurrency``, counted across every worker) are left for later, as
+        are those ``limits`` hold back: of a function out of rate-limit tokens, or
+        of a concurrency key at its cap. Any call (no group, no id) is one of
+        ``scope``: by default, of requests nobody owns, of any function; the due
+        call of the highest-priority request is taken first.
         """
 
     def claim_group(
@@ -169,8 +173,11 @@ class Store(Reads, Protocol):
         items costs one transaction instead of one each.
         """
 
-    def start_capped(self, call: RunningCall, cap: int) -> bool:
-        """Mark an in-process call running unless its function is at ``cap``."""
+    def start_capped(
+        self, call: RunningCall, cap: int | None, limits: FlowLimits | None = None
+    ) -> bool:
+        """Mark an in-process call running unless its function is at ``cap`` or
+        ``limits`` hold it back (taking its rate-limit token when it starts)."""
 
     def mark_running(self, calls: list[RunningCall]) -> None:
         """Make in-process calls visible as running (never over a final status)."""
@@ -226,6 +233,13 @@ class Store(Reads, Protocol):
     def unserved_functions(self, request_id: str, now_ms: float) -> list[str]:
         """Functions of the request's pending dispatched calls that no live serving
         worker has loaded (what a request nobody owns waits for)."""
+
+    def flow_waits(
+        self, request_id: str, now_ms: float
+    ) -> list[tuple[str, str, str | None]]:
+        """The request's pending dispatched calls that flow control holds back:
+        (function, ``"rate"``, None) out of rate-limit tokens, (function, ``"key"``,
+        key) with calls of that concurrency key running."""
 
     def unfinished_dispatched(self, request_id: str) -> int:
         """How many dispatched calls of a request are pending or running."""

@@ -4,7 +4,7 @@ connection inside a transaction (see ``postgres.py`` for the locking rules)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from cairn import _events, errors
@@ -160,4 +160,14 @@ def running_params(call: RunningCall) -> dict[str, Any]:
         "worker_id": call.worker_id,
         "executor": call.executor,
         "started_at_ms": call.started_at_ms,
+        "concurrency_key": call.key.concurrency_key,
     }
+
+
+def executor(conn: Connection) -> Callable[[str, Mapping[str, Any]], Any]:
+    """Named queries run in ``conn``'s transaction (for ``_replays``, ``_flow``)."""
+
+    def execute(name: str, params: Mapping[str, Any]) -> Any:
+        return conn.execute(Q[name], params)
+
+    return execute

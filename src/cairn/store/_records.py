@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,8 @@ class NewRequest:
     created_at_ms: float
     owner: str | None = None
     """The engine that runs it alone (a local run); None: any serving worker."""
+    priority: int = 0
+    """Claims take the due calls of higher-priority requests first."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -66,6 +69,30 @@ class CallKey:
     kind: str
     group_id: str | None
     dispatched: bool
+    concurrency_key: str | None = None
+    """The value of the argument its function's ``concurrency_key`` names."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Bucket:
+    """A function's rate limit as the store keeps it: a token bucket that holds
+    up to ``burst`` tokens and refills at ``per_ms`` tokens a millisecond; a call
+    takes one when it starts."""
+
+    per_ms: float
+    burst: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FlowLimits:
+    """Limits a claim respects, counted across every worker (the functions'
+    ``rate_limit`` and, with a ``concurrency_key``, ``max_concurrency`` per key)."""
+
+    rates: Mapping[str, Bucket] = field(default_factory=dict)
+    key_caps: Mapping[str, int] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.rates or self.key_caps)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

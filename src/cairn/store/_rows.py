@@ -32,6 +32,7 @@ def request_params(request: NewRequest) -> dict[str, Any]:
         "headers_json": json.dumps(request.headers),
         "created_at_ms": request.created_at_ms,
         "owner": request.owner,
+        "priority": request.priority,
     }
 
 
@@ -43,6 +44,7 @@ def pending_params(
         "args": args,
         "run": run,
         "not_before_ms": not_before_ms,
+        "concurrency_key": key.concurrency_key,
     }
 
 

@@ -36,7 +36,7 @@ import psycopg
 from cairn import errors
 from cairn.types import CallStatus, RequestStatus
 
-from . import _browse, _replays, _rows, _sqlbase
+from . import _browse, _flow, _replays, _rows, _sqlbase
 from . import _pgsteps as steps
 from ._pg import Database, Q, RollbackWith
 from ._pglink import Connection
@@ -50,6 +50,7 @@ from ._records import (
     ClaimScope,
     Event,
     EventRecord,
+    FlowLimits,
     NewRequest,
     RecordedChild,
     RequestOutcome,
@@ -187,11 +188,8 @@ class PostgresStore(_browse.Browsing):
         run of the request is still pending or running: see ``_replays``)."""
 
         def body(conn: Connection) -> int:
-            def execute(name: str, params: Mapping[str, Any]) -> psycopg.Cursor[Any]:
-                return conn.execute(Q[name], params)
-
             return _replays.start(
-                execute,
+                steps.executor(conn),
                 request_id,
                 from_call=from_call,
                 strict=strict,
@@ -348,6 +346,7 @@ class PostgresStore(_browse.Browsing):
         call_id: str | None = None,
         caps: Mapping[str, int] | None = None,
         scope: ClaimScope | None = None,
+        limits: FlowLimits | None = None,
     ) -> ClaimedCall | None:
         """Take one runnable dispatched call of a function not at its cap."""
         if call_id is not None:
@@ -363,6 +362,7 @@ class PostgresStore(_browse.Browsing):
             "group_id": group_id,
             "call_id": call_id,
             "full": [],
+            "full_keys": [],
             **_scope_params(scope),
         }
         if call_id is not None or group_id is not None:
@@ -373,9 +373,14 @@ class PostgresStore(_browse.Browsing):
                 return None
 
         def body(conn: Connection) -> ClaimedCall | None:
-            if caps:
-                # Skip functions already at their cap (a hint, read without a lock) …
-                params["full"] = steps.at_cap(conn, caps)
+            # Skip functions already at their cap (a hint, read without a lock) …
+            full = steps.at_cap(conn, caps) if caps else []
+            if limits:
+                empty, params["full_keys"] = _flow.blocked(
+                    steps.executor(conn), limits, now_ms
+                )
+                full += empty
+            params["full"] = full
             row = conn.execute(query, params, binary=True).fetchone()
             if row is None:
                 return None
@@ -383,6 +388,10 @@ class PostgresStore(_browse.Browsing):
             cap = caps.get(record.function) if caps else None
             # … and settle the race for the last slots under the function's lock.
             if cap is not None and steps.running(conn, record.function) > cap:
+                raise RollbackWith(None)
+            if limits and not _flow.admit(
+                steps.executor(conn), limits, record.function, row[24], now_ms
+            ):
                 raise RollbackWith(None)
             if record.kind == "app":
                 conn.execute(
@@ -425,12 +434,25 @@ class PostgresStore(_browse.Browsing):
         )
         return sorted((steps.claimed(row) for row in rows), key=lambda c: c.record.seq)
 
-    def start_capped(self, call: RunningCall, cap: int) -> bool:
-        """Mark an in-process call running if its function is below ``cap``."""
+    def start_capped(
+        self, call: RunningCall, cap: int | None, limits: FlowLimits | None = None
+    ) -> bool:
+        """Mark an in-process call running if its function is below ``cap`` and
+        its ``limits`` let it start."""
 
         def body(conn: Connection) -> bool:
-            if steps.running(conn, call.key.function) >= cap:
+            if cap is not None and steps.running(conn, call.key.function) >= cap:
                 return False
+            function, key = call.key.function, call.key.concurrency_key
+            if limits and not _flow.admit(
+                steps.executor(conn),
+                limits,
+                function,
+                key,
+                call.started_at_ms,
+                counted=False,
+            ):
+                return False  # admit wrote nothing when it refused
             conn.execute(Q["mark_running"], steps.running_params(call))
             return True
 
@@ -679,6 +701,16 @@ class PostgresStore(_browse.Browsing):
         )
         return [str(row[0]) for row in rows]
 
+    def flow_waits(
+        self, request_id: str, now_ms: float
+    ) -> list[tuple[str, str, str | None]]:
+        """What holds back the request's pending calls (see ``_flow.waits``)."""
+        return _flow.waits(
+            lambda name, params: _Rows(self._all(Q[name], params)),
+            request_id,
+            now_ms,
+        )
+
     def unfinished_dispatched(self, request_id: str) -> int:
         """How many dispatched calls of a request are pending or running."""
         row = self._one(Q["count_unfinished_dispatched"], {"request_id": request_id})
@@ -769,6 +801,19 @@ class PostgresStore(_browse.Browsing):
             (request_id, run),
         )
         return iter([row[0] for row in rows])
+
+
+class _Rows:
+    """Rows already read, as the cursor ``_flow`` reads them from."""
+
+    def __init__(self, rows: list[Any]) -> None:
+        self.rows = rows
+
+    def fetchone(self) -> Any:
+        return self.rows[0] if self.rows else None
+
+    def fetchall(self) -> list[Any]:
+        return self.rows
 
 
 def _scope_params(scope: ClaimScope | None) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any
 from cairn import _events, errors
 from cairn.types import CallStatus, RequestStatus
 
-from . import _browse, _replays, _rows, _sql
+from . import _browse, _flow, _replays, _rows, _sql
 from ._records import (
     AttemptRecord,
     CallFailure,
@@ -26,6 +26,7 @@ from ._records import (
     ClaimScope,
     Event,
     EventRecord,
+    FlowLimits,
     NewRequest,
     RecordedChild,
     RequestOutcome,
@@ -154,19 +155,8 @@ class SQLiteStore(_browse.Browsing):
         """Re-queue the application call under a new run number (refused while a
         run of the request is still pending or running: see ``_replays``)."""
         with self._write() as conn:
-
-            def execute(name: str, params: Mapping[str, Any]) -> sqlite3.Cursor:
-                # SQLite binds no lists: a list goes as JSON, read with json_each.
-                return conn.execute(
-                    Q[name],
-                    {
-                        key: json.dumps(value) if isinstance(value, list) else value
-                        for key, value in params.items()
-                    },
-                )
-
             return _replays.start(
-                execute,
+                _executor(conn),
                 request_id,
                 from_call=from_call,
                 strict=strict,
@@ -308,6 +298,7 @@ class SQLiteStore(_browse.Browsing):
         call_id: str | None = None,
         caps: Mapping[str, int] | None = None,
         scope: ClaimScope | None = None,
+        limits: FlowLimits | None = None,
     ) -> ClaimedCall | None:
         """Take one runnable dispatched call of a function not at its cap."""
         params: dict[str, Any] = {
@@ -317,6 +308,7 @@ class SQLiteStore(_browse.Browsing):
             "group_id": group_id,
             "call_id": call_id,
             "full": "[]",
+            "full_keys": "[]",
             **_scope_params(scope),
         }
         if call_id is not None:
@@ -325,12 +317,35 @@ class SQLiteStore(_browse.Browsing):
             query = Q["claim_in_group"]
         else:
             query = Q["claim_any"]
+        try:
+            return self._claim(query, params, caps, limits)
+        except _Refused:
+            return None
+
+    def _claim(
+        self,
+        query: str,
+        params: dict[str, Any],
+        caps: Mapping[str, int] | None,
+        limits: FlowLimits | None,
+    ) -> ClaimedCall | None:
+        now_ms = params["now_ms"]
         with self._write() as conn:
-            if caps:
-                params["full"] = json.dumps(_at_cap(conn, caps))
+            full = _at_cap(conn, caps) if caps else []
+            if limits:
+                empty, params["full_keys"] = _flow.blocked(
+                    _executor(conn), limits, now_ms
+                )
+                full += empty
+                params["full_keys"] = json.dumps(params["full_keys"])
+            params["full"] = json.dumps(full)
             row = conn.execute(query, params).fetchone()
             if row is None:
                 return None
+            if limits and not _flow.admit(
+                _executor(conn), limits, row[1], row[2], now_ms
+            ):
+                raise _Refused  # roll the claim back: the call waits
             data = conn.execute(
                 f"SELECT {_CALL_COLUMNS}, args FROM calls WHERE id = ?", (row[0],)
             ).fetchone()
@@ -401,11 +416,24 @@ class SQLiteStore(_browse.Browsing):
         ]
         return sorted(claimed, key=lambda c: c.record.seq)
 
-    def start_capped(self, call: RunningCall, cap: int) -> bool:
-        """Mark an in-process call running if its function is below ``cap``."""
+    def start_capped(
+        self, call: RunningCall, cap: int | None, limits: FlowLimits | None = None
+    ) -> bool:
+        """Mark an in-process call running if its function is below ``cap`` and
+        its ``limits`` let it start."""
         with self._write() as conn:
-            if _at_cap(conn, {call.key.function: cap}):
+            if cap is not None and _at_cap(conn, {call.key.function: cap}):
                 return False
+            function, key = call.key.function, call.key.concurrency_key
+            if limits and not _flow.admit(
+                _executor(conn),
+                limits,
+                function,
+                key,
+                call.started_at_ms,
+                counted=False,
+            ):
+                return False  # admit wrote nothing when it refused
             conn.execute(Q["mark_running"], _running_params(call))
             return True
 
@@ -684,6 +712,12 @@ class SQLiteStore(_browse.Browsing):
         ).fetchall()
         return [str(row[0]) for row in rows]
 
+    def flow_waits(
+        self, request_id: str, now_ms: float
+    ) -> list[tuple[str, str, str | None]]:
+        """What holds back the request's pending calls (see ``_flow.waits``)."""
+        return _flow.waits(_executor(self._conn), request_id, now_ms)
+
     def unfinished_dispatched(self, request_id: str) -> int:
         """How many dispatched calls of a request are pending or running."""
         return int(
@@ -788,7 +822,28 @@ def _running_params(call: RunningCall) -> dict[str, Any]:
         "worker_id": call.worker_id,
         "executor": call.executor,
         "started_at_ms": call.started_at_ms,
+        "concurrency_key": call.key.concurrency_key,
     }
+
+
+class _Refused(Exception):
+    """A claim's flow limits refused the call it took: roll the claim back."""
+
+
+def _executor(conn: sqlite3.Connection) -> _flow.Execute:
+    """Named queries run in ``conn``'s transaction (for ``_replays``, ``_flow``)."""
+
+    def execute(name: str, params: Mapping[str, Any]) -> sqlite3.Cursor:
+        # SQLite binds no lists: a list goes as JSON, read with json_each.
+        return conn.execute(
+            Q[name],
+            {
+                key: json.dumps(value) if isinstance(value, list) else value
+                for key, value in params.items()
+            },
+        )
+
+    return execute
 
 
 def _scope_params(scope: ClaimScope | None) -> dict[str, Any]:

@@ -21,20 +21,24 @@ finished_at_ms, owner
 -- name: insert_request
 -- Nothing, and no row back, when the id is taken.
 INSERT INTO requests (id, application, code_ref, status, input, headers_json, created_at_ms,
-                      owner)
+                      owner, priority)
 VALUES (%(id)s, %(application)s, %(code_ref)s, 'pending', %(input)s, %(headers_json)s,
-        %(created_at_ms)s, %(owner)s)
+        %(created_at_ms)s, %(owner)s, %(priority)s)
 ON CONFLICT (id) DO NOTHING
 RETURNING id
 
 -- name: insert_pending_call
+-- A call has its request's priority, for claim_any to order by with an index.
 INSERT INTO calls (id, request_id, parent_id, seq, function, kind, group_id, dispatched,
-                   status, args, run, not_before_ms)
+                   status, args, run, not_before_ms, concurrency_key, priority)
 VALUES (%(id)s, %(request_id)s, %(parent_id)s, %(seq)s, %(function)s, %(kind)s,
-        %(group_id)s, %(dispatched)s, 'pending', %(args)s, %(run)s, %(not_before_ms)s)
+        %(group_id)s, %(dispatched)s, 'pending', %(args)s, %(run)s, %(not_before_ms)s,
+        %(concurrency_key)s,
+        COALESCE((SELECT priority FROM requests WHERE id = %(request_id)s), 0))
 ON CONFLICT (id) DO UPDATE SET
     status = 'pending', run = excluded.run, run_attempts = 0,
     not_before_ms = excluded.not_before_ms, args = excluded.args, dispatched = 1,
+    concurrency_key = excluded.concurrency_key,
     error_json = NULL, worker_id = NULL, executor = NULL
 WHERE calls.status <> 'succeeded' AND (calls.run < excluded.run OR calls.status = 'stale')
 
@@ -48,17 +52,20 @@ SELECT application, status FROM requests WHERE id = %(request_id)s FOR NO KEY UP
 -- name: claim_any
 -- Of the claimer's scope: requests it owns (owner, a local run's engine) or
 -- nobody's (owner NULL, a serving worker), functions it has loaded (served,
--- NULL for all).
+-- NULL for all). Not of full functions (at their cap or out of tokens), nor of
+-- full_keys (function, key) pairs at their cap. Most urgent request first.
 -- SKIP LOCKED: concurrent claimers pass over each other's rows instead of queueing.
 WITH next AS (
     SELECT c.id FROM calls c
     WHERE c.status = 'pending' AND c.dispatched = 1 AND c.not_before_ms <= %(now_ms)s
       AND NOT (c.function = ANY(%(full)s::text[]))
+      AND (c.concurrency_key IS NULL
+           OR NOT (c.function || chr(31) || c.concurrency_key = ANY(%(full_keys)s::text[])))
       AND (%(served)s::text[] IS NULL OR c.function = ANY(%(served)s::text[]))
       AND EXISTS (SELECT 1 FROM requests r
                   WHERE r.id = c.request_id AND r.status IN ('pending', 'running')
                     AND r.owner IS NOT DISTINCT FROM %(owner)s::text)
-    ORDER BY c.not_before_ms LIMIT 1
+    ORDER BY c.priority DESC, c.not_before_ms LIMIT 1
     FOR UPDATE OF c SKIP LOCKED
 )
 UPDATE calls SET status = 'running', worker_id = %(worker_id)s, executor = %(executor)s,
@@ -74,6 +81,8 @@ WITH next AS (
       AND c.not_before_ms <= %(now_ms)s
       AND (%(served)s::text[] IS NULL OR c.function = ANY(%(served)s::text[]))
       AND NOT (c.function = ANY(%(full)s::text[]))
+      AND (c.concurrency_key IS NULL
+           OR NOT (c.function || chr(31) || c.concurrency_key = ANY(%(full_keys)s::text[])))
     ORDER BY c.seq LIMIT 1
     FOR UPDATE OF c SKIP LOCKED
 )
@@ -105,6 +114,8 @@ WITH next AS (
       AND c.not_before_ms <= %(now_ms)s
       AND (%(served)s::text[] IS NULL OR c.function = ANY(%(served)s::text[]))
       AND NOT (c.function = ANY(%(full)s::text[]))
+      AND (c.concurrency_key IS NULL
+           OR NOT (c.function || chr(31) || c.concurrency_key = ANY(%(full_keys)s::text[])))
     FOR UPDATE OF c SKIP LOCKED
 )
 UPDATE calls SET status = 'running', worker_id = %(worker_id)s, executor = %(executor)s,
@@ -118,7 +129,8 @@ calls.id, calls.request_id, calls.parent_id, calls.seq, calls.function, calls.ki
 calls.group_id, calls.dispatched, calls.status, calls.error_json, calls.run,
 calls.run_attempts, calls.attempts, calls.served_run, calls.not_before_ms,
 calls.worker_id, calls.executor, calls.state_writes IS NOT NULL, calls.started_at_ms,
-calls.finished_at_ms, calls.args, r.run, r.strict_replay, r.application
+calls.finished_at_ms, calls.args, r.run, r.strict_replay, r.application,
+calls.concurrency_key
 
 -- name: due_call
 SELECT 1 FROM calls
@@ -144,18 +156,71 @@ SELECT pg_advisory_xact_lock(7461, hashtext(%(function)s))
 -- name: count_running
 SELECT count(*) FROM calls WHERE status = 'running' AND function = %(function)s
 
+-- name: bucket_levels
+SELECT function, tokens, updated_at_ms FROM rate_limits
+WHERE function = ANY(%(names)s::text[])
+
+-- name: take_token
+-- A call of a rate-limited function starts: take a token, refilled up to now;
+-- no row back when none is left. The upsert holds the bucket's row lock to
+-- commit, so claimers on every host take tokens one at a time. Another host's
+-- clock may be behind: time never runs backwards for a bucket.
+INSERT INTO rate_limits AS b (function, tokens, updated_at_ms, per_ms, burst)
+VALUES (%(function)s, %(burst)s - 1, %(now_ms)s, %(per_ms)s, %(burst)s)
+ON CONFLICT (function) DO UPDATE SET
+    tokens = LEAST(%(burst)s::float8,
+                   b.tokens + GREATEST(0, %(now_ms)s - b.updated_at_ms) * %(per_ms)s) - 1,
+    updated_at_ms = GREATEST(b.updated_at_ms, %(now_ms)s),
+    per_ms = %(per_ms)s, burst = %(burst)s
+WHERE LEAST(%(burst)s::float8,
+            b.tokens + GREATEST(0, %(now_ms)s - b.updated_at_ms) * %(per_ms)s) >= %(one)s
+RETURNING b.tokens
+
+-- name: running_key_counts
+SELECT function, concurrency_key, count(*) FROM calls
+WHERE status = 'running' AND concurrency_key IS NOT NULL
+  AND function = ANY(%(names)s::text[])
+GROUP BY function, concurrency_key
+
+-- name: flow_waits
+-- A request's pending dispatched calls that flow control holds back: of a
+-- function whose bucket is out of tokens now, or of a key with running calls.
+SELECT DISTINCT c.function, 'rate', NULL FROM calls c
+JOIN rate_limits b ON b.function = c.function
+WHERE c.request_id = %(request_id)s AND c.status = 'pending' AND c.dispatched = 1
+  AND LEAST(b.burst, b.tokens + GREATEST(0, %(now_ms)s - b.updated_at_ms) * b.per_ms)
+      < %(one)s
+UNION
+SELECT DISTINCT c.function, 'key', c.concurrency_key FROM calls c
+WHERE c.request_id = %(request_id)s AND c.status = 'pending' AND c.dispatched = 1
+  AND c.concurrency_key IS NOT NULL
+  AND EXISTS (SELECT 1 FROM calls o
+              WHERE o.status = 'running' AND o.function = c.function
+                AND o.concurrency_key = c.concurrency_key)
+ORDER BY 1, 2, 3
+
+-- name: lock_key
+-- max_concurrency per key: claimers of one key count its running calls one at a
+-- time, as lock_function does for a function.
+SELECT pg_advisory_xact_lock(7462, hashtext(%(function)s || chr(31) || %(key)s))
+
+-- name: count_running_key
+SELECT count(*) FROM calls
+WHERE status = 'running' AND function = %(function)s AND concurrency_key = %(key)s
+
 -- name: mark_request_running
 UPDATE requests SET status = 'running', started_at_ms = COALESCE(started_at_ms, %(now_ms)s)
 WHERE id = %(request_id)s AND status = 'pending'
 
 -- name: mark_running
 INSERT INTO calls (id, request_id, parent_id, seq, function, kind, group_id, dispatched,
-                   status, run, worker_id, executor, started_at_ms)
+                   status, run, worker_id, executor, started_at_ms, concurrency_key)
 VALUES (%(id)s, %(request_id)s, %(parent_id)s, %(seq)s, %(function)s, %(kind)s,
         %(group_id)s, %(dispatched)s, 'running', %(run)s, %(worker_id)s, %(executor)s,
-        %(started_at_ms)s)
+        %(started_at_ms)s, %(concurrency_key)s)
 ON CONFLICT (id) DO UPDATE SET
     status = 'running', run = excluded.run, worker_id = excluded.worker_id,
+    concurrency_key = excluded.concurrency_key,
     executor = excluded.executor, started_at_ms = excluded.started_at_ms
 WHERE calls.status IN ('pending', 'stale')
    OR (calls.run < excluded.run AND calls.status <> 'succeeded')

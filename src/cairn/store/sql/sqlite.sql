@@ -20,40 +20,46 @@ finished_at_ms, owner
 -- name: insert_request
 -- Nothing, and no row back, when the id is taken.
 INSERT INTO requests (id, application, code_ref, status, input, headers_json, created_at_ms,
-                      owner)
+                      owner, priority)
 VALUES (:id, :application, :code_ref, 'pending', :input, :headers_json, :created_at_ms,
-        :owner)
+        :owner, :priority)
 ON CONFLICT (id) DO NOTHING
 RETURNING id
 
 -- name: insert_pending_call
+-- A call has its request's priority, for claim_any to order by with an index.
 INSERT INTO calls (id, request_id, parent_id, seq, function, kind, group_id, dispatched,
-                   status, args, run, not_before_ms)
+                   status, args, run, not_before_ms, concurrency_key, priority)
 VALUES (:id, :request_id, :parent_id, :seq, :function, :kind, :group_id, :dispatched,
-        'pending', :args, :run, :not_before_ms)
+        'pending', :args, :run, :not_before_ms, :concurrency_key,
+        COALESCE((SELECT priority FROM requests WHERE id = :request_id), 0))
 ON CONFLICT (id) DO UPDATE SET
     status = 'pending', run = excluded.run, run_attempts = 0,
     not_before_ms = excluded.not_before_ms, args = excluded.args, dispatched = 1,
+    concurrency_key = excluded.concurrency_key,
     error_json = NULL, worker_id = NULL, executor = NULL
 WHERE calls.status <> 'succeeded' AND (calls.run < excluded.run OR calls.status = 'stale')
 
 -- name: claim_any
 -- Of the claimer's scope: requests it owns (:owner, a local run's engine) or
 -- nobody's (:owner NULL, a serving worker), functions it has loaded (:served,
--- NULL for all).
+-- NULL for all). Not of :full functions (at their cap or out of tokens), nor of
+-- :full_keys (function, key) pairs at their cap. Most urgent request first.
 UPDATE calls SET status = 'running', worker_id = :worker_id, executor = :executor,
                  started_at_ms = :now_ms
 WHERE id = (SELECT id FROM calls
             WHERE status = 'pending' AND dispatched = 1 AND not_before_ms <= :now_ms
               AND function NOT IN (SELECT value FROM json_each(:full))
+              AND (concurrency_key IS NULL OR function || char(31) || concurrency_key
+                   NOT IN (SELECT value FROM json_each(:full_keys)))
               AND (:served IS NULL
                    OR function IN (SELECT value FROM json_each(:served)))
               AND EXISTS (SELECT 1 FROM requests r
                           WHERE r.id = calls.request_id
                             AND r.status IN ('pending', 'running')
                             AND r.owner IS :owner)
-            ORDER BY not_before_ms LIMIT 1)
-RETURNING id
+            ORDER BY priority DESC, not_before_ms LIMIT 1)
+RETURNING id, function, concurrency_key
 
 -- name: runnable_exists
 SELECT 1 FROM calls
@@ -70,10 +76,12 @@ WHERE id = (SELECT id FROM calls
             WHERE group_id = :group_id AND status = 'pending' AND dispatched = 1
               AND not_before_ms <= :now_ms
               AND function NOT IN (SELECT value FROM json_each(:full))
+              AND (concurrency_key IS NULL OR function || char(31) || concurrency_key
+                   NOT IN (SELECT value FROM json_each(:full_keys)))
               AND (:served IS NULL
                    OR function IN (SELECT value FROM json_each(:served)))
             ORDER BY seq LIMIT 1)
-RETURNING id
+RETURNING id, function, concurrency_key
 
 -- name: claim_batch_in_group
 UPDATE calls SET status = 'running', worker_id = :worker_id, executor = :executor,
@@ -91,13 +99,61 @@ UPDATE calls SET status = 'running', worker_id = :worker_id, executor = :executo
                  started_at_ms = :now_ms
 WHERE id = :call_id AND status = 'pending' AND dispatched = 1 AND not_before_ms <= :now_ms
   AND function NOT IN (SELECT value FROM json_each(:full))
+  AND (concurrency_key IS NULL OR function || char(31) || concurrency_key
+       NOT IN (SELECT value FROM json_each(:full_keys)))
   AND (:served IS NULL OR function IN (SELECT value FROM json_each(:served)))
-RETURNING id
+RETURNING id, function, concurrency_key
 
 -- name: running_counts
 SELECT function, count(*) FROM calls
 WHERE status = 'running' AND function IN (SELECT value FROM json_each(:names))
 GROUP BY function
+
+-- name: bucket_levels
+SELECT function, tokens, updated_at_ms FROM rate_limits
+WHERE function IN (SELECT value FROM json_each(:names))
+
+-- name: take_token
+-- A call of a rate-limited function starts: take a token, refilled up to now;
+-- no row back when none is left. Another host's clock may be behind: time
+-- never runs backwards for a bucket.
+INSERT INTO rate_limits (function, tokens, updated_at_ms, per_ms, burst)
+VALUES (:function, :burst - 1, :now_ms, :per_ms, :burst)
+ON CONFLICT (function) DO UPDATE SET
+    tokens = min(:burst, tokens + max(0, :now_ms - updated_at_ms) * :per_ms) - 1,
+    updated_at_ms = max(updated_at_ms, :now_ms), per_ms = :per_ms, burst = :burst
+WHERE min(:burst, tokens + max(0, :now_ms - updated_at_ms) * :per_ms) >= :one
+RETURNING tokens
+
+-- name: running_key_counts
+SELECT function, concurrency_key, count(*) FROM calls
+WHERE status = 'running' AND concurrency_key IS NOT NULL
+  AND function IN (SELECT value FROM json_each(:names))
+GROUP BY function, concurrency_key
+
+-- name: flow_waits
+-- A request's pending dispatched calls that flow control holds back: of a
+-- function whose bucket is out of tokens now, or of a key with running calls.
+SELECT DISTINCT c.function, 'rate', NULL FROM calls c
+JOIN rate_limits b ON b.function = c.function
+WHERE c.request_id = :request_id AND c.status = 'pending' AND c.dispatched = 1
+  AND min(b.burst, b.tokens + max(0, :now_ms - b.updated_at_ms) * b.per_ms) < :one
+UNION
+SELECT DISTINCT c.function, 'key', c.concurrency_key FROM calls c
+WHERE c.request_id = :request_id AND c.status = 'pending' AND c.dispatched = 1
+  AND c.concurrency_key IS NOT NULL
+  AND EXISTS (SELECT 1 FROM calls o
+              WHERE o.status = 'running' AND o.function = c.function
+                AND o.concurrency_key = c.concurrency_key)
+ORDER BY 1, 2, 3
+
+-- name: lock_key
+-- Writers are serialized already: nothing to lock.
+SELECT 1
+
+-- name: count_running_key
+SELECT count(*) FROM calls
+WHERE status = 'running' AND function = :function AND concurrency_key = :key
 
 -- name: mark_request_running
 UPDATE requests SET status = 'running', started_at_ms = COALESCE(started_at_ms, :now_ms)
@@ -105,11 +161,12 @@ WHERE id = :request_id AND status = 'pending'
 
 -- name: mark_running
 INSERT INTO calls (id, request_id, parent_id, seq, function, kind, group_id, dispatched,
-                   status, run, worker_id, executor, started_at_ms)
+                   status, run, worker_id, executor, started_at_ms, concurrency_key)
 VALUES (:id, :request_id, :parent_id, :seq, :function, :kind, :group_id, :dispatched,
-        'running', :run, :worker_id, :executor, :started_at_ms)
+        'running', :run, :worker_id, :executor, :started_at_ms, :concurrency_key)
 ON CONFLICT (id) DO UPDATE SET
     status = 'running', run = excluded.run, worker_id = excluded.worker_id,
+    concurrency_key = excluded.concurrency_key,
     executor = excluded.executor, started_at_ms = excluded.started_at_ms
 WHERE calls.status IN ('pending', 'stale')
    OR (calls.run < excluded.run AND calls.status <> 'succeeded')
