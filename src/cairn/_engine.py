@@ -145,7 +145,8 @@ class Engine:
         if self.serving:
             served = self.scope.functions or ()
             self.store.serve_functions(
-                self.worker_id, {name: _registry.code_version(name) for name in served}
+                self.worker_id,
+                {name: _registry.code_version(name) or "" for name in served},
             )
         for _ in range(self.concurrency):
             self._spawn(extra=False)

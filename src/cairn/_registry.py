@@ -74,6 +74,7 @@ class _ClassState:
 
 _functions: dict[str, FunctionSpec] = {}
 _classes: dict[str, _ClassState] = {}
+_versions: dict[str, str] = {}
 generation = 0
 
 
@@ -87,6 +88,7 @@ def register(spec: FunctionSpec) -> None:
             f"and in {spec.module!r}; names must be unique across an application"
         )
     _functions[spec.name] = spec
+    _versions.pop(spec.name, None)
     generation += 1
 
 
@@ -95,19 +97,22 @@ def names() -> tuple[str, ...]:
     return tuple(sorted(_functions))
 
 
-def code_version(name: str) -> str:
+def code_version(name: str) -> str | None:
     """A version of a function's code: a hash of its module's source file (of its
     name, when the source cannot be read), so that workers running other code are
-    told apart."""
-    spec = _functions[name]
-    module = sys.modules.get(spec.module)
-    path = getattr(module, "__file__", None)
-    try:
-        with open(path or "", "rb") as source:
-            text = source.read()
-    except OSError:
-        text = spec.module.encode()
-    return hashlib.sha256(text).hexdigest()[:12]
+    told apart; None for a function not loaded. Read once per process."""
+    version = _versions.get(name)
+    spec = _functions.get(name)
+    if version is None and spec is not None:
+        module = sys.modules.get(spec.module)
+        path = getattr(module, "__file__", None)
+        try:
+            with open(path or "", "rb") as source:
+                text = source.read()
+        except OSError:
+            text = spec.module.encode()
+        version = _versions[name] = hashlib.sha256(text).hexdigest()[:12]
+    return version
 
 
 def concurrency_caps() -> dict[str, int]:

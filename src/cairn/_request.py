@@ -57,6 +57,8 @@ class AttemptInfo:
     """Type, message and traceback text of a failure."""
     retry_delay_s: float | None
     """The backoff before the next attempt, if one followed."""
+    code_version: str | None = None
+    """The version of the code that ran it (a hash of its function's module)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -159,6 +161,7 @@ class Request:
                         ),
                         error=attempt.error,
                         retry_delay_s=attempt.retry_delay_s,
+                        code_version=attempt.code_version,
                     )
                 )
             calls = []

@@ -4,6 +4,7 @@ the functions they have loaded, and signals leave a request resumable."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import signal
@@ -11,11 +12,12 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from cairn.store import open_store
+from cairn.store import Store, open_store
 from cairn.types import RequestStatus
 
 CAIRN = str(Path(sys.executable).parent / "cairn")
@@ -256,12 +258,14 @@ def now_ms() -> float:
     return time.time() * 1000
 
 
-def submit_nobodys(store_url: str, application: str, n: int) -> str:
+def submit_nobodys(
+    store_url: str, application: str, n: int, request_id: str = "request"
+) -> str:
     """A request any serving worker may run (as the server submits them), made
     without loading the application's code in this process."""
     from tests.contract.test_store import submission
 
-    request, root, _ = submission(f"{application}-request")
+    request, root, _ = submission(f"{application}-{request_id}")
     payload = json.dumps({"args": [n], "kwargs": {}}).encode()
     request = dataclasses.replace(request, application=application, input=payload)
     root = dataclasses.replace(root, function=application)
@@ -271,3 +275,126 @@ def submit_nobodys(store_url: str, application: str, n: int) -> str:
     finally:
         store.close()
     return request.id
+
+
+DEPLOYED = """
+import time
+
+from cairn import application, function
+
+VERSION = {version}
+
+
+@function()
+def deploy_step(i: int) -> int:
+    time.sleep(0.05)
+    return i
+
+
+@application()
+@function()
+def deploy_app(n: int) -> int:
+    return sum(deploy_step(i) for i in range(n))
+"""
+
+
+@pytest.mark.postgres_only
+def test_a_rolling_deploy_fails_nothing_and_shows_what_ran_where(store_url, tmp_path):
+
+    folders = [tmp_path / "v1", tmp_path / "v2"]
+    for version, folder in enumerate(folders, 1):
+        folder.mkdir()
+        (folder / "deploy_app.py").write_text(DEPLOYED.format(version=version))
+    versions = [
+        hashlib.sha256((f / "deploy_app.py").read_bytes()).hexdigest()[:12]
+        for f in folders
+    ]
+    old = deploy_worker(folders[0], store_url)
+    new = None
+    try:
+        first = [submit_nobodys(store_url, "deploy_app", 6, f"a{i}") for i in range(20)]
+        store = open_store(store_url)
+        try:
+            wait_until(lambda: ran_by(store, first, versions[0]))
+            new = deploy_worker(folders[1], store_url)
+            wait_until(lambda: ran_by(store, first, versions[1]))
+            old.send_signal(signal.SIGTERM)  # drains: running calls finish first
+            assert old.wait(60) == 0
+            later = [
+                submit_nobodys(store_url, "deploy_app", 6, f"b{i}") for i in range(10)
+            ]
+            wait_until(lambda: all(finished(store, r) for r in first + later), 120)
+            for request_id in first + later:
+                record = store.get_request(request_id)
+                assert record is not None, request_id
+                assert record.status is RequestStatus.SUCCEEDED, record
+                assert record.output == b"15"
+            # What ran where: both versions during the deploy, the new one after.
+            during = code_versions(store_url, first)
+            assert set(during) == set(versions), during
+            assert set(code_versions(store_url, later)) == {versions[1]}
+            assert store.serving_workers("deploy_app", now_ms()) == {
+                worker_id_of(store, versions[1]): versions[1]
+            }
+        finally:
+            store.close()
+    finally:
+        for process in (old, new):
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(60)
+    shown = subprocess.run(
+        [CAIRN, "requests", "show", first[0], "--store", store_url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "code " in shown.stdout and "attempt" in shown.stdout, shown.stdout
+
+
+def deploy_worker(folder: Path, store_url: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [CAIRN, "worker", "deploy_app", "--store", store_url, "--concurrency", "2"],
+        cwd=folder,
+        env={**os.environ, "PYTHONPATH": str(folder)},
+    )
+
+
+def code_versions(store_url: str, request_ids: list[str]) -> Counter[str]:
+    from cairn import get_request
+
+    return Counter(
+        attempt.code_version or "?"
+        for request_id in request_ids
+        for call in get_request(request_id, store=store_url).calls()
+        for attempt in call.attempts
+    )
+
+
+def ran_by(store: Store, request_ids: list[str], version: str) -> bool:
+    return any(
+        attempt.code_version == version
+        for request_id in request_ids
+        for attempt in store.list_attempts(request_id)
+    )
+
+
+def finished(store: Store, request_id: str) -> bool:
+    record = store.get_request(request_id)
+    return record is not None and record.status.finished
+
+
+def worker_id_of(store: Store, version: str) -> str:
+    (worker_id,) = [
+        w
+        for w, v in store.serving_workers("deploy_app", now_ms()).items()
+        if v == version
+    ]
+    return worker_id
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cairn import _events, _retry, _serialization, errors
+from cairn import _events, _registry, _retry, _serialization, errors
 from cairn._registry import FunctionSpec
 from cairn.store import CallFailure, CallKey, CallRecord, CallSuccess, Event
 from cairn.types import CallStatus
@@ -76,6 +76,7 @@ class Attempts:
             state_writes=state,
             started_at_ms=self.started_at_ms,
             finished_at_ms=finished,
+            code_version=_registry.code_version(self.key.function),
             events=[
                 *self._created(first=self.failed == 0),
                 _events.function_run(
@@ -186,6 +187,7 @@ class Attempts:
             finished_at_ms=finished,
             not_before_ms=finished + (delay_s or 0.0) * 1000.0,
             retry_delay_s=delay_s,
+            code_version=_registry.code_version(self.key.function),
             events=events,
             served_ids=served,
             served_run=self.run.run,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -164,10 +165,20 @@ def _progress_text(progress: dict[str, Any]) -> str:
 
 
 def run_counts(calls: list[CallInfo], run: int) -> str:
-    """The closing line: what the latest run ran and served."""
+    """The closing line: what the latest run ran and served, and which versions of
+    the code ran the attempts (several, during a rolling deploy)."""
     ran = sum(1 for c in calls if c.ran_in_latest_run)
     served = sum(1 for c in calls if c.served_from_checkpoint)
-    return f"ran {ran} calls, served {served} from checkpoints in run {run}"
+    line = f"ran {ran} calls, served {served} from checkpoints in run {run}"
+    versions = Counter(
+        a.code_version for c in calls for a in c.attempts if a.code_version
+    )
+    if versions:
+        line += "; code " + ", ".join(
+            f"{version} ({count} attempt{'' if count == 1 else 's'})"
+            for version, count in versions.most_common()
+        )
+    return line
 
 
 def call_tree(

@@ -138,6 +138,11 @@ SCHEMAS: dict[str, Any] = {
             "failure_reason": NULLABLE_STR,
             "execution_duration_ms": NULLABLE_NUM,
             "run": {"type": "integer"},
+            "code_version": {
+                **NULLABLE_STR,
+                "description": "the code that ran it: a hash of its function's "
+                "module (two during a rolling deploy)",
+            },
         },
         "required": ["id", "attempt_number", "outcome"],
     },

@@ -271,6 +271,7 @@ def _function_run(
                 "attempt_outcome": attempt.outcome,
                 "error": attempt.error,
                 "retry_delay_s": attempt.retry_delay_s,
+                "code_version": attempt.code_version,
             }
         )
     return {

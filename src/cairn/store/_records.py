@@ -157,6 +157,7 @@ class AttemptRecord:
     started_at_ms: float | None
     finished_at_ms: float
     retry_delay_s: float | None
+    code_version: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -206,6 +207,8 @@ class CallSuccess:
     served_ids: list[str] = field(default_factory=list)
     served_run: int = 0
     request_outcome: RequestOutcome | None = None
+    code_version: str | None = None
+    """The version of the code that ran the attempt (``_registry.code_version``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -228,6 +231,8 @@ class CallFailure:
     served_ids: list[str] = field(default_factory=list)
     served_run: int = 0
     request_outcome: RequestOutcome | None = None
+    code_version: str | None = None
+    """The version of the code that ran the attempt (``_registry.code_version``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

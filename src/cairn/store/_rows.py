@@ -7,7 +7,14 @@ from typing import Any
 
 from cairn.types import CallStatus, RequestStatus
 
-from ._records import CallKey, CallRecord, NewRequest, RecordedChild, RequestRecord
+from ._records import (
+    AttemptRecord,
+    CallKey,
+    CallRecord,
+    NewRequest,
+    RecordedChild,
+    RequestRecord,
+)
 
 
 def key_params(key: CallKey) -> dict[str, Any]:
@@ -102,4 +109,19 @@ def request(row: Any) -> RequestRecord:
         started_at_ms=row[13],
         finished_at_ms=row[14],
         owner=row[15],
+    )
+
+
+def attempt(row: Any) -> AttemptRecord:
+    """A row of the ``list_attempts`` query."""
+    return AttemptRecord(
+        call_id=row[0],
+        attempt=row[1],
+        run=row[2],
+        outcome=row[3],
+        error=json.loads(row[4]) if row[4] else None,
+        started_at_ms=row[5],
+        finished_at_ms=row[6],
+        retry_delay_s=row[7],
+        code_version=row[8],
     )

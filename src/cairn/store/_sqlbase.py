@@ -74,6 +74,23 @@ def success_params(success: CallSuccess) -> dict[str, Any]:
         "state_writes": success.state_writes,
         "started_at_ms": success.started_at_ms,
         "finished_at_ms": success.finished_at_ms,
+        "code_version": success.code_version,
+    }
+
+
+def attempt_params(failure: CallFailure, error_json: str) -> dict[str, Any]:
+    """The parameters of the ``insert_attempt`` query: a failed attempt's row."""
+    return {
+        "call_id": failure.key.id,
+        "attempt": failure.attempt,
+        "request_id": failure.key.request_id,
+        "run": failure.run,
+        "outcome": failure.outcome,
+        "error_json": error_json,
+        "started_at_ms": failure.started_at_ms,
+        "finished_at_ms": failure.finished_at_ms,
+        "retry_delay_s": failure.retry_delay_s,
+        "code_version": failure.code_version,
     }
 
 

@@ -303,19 +303,7 @@ class PostgresStore(_browse.Browsing):
     def list_attempts(self, request_id: str) -> list[AttemptRecord]:
         """Every attempt of every call of a request."""
         rows = self._all(Q["list_attempts"], {"request_id": request_id})
-        return [
-            AttemptRecord(
-                call_id=row[0],
-                attempt=row[1],
-                run=row[2],
-                outcome=row[3],
-                error=json.loads(row[4]) if row[4] else None,
-                started_at_ms=row[5],
-                finished_at_ms=row[6],
-                retry_delay_s=row[7],
-            )
-            for row in rows
-        ]
+        return [_rows.attempt(row) for row in rows]
 
     def enqueue_calls(
         self, calls: list[tuple[CallKey, bytes | None, float]], run: int
@@ -536,17 +524,7 @@ class PostgresStore(_browse.Browsing):
             )
             conn.execute(
                 Q["insert_attempt"],
-                {
-                    "call_id": key.id,
-                    "attempt": failure.attempt,
-                    "request_id": key.request_id,
-                    "run": failure.run,
-                    "outcome": failure.outcome,
-                    "error_json": error_json,
-                    "started_at_ms": failure.started_at_ms,
-                    "finished_at_ms": failure.finished_at_ms,
-                    "retry_delay_s": failure.retry_delay_s,
-                },
+                _sqlbase.attempt_params(failure, error_json),
             )
             steps.after_calls(conn, [failure], failure.finished_at_ms)
 

@@ -36,6 +36,7 @@ from ._records import (
 from ._sqlbase import (
     WORKER_STALE_MS,
     AfterCalls,
+    attempt_params,
     success_params,
     worker_is_dead,
 )
@@ -252,26 +253,9 @@ class SQLiteStore(_browse.Browsing):
     def list_attempts(self, request_id: str) -> list[AttemptRecord]:
         """Every attempt of every call of a request."""
         rows = self._conn.execute(
-            "SELECT call_id, attempt, run, outcome, error_json, started_at_ms, "
-            "finished_at_ms, retry_delay_s FROM attempts WHERE request_id = ? "
-            "UNION ALL SELECT id, attempts, run, 'success', NULL, started_at_ms, "
-            "finished_at_ms, NULL FROM calls WHERE request_id = ? "
-            "AND status = 'succeeded' ORDER BY 7",
-            (request_id, request_id),
+            Q["list_attempts"], {"request_id": request_id}
         ).fetchall()
-        return [
-            AttemptRecord(
-                call_id=row[0],
-                attempt=row[1],
-                run=row[2],
-                outcome=row[3],
-                error=json.loads(row[4]) if row[4] else None,
-                started_at_ms=row[5],
-                finished_at_ms=row[6],
-                retry_delay_s=row[7],
-            )
-            for row in rows
-        ]
+        return [_rows.attempt(row) for row in rows]
 
     def enqueue_calls(
         self, calls: list[tuple[CallKey, bytes | None, float]], run: int
@@ -481,17 +465,7 @@ class SQLiteStore(_browse.Browsing):
             )
             conn.execute(
                 Q["insert_attempt"],
-                {
-                    "call_id": key.id,
-                    "attempt": failure.attempt,
-                    "request_id": key.request_id,
-                    "run": failure.run,
-                    "outcome": failure.outcome,
-                    "error_json": error_json,
-                    "started_at_ms": failure.started_at_ms,
-                    "finished_at_ms": failure.finished_at_ms,
-                    "retry_delay_s": failure.retry_delay_s,
-                },
+                attempt_params(failure, error_json),
             )
             self._after_calls(conn, [failure], failure.finished_at_ms)
 

@@ -228,13 +228,13 @@ WHERE calls.status IN ('pending', 'stale')
 -- name: upsert_success
 INSERT INTO calls (id, request_id, parent_id, seq, function, kind, group_id, dispatched,
                    status, args, output, run, run_attempts, attempts, state_writes,
-                   started_at_ms, finished_at_ms)
+                   started_at_ms, finished_at_ms, code_version)
 VALUES (%(id)s, %(request_id)s, %(parent_id)s, %(seq)s, %(function)s, %(kind)s,
         %(group_id)s, %(dispatched)s, 'succeeded', %(args)s, %(output)s, %(run)s,
         %(run_attempts)s, %(attempts)s, %(state_writes)s, %(started_at_ms)s,
-        %(finished_at_ms)s)
+        %(finished_at_ms)s, %(code_version)s)
 ON CONFLICT (id) DO UPDATE SET
-    status = 'succeeded', args = COALESCE(excluded.args, calls.args),
+    status = 'succeeded', code_version = excluded.code_version, args = COALESCE(excluded.args, calls.args),
     output = excluded.output, error_json = NULL, run = excluded.run,
     run_attempts = excluded.run_attempts, attempts = excluded.attempts,
     state_writes = excluded.state_writes, started_at_ms = excluded.started_at_ms,
@@ -259,13 +259,14 @@ WHERE calls.status <> 'succeeded'
 
 -- name: insert_attempt
 INSERT INTO attempts (call_id, attempt, request_id, run, outcome, error_json,
-                      started_at_ms, finished_at_ms, retry_delay_s)
+                      started_at_ms, finished_at_ms, retry_delay_s, code_version)
 VALUES (%(call_id)s, %(attempt)s, %(request_id)s, %(run)s, %(outcome)s, %(error_json)s,
-        %(started_at_ms)s, %(finished_at_ms)s, %(retry_delay_s)s)
+        %(started_at_ms)s, %(finished_at_ms)s, %(retry_delay_s)s, %(code_version)s)
 ON CONFLICT (call_id, attempt) DO UPDATE SET
     request_id = excluded.request_id, run = excluded.run, outcome = excluded.outcome,
     error_json = excluded.error_json, started_at_ms = excluded.started_at_ms,
-    finished_at_ms = excluded.finished_at_ms, retry_delay_s = excluded.retry_delay_s
+    finished_at_ms = excluded.finished_at_ms, retry_delay_s = excluded.retry_delay_s,
+    code_version = excluded.code_version
 
 -- name: mark_served
 UPDATE calls SET served_run = %(run)s WHERE id = ANY(%(ids)s::text[])
@@ -379,10 +380,11 @@ ON CONFLICT (id) DO UPDATE SET heartbeat_at_ms = excluded.heartbeat_at_ms
 
 -- name: list_attempts
 SELECT call_id, attempt, run, outcome, error_json, started_at_ms, finished_at_ms,
-       retry_delay_s
+       retry_delay_s, code_version
 FROM attempts WHERE request_id = %(request_id)s
 UNION ALL
-SELECT id, attempts, run, 'success', NULL, started_at_ms, finished_at_ms, NULL
+SELECT id, attempts, run, 'success', NULL, started_at_ms, finished_at_ms, NULL,
+       code_version
 FROM calls WHERE request_id = %(request_id)s AND status = 'succeeded'
 ORDER BY 7
 

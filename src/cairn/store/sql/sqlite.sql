@@ -174,12 +174,12 @@ WHERE calls.status IN ('pending', 'stale')
 -- name: upsert_success
 INSERT INTO calls (id, request_id, parent_id, seq, function, kind, group_id, dispatched,
                    status, args, output, run, run_attempts, attempts, state_writes,
-                   started_at_ms, finished_at_ms)
+                   started_at_ms, finished_at_ms, code_version)
 VALUES (:id, :request_id, :parent_id, :seq, :function, :kind, :group_id, :dispatched,
         'succeeded', :args, :output, :run, :run_attempts, :attempts, :state_writes,
-        :started_at_ms, :finished_at_ms)
+        :started_at_ms, :finished_at_ms, :code_version)
 ON CONFLICT (id) DO UPDATE SET
-    status = 'succeeded', args = COALESCE(excluded.args, calls.args),
+    status = 'succeeded', code_version = excluded.code_version, args = COALESCE(excluded.args, calls.args),
     output = excluded.output, error_json = NULL, run = excluded.run,
     run_attempts = excluded.run_attempts, attempts = excluded.attempts,
     state_writes = excluded.state_writes, started_at_ms = excluded.started_at_ms,
@@ -203,9 +203,10 @@ WHERE calls.status <> 'succeeded'
 
 -- name: insert_attempt
 INSERT OR REPLACE INTO attempts (call_id, attempt, request_id, run, outcome, error_json,
-                                 started_at_ms, finished_at_ms, retry_delay_s)
+                                 started_at_ms, finished_at_ms, retry_delay_s,
+                                 code_version)
 VALUES (:call_id, :attempt, :request_id, :run, :outcome, :error_json, :started_at_ms,
-        :finished_at_ms, :retry_delay_s)
+        :finished_at_ms, :retry_delay_s, :code_version)
 
 -- name: mark_served
 UPDATE calls SET served_run = :run WHERE id = :id
@@ -330,3 +331,15 @@ WHERE c.request_id = :request_id AND c.status = 'pending' AND c.dispatched = 1
                   WHERE f.function = c.function
                     AND w.heartbeat_at_ms > :fresh_after_ms)
 ORDER BY c.function
+
+-- name: list_attempts
+-- Failed attempts have rows of their own; a succeeded call's last attempt is the
+-- call's row.
+SELECT call_id, attempt, run, outcome, error_json, started_at_ms, finished_at_ms,
+       retry_delay_s, code_version
+FROM attempts WHERE request_id = :request_id
+UNION ALL
+SELECT id, attempts, run, 'success', NULL, started_at_ms, finished_at_ms, NULL,
+       code_version
+FROM calls WHERE request_id = :request_id AND status = 'succeeded'
+ORDER BY 7
