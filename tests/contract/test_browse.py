@@ -114,6 +114,11 @@ def test_attempts_counts_and_filtered_calls(contract_store):
     assert (counts.total, counts.ran, counts.served, counts.problems) == (9, 8, 0, 3)
     ran = contract_store.list_calls_where("req-1", 1, ran=True, limit=3)
     assert [entry.record.function for entry in ran] == ["fetch", "nested", "square"]
+    # A replay runs again the app, the 2 failed items and publish; from publish
+    # (started last), the same.
+    assert contract_store.count_rerun("req-1", None) == 4
+    assert contract_store.count_rerun("req-1", T0 + 20) == 4
+    assert contract_store.count_rerun("req-1", T0 + 10) == 7  # items 0, 2, 4 too
     failed = contract_store.list_calls_where("req-1", 1, problems=True)
     assert {entry.record.function for entry in failed} == {"square", "publish"}
     assert len(failed) == 3

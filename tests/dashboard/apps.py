@@ -197,3 +197,14 @@ def dash_deadline(seconds: float = 30.0) -> str:
         return dash_stuck(seconds)
     except FunctionTimeout:
         return "gave up"
+
+
+@application()
+@function(description="An agent of `steps` steps: a checkpointed call every interval")
+def dash_steps(steps: int = 30, interval_s: float = 0.1) -> int:
+    ctx = RequestContext.get()
+    for i in range(min(max(steps, 0), 500)):
+        dash_fetch(f"step-{i}")
+        ctx.progress.update(i + 1, steps, f"step {i + 1}")
+        time.sleep(min(max(interval_s, 0.0), 5.0))
+    return steps

@@ -52,6 +52,12 @@ def invoke_from_form(page: Page, app: str, **inputs: str) -> str:
     return link.inner_text()
 
 
+def act(page: Page, selector: str) -> None:
+    """Click an action's button and confirm it in the dialog it opens."""
+    page.click(selector)
+    page.locator("dialog.confirm button[value=yes]").click()
+
+
 def requests_of(page: Page) -> list[tuple[str, str]]:
     """The page's requests from now on, as (resource type, URL), filled as they go."""
     urls: list[tuple[str, str]] = []

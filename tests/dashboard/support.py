@@ -37,6 +37,21 @@ def reached(client: httpx.Client, request_id: str, step: int) -> None:
     wait_for(done)
 
 
+def view(client: httpx.Client, request_id: str, **params: Any) -> Any:
+    """The request page's update (``/view``) as a page that has nothing yet gets it,
+    for a view state given as query parameters (``g``, ``p``, ``d``, ``view``...)."""
+    answer = client.get(
+        f"/ui/requests/{request_id}/view", params={"token": "test", "have": 0, **params}
+    )
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def tree_html(data: Any) -> str:
+    """The rows of an update, in order, as one text."""
+    return "".join(data["rows"].get(key, "") for key in data["keys"])
+
+
 def rows_of(html: str) -> list[str]:
     """The ids of the request rows of a requests page."""
     return re.findall(r'<tr id="r-([0-9a-zA-Z_~.-]+)"', html)

@@ -8,6 +8,7 @@ writes the README's pictures to ``docs/images``).
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
@@ -17,7 +18,13 @@ import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from tests.dashboard.apps import EVIL
-from tests.dashboard.browser import Held, calls_made, invoke_from_form, requests_of
+from tests.dashboard.browser import (
+    Held,
+    act,
+    calls_made,
+    invoke_from_form,
+    requests_of,
+)
 from tests.dashboard.support import KEY, finished, reached
 from tests.server.support import Server, invoke_kwargs
 
@@ -89,7 +96,7 @@ def test_invoke_watch_open_fail_and_replay(
     assert len(streams) == 1, urls
     # Open it while it runs: the page follows the run until its second step fails.
     row.locator("a.mono").click()
-    main = page.locator("#request-main")
+    main = page.locator("#request-head")
     expect(main).to_have_attribute("data-status", "failed")
     expect(page.locator("#request-error")).to_contain_text(
         "publishing browser-k failed: the sink is down"
@@ -106,7 +113,7 @@ def test_invoke_watch_open_fail_and_replay(
     page.screenshot(path=str(shots / "dashboard_failed.png"), full_page=True)
     # Replay: the run follows live to its success; the fetch is not run again.
     marker.unlink()
-    page.click('[data-action="replay"]')
+    act(page, '[data-action="replay"]')
     expect(page.locator("#action-message")).to_have_text("Run 2 succeeded.")
     expect(main).to_have_attribute("data-status", "succeeded")
     expect(main).to_have_attribute("data-run", "2")
@@ -119,7 +126,7 @@ def test_invoke_watch_open_fail_and_replay(
     expect(page.locator("tr.details-row")).to_contain_text("published fetched")
     page.screenshot(path=str(shots / "dashboard_request.png"), full_page=True)
     # Replay from the opened call: it runs again, the call before it does not.
-    page.click("tr.details-row [data-replay-from]")
+    act(page, "tr.details-row [data-replay-from]")
     expect(main).to_have_attribute("data-run", "3")
     expect(main).to_have_attribute("data-status", "succeeded")
     expect(page.locator("tr.details-row")).to_contain_text("ran in the latest run")
@@ -154,7 +161,7 @@ def test_follow_then_cancel_from_the_request_page(page: Page, dash: Server) -> N
     assert served is not None
     rendered = float(served[1])  # as the server rendered it
     assert rendered >= 10 / 300 * 100 - 0.1
-    expect(page.locator("#request-main")).to_have_attribute("data-status", "running")
+    expect(page.locator("#request-head")).to_have_attribute("data-status", "running")
     bar = page.locator("#request-progress .progress")
     for _ in range(3):
         _moved(bar)
@@ -164,8 +171,8 @@ def test_follow_then_cancel_from_the_request_page(page: Page, dash: Server) -> N
     assert moves and moves == sorted(moves) and moves[0] > rendered, moves
     calls = calls_made(urls)
     assert len(calls) == 1 and calls[0].endswith(f"/{request_id}/progress"), urls
-    page.click('[data-action="cancel"]')
-    expect(page.locator("#request-main")).to_have_attribute("data-status", "cancelled")
+    act(page, '[data-action="cancel"]')
+    expect(page.locator("#request-head")).to_have_attribute("data-status", "cancelled")
     expect(page.locator('[data-action="cancel"]')).to_be_disabled()
     expect(page.locator('[data-action="replay"]')).to_be_enabled()
 
@@ -174,7 +181,7 @@ def test_map_group_folds_and_pages(page: Page, dash: Server, shots: Path) -> Non
     with dash.client() as client:
         request_id = invoke_kwargs(client, "dash_mixed", n=140)
     page.goto(f"{dash.url}/ui/requests/{request_id}")
-    expect(page.locator("#request-main")).to_have_attribute("data-status", "succeeded")
+    expect(page.locator("#request-head")).to_have_attribute("data-status", "succeeded")
     group = page.locator("tr.row.group")
     expect(group).to_contain_text("140 items")
     group.locator("[data-toggle]").click()
@@ -183,7 +190,7 @@ def test_map_group_folds_and_pages(page: Page, dash: Server, shots: Path) -> Non
     page.locator("[data-more]", has_text="40 not shown").last.click()
     expect(items).to_have_count(140)
     # A replay re-renders the tree live: the group stays open, all its pages.
-    page.click('[data-action="replay"]')
+    act(page, '[data-action="replay"]')
     expect(page.locator("#action-message")).to_have_text("Run 2 succeeded.")
     expect(items).to_have_count(140)
     expect(items.last).to_be_visible()
@@ -200,28 +207,31 @@ def test_an_action_reports_its_own_run_not_one_a_fetch_in_flight_showed(
     """A live refresh's page fetch still out when an action is taken may answer
     for the page before the action (the message waits for a fetch made after
     it) or after it, the new run still going (the message waits for its end)."""
-    fetches = Held(page, r"/ui/requests/[^/]+/main$")  # of the page's main part
+    fetches = Held(page, r"/ui/requests/[^/]+/view\?")  # the page's updates
     with dash.client() as client:
         request_id = invoke_kwargs(client, "dash_ticker", count=20, interval_s=0.1)
         page.goto(f"{dash.url}/ui/requests/{request_id}")
-        expect(page.locator("#request-main")).to_have_attribute(
+        expect(page.locator("#request-head")).to_have_attribute(
             "data-status", "running"
         )
         fetches.wait(1)  # the root call's completion; RequestFinished asks again
         finished(client, request_id)
-        as_of_run_1 = client.get(f"/ui/requests/{request_id}/main").text
+        as_of_run_1 = client.get(fetches.routes[0].request.url).text
         fetches.routes[0].fulfill(
-            status=200, content_type="text/html", body=as_of_run_1
+            status=200, content_type="application/json", body=as_of_run_1
         )
         fetches.wait(2)  # the fetch that follows, for what came meanwhile: left out
         with page.expect_response(re.compile(r"/replay$")):
-            page.click('[data-action="replay"]')
+            act(page, '[data-action="replay"]')
         if answered == "as_after_the_action":
-            answer = client.get(f"/ui/requests/{request_id}/main").text
-            assert 'data-run="2"' in answer and 'data-finished="0"' in answer
+            answer = client.get(fetches.routes[1].request.url).text
+            update = json.loads(answer)
+            assert update["run"] == 2 and not update["finished"]
         else:
             answer = as_of_run_1
-        fetches.routes[1].fulfill(status=200, content_type="text/html", body=answer)
+        fetches.routes[1].fulfill(
+            status=200, content_type="application/json", body=answer
+        )
         fetches.stop()
         for route in fetches.routes[2:]:
             route.continue_()
@@ -240,12 +250,12 @@ def test_an_action_reports_a_run_a_live_refresh_saw_end(
         request_id = invoke_kwargs(client, "dash_ticker", count=20, interval_s=0.1)
         finished(client, request_id)
         page.goto(f"{dash.url}/ui/requests/{request_id}")
-        main = page.locator("#request-main")
+        main = page.locator("#request-head")
         expect(main).to_have_attribute("data-finished", "1")
-        page.click('[data-action="replay"]')
+        act(page, '[data-action="replay"]')
         expect(main).to_have_attribute("data-run", "2")
         expect(main).to_have_attribute("data-finished", "0")
-        seq = main.get_attribute("data-seq")
+        seq = page.locator("#request-main").get_attribute("data-seq")
         streams.wait(1)
         finished(client, request_id)
         # What the stream would have sent, but for its last event.
@@ -376,7 +386,7 @@ def test_script_in_a_progress_message_does_not_run(page: Page, dash: Server) -> 
     expect(live.locator(".message")).to_have_text(EVIL)
     assert live.locator(".message *").count() == 0
     # ...and once it failed: the error, the progress log, the call's values.
-    expect(page.locator("#request-main")).to_have_attribute("data-status", "failed")
+    expect(page.locator("#request-head")).to_have_attribute("data-status", "failed")
     expect(page.locator("#request-error")).to_contain_text(EVIL)
     expect(page.locator("table.log .message").last).to_have_text(EVIL)
     page.locator("button[data-details]", has_text="dash_echo_evil").click()
@@ -400,7 +410,7 @@ def test_login_in_the_browser(page: Page, dash_secured: Server) -> None:
     page.goto(f"{dash_secured.url}/ui")
     request_id = invoke_from_form(page, "dash_add", a="40", b="2")
     page.click("#invoke-ok a")
-    expect(page.locator("#request-main")).to_have_attribute("data-status", "succeeded")
+    expect(page.locator("#request-head")).to_have_attribute("data-status", "succeeded")
     expect(page.locator("#request-output")).to_contain_text("42")
     assert request_id in page.url
     assert "cairn_session" not in page.evaluate("document.cookie")

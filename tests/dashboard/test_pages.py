@@ -13,7 +13,7 @@ import markupsafe
 from httpx_sse import connect_sse
 
 from tests.dashboard.apps import EVIL
-from tests.dashboard.support import BIG_MAP, finished, rows_of
+from tests.dashboard.support import BIG_MAP, finished, rows_of, tree_html, view
 from tests.server.support import Server, invoke, invoke_kwargs, wait_for
 
 
@@ -91,15 +91,15 @@ def test_request_page_shows_tree_values_and_timeline(http: httpx.Client) -> None
     assert "<dt>n</dt>" in html
     # A bar per call on the run's timeline, as percentages.
     bars = re.findall(
-        r'class="seg o-success" style="left: ([0-9.]+)%; width: ([0-9.]+)%"', html
+        r'class="seg o-success"[^>]* style="left: ([0-9.]+)%; width: ([0-9.]+)%"', html
     )
     assert len(bars) >= 20
     assert all(0 <= float(left) <= 100 and 0 < float(w) <= 100 for left, w in bars)
     # A map group's items load on demand.
     group = re.search(r'data-group="([^"]+)"', html)
     assert group is not None
-    items = http.get(f"/ui/requests/{request_id}/rows", params={"group": group[1]})
-    assert items.text.count("dash_square[") == 10
+    items = tree_html(view(http, request_id, g=f"all.100.{group[1]}"))
+    assert items.count("dash_square[") == 10
     # A call opened: attempts with errors, arguments, the pickled output by type.
     calls = _calls(http, request_id)
     read = http.get(f"/ui/requests/{request_id}/calls/{calls['dash_read']}").text
@@ -119,7 +119,7 @@ def test_failed_call_error_then_replay_marks_checkpoints(
     html = http.get(f"/ui/requests/{request_id}").text
     assert "publishing k-replay failed: the sink is down" in html
     assert (
-        '<pre class="traceback">' in html
+        '<pre class="traceback" tabindex="0">' in html
         and "Traceback (most recent call last)" in html
     )
     assert "ConnectionError" in html
@@ -145,7 +145,8 @@ def test_user_text_is_escaped(http: httpx.Client) -> None:
     calls = _calls(http, request_id)
     for call_id in calls.values():
         pages.append(http.get(f"/ui/requests/{request_id}/calls/{call_id}").text)
-    pages.append(http.get(f"/ui/requests/{request_id}/main").text)
+    update = view(http, request_id, d=list(calls.values()))
+    pages.append(tree_html(update) + "".join(update["parts"].values()))
     escaped = "&lt;script&gt;window.__pwned = 1&lt;/script&gt;"
     for html in pages:
         assert "<script>window" not in html
@@ -154,7 +155,7 @@ def test_user_text_is_escaped(http: httpx.Client) -> None:
     assert pages[0].count(escaped) >= 3
     whole = str(markupsafe.escape(EVIL))
     assert f'<p class="error-line"><strong>ValueError</strong>: {whole}</p>' in pages[0]
-    assert f'<td class="message">{whole}</td>' in pages[0]  # the progress log
+    assert f'<td class="message" data-label="Message">{whole}</td>' in pages[0]
     echoed = pages[1 + list(calls).index("dash_echo_evil")]
     assert escaped in echoed  # its argument and its output
     ok_id = invoke(http, "dash_evil", False)
@@ -175,12 +176,12 @@ def test_attempts_show_each_error_and_duration(http: httpx.Client) -> None:
     attempts = re.findall(r'<tr class="o-(\w+)">(.*?)</tr>', opened, re.S)
     assert [outcome for outcome, _ in attempts] == ["failure", "failure", "success"]
     for number, (_, cells) in enumerate(attempts, 1):
-        assert re.search(r'<td class="num nowrap">[0-9.]+(ms|s)', cells), cells
+        assert re.search(r'<td class="num nowrap"[^>]*>[0-9.]+(ms|s)', cells), cells
         if number < 3:
             assert f"RuntimeError</strong>: attempt {number} of r-attempts failed" in (
                 cells
             )
-            assert '<pre class="traceback">Traceback' in cells
+            assert '<pre class="traceback" tabindex="0">Traceback' in cells
             assert re.search(r"retry after [0-9.]+ms", cells)  # jittered backoff
         else:
             assert "traceback" not in cells
@@ -194,8 +195,7 @@ def test_unknown_request_and_page_are_404_pages(http: httpx.Client) -> None:
     assert "No request &lt;script&gt;nope." in page.text
     assert "<script>nope" not in page.text
     for path in (
-        "/ui/requests/nope/main",
-        "/ui/requests/nope/rows",
+        "/ui/requests/nope/view?token=t&have=0",
         "/ui/requests/nope/calls/x",
         "/ui/no/such/page",
     ):
@@ -203,8 +203,18 @@ def test_unknown_request_and_page_are_404_pages(http: httpx.Client) -> None:
     request_id = invoke(http, "dash_add", 1)
     missing = http.get(f"/ui/requests/{request_id}/calls/nope")
     assert missing.status_code == 404 and "has no call nope" in missing.text
-    bad = http.get(f"/ui/requests/{request_id}/rows", params={"offset": "-1"})
-    assert bad.status_code == 400
+    for params in (
+        {"token": "t", "have": "-1"},
+        {"token": "<bad>", "have": "0"},
+        {"token": "t", "have": "0", "g": "all.-1.x"},
+        {"token": "t", "have": "0", "g": "some.10.x"},
+        {"token": "t", "have": "0", "p": "99999999.x"},
+        {"token": "t", "have": "0", "view": "everything"},
+        {"token": "t", "have": "0", "log": "yesterday"},
+    ):
+        bad = http.get(f"/ui/requests/{request_id}/view", params=params)
+        assert bad.status_code == 400, (params, bad.text)
+        assert bad.json()["error"]["message"], bad.text
 
 
 def test_pagination_and_filters(http: httpx.Client) -> None:
@@ -281,20 +291,25 @@ def test_ten_thousand_item_map_page_stays_small_and_fast(
     assert "10,000 items" in page.text and "10,000 succeeded" in page.text
     group = re.search(r'data-group="([^"]+)"', page.text)
     assert group is not None
-    first = http.get(f"/ui/requests/{big_map}/rows", params={"group": group[1]}).text
-    assert first.count('class="row call') == 100
-    more = re.search(r'data-more [^>]*data-offset="(\d+)"', first)
+    started = time.monotonic()
+    first = tree_html(view(http, big_map, g=f"all.100.{group[1]}"))
+    unfold_s = time.monotonic() - started
+    assert first.count(">dash_square[") == 100
+    more = re.search(r'data-more [^>]*data-shown="(\d+)"', first)
     assert more is not None and more[1] == "100"
     assert f"{BIG_MAP - 100:,} not shown" in first
-    later = http.get(
-        f"/ui/requests/{big_map}/rows",
-        params={"group": group[1], "offset": str(BIG_MAP - 50)},
-    ).text
-    assert later.count('class="row call') == 50 and "dash_square[9999]" in later
-    problems = http.get(
-        f"/ui/requests/{big_map}/rows", params={"group": group[1], "only": "problems"}
+    started = time.monotonic()
+    later = tree_html(view(http, big_map, g=f"all.300.{group[1]}"))
+    more_s = time.monotonic() - started
+    assert later.count(">dash_square[") == 300 and "dash_square[299]" in later
+    assert f"{BIG_MAP - 300:,} not shown" in later
+    problems = tree_html(view(http, big_map, g=f"problems.100.{group[1]}"))
+    assert ">dash_square[" not in problems
+    print(
+        f"10,001 calls: page {elapsed_s * 1000:.0f} ms ("
+        f"{page.headers['server-timing']}), unfold {unfold_s * 1000:.0f} ms, "
+        f"300 items {more_s * 1000:.0f} ms"
     )
-    assert 'class="row' not in problems.text
 
 
 def test_request_page_of_running_request(http: httpx.Client) -> None:

@@ -1,126 +1,203 @@
-"""The call tree's rows and timeline, from records built by hand."""
+"""The call tree's rows and timeline, read from a real SQLite store a page at a time."""
 
 from __future__ import annotations
 
-from cairn._request import AttemptInfo, CallInfo
-from cairn.server._dashboard import _tree
-from cairn.store import AttemptRecord, RequestRecord
-from cairn.types import CallStatus, RequestStatus
+from pathlib import Path
 
-T0 = 1_000_000.0
+import pytest
+
+from cairn.server import _errors
+from cairn.server._dashboard import _rows, _timeline, _tree
+from cairn.store import CallKey, RequestRecord, RunSpan, Store, open_store
+from tests.contract.test_store import T0, WORKER, child, failure, new_request, success
 
 
-def _record(status: RequestStatus = RequestStatus.SUCCEEDED) -> RequestRecord:
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return open_store(f"sqlite:///{tmp_path / 'tree.db'}")
+
+
+def _request(store: Store, items: int = 250, children: int = 2) -> dict[str, CallKey]:
+    """app -> fetch, ``children - 2`` more calls, a map of ``items`` (every 80th
+    fails), publish."""
+    root = new_request(store)
+    assert store.claim_call(WORKER, 0, T0) is not None
+    fetch = child(root, "fetch", 1, dispatched=False)
+    store.commit_success(success(fetch, started_at_ms=T0 + 1, finished_at_ms=T0 + 2))
+    for seq in range(2, children):
+        extra = child(root, "step", seq, dispatched=False)
+        store.commit_success(
+            success(extra, started_at_ms=T0 + 2, finished_at_ms=T0 + 3)
+        )
+    keys = [
+        child(root, "square", i, kind="map_item", group_id="g") for i in range(items)
+    ]
+    for index, key in enumerate(keys):
+        if index % 80 == 1:
+            store.record_failure(
+                failure(key, final=True, started_at_ms=T0 + 5, finished_at_ms=T0 + 6)
+            )
+        else:
+            store.commit_success(
+                success(key, started_at_ms=T0 + 5, finished_at_ms=T0 + 6)
+            )
+    publish = child(root, "publish", 9999, dispatched=False)
+    store.commit_success(success(publish, started_at_ms=T0 + 8, finished_at_ms=T0 + 9))
+    return {"root": root, "fetch": fetch, "publish": publish}
+
+
+def _walk(store: Store, state: _tree.ViewState | None = None) -> list[_rows.Row]:
+    record = store.get_request("req-1")
+    assert record is not None
+    return _tree.Walk(store, record, [], state or _tree.ViewState()).rows()
+
+
+def _labels(rows: list[_rows.Row]) -> list[str]:
+    return [row.label if not isinstance(row, _rows.MoreRow) else "+" for row in rows]
+
+
+def test_a_map_is_one_row_until_unfolded_a_page_at_a_time(store: Store) -> None:
+    keys = _request(store)
+    rows = _walk(store)
+    assert _labels(rows) == ["app", "fetch", "square.map", "publish"]
+    group = rows[2]
+    assert isinstance(group, _rows.GroupRow)
+    assert (group.total, group.problems, group.ran, group.served) == (250, 4, 250, 0)
+    assert group.counts == (("failed", 4), ("succeeded", 246))
+    assert group.status == "failed" and group.mode == ""
+    # Paths name the ancestry (the group included) for folding.
+    assert rows[1].path == f"{keys['root'].id}/{keys['fetch'].id}"
+    assert group.path == f"{keys['root'].id}/g"
+    opened = _walk(store, _tree.ViewState(groups={"g": ("all", 100)}))
+    assert _labels(opened)[:4] == ["app", "fetch", "square.map", "square[0]"]
+    items = [
+        r for r in opened if isinstance(r, _rows.CallRow) and r.call_kind == "map_item"
+    ]
+    assert len(items) == 100
+    assert items[-1].path == f"{keys['root'].id}/g/{items[-1].id}"
+    more = next(r for r in opened if isinstance(r, _rows.MoreRow))
+    assert (more.group, more.shown, more.remaining) == ("g", 100, 150)
+    assert _labels(opened)[-1] == "publish"
+    failed = _walk(store, _tree.ViewState(groups={"g": ("problems", 100)}))
+    assert [r.label for r in failed if isinstance(r, _rows.CallRow)][2:6] == [
+        "square[1]",
+        "square[81]",
+        "square[161]",
+        "square[241]",
+    ]
+
+
+def test_a_long_list_of_children_is_cut_and_extended(store: Store) -> None:
+    keys = _request(store, items=1, children=_tree.PARENT_PAGE + 50)
+    rows = _walk(store)
+    more = rows[-1]
+    assert isinstance(more, _rows.MoreRow)
+    assert (more.parent, more.shown) == (keys["root"].id, _tree.PARENT_PAGE)
+    assert more.remaining == 51  # 49 more steps, the map, publish
+    longer = _walk(store, _tree.ViewState(parents={keys["root"].id: 600}))
+    assert not any(isinstance(r, _rows.MoreRow) for r in longer)
+    assert _labels(longer)[-2:] == ["square.map", "publish"]
+
+
+def test_flat_views_of_the_latest_run_and_of_failures(store: Store) -> None:
+    _request(store, items=10)
+    failed = _walk(store, _tree.ViewState(view="problems"))
+    assert _labels(failed) == ["square[1]"]
+    ran = _walk(store, _tree.ViewState(view="ran", shown=3))
+    assert _labels(ran) == ["fetch", "square[0]", "square[1]", "+"]
+
+
+def test_attempts_of_every_run_become_bars(store: Store) -> None:
+    root = new_request(store)
+    flaky = child(root, "flaky", 1, dispatched=False)
+    store.record_failure(
+        failure(flaky, final=False, started_at_ms=T0 + 10, finished_at_ms=T0 + 20)
+    )
+    store.commit_success(
+        success(flaky, attempt=2, started_at_ms=T0 + 30, finished_at_ms=T0 + 40)
+    )
+    rows = _walk(store)
+    row = rows[1]
+    assert isinstance(row, _rows.CallRow)
+    assert row.attempts == "2 (1 failed)"
+    assert [(s.start_ms, s.end_ms, s.outcome) for s in row.segments] == [
+        (T0 + 10, T0 + 20, "failure"),
+        (T0 + 30, T0 + 40, "success"),
+    ]
+
+
+def _record(run: int, started: float, finished: float | None) -> RequestRecord:
+    from cairn.types import RequestStatus
+
     return RequestRecord(
-        id="req",
+        id="r",
         application="app",
         code_ref=None,
-        status=status,
+        status=RequestStatus.SUCCEEDED if finished else RequestStatus.RUNNING,
         failure_reason=None,
         error=None,
         input=b"{}",
-        output=b"null",
+        output=None,
         headers={},
-        run=2,
+        run=run,
         strict_replay=False,
         progress=None,
-        created_at_ms=T0,
-        started_at_ms=T0,
-        finished_at_ms=T0 + 1000,
+        created_at_ms=0.0,
+        started_at_ms=started,
+        finished_at_ms=finished,
     )
 
 
-def _call(
-    call_id: str,
-    parent: str | None,
-    seq: int,
-    *,
-    kind: str = "call",
-    start: float = 0,
-    end: float = 10,
-    served: bool = False,
-) -> CallInfo:
-    return CallInfo(
-        id=call_id,
-        function=f"f_{kind}",
-        kind=kind,
-        parent_id=parent,
-        seq=seq,
-        status=CallStatus.SUCCEEDED,
-        attempts=[
-            AttemptInfo(
-                attempt=1,
-                run=1 if served else 2,
-                outcome="success",
-                duration_s=(end - start) / 1000,
-                error=None,
-                retry_delay_s=None,
-            )
-        ],
-        started_at_ms=T0 + start,
-        finished_at_ms=T0 + end,
-        served_from_checkpoint=served,
-        ran_in_latest_run=not served,
-        error=None,
-    )
-
-
-def _attempt(call: CallInfo) -> AttemptRecord:
-    assert call.started_at_ms is not None and call.finished_at_ms is not None
-    return AttemptRecord(
-        call_id=call.id,
-        attempt=1,
-        run=call.attempts[0].run,
-        outcome="success",
-        error=None,
-        started_at_ms=call.started_at_ms,
-        finished_at_ms=call.finished_at_ms,
-        retry_delay_s=None,
-    )
-
-
-def _tree_of(calls: list[CallInfo], groups: dict[str, str | None]) -> _tree.Tree:
-    return _tree.Tree(_record(), calls, groups, [_attempt(c) for c in calls], T0)
-
-
-def test_rows_groups_timeline_and_checkpoints() -> None:
-    app = _call("req", None, 0, kind="app", end=1000)
-    served = _call("a", "req", 0, served=True, start=-5000, end=-4000)
-    items = [
-        _call(f"m{i}", "req", i, kind="map_item", start=500, end=600) for i in range(3)
+def test_the_timeline_lays_every_run_side_by_side() -> None:
+    runs = [
+        RunSpan(run=1, started_at_ms=0.0, finished_at_ms=4_000.0, first_seq=1),
+        RunSpan(run=2, started_at_ms=3_600_000.0, finished_at_ms=None, first_seq=9),
     ]
-    child = _call("c", "a", 0, start=0, end=250)
-    tree = _tree_of([app, served, *items, child], {f"m{i}": "g" for i in range(3)})
-    rows = tree.rows()
-    assert [(r.kind, r.path, r.depth) for r in rows] == [
-        ("call", "req", 0),
-        ("call", "req/a", 1),
-        ("call", "req/a/c", 2),
-        ("group", "req/g", 1),
-    ]
-    app_row, served_row, child_row, group_row = rows
-    assert isinstance(app_row, _tree.CallRow) and app_row.segments[0].width == 100.0
-    assert isinstance(served_row, _tree.CallRow)
-    assert served_row.marker == "checkpoint" and served_row.segments == []
-    assert isinstance(child_row, _tree.CallRow)
-    assert (child_row.segments[0].left, child_row.segments[0].width) == (0.0, 25.0)
-    assert isinstance(group_row, _tree.GroupRow)
-    assert group_row.total == 3 and group_row.counts == [("succeeded", 3)]
-    assert (group_row.segments[0].left, group_row.segments[0].width) == (50.0, 10.0)
-    item_rows = tree.group_rows("g", 0, only_problems=False)
-    assert [r.path for r in item_rows] == ["req/g/m0", "req/g/m1", "req/g/m2"]
-    assert tree.group_rows("g", 0, only_problems=True) == []
-    assert tree.path("m1") == "req/g/m1"
+    line = _timeline.timeline(_record(2, 3_600_000.0, 3_600_500.0), runs, 9e9)
+    first, second = line.lanes
+    # The hour between the runs is left out; the short run keeps a visible lane.
+    assert first.left == 0 and second.left == pytest.approx(first.width + 1.0)
+    assert second.width >= 10 and first.width > second.width
+    assert first.duration_s == 4.0 and second.duration_s == 0.5
+    left, width = line.place(1_000.0, 3_000.0, 1)
+    assert left == pytest.approx(first.width / 4, abs=0.01)
+    assert width == pytest.approx(first.width / 2, abs=0.01)
+    later_left, _ = line.place(3_600_000.0, 3_600_250.0, 2)
+    assert later_left == pytest.approx(second.left, abs=0.01)
+    running = _timeline.timeline(_record(1, 0.0, None), [], 2_000.0)
+    assert running.lanes[0].end_ms == 2_000.0 and running.lanes[0].running
 
 
-def test_long_lists_are_cut_with_a_more_row() -> None:
-    app = _call("req", None, 0, kind="app", end=1000)
-    calls = [_call(f"s{i}", "req", i) for i in range(_tree.PAGE_ROWS + 50)]
-    tree = _tree_of([app, *calls], {})
-    rows = tree.rows()
-    assert len(rows) == _tree.PAGE_ROWS + 1
-    more = rows[-1]
-    assert isinstance(more, _tree.MoreRow)
-    assert (more.parent, more.offset, more.remaining) == ("req", 299, 51)
-    rest = tree.child_rows("req", more.offset)
-    assert [r.path for r in rest] == [f"req/s{i}" for i in range(299, 350)]
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"view": ["all"]},
+        {"n": ["0"]},
+        {"n": ["99999999"]},
+        {"g": ["everything.10.g"]},
+        {"g": ["all.ten.g"]},
+        {"g": ["all.10."]},
+        {"p": ["-3.x"]},
+        {"d": [""]},
+        {"log": ["-1"]},
+    ],
+)
+def test_bad_view_states_are_400s(params: dict[str, list[str]]) -> None:
+    with pytest.raises(_errors.ApiError) as raised:
+        _tree.parse_state(params)
+    assert raised.value.status == 400 and raised.value.message
+
+
+def test_a_view_state_from_its_parameters() -> None:
+    state = _tree.parse_state(
+        {
+            "g": ["problems.200.g.1"],
+            "p": ["600.a.b"],
+            "d": ["x", "x", "y"],
+            "log": ["7"],
+        }
+    )
+    assert state.groups == {"g.1": ("problems", 200)}
+    assert state.parents == {"a.b": 600}
+    assert state.details == ("x", "y")
+    assert state.log_before == 7

@@ -119,6 +119,10 @@ class Reads(Protocol):
         """A page of a request's calls in start order: those that ran in ``run``,
         or those that did not succeed."""
 
+    def count_rerun(self, request_id: str, since_ms: float | None) -> int:
+        """How many calls a replay runs again: those that did not succeed, and
+        those started at or after ``since_ms`` (a replay from a call)."""
+
     def list_runs(self, request_id: str) -> list[RunSpan]:
         """Every run of a request, from its events."""
 
@@ -307,6 +311,13 @@ class Browsing:
                 "limit": limit,
             },
         )
+
+    def count_rerun(self, request_id: str, since_ms: float | None) -> int:
+        """How many calls a replay runs again."""
+        rows = self._browse_rows(
+            self._query("rerun_count"), {"request_id": request_id, "since": since_ms}
+        )
+        return int(rows[0][0])
 
     def list_runs(self, request_id: str) -> list[RunSpan]:
         """Every run of a request: its first RequestStarted to the RequestFinished

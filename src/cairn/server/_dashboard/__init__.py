@@ -7,12 +7,15 @@ stream, the request page follows its request over the API's progress stream, and
 actions (invoke, replay, cancel) call the JSON API. With an API key the pages
 ask for it once (``_session``).
 
-Modules: ``_pages`` (routes), ``_views`` (records -> what templates show),
-``_tree`` (call tree and timeline rows), ``_values`` (inputs and outputs, decoded
-without running user code, their text under a budget), ``_decoding`` (that work
-off the event loop: JSON in a thread, pickles in a child process), ``_journal`` (latest progress events), ``_stream``
-(the requests page's live stream), ``_session`` (login cookie), ``_render``
-(templates and page headers).
+Modules: ``_pages`` (routes, the requests page, login), ``_request_page`` (the
+request page and its updates), ``_tree`` (what a request page shows, read a page
+at a time), ``_rows`` (the call tree's rows), ``_timeline`` (every run on one
+track), ``_live`` (updates send what changed), ``_views`` (records -> what
+templates show), ``_values`` (inputs and outputs, decoded without running user
+code, their text under a budget), ``_decoding`` (that work off the event loop:
+JSON in a thread, pickles in a child process), ``_journal`` (progress messages,
+paged), ``_stream`` (the requests page's live stream), ``_session`` (login
+cookie), ``_render`` (templates and page headers).
 """
 
 from __future__ import annotations

@@ -1,24 +1,22 @@
-"""The latest progress messages of a request, read from the end of its events.
+"""A request's progress messages, every one of them, a page at a time.
 
-The store reads events forwards from a sequence number. A request with a large
-map has tens of thousands of events and the page wants only the last few
-progress messages, so the last sequence number is found first (a handful of
-indexed probes) and the events are read backwards from there, one window at a
-time, up to a bounded number of them.
+The store reads progress events newest first (``list_progress``); each message
+is shown with the run it belongs to (the last run started before it). The last
+sequence number of a request (``last_seq``) is found with a handful of indexed
+probes, since a request with a large map has tens of thousands of events.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cairn.store import EventRecord, Store
+from cairn.store import RunSpan, Store
 
-PROGRESS = "RequestProgressUpdated"
 _WINDOW = 1000
-# Events looked at, at most, to find the wanted ones: progress messages older
-# than the latest 5,000 events of a request are not shown.
-_SCAN_LIMIT = 5_000
+# Progress messages per page of the log.
+LOG_PAGE = 50
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -32,6 +30,7 @@ class ProgressLine:
     step: float | None
     total: float | None
     message: str
+    run: int = 0
 
     @property
     def percent(self) -> float | None:
@@ -69,42 +68,50 @@ def last_seq(store: Store, request_id: str) -> int:
     return high
 
 
-def tail(
+@dataclass(frozen=True, kw_only=True)
+class LogPage:
+    """A page of a request's progress messages (of one call if asked), oldest first."""
+
+    lines: list[ProgressLine]
+    older: int | None
+    """Where the page before this one ends (its ``before``), if there is one."""
+    before: int | None
+    """This page's ``before`` (None: the newest page)."""
+
+
+def run_of(runs: Sequence[RunSpan], seq: int) -> int:
+    """The run an event belongs to: the last one started at or before it."""
+    found = runs[0].run if runs else 1
+    for run in runs:
+        if run.first_seq <= seq:
+            found = run.run
+    return found
+
+
+def log_page(
     store: Store,
     request_id: str,
+    runs: Sequence[RunSpan],
     *,
-    kind: str,
+    before: int | None = None,
     call_id: str | None = None,
-    limit: int = 20,
-    end: int | None = None,
-) -> list[EventRecord]:
-    """The last ``limit`` events of ``kind`` (of one call if given), oldest first.
-
-    ``end``: the last sequence number looked at (the request's last by default).
-    """
-    end = last_seq(store, request_id) if end is None else end
-    found: list[EventRecord] = []
-    scanned = 0
-    while end > 0 and len(found) < limit and scanned < _SCAN_LIMIT:
-        start = max(end - _WINDOW, 0)
-        window = store.list_events(request_id, start, limit=end - start)
-        scanned += end - start
-        for event in reversed(window):
-            if event.seq > end:
-                continue
-            if event.kind != kind:
-                continue
-            if call_id is not None and event.payload.get("function_run_id") != call_id:
-                continue
-            found.append(event)
-            if len(found) >= limit:
-                break
-        end = start
-    return list(reversed(found))
+    limit: int = LOG_PAGE,
+) -> LogPage:
+    """A page of progress messages: the newest, or those before ``before``."""
+    events = store.list_progress(
+        request_id, before_seq=before, limit=limit + 1, call_id=call_id
+    )
+    shown = events[:limit]
+    lines = [
+        progress_line(e.payload, e.seq, e.created_at_ms, run_of(runs, e.seq))
+        for e in reversed(shown)
+    ]
+    older = shown[-1].seq if len(events) > limit else None
+    return LogPage(lines=lines, older=older, before=before)
 
 
 def progress_line(
-    payload: dict[str, Any], seq: int = 0, created_at_ms: float = 0.0
+    payload: dict[str, Any], seq: int = 0, created_at_ms: float = 0.0, run: int = 0
 ) -> ProgressLine:
     """A ``RequestProgressUpdated`` payload (or a request's latest progress)."""
     return ProgressLine(
@@ -115,14 +122,8 @@ def progress_line(
         step=_number(payload.get("step")),
         total=_number(payload.get("total")),
         message=str(payload.get("message") or ""),
+        run=run,
     )
-
-
-def progress_lines(events: list[EventRecord]) -> list[ProgressLine]:
-    """Progress events as lines to show."""
-    return [
-        progress_line(event.payload, event.seq, event.created_at_ms) for event in events
-    ]
 
 
 def _number(value: object) -> float | None:

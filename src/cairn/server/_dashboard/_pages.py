@@ -1,18 +1,17 @@
-"""The dashboard's routes: pages, the fragments the pages load, login and logout.
+"""The dashboard's routes: the requests page and its live stream, the request
+page (``_request_page``), login and logout.
 
 Pages read the store through the server's ``StorePool`` and the same helpers as
-the JSON routes (paging, ``Request.calls()``); actions (invoke, replay, cancel)
-are the JSON API's own routes, called by the pages' script, so that a bad input
-gets the API's own message.
+the JSON routes (paging); actions (invoke, replay, cancel) are the JSON API's own
+routes, called by the pages' script, so that a bad input gets the API's own
+message.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import hmac
 import math
-from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
@@ -20,54 +19,21 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from cairn import _calls, _registry, _request, errors
-from cairn.store import EventRecord, RequestRecord, Store
-from cairn.types import CallStatus, RequestStatus
+from cairn import _calls, _registry
+from cairn.store import Store
+from cairn.types import RequestStatus
 
 from .. import _api, _errors, _sse
 from .._routing import resource
-from . import (
-    _decoding,
-    _journal,
-    _render,
-    _session,
-    _stream,
-    _tree,
-    _values,
-    _views,
-)
+from . import _decoding, _render, _request_page, _session, _stream, _views
 
 PREFIX = "/ui"
-_PROGRESS_LINES = 20
 _MAX_ID_CHARS = 512
-
-
-@dataclass(frozen=True, kw_only=True)
-class _Loaded:
-    record: RequestRecord
-    calls: list[_request.CallInfo]
-    tree: _tree.Tree
 
 
 def _state(request: Request) -> _api.ServerState:
     state: _api.ServerState = request.app.state.cairn
     return state
-
-
-def _text(request: Request, name: str) -> str:
-    value = request.path_params.get(name) or request.query_params.get(name) or ""
-    try:
-        value.encode()
-    except UnicodeEncodeError:
-        return ""
-    return value[:_MAX_ID_CHARS]
-
-
-def _offset(request: Request) -> int:
-    raw = request.query_params.get("offset", "0")
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 9):
-        raise _errors.bad_request("bad_offset", "offset must be an integer >= 0")
-    return int(raw)
 
 
 def _status(request: Request) -> RequestStatus | None:
@@ -90,13 +56,6 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
-def _read_request(store: Store, request_id: str) -> Any:
-    record = store.get_request(request_id)
-    if record is None:
-        return None
-    return record, store.list_calls(request_id), store.list_attempts(request_id)
-
-
 class Dashboard:
     """The dashboard of one app: its templates, and the key its login checks."""
 
@@ -104,6 +63,7 @@ class Dashboard:
         self._key = None if api_key is None else api_key.encode()
         self.templates = _render.Templates(namespace=namespace, auth=bool(api_key))
         self.values = _decoding.Values()
+        self.requests = _request_page.RequestPages(self.templates, self.values)
 
     def routes(self) -> list[BaseRoute]:
         """The dashboard's routes (``/`` and everything under ``/ui``)."""
@@ -115,10 +75,10 @@ class Dashboard:
             resource(f"{PREFIX}/stream", get=self.stream),
             resource(f"{PREFIX}/login", get=self.login_form, post=self.login),
             resource(f"{PREFIX}/logout", post=self.logout),
-            resource(req, get=self.request_page),
-            resource(f"{req}/main", get=self.request_main),
-            resource(f"{req}/rows", get=self.rows),
-            resource(f"{req}/calls/{{call_id}}", get=self.call),
+            resource(req, get=self.requests.page),
+            resource(f"{req}/view", get=self.requests.view),
+            resource(f"{req}/replay-plan", get=self.requests.replay_plan),
+            resource(f"{req}/calls/{{call_id}}", get=self.requests.call),
             Mount(f"{PREFIX}/static", app=StaticFiles(directory=_render.STATIC)),
             resource(f"{PREFIX}/{{path:path}}", get=self.no_page),
         ]
@@ -177,91 +137,6 @@ class Dashboard:
             first_page=cursor is None,
             next_cursor=next_cursor,
             since_ms=rows[0].created_at_ms if rows else 0.0,
-        )
-
-    async def request_page(self, request: Request) -> Response:
-        """One request: summary, error, input and output, call tree and timeline."""
-        view = await self._view(request)
-        if view is None:
-            return self._missing(request)
-        return self.templates.page("request.html", page=view)
-
-    async def request_main(self, request: Request) -> Response:
-        """The request page's changing part, for live refreshes."""
-        view = await self._view(request)
-        if view is None:
-            return self._missing(request)
-        return self.templates.page("_request_main.html", page=view)
-
-    async def rows(self, request: Request) -> Response:
-        """More rows of the call tree: a map group's items or a parent's children."""
-        offset = _offset(request)
-        loaded = await self._load(request)
-        if loaded is None:
-            return self._missing(request)
-        group, parent = _text(request, "group"), _text(request, "parent")
-        if group:
-            only = request.query_params.get("only") == "problems"
-            rows = loaded.tree.group_rows(group, offset, only)
-        elif not parent or parent in loaded.tree.by_id:
-            rows = loaded.tree.child_rows(parent or None, offset)
-        else:
-            rows = []
-        return self.templates.page(
-            "_rows.html",
-            rows=rows,
-            request_id=loaded.record.id,
-            scale=loaded.tree.scale,
-        )
-
-    async def call(self, request: Request) -> Response:
-        """One call, opened: attempts, arguments, output, progress messages."""
-        loaded = await self._load(request)
-        if loaded is None:
-            return self._missing(request)
-        call_id = _text(request, "call_id")
-        call = loaded.tree.by_id.get(call_id)
-        if call is None:
-            return self._error(
-                404,
-                "No such call",
-                f"Request {loaded.record.id} has no call {call_id}.",
-            )
-
-        def read(store: Store) -> Any:
-            args = store.get_call_args(call_id)
-            output = (
-                store.get_call_output(call_id)
-                if call.status is CallStatus.SUCCEEDED and call.kind != "app"
-                else None
-            )
-            events = _journal.tail(
-                store,
-                loaded.record.id,
-                kind=_journal.PROGRESS,
-                call_id=call_id,
-                limit=_PROGRESS_LINES,
-            )
-            return args, output, _journal.progress_lines(events)
-
-        args, output, lines = await _state(request).pool.run(read)
-        record = loaded.record
-        names = _views.parameter_names(call.function)
-        shown_output: _values.Shown | None = None
-        if call.kind == "app":  # the request's own input and output (JSON)
-            arguments = await self.values.arguments(record.input, names)
-            if call.status is CallStatus.SUCCEEDED:
-                shown_output = await self.values.json(record.output)
-        else:
-            arguments, shown_output = await self.values.call(args, output, names)
-            if call.status is not CallStatus.SUCCEEDED:
-                shown_output = None
-        details = _views.call_details(call, arguments, shown_output, lines, record)
-        return self.templates.page(
-            "_call.html",
-            details=details,
-            path=loaded.tree.path(call_id),
-            request_id=loaded.record.id,
         )
 
     async def stream(self, request: Request) -> Response:
@@ -347,77 +222,5 @@ class Dashboard:
 
     # -- helpers ---------------------------------------------------------------------
 
-    async def _load(self, request: Request) -> _Loaded | None:
-        state = _state(request)
-        request_id = _text(request, "request_id")
-        # Both read every call of the request: at once, in two threads.
-        reading = asyncio.gather(
-            state.pool.run(functools.partial(_read_request, request_id=request_id)),
-            state.pool.call(_request.Request(request_id, state.store_url).calls),
-            return_exceptions=True,
-        )
-        found, calls = await reading
-        if found is None or isinstance(calls, errors.RequestNotFound):
-            return None  # none, or deleted meanwhile
-        if isinstance(found, BaseException):
-            raise found
-        if isinstance(calls, BaseException):
-            raise calls
-        record, records, attempts = found
-        groups = {call.id: call.group_id for call in records}
-        tree = _tree.Tree(record, calls, groups, attempts, _calls.now_ms())
-        return _Loaded(record=record, calls=calls, tree=tree)
-
-    async def _view(self, request: Request) -> _views.RequestPage | None:
-        state = _state(request)
-        request_id = _text(request, "request_id")
-
-        def read(store: Store) -> tuple[int, list[EventRecord]]:
-            seq = _journal.last_seq(store, request_id)
-            events = _journal.tail(
-                store,
-                request_id,
-                kind=_journal.PROGRESS,
-                limit=_PROGRESS_LINES,
-                end=seq,
-            )
-            return seq, events
-
-        # The events first, then the records: the page shows every event up to
-        # `seq` (its progress as of `seq`), so that its script skips them when its
-        # event stream starts from the run's first.
-        seq, events = await state.pool.run(read)
-        loaded = await self._load(request)
-        if loaded is None:
-            return None
-        record = loaded.record
-        arguments = await self.values.arguments(
-            record.input, _views.parameter_names(record.application)
-        )
-        output = None
-        if record.status is RequestStatus.SUCCEEDED:
-            output = await self.values.json(record.output)
-        return _views.request_page(
-            record,
-            loaded.calls,
-            loaded.tree,
-            _journal.progress_lines(events),
-            _calls.now_ms(),
-            seq=seq,
-            arguments=arguments,
-            output=output,
-        )
-
-    def _missing(self, request: Request) -> Response:
-        request_id = _text(request, "request_id")
-        return self._error(
-            404,
-            "Request not found",
-            f"No request {request_id}.",
-            hint="It may have been deleted, or the id is mistyped.",
-        )
-
     def _error(self, status: int, title: str, message: str, hint: str = "") -> Response:
-        return self.templates.page(
-            "error.html", status_code=status, title=title, message=message, hint=hint
-        )
+        return self.templates.error(status, title, message, hint)

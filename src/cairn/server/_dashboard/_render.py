@@ -8,6 +8,7 @@ still could not run.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,25 @@ def _thousands(value: int) -> str:
     return f"{value:,}"
 
 
+def _utc(ms: float | None, with_ms: bool = False) -> str:
+    """``2025-01-02 03:04:05 UTC`` (with milliseconds if asked); ``-`` if unknown."""
+    if ms is None:
+        return "-"
+    moment = datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC)
+    text = moment.strftime("%Y-%m-%d %H:%M:%S")
+    if with_ms:
+        text += f".{moment.microsecond // 1000:03d}"
+    return f"{text} UTC"
+
+
+def _iso(ms: float | None) -> str:
+    """RFC 3339 in UTC with milliseconds (a ``<time datetime>``)."""
+    if ms is None:
+        return ""
+    moment = datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
 class Templates:
     """The dashboard's templates, loaded once per app."""
 
@@ -66,6 +86,8 @@ class Templates:
             timestamp=_text.timestamp,
             percent=_percent,
             thousands=_thousands,
+            utc=_utc,
+            iso=_iso,
         )
         self.env.globals.update(
             namespace=namespace,
@@ -78,8 +100,24 @@ class Templates:
         """A template rendered to text."""
         return self.env.get_template(name).render(**context)
 
-    def page(self, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    def page(
+        self,
+        name: str,
+        status_code: int = 200,
+        headers: dict[str, str] | None = None,
+        **context: Any,
+    ) -> HTMLResponse:
         """A page or fragment as an HTML response with the dashboard's headers."""
         return HTMLResponse(
-            self.text(name, **context), status_code=status_code, headers=HEADERS
+            self.text(name, **context),
+            status_code=status_code,
+            headers={**HEADERS, **(headers or {})},
+        )
+
+    def error(
+        self, status: int, title: str, message: str, hint: str = ""
+    ) -> HTMLResponse:
+        """An error page."""
+        return self.page(
+            "error.html", status_code=status, title=title, message=message, hint=hint
         )

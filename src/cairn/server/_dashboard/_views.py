@@ -6,7 +6,6 @@ for running requests), so the pages' content is tested without a browser.
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import json
 import typing
@@ -14,12 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from cairn import _registry, _request, _text
-from cairn.store import RequestRecord
+from cairn import _registry, _text
+from cairn.store import CallCounts, CallRecord, RequestRecord
 from cairn.types import RequestStatus
 
 from .. import _shapes
-from . import _journal, _tree, _values
+from . import _journal, _rows, _values
 
 # Recent requests shown per application on the requests page.
 RECENT_PER_APP = 12
@@ -60,40 +59,6 @@ class ApplicationView:
     description: str
     parameters: list[Parameter]
     recent: list[RequestRow]
-
-
-@dataclass(frozen=True, kw_only=True)
-class RequestPage:
-    """Everything the request page shows."""
-
-    row: RequestRow
-    record: RequestRecord
-    served: bool
-    arguments: _values.Arguments
-    output: _values.Shown | None
-    error: dict[str, Any] | None
-    rows: list[_tree.Row]
-    scale: _tree.Scale
-    counts: _tree.RunCounts
-    progress_log: list[_journal.ProgressLine]
-    seq: int
-    """The request's last event when the page was read (it shows every one up to it)."""
-    output_path: str
-    """Where the API serves the output (under the namespace), to download it."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class CallDetails:
-    """One call, opened: attempts, arguments, output, progress messages."""
-
-    call: _request.CallInfo
-    label: str
-    arguments: _values.Arguments
-    output: _values.Shown | None
-    progress_log: list[_journal.ProgressLine]
-    replayable: bool
-    output_path: str
-    """Where the API serves the output (under the namespace), to download it."""
 
 
 def progress(data: dict[str, Any] | None) -> _journal.ProgressLine | None:
@@ -188,59 +153,90 @@ def application(
     )
 
 
-def request_page(
-    record: RequestRecord,
-    calls: list[_request.CallInfo],
-    tree: _tree.Tree,
-    progress_log: list[_journal.ProgressLine],
-    now_ms: float,
-    *,
-    seq: int,
-    arguments: _values.Arguments,
-    output: _values.Shown | None,
-) -> RequestPage:
-    """The request page of one request.
+@dataclass(frozen=True, kw_only=True)
+class Head:
+    """The request page's summary: title, actions, facts, live progress, error."""
 
-    Its progress is the log's latest line (as of ``seq``), not the record's
-    (maybe newer): the page's script moves it on from there. ``arguments`` and
-    ``output`` are the rendered input and output (``_decoding``).
-    """
-    row = request_row(record, now_ms)
-    if row.progress is not None and progress_log:
-        row = dataclasses.replace(row, progress=progress_log[-1])
-    return RequestPage(
-        row=row,
+    row: RequestRow
+    record: RequestRecord
+    served: bool
+    counts: CallCounts
+
+    def fingerprint(self) -> int:
+        """Changes when what the head shows changes (not with the progress, which
+        the page follows live, nor the duration, which it ticks)."""
+        record = self.record
+        return hash(
+            (
+                record.status,
+                record.run,
+                record.started_at_ms,
+                record.finished_at_ms,
+                record.failure_reason,
+                json.dumps(record.error, sort_keys=True, default=str),
+                self.served,
+                self.counts,
+            )
+        )
+
+
+def head(record: RequestRecord, counts: CallCounts, now_ms: float) -> Head:
+    """The summary of a request page."""
+    return Head(
+        row=request_row(record, now_ms),
         record=record,
         served=_registry.find(record.application) is not None,
-        arguments=arguments,
-        output=output,
-        error=record.error if record.status.finished else None,
-        rows=tree.rows(),
-        scale=tree.scale,
-        counts=_tree.run_counts(calls),
-        progress_log=progress_log,
-        seq=seq,
-        output_path=output_path(record),
+        counts=counts,
     )
 
 
+@dataclass(frozen=True, kw_only=True)
+class CallDetails:
+    """One call, opened: attempts over every run, arguments, output, progress."""
+
+    key: str
+    record: CallRecord
+    label: str
+    path: str
+    attempts: list[_rows.Attempt]
+    arguments: _values.Arguments
+    output: _values.Shown | None
+    log: _journal.LogPage
+    replayable: bool
+    latest_run: int
+    output_path: str
+    """Where the API serves the output (under the namespace), to download it."""
+    focused: bool = False
+    """Shown on its own above the tree (a link to a call the tree does not show)."""
+
+
 def call_details(
-    call: _request.CallInfo,
+    record: CallRecord,
+    request: RequestRecord,
+    *,
+    key: str,
+    path: str,
+    attempts: list[_rows.Attempt],
     arguments: _values.Arguments,
     output: _values.Shown | None,
-    progress_log: list[_journal.ProgressLine],
-    record: RequestRecord,
+    log: _journal.LogPage,
+    focused: bool = False,
 ) -> CallDetails:
     """One call of a request, opened, with its rendered arguments and output."""
     return CallDetails(
-        call=call,
-        label=_tree.label(call),
+        key=key,
+        record=record,
+        label=_rows.label(record),
+        path=path,
+        attempts=attempts,
         arguments=arguments,
         output=output,
-        progress_log=progress_log,
-        replayable=record.status.finished
-        and _registry.find(record.application) is not None,
-        output_path=output_path(record, None if call.kind == "app" else call.id),
+        log=log,
+        replayable=request.status.finished
+        and _registry.find(request.application) is not None,
+        latest_run=request.run,
+        output_path=output_path(request, None if record.kind == "app" else record.id),
+        focused=focused,
     )
 
 

@@ -95,3 +95,11 @@ WHERE request_id = %(request_id)s AND seq < %(before)s AND kind = 'RequestProgre
   AND (%(call_id)s::text IS NULL OR (payload::json ->> 'function_run_id') = %(call_id)s)
 ORDER BY seq DESC
 LIMIT %(limit)s
+
+-- name: rerun_count
+-- The calls a replay runs again: those that did not succeed, and (a replay from
+-- a call) those started since it.
+SELECT count(*) FROM calls
+WHERE request_id = %(request_id)s
+  AND (status <> 'succeeded'
+       OR (%(since)s::double precision IS NOT NULL AND started_at_ms >= %(since)s))

@@ -95,3 +95,10 @@ WHERE request_id = :request_id AND seq < :before AND kind = 'RequestProgressUpda
   AND (:call_id IS NULL OR json_extract(payload, '$.function_run_id') = :call_id)
 ORDER BY seq DESC
 LIMIT :limit
+
+-- name: rerun_count
+-- The calls a replay runs again: those that did not succeed, and (a replay from
+-- a call) those started since it.
+SELECT count(*) FROM calls
+WHERE request_id = :request_id
+  AND (status <> 'succeeded' OR (:since IS NOT NULL AND started_at_ms >= :since))

@@ -3,7 +3,8 @@
 // Pages are rendered (and escaped) by the server; this script only swaps in
 // HTML the server rendered, or sets text with textContent. Actions call the JSON
 // API and show its own error messages. No polling: the requests page follows one
-// event stream (/ui/stream), the request page its request's progress stream.
+// event stream (/ui/stream), the request page its request's progress stream, and
+// asks the server for what changed (/view) at most once a second.
 "use strict";
 
 (function () {
@@ -12,17 +13,21 @@
 
   // -- helpers -----------------------------------------------------------------
 
-  function toLogin(response) {
-    if (response.redirected && new URL(response.url).pathname === "/ui/login") {
-      window.location.assign("/ui/login?next=" + encodeURIComponent(location.pathname + location.search));
-      return true;
-    }
+  // An expired session: to the login page, then back here.
+  function toLogin() {
+    const here = location.pathname + location.search + location.hash;
+    window.location.assign("/ui/login?next=" + encodeURIComponent(here));
+  }
+
+  function loggedOut(response) {
+    const redirected = response.redirected && new URL(response.url).pathname === "/ui/login";
+    if (redirected || response.status === 401) { toLogin(); return true; }
     return false;
   }
 
   async function callApi(method, path, init) {
     const response = await fetch(path, Object.assign({ method: method, credentials: "same-origin" }, init || {}));
-    if (toLogin(response)) throw new Error("logged out");
+    if (loggedOut(response)) throw new Error("Your session expired: log in again.");
     let data = null;
     const type = response.headers.get("content-type") || "";
     if (type.includes("application/json")) data = await response.json();
@@ -33,20 +38,8 @@
     return data;
   }
 
-  async function fetchHtml(path) {
-    const response = await fetch(path, { credentials: "same-origin" });
-    if (toLogin(response)) throw new Error("logged out");
-    const text = await response.text();
-    if (!response.ok) {
-      let message = response.status + " " + response.statusText;
-      try { message = JSON.parse(text).error.message; } catch (e) { /* an HTML page */ }
-      throw new Error(message);
-    }
-    return text;
-  }
-
   // Rows rendered by the server, as elements (a <template> parses <tr> alone).
-  function rowsOf(html) {
+  function elementsOf(html) {
     const template = document.createElement("template");
     template.innerHTML = html.trim();
     return Array.from(template.content.children);
@@ -63,7 +56,7 @@
     if (!container) return;
     const bar = container.querySelector(".progress");
     if (!bar) {
-      container.innerHTML = "<div class=\"progress\" role=\"progressbar\" aria-valuemin=\"0\" aria-valuemax=\"100\"><div class=\"fill\"></div></div>" +
+      container.innerHTML = "<div class=\"progress\" role=\"progressbar\" aria-label=\"Progress\" aria-valuemin=\"0\" aria-valuemax=\"100\"><div class=\"fill\"></div></div>" +
         "<div class=\"progress-text\"><span class=\"counts\"></span> <span class=\"message\"></span></div>";
       return setProgress(container, data);
     }
@@ -78,11 +71,79 @@
 
   // As the server formats durations (cairn._text.duration).
   function formatDuration(seconds) {
+    if (seconds < 0.001) return (seconds * 1000).toFixed(2) + "ms";
     if (seconds < 1) return Math.round(seconds * 1000) + "ms";
     if (seconds < 60) return seconds.toFixed(2) + "s";
     const minutes = Math.floor(seconds / 60);
     if (minutes < 60) return minutes + "m" + String(Math.floor(seconds % 60)).padStart(2, "0") + "s";
     return Math.floor(minutes / 60) + "h" + String(minutes % 60).padStart(2, "0") + "m";
+  }
+
+  // Durations of what is still running tick here, without asking the server.
+  function tickDurations(root) {
+    root.querySelectorAll("[data-started-ms]").forEach(function (element) {
+      const cell = element.classList.contains("duration") || element.id === "request-duration" ? element : element.querySelector(".duration");
+      if (cell) cell.textContent = formatDuration(Math.max(0, Date.now() - Number(element.dataset.startedMs)) / 1000);
+    });
+  }
+
+  // -- copy buttons ----------------------------------------------------------------
+
+  document.addEventListener("click", async function (event) {
+    const button = event.target.closest("[data-copy]");
+    if (!button) return;
+    const text = button.dataset.copy;
+    try {
+      await navigator.clipboard.writeText(text);
+      flash(button, "Copied");
+    } catch (failure) {
+      flash(button, "Copy failed: select the text");
+    }
+  });
+
+  function flash(button, text) {
+    const before = button.getAttribute("title") || "";
+    button.setAttribute("title", text);
+    button.classList.add("done");
+    const note = document.getElementById("live-note");
+    if (note) note.textContent = text;
+    setTimeout(function () { button.setAttribute("title", before); button.classList.remove("done"); }, 1500);
+  }
+
+  // -- a confirmation dialog ---------------------------------------------------------
+
+  // Resolves true when the user confirms. The text says what will happen.
+  function confirmAction(title, lines, action) {
+    return new Promise(function (resolve) {
+      const dialog = document.createElement("dialog");
+      dialog.className = "confirm";
+      dialog.setAttribute("aria-labelledby", "confirm-title");
+      const heading = document.createElement("h2");
+      heading.id = "confirm-title";
+      heading.textContent = title;
+      dialog.appendChild(heading);
+      lines.forEach(function (line) {
+        const p = document.createElement("p");
+        p.textContent = line;
+        dialog.appendChild(p);
+      });
+      const buttons = document.createElement("form");
+      buttons.method = "dialog";
+      buttons.className = "confirm-buttons";
+      const keep = document.createElement("button");
+      keep.className = "btn"; keep.value = "no"; keep.textContent = "Keep it";
+      const go = document.createElement("button");
+      go.className = "btn primary"; go.value = "yes"; go.textContent = action;
+      buttons.append(keep, go);
+      dialog.appendChild(buttons);
+      document.body.appendChild(dialog);
+      dialog.addEventListener("close", function () {
+        resolve(dialog.returnValue === "yes");
+        dialog.remove();
+      });
+      dialog.showModal();
+      go.focus();
+    });
   }
 
   // -- requests page -------------------------------------------------------------
@@ -91,12 +152,14 @@
     const table = document.getElementById("requests");
     const tbody = table.querySelector("tbody");
     const filters = document.getElementById("filters");
+    // A choice is applied when it is made (a change, not each arrow key on a
+    // closed list: Chromium fires change on arrows only while it is closed).
     filters.querySelectorAll("select").forEach(function (select) {
-      select.addEventListener("change", function () { filters.submit(); });
+      select.addEventListener("change", function () { filters.requestSubmit(); });
     });
 
     function upsert(data) {
-      const [row] = rowsOf(data.html);
+      const [row] = elementsOf(data.html);
       const existing = document.getElementById("r-" + data.id);
       if (existing) existing.replaceWith(row);
       else if (data.new) {
@@ -129,14 +192,7 @@
       window.addEventListener("pagehide", function () { source.close(); });
     }
 
-    // Durations of running requests tick locally (no request to the server).
-    setInterval(function () {
-      tbody.querySelectorAll("tr[data-started-ms]").forEach(function (tr) {
-        const cell = tr.querySelector(".duration");
-        cell.textContent = formatDuration(Math.max(0, Date.now() - Number(tr.dataset.startedMs)) / 1000);
-      });
-    }, 1000);
-
+    setInterval(function () { tickDurations(tbody); }, 1000);
     initInvoke();
   }
 
@@ -198,87 +254,244 @@
     });
   }
 
+  // -- the timeline ------------------------------------------------------------------
+
+  // Every run side by side, as the server lays them out (_timeline.py): each run
+  // a lane as wide as its share of the time, never narrower than a tenth.
+  const GAP = 1.0, MIN_LANE = 10.0, MIN_WIDTH = 0.4;
+
+  function lanesOf(runs, now) {
+    const count = runs.length;
+    if (!count) return [];
+    const usable = 100 - GAP * (count - 1);
+    const floor = count === 1 ? usable : Math.min(MIN_LANE, usable / count / 2);
+    const ends = runs.map(function (r) { return Math.max(r.end === null ? now : r.end, r.start); });
+    const lengths = runs.map(function (r, i) { return Math.max(ends[i] - r.start, 1); });
+    const total = lengths.reduce(function (a, b) { return a + b; }, 0);
+    let left = 0;
+    return runs.map(function (r, i) {
+      const width = floor + (usable - floor * count) * lengths[i] / total;
+      const lane = { run: r.run, start: r.start, end: ends[i], left: left, width: width };
+      left += width + GAP;
+      return lane;
+    });
+  }
+
+  function place(lanes, start, end, run) {
+    let lane = lanes.find(function (l) { return l.run === run; });
+    if (!lane) lane = lanes.filter(function (l) { return l.start <= start; }).pop() || lanes[0];
+    if (!lane) return [0, MIN_WIDTH];
+    const span = Math.max(lane.end - lane.start, 1);
+    const x = function (t) { return lane.left + Math.min(Math.max((t - lane.start) / span, 0), 1) * lane.width; };
+    const left = x(start), right = x(end);
+    const width = Math.max(right - left, MIN_WIDTH);
+    return [Math.min(left, 100 - width), width];
+  }
+
+  function layout(root, timeline) {
+    const now = Date.now();
+    const lanes = lanesOf(timeline.runs, now);
+    root.querySelectorAll(".seg[data-start]").forEach(function (seg) {
+      const end = seg.dataset.end === "" ? now : Number(seg.dataset.end);
+      const [left, width] = place(lanes, Number(seg.dataset.start), end, Number(seg.dataset.run));
+      seg.style.left = left.toFixed(3) + "%";
+      seg.style.width = width.toFixed(3) + "%";
+    });
+    root.querySelectorAll(".lane-label").forEach(function (label) {
+      const lane = lanes.find(function (l) { return l.run === Number(label.dataset.run); });
+      if (!lane) return;
+      label.style.left = lane.left.toFixed(3) + "%";
+      label.style.width = lane.width.toFixed(3) + "%";
+      label.querySelector(".lane-duration").textContent = formatDuration((lane.end - lane.start) / 1000);
+    });
+  }
+
   // -- request page --------------------------------------------------------------
 
   function initRequest() {
+    const main = document.getElementById("request-main");
     const message = document.getElementById("action-message");
-    const openGroups = new Map(); // group id -> "problems" | ""
-    const openDetails = new Set();
-    const moreLoaded = []; // "Show more" rows loaded, as their buttons' data
-    const MORE_KEYS = ["parent", "group", "offset", "only"]; // what names a "Show more" row
+    const requestId = main.dataset.id;
+    const base = "/ui/requests/" + encodeURIComponent(requestId);
+    const apiBase = API + "/applications/" + encodeURIComponent(main.dataset.application) +
+      "/requests/" + encodeURIComponent(requestId);
+    // What the page shows: the server renders exactly this (see _tree.ViewState).
+    const state = { view: "tree", shown: 100, groups: new Map(), parents: new Map(), details: [], log: "" };
+    const folded = new Set(); // paths of rows folded here (their subtrees hidden)
+    let token = main.dataset.token;
+    let version = Number(main.dataset.version);
+    let seq = Number(main.dataset.seq);
+    let timeline = JSON.parse(main.dataset.timeline);
     let source = null;
-    let refreshing = null; // the page fetch in flight
-    let queued = null; // the one that follows it
+    let inFlight = null; // the update being fetched
+    let again = false; // another update is wanted after it
+    let lastLive = 0; // when the last live update was asked (ms)
+    let liveTimer = null;
+    let received = []; // events waiting for the next live update: [performance.now(), created ms]
     let awaited = null; // the run whose end an action's message waits to report
 
-    function main() { return document.getElementById("request-main"); }
-    function info() {
-      const data = main().dataset;
-      return { id: data.id, app: data.application, finished: data.finished === "1" };
-    }
-    function base() { return "/ui/requests/" + encodeURIComponent(info().id); }
-    function apiBase() {
-      const current = info();
-      return API + "/applications/" + encodeURIComponent(current.app) + "/requests/" + encodeURIComponent(current.id);
+    function head() { return document.getElementById("request-head"); }
+    function rows() { return document.getElementById("tree-rows"); }
+    function finished() { return head().dataset.finished === "1"; }
+
+    function query() {
+      const q = new URLSearchParams({ token: token, have: String(version) });
+      if (state.view !== "tree") { q.set("view", state.view); q.set("n", String(state.shown)); }
+      state.groups.forEach(function (g, id) { q.append("g", g.mode + "." + g.n + "." + id); });
+      state.parents.forEach(function (n, id) { q.append("p", n + "." + id); });
+      state.details.forEach(function (id) { q.append("d", id); });
+      if (state.log) q.set("log", state.log);
+      return q;
     }
 
-    // Re-renders the page from the server. A caller gets a page fetched after it
-    // asked: one asking while a fetch is in flight waits for the next one (which
-    // all such callers share, a moment later, so a burst of events costs two
-    // fetches), never for the older answer; else an action's message could
-    // report the run it replaced.
-    function refresh() {
-      if (!refreshing) {
-        refreshing = render().finally(function () { refreshing = null; });
-        return refreshing;
-      }
-      if (!queued) {
-        queued = refreshing
-          .then(function () { return new Promise(function (resolve) { setTimeout(resolve, 400); }); })
-          .then(function () { queued = null; return refresh(); });
-      }
-      return queued;
+    // One update at a time; one asked for meanwhile runs after it (a fetch made
+    // after it was asked, never the older answer).
+    function update() {
+      if (inFlight) { again = true; return inFlight; }
+      inFlight = fetchUpdate().finally(function () {
+        inFlight = null;
+        if (again) { again = false; update(); }
+      });
+      return inFlight;
     }
 
-    async function render() {
+    // Live events ask for an update at most once a second, however many come.
+    function liveUpdate() {
+      if (liveTimer) return;
+      const wait = Math.max(0, lastLive + 1000 - Date.now());
+      liveTimer = setTimeout(function () {
+        liveTimer = null;
+        lastLive = Date.now();
+        update();
+      }, wait);
+    }
+
+    async function fetchUpdate() {
+      const waiting = received;
+      received = [];
       try {
-        const html = await fetchHtml(base() + "/main");
-        const [fresh] = rowsOf(html);
-        main().replaceWith(fresh);
-        for (const [group, only] of Array.from(openGroups)) await openGroup(group, only);
-        for (const more of moreLoaded.slice()) if (moreRow(more)) await loadMore(more);
-        for (const call of Array.from(openDetails)) await openCall(call);
-        settle();
+        const response = await fetch(base + "/view?" + query().toString(), { credentials: "same-origin" });
+        if (loggedOut(response)) return;
+        const data = await response.json();
+        if (!response.ok) throw new Error((data.error && data.error.message) || response.statusText);
+        apply(data);
+        // For the figures of the browser tests: from the first event an update
+        // waited for to the page showing it, and from the newest event's commit.
+        if (waiting.length) {
+          const created = Math.max.apply(null, waiting.map(function (e) { return e[1] || 0; }));
+          performance.measure("cairn-live-update", {
+            start: waiting[0][0], end: performance.now(),
+            detail: { createdMs: created, appliedMs: Date.now(), events: waiting.length },
+          });
+        }
       } catch (failure) {
         show(message, failure.message, "bad");
       }
     }
 
+    function apply(data) {
+      version = data.version;
+      seq = Math.max(seq, data.seq);
+      main.dataset.seq = String(seq);
+      timeline = data.timeline;
+      const ids = { head: "request-head", values: "request-values", log: "request-log", scale: "tree-scale" };
+      Object.keys(data.parts).forEach(function (name) {
+        const old = document.getElementById(ids[name]);
+        const [fresh] = elementsOf(data.parts[name]);
+        if (old && fresh) old.replaceWith(fresh);
+      });
+      reconcile(data.keys, data.rows);
+      settle();
+    }
+
+    // The tree's rows in the order of `keys`: kept where unchanged, new HTML
+    // where given; rows no longer listed go.
+    function reconcile(keys, html) {
+      const tbody = rows();
+      const known = new Map();
+      tbody.querySelectorAll(":scope > tr[data-key]").forEach(function (tr) { known.set(tr.dataset.key, tr); });
+      let previous = null;
+      keys.forEach(function (key) {
+        let row = known.get(key);
+        if (html[key] !== undefined) {
+          const [fresh] = elementsOf(html[key]);
+          if (row) row.replaceWith(fresh);
+          row = fresh;
+        }
+        known.delete(key);
+        if (!row) return;
+        const expected = previous ? previous.nextElementSibling : tbody.firstElementChild;
+        if (expected !== row) {
+          if (previous) previous.after(row); else tbody.prepend(row);
+        }
+        previous = row;
+      });
+      known.forEach(function (tr) { tr.remove(); });
+      if (!keys.length && !tbody.querySelector("tr.empty")) {
+        tbody.innerHTML = "<tr class=\"empty\" data-key=\"~empty\"><td colspan=\"5\" class=\"muted\">No such calls.</td></tr>";
+      }
+      refold();
+      layout(main, timeline);
+    }
+
+    // Folds made here stay folded across updates; opened calls say so.
+    function refold() {
+      const open = new Set(state.details);
+      rows().querySelectorAll(":scope > tr[data-path]").forEach(function (tr) {
+        const path = tr.dataset.path;
+        let hidden = false;
+        folded.forEach(function (prefix) { if (path.startsWith(prefix + "/")) hidden = true; });
+        tr.classList.toggle("hidden", hidden);
+        const toggle = tr.querySelector(":scope > td [data-toggle]");
+        if (toggle && tr.classList.contains("call")) {
+          const isOpen = !folded.has(path);
+          toggle.setAttribute("aria-expanded", isOpen ? "true" : "false");
+          toggle.textContent = isOpen ? "▾" : "▸";
+        }
+        if (toggle && tr.classList.contains("group")) {
+          const isOpen = state.groups.has(tr.dataset.group) && !folded.has(path);
+          toggle.setAttribute("aria-expanded", isOpen ? "true" : "false");
+          toggle.textContent = isOpen ? "▾" : "▸";
+        }
+        const name = tr.querySelector("[data-details]");
+        if (name) name.setAttribute("aria-expanded", open.has(name.dataset.details) ? "true" : "false");
+      });
+    }
+
     function follow() {
       if (source) return;
-      source = new EventSource(apiBase() + "/progress");
+      source = new EventSource(apiBase + "/progress");
       source.onmessage = function (event) {
         // The stream starts from the run's first event; the page already shows
         // every event up to the one it was read at.
-        if (event.lastEventId && Number(event.lastEventId) <= Number(main().dataset.seq)) return;
+        if (event.lastEventId && Number(event.lastEventId) <= seq) return;
         const data = JSON.parse(event.data);
         const kind = Object.keys(data)[0];
+        const payload = data[kind];
         if (kind === "RequestProgressUpdated") {
-          setProgress(document.getElementById("request-progress"), progressOf(data[kind]));
-        } else {
-          if (kind === "RequestFinished") stopFollowing(); // the stream ends here
-          refresh();
+          setProgress(document.getElementById("request-progress"), progressOf(payload));
+          appendLog(payload, Number(event.lastEventId));
+          return;
         }
+        received.push([performance.now(), Date.parse(payload.created_at)]);
+        if (kind === "RequestFinished") stopFollowing(); // the stream ends here
+        liveUpdate();
+      };
+      source.onerror = function () {
+        // A stream refused (an expired session) is closed: an update finds out.
+        if (source && source.readyState === EventSource.CLOSED) { source = null; update(); }
       };
     }
 
-    // After every render, whatever asked for it: an action's message
-    // ("Replaying…") says how the run it started ended, once the page shows that
-    // run (or a later one) finished; a run still going is followed. Any render
-    // may be the first to show the end (one an earlier event asked for can read
-    // the run finished, and then no RequestFinished comes: its stream is closed).
+    function stopFollowing() {
+      if (source) { source.close(); source = null; }
+    }
+
+    // After every update: an action's message ("Replaying…") says how the run
+    // it started ended, once the page shows that run (or a later one) finished;
+    // a run still going is followed.
     function settle() {
-      const data = main().dataset;
+      const data = head().dataset;
       if (data.finished !== "1") { follow(); return; }
       stopFollowing();
       if (awaited !== null && Number(data.run) >= awaited) {
@@ -287,14 +500,10 @@
       }
     }
 
-    function stopFollowing() {
-      if (source) { source.close(); source = null; }
-    }
-
     function progressOf(payload) {
       const step = payload.step, total = payload.total;
       const known = typeof total === "number" && total > 0;
-      const text = function (n) { return Number.isInteger(n) ? String(n) : String(Number(n.toPrecision(6))); };
+      const text = function (n) { return Number.isInteger(n) ? String(n) : String(Number(Number(n).toPrecision(6))); };
       return {
         percent: known ? Math.min(100, Math.max(0, Math.round(step / total * 1000) / 10)) : null,
         counts: known ? text(step) + " / " + text(total) : text(step),
@@ -302,160 +511,151 @@
       };
     }
 
+    // A progress message joins the log when the log shows the newest page.
+    function appendLog(payload, eventSeq) {
+      const log = document.getElementById("request-log");
+      if (!log || log.dataset.before !== "") return;
+      const tbody = log.querySelector("tbody");
+      if (!tbody) { liveUpdate(); return; }
+      const tr = document.createElement("tr");
+      tr.dataset.seq = String(eventSeq);
+      const at = Date.parse(payload.created_at);
+      const cells = [[formatTime(at, true), "Time", "nowrap muted"], [head().dataset.run, "Run", "num"],
+        [payload.function_name || "", "Function", "mono"], [progressOf(payload).counts, "Step", "num nowrap"],
+        [payload.message || "", "Message", "message"]];
+      cells.forEach(function (cell) {
+        const td = document.createElement("td");
+        td.textContent = cell[0];
+        td.dataset.label = cell[1];
+        td.className = cell[2];
+        tr.appendChild(td);
+      });
+      tbody.appendChild(tr);
+    }
+
     async function act(path, payload, done) {
       show(message, "");
       awaited = null;
       try {
-        const answer = await callApi("POST", apiBase() + path, {
+        const answer = await callApi("POST", apiBase + path, {
           body: JSON.stringify(payload || {}),
           headers: { "Content-Type": "application/json" },
         });
         // A replay names the run it started; a cancel ends the one shown.
-        awaited = answer && typeof answer.run === "number" ? answer.run : Number(main().dataset.run);
+        awaited = answer && typeof answer.run === "number" ? answer.run : Number(head().dataset.run);
         show(message, done, "ok");
-        await refresh();
+        await update();
       } catch (failure) {
         show(message, failure.message, "bad");
       }
     }
 
-    // Rows below `row` in its subtree (its path is their prefix).
-    function subtree(row) {
-      const prefix = row.dataset.path + "/";
-      const found = [];
-      let next = row.nextElementSibling;
-      while (next && next.dataset.path && next.dataset.path.startsWith(prefix)) {
-        found.push(next);
-        next = next.nextElementSibling;
-      }
-      return found;
+    async function replayPlan(fromCall) {
+      const q = new URLSearchParams(fromCall ? { from_call: fromCall } : {});
+      return callApi("GET", base + "/replay-plan?" + q.toString());
     }
 
-    function fold(row, open) {
-      const toggle = row.querySelector("[data-toggle]");
-      toggle.setAttribute("aria-expanded", open ? "true" : "false");
-      toggle.textContent = open ? "▾" : "▸";
-      const closed = [];
-      subtree(row).forEach(function (child) {
-        const hidden = !open || closed.some(function (prefix) { return child.dataset.path.startsWith(prefix); });
-        child.classList.toggle("hidden", hidden);
-        const inner = child.querySelector("[data-toggle]");
-        if (inner && inner.getAttribute("aria-expanded") === "false") closed.push(child.dataset.path + "/");
-      });
+    async function confirmReplay(fromCall, label) {
+      const plan = await replayPlan(fromCall);
+      const title = fromCall ? "Replay from " + label + "?" : "Replay this request?";
+      return confirmAction(title, plan.lines, fromCall ? "Replay from " + label : "Replay");
     }
 
-    function groupRow(group) {
-      return main().querySelector("tr[data-group=\"" + CSS.escape(group) + "\"]");
-    }
-
-    // Loads a group's items under its row. The intent is kept first, and the row
-    // looked up after the fetch: a live refresh may replace the page meanwhile,
-    // and re-opens what is in openGroups.
-    async function openGroup(group, only) {
-      openGroups.set(group, only || "");
-      const query = new URLSearchParams({ group: group, only: only || "" });
-      const html = await fetchHtml(base() + "/rows?" + query.toString());
-      const row = groupRow(group);
-      if (!row) { openGroups.delete(group); return; }
-      subtree(row).forEach(function (child) { child.remove(); });
-      row.after.apply(row, rowsOf(html));
-      row.dataset.loaded = only || "all";
-      fold(row, true);
-    }
-
-    function moreRow(more) {
-      const selector = MORE_KEYS.map(function (name) {
-        return "[data-" + name + "=\"" + CSS.escape(more[name]) + "\"]";
-      }).join("");
-      const button = main().querySelector("button[data-more]" + selector);
-      return button && button.closest("tr");
-    }
-
-    // Loads the rows a "Show more" row stands for in its place. The intent is kept
-    // first, so that a live refresh (which re-renders the tree, maybe meanwhile)
-    // loads them again; the row is looked up after the fetch.
-    async function loadMore(more) {
-      if (!moreLoaded.some(function (known) { return sameMore(known, more); })) moreLoaded.push(more);
-      const query = new URLSearchParams({ offset: more.offset });
-      if (more.group) { query.set("group", more.group); query.set("only", more.only); }
-      else query.set("parent", more.parent);
-      const html = await fetchHtml(base() + "/rows?" + query.toString());
-      const row = moreRow(more);
-      if (!row) return;
-      row.replaceWith.apply(row, rowsOf(html));
-    }
-
-    // A group opened anew (all items, or only the problems) starts from its first page.
-    function forgetMore(group) {
-      for (let i = moreLoaded.length - 1; i >= 0; i -= 1) {
-        if (moreLoaded[i].group === group) moreLoaded.splice(i, 1);
-      }
-    }
-
-    function sameMore(a, b) {
-      return MORE_KEYS.every(function (name) { return a[name] === b[name]; });
-    }
-
-    function moreOf(button) {
-      const more = {};
-      for (const name of MORE_KEYS) more[name] = button.dataset[name];
-      return more;
-    }
-
-    function callRow(id) {
-      return main().querySelector("tr.row.call[data-id=\"" + CSS.escape(id) + "\"]");
-    }
-
-    async function openCall(id) {
-      openDetails.add(id);
-      const html = await fetchHtml(base() + "/calls/" + encodeURIComponent(id));
-      const row = callRow(id);
-      if (!row) { openDetails.delete(id); return; }
-      const old = main().querySelector("tr[data-details-for=\"" + CSS.escape(id) + "\"]");
-      const [details] = rowsOf(html);
-      if (old) old.replaceWith(details);
-      else row.after(details);
-    }
+    function groupOf(row) { return row.dataset.group; }
 
     document.addEventListener("click", async function (event) {
-      const target = event.target.closest("button, [data-action]");
-      if (!target || !main().contains(target)) return;
+      const target = event.target.closest("button, [data-action], a[data-call-link]");
+      if (!target || !main.contains(target)) return;
       const row = target.closest("tr");
       try {
         if (target.dataset.action === "replay") {
-          await act("/replay", {}, "Replaying the request with the served code.");
+          if (await confirmReplay(null, "")) await act("/replay", {}, "Replaying the request with the served code.");
         } else if (target.dataset.action === "cancel") {
-          await act("/cancel", {}, "Cancelled.");
+          const lines = ["Cancelling stops request " + requestId + " of " + main.dataset.application +
+            ": its running calls are stopped and nothing more runs for it.",
+            "Calls that finished keep their checkpoints: a replay can take it up again later."];
+          if (await confirmAction("Cancel this request?", lines, "Cancel the request")) await act("/cancel", {}, "Cancelled.");
         } else if (target.hasAttribute("data-replay-from")) {
-          await act("/replay", { from_call: target.dataset.replayFrom }, "Replaying from " + target.dataset.replayFrom.slice(0, 12) + "….");
+          const label = target.dataset.label || target.dataset.replayFrom.slice(0, 12);
+          if (await confirmReplay(target.dataset.replayFrom, label)) {
+            await act("/replay", { from_call: target.dataset.replayFrom }, "Replaying from " + label + "…");
+          }
         } else if (target.hasAttribute("data-toggle")) {
-          const open = target.getAttribute("aria-expanded") !== "true";
-          const group = row.dataset.group;
-          if (group && open && !row.dataset.loaded) {
-            forgetMore(group);
-            await openGroup(group, "");
+          const path = row.dataset.path;
+          const group = groupOf(row);
+          if (group && !state.groups.has(group)) {
+            state.groups.set(group, { mode: "all", n: 100 });
+            folded.delete(path);
+            await update();
+          } else if (folded.has(path)) {
+            folded.delete(path); refold();
           } else {
-            if (group && open) openGroups.set(group, row.dataset.loaded === "problems" ? "problems" : "");
-            if (group && !open) openGroups.delete(group);
-            fold(row, open);
+            folded.add(path); refold();
           }
         } else if (target.hasAttribute("data-only-problems")) {
-          forgetMore(row.dataset.group);
-          await openGroup(row.dataset.group, "problems");
+          state.groups.set(groupOf(row), { mode: "problems", n: 100 });
+          folded.delete(row.dataset.path);
+          await update();
         } else if (target.hasAttribute("data-details")) {
           const id = target.dataset.details;
-          const open = main().querySelector("tr[data-details-for=\"" + CSS.escape(id) + "\"]");
-          if (open) { open.remove(); openDetails.delete(id); } else await openCall(id);
+          const at = state.details.indexOf(id);
+          if (at >= 0) state.details.splice(at, 1); else state.details.push(id);
+          await update();
         } else if (target.hasAttribute("data-more")) {
-          await loadMore(moreOf(target));
+          const shown = Number(target.dataset.shown) + (target.dataset.group || state.view !== "tree" ? 100 : 300);
+          if (target.dataset.group) state.groups.get(target.dataset.group).n = shown;
+          else if (state.view !== "tree") state.shown = shown;
+          else state.parents.set(target.dataset.parent, shown);
+          await update();
+        } else if (target.hasAttribute("data-log")) {
+          state.log = target.dataset.log;
+          await update();
+        } else if (target.hasAttribute("data-call-link")) {
+          event.preventDefault();
+          history.replaceState(null, "", target.getAttribute("href"));
+          await navigator.clipboard.writeText(location.href).catch(function () {});
         }
       } catch (failure) {
         show(message, failure.message, "bad");
       }
     });
 
-    if (!info().finished) follow();
+    document.getElementById("call-view").addEventListener("change", function (event) {
+      state.view = event.target.value;
+      state.shown = 100;
+      update();
+    });
+
+    // A link to a call (#call=ID) opens it: in the tree if shown, else above it.
+    async function openLinked() {
+      const match = /^#call=(.+)$/.exec(location.hash);
+      if (!match) return;
+      const id = decodeURIComponent(match[1]);
+      if (!state.details.includes(id)) state.details.push(id);
+      await update();
+      const opened = rows().querySelector("tr[data-details-for=\"" + CSS.escape(id) + "\"]");
+      if (opened) opened.scrollIntoView({ block: "center" });
+    }
+    window.addEventListener("hashchange", openLinked);
+
+    setInterval(function () {
+      tickDurations(main);
+      if (!finished()) layout(main, timeline);
+    }, 1000);
+    layout(main, timeline);
+    if (!finished()) follow();
+    openLinked();
     window.addEventListener("pagehide", stopFollowing);
+  }
+
+  // Times as the reader picked (UTC by default); exact on hover.
+  function formatTime(ms, precise) {
+    const d = new Date(ms);
+    const pad = function (n, w) { return String(n).padStart(w || 2, "0"); };
+    let text = d.getUTCFullYear() + "-" + pad(d.getUTCMonth() + 1) + "-" + pad(d.getUTCDate()) + " " +
+      pad(d.getUTCHours()) + ":" + pad(d.getUTCMinutes()) + ":" + pad(d.getUTCSeconds());
+    if (precise) text += "." + pad(d.getUTCMilliseconds(), 3);
+    return text + " UTC";
   }
 
   if (body.dataset.page === "requests") initRequests();
