@@ -270,6 +270,10 @@ class Engine:
                 record = self.store.get_request(request_id)
                 if record is None:
                     raise errors.RequestNotFound(f"no request with id {request_id!r}")
+                if record.owner is None and not self.serving:
+                    # Taken for dead (a heartbeat late under load) while running
+                    # it: its executors claim only what it owns.
+                    self.store.adopt_request(request_id, self.worker_id)
                 if record.status.finished:
                     if record.status is RequestStatus.CANCELLED:
                         self._last_cancel_check = 0.0

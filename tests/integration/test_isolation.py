@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -398,3 +399,27 @@ def wait_until(condition: Callable[[], bool], timeout_s: float = 60) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+@pytest.mark.sqlite_only
+def test_a_local_run_taken_for_dead_while_it_runs_takes_its_request_back(
+    store_url, run, tmp_path
+):
+    from cairn import Retries, application, function
+
+    path = store_url.removeprefix("sqlite:///")
+    marker = tmp_path / "first-attempt-done"
+
+    @application()
+    @function(retries=Retries(max_retries=1, initial_delay=0.05))
+    def adopted_app(n: int) -> int:
+        if not marker.exists():
+            marker.touch()
+            # As another engine does when this one's heartbeat is late: the
+            # request becomes nobody's, and its retry waits to be claimed.
+            with sqlite3.connect(path, timeout=30) as conn:
+                conn.execute("UPDATE requests SET owner = NULL")
+            raise ConnectionError("first attempt fails")
+        return n
+
+    assert run(adopted_app, 3).output() == 3

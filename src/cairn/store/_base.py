@@ -230,6 +230,9 @@ class Store(Reads, Protocol):
     def serving_workers(self, function: str, now_ms: float) -> dict[str, str]:
         """Live serving workers that have loaded ``function``: id -> code version."""
 
+    def adopt_request(self, request_id: str, owner: str) -> None:
+        """Make an unfinished request nobody owns ``owner``'s."""
+
     def unserved_functions(self, request_id: str, now_ms: float) -> list[str]:
         """Functions of the request's pending dispatched calls that no live serving
         worker has loaded (what a request nobody owns waits for)."""

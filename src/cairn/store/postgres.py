@@ -668,6 +668,14 @@ class PostgresStore(_browse.Browsing):
         )
         return {str(worker_id): str(version) for worker_id, version in rows}
 
+    def adopt_request(self, request_id: str, owner: str) -> None:
+        """Make an unfinished request nobody owns ``owner``'s."""
+        self._db.write(
+            lambda conn: conn.execute(
+                Q["adopt_request"], {"request_id": request_id, "owner": owner}
+            )
+        )
+
     def unserved_functions(self, request_id: str, now_ms: float) -> list[str]:
         """Functions of pending calls no live serving worker has loaded."""
         rows = self._all(

@@ -461,3 +461,9 @@ WHERE c.request_id = %(request_id)s AND c.status = 'pending' AND c.dispatched = 
                   WHERE f.function = c.function
                     AND w.heartbeat_at_ms > %(fresh_after_ms)s)
 ORDER BY c.function
+
+-- name: adopt_request
+-- A request its running owner finds nobody's (taken for dead, as a heartbeat
+-- late by the stale interval is) becomes its own again.
+UPDATE requests SET owner = %(owner)s
+WHERE id = %(request_id)s AND owner IS NULL AND status IN ('pending', 'running')

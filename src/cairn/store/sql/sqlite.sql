@@ -343,3 +343,9 @@ SELECT id, attempts, run, 'success', NULL, started_at_ms, finished_at_ms, NULL,
        code_version
 FROM calls WHERE request_id = :request_id AND status = 'succeeded'
 ORDER BY 7
+
+-- name: adopt_request
+-- A request its running owner finds nobody's (taken for dead, as a heartbeat
+-- late by the stale interval is) becomes its own again.
+UPDATE requests SET owner = :owner
+WHERE id = :request_id AND owner IS NULL AND status IN ('pending', 'running')
