@@ -51,9 +51,9 @@ def test_root_and_requests_page(http: httpx.Client) -> None:
     # Its row: status, outcome, start time, duration (no progress bar: finished).
     row = _row(page.text, request_id)
     assert '<span class="badge s-succeeded">succeeded</span>' in row
-    assert '<td class="outcome">success' in row
-    assert re.search(r">\d{4}-\d\d-\d\d \d\d:\d\d:\d\d</td>", row)
-    assert re.search(r'class="num nowrap duration">[0-9.]+(ms|s)</td>', row)
+    assert '<td class="outcome" data-label="Outcome">success' in row
+    assert re.search(r">\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC</time></td>", row)
+    assert re.search(r'class="num nowrap duration"[^>]*>[0-9.]+(ms|s)</td>', row)
     assert 'role="progressbar"' not in row
     # The invoke form lists each application's parameters, with their types.
     assert 'name="a"' in page.text and 'b</span> <span class="muted">int' in page.text
