@@ -9,7 +9,7 @@ from typing import Any
 
 from cairn import _decorators, _events, _faults, _registry, _serialization, errors
 from cairn.store import CallKey, CallSuccess, ClaimedCall, RequestOutcome
-from cairn.types import RequestStatus
+from cairn.types import CallStatus, RequestStatus
 
 from . import calls, driver, failures, frames, futures
 from .attempts import Attempts
@@ -91,10 +91,7 @@ def run_claimed(
         output = attempt.output(result)
         outcome = None
         if record.kind == "app":
-            outcome = RequestOutcome(
-                status=RequestStatus.SUCCEEDED,
-                output=_boundary(spec).encode_output(result, spec.name),
-            )
+            outcome = _app_outcome(frame, spec, result)
     except (Exception, failures.Diverged) as exc:
         attempt.failed(exc)
         return
@@ -102,6 +99,22 @@ def run_claimed(
         attempt.end()
         raise
     attempt.succeeded(output, outcome, deferred)
+
+
+def _app_outcome(
+    frame: Frame, spec: _registry.FunctionSpec, result: Any
+) -> RequestOutcome:
+    """The request's end when its application call returned: success, unless a
+    call of this run raised a RequestError (then the request failed with it, even
+    if a caller caught it, as Tensorlake records a request-level request_error)."""
+    caught = frame.run.request_error
+    if caught is None:
+        return RequestOutcome(
+            status=RequestStatus.SUCCEEDED,
+            output=_boundary(spec).encode_output(result, spec.name),
+        )
+    error = failures.error_record(caught, caught.function_name or spec.name)
+    return failures.failed_outcome(error, CallStatus.FAILED)
 
 
 def _execute(

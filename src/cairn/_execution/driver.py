@@ -213,7 +213,7 @@ class Attempt:
             if isinstance(exc, errors.RequestError)
             else self.runtime.store.get_call(self.key.id)
         )
-        raise failures.final_error(self.key, exc, record)
+        raise self.run.note(failures.final_error(self.key, exc, record))
 
     def succeeded(
         self,
@@ -263,7 +263,7 @@ def lookup(
     if record is None:
         return False, None, None
     if record.run == parent.run.run and record.status.final:
-        raise failures.error_of(record)
+        raise parent.run.note(failures.error_of(record))
     return False, None, record
 
 

@@ -42,6 +42,16 @@ class RequestRun:
     application: str = ""
     served: list[str] = field(default_factory=list)
     headers: dict[str, str] | None = None
+    #: the first RequestError a call of this run failed with, as this process saw
+    #: it: the request fails with it (Tensorlake's request-level request_error),
+    #: even when a caller caught it and went on
+    request_error: errors.RequestError | None = None
+
+    def note(self, error: BaseException) -> BaseException:
+        """Remember ``error`` if it is the run's first RequestError; return it."""
+        if isinstance(error, errors.RequestError) and self.request_error is None:
+            self.request_error = error
+        return error
 
 
 @dataclass(eq=False)

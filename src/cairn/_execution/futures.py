@@ -253,7 +253,8 @@ def _recorded_error(record: Any) -> BaseException:
     error = failures.error_of(record)
     if isinstance(error, failures.Diverged):
         raise error  # a strict replay stops the waiter too, not only this Future
-    return error
+    waiter = frames.current_or_none()
+    return error if waiter is None else waiter.run.note(error)
 
 
 def _poll_call(future: Future) -> bool:
