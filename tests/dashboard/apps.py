@@ -208,3 +208,9 @@ def dash_steps(steps: int = 30, interval_s: float = 0.1) -> int:
         ctx.progress.update(i + 1, steps, f"step {i + 1}")
         time.sleep(min(max(interval_s, 0.0), 5.0))
     return steps
+
+
+@application()
+@function(description="A list of n words: a JSON output far over the page's budget")
+def dash_words(n: int = 5000) -> list[str]:
+    return [f"word {i}" for i in range(min(max(n, 0), 200_000))]

@@ -104,7 +104,9 @@ def test_request_page_shows_tree_values_and_timeline(http: httpx.Client) -> None
     calls = _calls(http, request_id)
     read = http.get(f"/ui/requests/{request_id}/calls/{calls['dash_read']}").text
     assert "<dt>sensor</dt>" in read and "&#34;kitchen&#34;" in read
-    assert re.search(r"pickled [\w.]*Reading, [0-9,]+ bytes", read)
+    # The pickled output (the application's own class) by its fields.
+    assert re.search(r"&#34;__type__&#34;: &#34;[\w.]*Reading&#34;", read)
+    assert "&#34;value&#34;: 21.5" in read
     half = http.get(f"/ui/requests/{request_id}/calls/{calls['dash_half']}").text
     assert "dash_half" in half
 

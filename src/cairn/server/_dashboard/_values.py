@@ -5,8 +5,9 @@ are pickles (cloudpickle), and unpickling runs whatever code a pickle names, so 
 server never unpickles them for real: a restricted unpickler resolves every global
 a pickle names to a harmless stand-in class of the same name (the approach of the
 ``pickle`` docs' "Restricting Globals"). Plain data (str, numbers, lists, dicts...)
-comes out as itself and is shown as JSON; anything else is described by its type,
-``pickled app.Point, 120 bytes``.
+comes out as itself and is shown as JSON; an object as the fields its pickle
+gives it, its type first (``{"__type__": "app.Point", "x": 1}``); anything else
+is described by its type, ``pickled datetime.date, 52 bytes``.
 
 A value's text is built under a budget of characters and stops as soon as the
 budget is spent, never after: a pickle of a few bytes can share one list at every
@@ -78,12 +79,15 @@ class _NotJson(Exception):
 
 
 class _Opaque:
-    """A stand-in for an object of a class the server does not load."""
+    """A stand-in for an object of a class the server does not load; it keeps the
+    state the pickle gives it (its fields), to be shown."""
 
-    __slots__ = ()
+    __slots__ = ("_cairn_state",)
 
     def __new__(cls, *args: Any, **kwargs: Any) -> _Opaque:
-        return object.__new__(cls)
+        made = object.__new__(cls)
+        made._cairn_state = list(args) if args else None
+        return made
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         pass
@@ -92,7 +96,7 @@ class _Opaque:
         return type(self)()
 
     def __setstate__(self, state: Any) -> None:
-        pass
+        self._cairn_state = state
 
     def __setitem__(self, key: Any, value: Any) -> None:
         pass
@@ -213,6 +217,11 @@ def _pieces(value: Any, pad: str) -> Iterator[str]:
         yield float.__repr__(value)
     elif isinstance(value, str):
         yield _string(value)
+    elif isinstance(value, _Opaque):
+        fields = _fields(value)
+        if len(fields) == 1:  # nothing but its type: described, not shown
+            raise _NotJson
+        yield from _pieces(fields, pad)
     elif isinstance(value, list | tuple | dict):
         if not value:
             yield "{}" if isinstance(value, dict) else "[]"
@@ -230,6 +239,27 @@ def _pieces(value: Any, pad: str) -> Iterator[str]:
         yield "\n" + pad + ("}" if isinstance(value, dict) else "]")
     else:
         raise _NotJson
+
+
+def _fields(value: _Opaque) -> dict[str, Any]:
+    """An object as the fields its pickle gave it, its type first (``__type__``)."""
+    found: dict[str, Any] = {"__type__": type_name(value)}
+    state = value._cairn_state
+    if isinstance(state, tuple) and len(state) == 2:  # (__dict__, slots)
+        merged: dict[Any, Any] = {}
+        for part in state:
+            if isinstance(part, dict):
+                merged.update(part)
+        state = merged
+    if isinstance(state, dict):
+        inner = state.get("__dict__")  # a pydantic model's fields
+        items = inner if isinstance(inner, dict) else state
+        for key, item in items.items():
+            if isinstance(key, str) and not key.startswith("__pydantic"):
+                found[key] = item
+    elif state is not None:
+        found["__state__"] = state
+    return found
 
 
 def _render(value: Any, budget: _Budget) -> Shown:

@@ -110,6 +110,137 @@
     setTimeout(function () { button.setAttribute("title", before); button.classList.remove("done"); }, 1500);
   }
 
+  // -- values: a collapsible JSON tree, copy, show all ------------------------------
+
+  const OPEN_DEPTH = 2; // levels open at first
+  const CHILDREN = 500; // children shown before "show the rest"
+
+  function span(text, className) {
+    const element = document.createElement("span");
+    element.className = className;
+    element.textContent = text;
+    return element;
+  }
+
+  function jsonNode(key, value, depth) {
+    const isObject = value !== null && typeof value === "object";
+    const label = key === null ? null : span(key + ": ", "jv-key");
+    if (!isObject) {
+      const leaf = document.createElement("div");
+      leaf.className = "jv-leaf";
+      if (label) leaf.appendChild(label);
+      const kind = value === null ? "null" : typeof value;
+      leaf.appendChild(span(JSON.stringify(value), "jv-" + kind));
+      return leaf;
+    }
+    const entries = Array.isArray(value) ? value.map(function (v, i) { return [String(i), v]; }) : Object.entries(value);
+    const details = document.createElement("details");
+    details.className = "jv-node";
+    const summary = document.createElement("summary");
+    if (label) summary.appendChild(label);
+    const count = entries.length;
+    summary.appendChild(span(Array.isArray(value) ? "[" + count + " item" + (count === 1 ? "" : "s") + "]"
+      : "{" + count + " key" + (count === 1 ? "" : "s") + "}", "jv-count"));
+    details.appendChild(summary);
+    let shown = 0;
+    const list = document.createElement("div");
+    list.className = "jv-children";
+    function more() {
+      const end = Math.min(shown + CHILDREN, count);
+      for (; shown < end; shown += 1) list.appendChild(jsonNode(entries[shown][0], entries[shown][1], depth + 1));
+      if (shown < count) {
+        const rest = document.createElement("button");
+        rest.type = "button";
+        rest.className = "link small";
+        rest.textContent = "Show " + Math.min(CHILDREN, count - shown) + " more · " +
+          (count - shown).toLocaleString("en") + " not shown";
+        rest.addEventListener("click", function () { rest.remove(); more(); });
+        list.appendChild(rest);
+      }
+    }
+    details.addEventListener("toggle", function () {
+      if (details.open && !list.parentNode) { more(); details.appendChild(list); }
+    });
+    if (depth < OPEN_DEPTH) details.open = true;
+    return details;
+  }
+
+  // The JSON tree of a value's text (objects and arrays only; the text stays
+  // one click away).
+  function viewJson(pre, value) {
+    const box = pre.closest(".value");
+    const old = box.querySelector(".jv");
+    if (old) old.remove();
+    if (value === null || typeof value !== "object") { pre.hidden = false; return; }
+    const tree = document.createElement("div");
+    tree.className = "jv";
+    tree.appendChild(jsonNode(null, value, 0));
+    pre.before(tree);
+    pre.hidden = true;
+    const tools = box.querySelector(".value-tools");
+    if (!tools.querySelector("[data-json-text]")) {
+      const toggle = document.createElement("button");
+      toggle.type = "button";
+      toggle.className = "btn tiny";
+      toggle.dataset.jsonText = "";
+      toggle.textContent = "Text";
+      tools.prepend(toggle);
+    }
+  }
+
+  function enhance(root) {
+    root.querySelectorAll("pre[data-json]:not([data-cut]):not([data-viewed])").forEach(function (pre) {
+      pre.dataset.viewed = "1";
+      let value;
+      try { value = JSON.parse(pre.textContent); } catch (e) { return; }
+      viewJson(pre, value);
+    });
+  }
+
+  const WHOLE_LIMIT = 20 << 20; // bytes a browser is asked to show at most
+
+  document.addEventListener("click", async function (event) {
+    const target = event.target.closest("[data-copy-value], [data-json-text], [data-show-all]");
+    if (!target) return;
+    const box = target.closest(".value");
+    const pre = box.querySelector("pre, .opaque");
+    if (target.hasAttribute("data-copy-value")) {
+      try {
+        await navigator.clipboard.writeText(pre.textContent);
+        flash(target, "Copied");
+      } catch (failure) {
+        flash(target, "Copy failed: select the text");
+      }
+    } else if (target.hasAttribute("data-json-text")) {
+      const tree = box.querySelector(".jv");
+      const showText = !tree.hidden;
+      tree.hidden = showText;
+      pre.hidden = !showText;
+      target.textContent = showText ? "Tree" : "Text";
+    } else {
+      target.disabled = true;
+      try {
+        const response = await fetch(target.dataset.showAll, { credentials: "same-origin" });
+        if (loggedOut(response)) return;
+        const size = Number(response.headers.get("content-length") || 0);
+        if (!response.ok) throw new Error(response.status + " " + response.statusText);
+        if (size > WHOLE_LIMIT) throw new Error("Too large for the browser (" + size.toLocaleString("en") + " bytes): download it.");
+        const value = await response.json();
+        pre.textContent = JSON.stringify(value, null, 2);
+        delete pre.dataset.cut;
+        pre.dataset.viewed = "1";
+        viewJson(pre, value);
+        const cut = box.querySelector(".cut");
+        if (cut) cut.remove();
+        target.remove();
+      } catch (failure) {
+        target.disabled = false;
+        const cut = box.querySelector(".cut");
+        if (cut) cut.textContent = failure.message;
+      }
+    }
+  });
+
   // -- a confirmation dialog ---------------------------------------------------------
 
   // Resolves true when the user confirms. The text says what will happen.
@@ -401,6 +532,7 @@
         if (old && fresh) old.replaceWith(fresh);
       });
       reconcile(data.keys, data.rows);
+      enhance(main);
       settle();
     }
 
@@ -643,6 +775,7 @@
       if (!finished()) layout(main, timeline);
     }, 1000);
     layout(main, timeline);
+    enhance(main);
     if (!finished()) follow();
     openLinked();
     window.addEventListener("pagehide", stopFollowing);
