@@ -762,6 +762,20 @@ def test_served_ids_are_marked_for_their_run(contract_store):
 
 
 # -- failure ------------------------------------------------------------------------------------
+def test_a_kept_retry_goes_to_anyone_once_its_executor_did_not_come(contract_store):
+    root = new_request(contract_store)
+    contract_store.claim_call(WORKER, 0, T0, call_id=root.id)
+    a = child(root, "a", 0)
+    contract_store.enqueue_calls([(a, b"args", 0.0)], 1)
+    contract_store.claim_call(WORKER, 0, T0, call_id=a.id)
+    contract_store.record_failure(
+        failure(a, final=False, finished_at_ms=T0 + 5, not_before_ms=T0 + 10)
+    )
+    assert contract_store.claim_call("worker-b", 0, T0 + 1009) is None
+    taken = contract_store.claim_call("worker-b", 0, T0 + 1010)
+    assert taken is not None and taken.record.id == a.id
+
+
 def test_retryable_failure_waits_for_its_backoff(contract_store):
     root = new_request(contract_store)
     contract_store.claim_call(WORKER, 0, T0, call_id=root.id)
@@ -777,8 +791,12 @@ def test_retryable_failure_waits_for_its_backoff(contract_store):
     assert record.not_before_ms == T0 + 2005
     assert record.error is not None
     assert record.error["message"] == "boom"
-    assert record.worker_id is None
+    # Kept a moment for the executor that ran it, which claims it first when due
+    # (its warm state is there); then anyone may.
+    assert record.worker_id == WORKER
     assert contract_store.claim_call(WORKER, 0, T0 + 2004) is None
+    assert contract_store.claim_call("worker-b", 0, T0 + 2005) is None
+    assert contract_store.claim_call(WORKER, 1, T0 + 2005) is None
     retried = contract_store.claim_call(WORKER, 0, T0 + 2005)
     assert retried is not None
     assert retried.record.id == a.id

@@ -427,3 +427,23 @@ def test_an_application_out_of_memory_fails_with_that_reason(run):
     with pytest.raises(cairn.RequestFailed) as failure:
         run(greedy_app).output()
     assert failure.value.reason == "out_of_memory"
+
+
+_process_attempts: dict[str, int] = {}
+
+
+def test_a_retry_runs_where_its_attempt_failed_keeping_the_process_state(run):
+    """A dispatched call retried after its code raised runs again in the executor
+    that ran it (free again, it claims it first): state kept in the process (a
+    cache, a connection, a module global) is still there, as in Tensorlake's
+    local mode. With two executors, a retry elsewhere would start from zero."""
+
+    @application()
+    @function(retries=cairn.Retries(max_retries=3, initial_delay=0.05))
+    def counts_in_process(n: int) -> int:
+        _process_attempts["n"] = _process_attempts.get("n", 0) + 1
+        if _process_attempts["n"] < n:
+            raise ConnectionError(f"attempt {_process_attempts['n']} fails")
+        return _process_attempts["n"]
+
+    assert run(counts_in_process, 4).output() == 4

@@ -14,11 +14,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cairn.types import CallStatus
+
 from ._records import CallFailure, CallSuccess, Event, RequestOutcome
 from ._rows import key_params
 
 # A worker whose heartbeat is older than this is taken for dead (as in sqlite.py).
 WORKER_STALE_MS = 15_000.0
+# A dispatched call retried after its code raised is the executor's that ran it
+# for this long past its due time: free again, that executor claims it first, so
+# that the retry keeps the process's warm state (caches, connections, module
+# globals), as Tensorlake's local mode does. Then any executor may take it.
+RETRY_AFFINITY_MS = 1_000.0
 
 
 def alive(pid: int) -> bool:
@@ -75,6 +82,28 @@ def success_params(success: CallSuccess) -> dict[str, Any]:
         "started_at_ms": success.started_at_ms,
         "finished_at_ms": success.finished_at_ms,
         "code_version": success.code_version,
+    }
+
+
+def failure_params(failure: CallFailure, error_json: str) -> dict[str, Any]:
+    """The parameters of the ``upsert_failure`` query."""
+    return {
+        **key_params(failure.key),
+        "status": str(failure.status),
+        "args": failure.args,
+        "error_json": error_json,
+        "run": failure.run,
+        "run_attempts": failure.run_attempts,
+        "attempts": failure.attempt,
+        "not_before_ms": failure.not_before_ms,
+        "started_at_ms": failure.started_at_ms,
+        "finished_at_ms": failure.finished_at_ms,
+        # A retry after the code raised waits a moment for the executor that ran
+        # it (see RETRY_AFFINITY_MS); one after a timeout or a crash does not,
+        # since that process is gone.
+        "retry_here": int(
+            failure.status is CallStatus.PENDING and failure.outcome == "failure"
+        ),
     }
 
 

@@ -351,6 +351,7 @@ class PostgresStore(_browse.Browsing):
             "call_id": call_id,
             "full": [],
             "full_keys": [],
+            "affinity_ms": _sqlbase.RETRY_AFFINITY_MS,
             **_scope_params(scope),
         }
         if call_id is not None or group_id is not None:
@@ -509,18 +510,7 @@ class PostgresStore(_browse.Browsing):
             steps.lock_request(conn, key.request_id)
             conn.execute(
                 Q["upsert_failure"],
-                {
-                    **_rows.key_params(key),
-                    "status": str(failure.status),
-                    "args": failure.args,
-                    "error_json": error_json,
-                    "run": failure.run,
-                    "run_attempts": failure.run_attempts,
-                    "attempts": failure.attempt,
-                    "not_before_ms": failure.not_before_ms,
-                    "started_at_ms": failure.started_at_ms,
-                    "finished_at_ms": failure.finished_at_ms,
-                },
+                _sqlbase.failure_params(failure, error_json),
             )
             conn.execute(
                 Q["insert_attempt"],

@@ -34,9 +34,11 @@ from ._records import (
     RunningCall,
 )
 from ._sqlbase import (
+    RETRY_AFFINITY_MS,
     WORKER_STALE_MS,
     AfterCalls,
     attempt_params,
+    failure_params,
     success_params,
     worker_is_dead,
 )
@@ -293,6 +295,7 @@ class SQLiteStore(_browse.Browsing):
             "call_id": call_id,
             "full": "[]",
             "full_keys": "[]",
+            "affinity_ms": RETRY_AFFINITY_MS,
             **_scope_params(scope),
         }
         if call_id is not None:
@@ -445,23 +448,11 @@ class SQLiteStore(_browse.Browsing):
 
     def record_failure(self, failure: CallFailure) -> None:
         """Record a failed attempt."""
-        key = failure.key
         error_json = json.dumps(failure.error)
         with self._write() as conn:
             conn.execute(
                 Q["upsert_failure"],
-                {
-                    **_rows.key_params(key),
-                    "status": str(failure.status),
-                    "args": failure.args,
-                    "error_json": error_json,
-                    "run": failure.run,
-                    "run_attempts": failure.run_attempts,
-                    "attempts": failure.attempt,
-                    "not_before_ms": failure.not_before_ms,
-                    "started_at_ms": failure.started_at_ms,
-                    "finished_at_ms": failure.finished_at_ms,
-                },
+                failure_params(failure, error_json),
             )
             conn.execute(
                 Q["insert_attempt"],

@@ -52,12 +52,16 @@ SELECT application, status FROM requests WHERE id = %(request_id)s FOR NO KEY UP
 -- name: claim_any
 -- Of the claimer's scope: requests it owns (owner, a local run's engine) or
 -- nobody's (owner NULL, a serving worker), functions it has loaded (served,
--- NULL for all). Not of full functions (at their cap or out of tokens), nor of
+-- NULL for all), and of no retry still kept for the executor that ran it (see
+-- RETRY_AFFINITY_MS). Not of full functions (at their cap or out of tokens), nor of
 -- full_keys (function, key) pairs at their cap. Most urgent request first.
 -- SKIP LOCKED: concurrent claimers pass over each other's rows instead of queueing.
 WITH next AS (
     SELECT c.id FROM calls c
     WHERE c.status = 'pending' AND c.dispatched = 1 AND c.not_before_ms <= %(now_ms)s
+      AND (c.worker_id IS NULL
+           OR (c.worker_id = %(worker_id)s AND c.executor = %(executor)s)
+           OR c.not_before_ms <= %(now_ms)s - %(affinity_ms)s)
       AND NOT (c.function = ANY(%(full)s::text[]))
       AND (c.concurrency_key IS NULL
            OR NOT (c.function || chr(31) || c.concurrency_key = ANY(%(full_keys)s::text[])))
@@ -254,7 +258,9 @@ ON CONFLICT (id) DO UPDATE SET
     run_attempts = excluded.run_attempts, attempts = excluded.attempts,
     not_before_ms = excluded.not_before_ms,
     started_at_ms = COALESCE(excluded.started_at_ms, calls.started_at_ms),
-    finished_at_ms = excluded.finished_at_ms, worker_id = NULL, executor = NULL
+    finished_at_ms = excluded.finished_at_ms,
+    worker_id = CASE WHEN %(retry_here)s = 1 THEN calls.worker_id END,
+    executor = CASE WHEN %(retry_here)s = 1 THEN calls.executor END
 WHERE calls.status <> 'succeeded'
 
 -- name: insert_attempt

@@ -43,12 +43,16 @@ WHERE calls.status <> 'succeeded' AND (calls.run < excluded.run OR calls.status 
 -- name: claim_any
 -- Of the claimer's scope: requests it owns (:owner, a local run's engine) or
 -- nobody's (:owner NULL, a serving worker), functions it has loaded (:served,
--- NULL for all). Not of :full functions (at their cap or out of tokens), nor of
+-- NULL for all), and of no retry still kept for the executor that ran it (see
+-- RETRY_AFFINITY_MS). Not of :full functions (at their cap or out of tokens), nor of
 -- :full_keys (function, key) pairs at their cap. Most urgent request first.
 UPDATE calls SET status = 'running', worker_id = :worker_id, executor = :executor,
                  started_at_ms = :now_ms
 WHERE id = (SELECT id FROM calls
             WHERE status = 'pending' AND dispatched = 1 AND not_before_ms <= :now_ms
+              AND (worker_id IS NULL
+                   OR (worker_id = :worker_id AND executor = :executor)
+                   OR not_before_ms <= :now_ms - :affinity_ms)
               AND function NOT IN (SELECT value FROM json_each(:full))
               AND (concurrency_key IS NULL OR function || char(31) || concurrency_key
                    NOT IN (SELECT value FROM json_each(:full_keys)))
@@ -198,7 +202,9 @@ ON CONFLICT (id) DO UPDATE SET
     run_attempts = excluded.run_attempts, attempts = excluded.attempts,
     not_before_ms = excluded.not_before_ms,
     started_at_ms = COALESCE(excluded.started_at_ms, calls.started_at_ms),
-    finished_at_ms = excluded.finished_at_ms, worker_id = NULL, executor = NULL
+    finished_at_ms = excluded.finished_at_ms,
+    worker_id = CASE WHEN :retry_here = 1 THEN calls.worker_id END,
+    executor = CASE WHEN :retry_here = 1 THEN calls.executor END
 WHERE calls.status <> 'succeeded'
 
 -- name: insert_attempt
