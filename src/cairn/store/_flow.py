@@ -13,29 +13,12 @@ When it refuses, the claimer rolls the claim back.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Protocol
-
 from ._records import Bucket, FlowLimits
+from ._sqlbase import Execute
 
 # Float refills may land a hair under a whole token: count that as one.
 _ONE = 1.0 - 1e-9
 KEY_SEPARATOR = "\x1f"
-
-
-class Cursor(Protocol):
-    """What a query's answer is read with (``sqlite3`` and ``psycopg`` cursors)."""
-
-    def fetchone(self) -> Any: ...
-
-    def fetchall(self) -> list[Any]: ...
-
-
-class Execute(Protocol):
-    """Runs a named query of the store's dialect in its write transaction, with
-    lists passed as the dialect binds them."""
-
-    def __call__(self, name: str, params: Mapping[str, Any], /) -> Cursor: ...
 
 
 def level(bucket: Bucket, tokens: float, updated_at_ms: float, now_ms: float) -> float:

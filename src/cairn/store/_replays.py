@@ -18,27 +18,10 @@ effects again. A run nobody can finish any more is *abandoned*, and a replay tak
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Protocol
-
 from cairn import errors
 from cairn.types import RequestStatus
 
-from ._sqlbase import WORKER_STALE_MS, holder_is_alive
-
-
-class Cursor(Protocol):
-    """What a query's answer is read with (``sqlite3`` and ``psycopg`` cursors)."""
-
-    def fetchone(self) -> Any: ...
-
-    def fetchall(self) -> list[Any]: ...
-
-
-class Execute(Protocol):
-    """Runs a named query of the store's dialect in its write transaction."""
-
-    def __call__(self, name: str, params: Mapping[str, Any], /) -> Cursor: ...
+from ._sqlbase import WORKER_STALE_MS, Execute, holder_is_alive
 
 
 def start(

@@ -9,15 +9,52 @@ from __future__ import annotations
 import functools
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from cairn.types import CallStatus
 
-from ._records import CallFailure, CallSuccess, Event, RequestOutcome
-from ._rows import key_params
+from ._records import (
+    CallFailure,
+    CallKey,
+    CallSuccess,
+    Event,
+    NewRequest,
+    RequestOutcome,
+)
+from ._rows import key_params, pending_params, request_params
+
+
+class Cursor(Protocol):
+    """What a query's answer is read with (``sqlite3`` and ``psycopg`` cursors)."""
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+class Execute(Protocol):
+    """Runs a named query of the store's dialect in its write transaction, with
+    lists passed as the dialect binds them."""
+
+    def __call__(self, name: str, params: Mapping[str, Any], /) -> Cursor: ...
+
+
+def insert_requests(
+    execute: Execute, batch: Sequence[tuple[NewRequest, CallKey, bytes]]
+) -> list[bool]:
+    """Insert requests and their application calls in the caller's transaction;
+    False where the id was taken (that request is left as it was)."""
+    created = []
+    for request, root, args in batch:
+        row = execute("insert_request", request_params(request)).fetchone()
+        if row is not None:
+            execute("insert_pending_call", pending_params(root, args, 1, 0.0))
+        created.append(row is not None)
+    return created
+
 
 # A worker whose heartbeat is older than this is taken for dead (as in sqlite.py).
 WORKER_STALE_MS = 15_000.0

@@ -121,21 +121,9 @@ class PostgresStore(_browse.Browsing):
     ) -> list[bool]:
         """Insert requests and their application calls in one transaction."""
 
-        def body(conn: Connection) -> list[bool]:
-            created = []
-            for request, root, args in batch:
-                row = conn.execute(
-                    Q["insert_request"], _rows.request_params(request)
-                ).fetchone()
-                if row is not None:
-                    conn.execute(
-                        Q["insert_pending_call"],
-                        _rows.pending_params(root, args, 1, 0.0),
-                    )
-                created.append(row is not None)
-            return created
-
-        return self._db.write(body)
+        return self._db.write(
+            lambda conn: _sqlbase.insert_requests(steps.executor(conn), batch)
+        )
 
     def get_request(self, request_id: str) -> RequestRecord | None:
         """The request, or None."""

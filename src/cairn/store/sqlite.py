@@ -37,8 +37,10 @@ from ._sqlbase import (
     RETRY_AFFINITY_MS,
     WORKER_STALE_MS,
     AfterCalls,
+    Execute,
     attempt_params,
     failure_params,
+    insert_requests,
     success_params,
     worker_is_dead,
 )
@@ -97,19 +99,8 @@ class SQLiteStore(_browse.Browsing):
         self, batch: Sequence[tuple[NewRequest, CallKey, bytes]]
     ) -> list[bool]:
         """Insert requests and their application calls in one transaction."""
-        created = []
         with self._write() as conn:
-            for request, root, args in batch:
-                row = conn.execute(
-                    Q["insert_request"], _rows.request_params(request)
-                ).fetchone()
-                if row is not None:
-                    conn.execute(
-                        Q["insert_pending_call"],
-                        _rows.pending_params(root, args, 1, 0.0),
-                    )
-                created.append(row is not None)
-        return created
+            return insert_requests(_executor(conn), batch)
 
     def get_request(self, request_id: str) -> RequestRecord | None:
         """The request, or None."""
@@ -800,7 +791,7 @@ class _Refused(Exception):
     """A claim's flow limits refused the call it took: roll the claim back."""
 
 
-def _executor(conn: sqlite3.Connection) -> _flow.Execute:
+def _executor(conn: sqlite3.Connection) -> Execute:
     """Named queries run in ``conn``'s transaction (for ``_replays``, ``_flow``)."""
 
     def execute(name: str, params: Mapping[str, Any]) -> sqlite3.Cursor:
