@@ -407,3 +407,22 @@ def test_request_headers_reach_the_request(http: httpx.Client) -> None:
 
     assert header("x-trace") == "abc"
     assert header("authorization") is None  # credentials are not passed on
+
+
+def test_invoke_takes_a_priority_header(server: Server, http: httpx.Client) -> None:
+    import sqlite3
+
+    request_id = invoke(http, "srv_squares", 2, headers={"X-Cairn-Priority": "7"})
+    with sqlite3.connect(server.dir / "s.db") as conn:
+        rows = conn.execute(
+            "SELECT priority FROM requests WHERE id = ?", (request_id,)
+        ).fetchall()
+    assert rows == [(7,)]
+    for bad in ("high", "1.5", "99999999999"):
+        answer = http.post(
+            "/applications/srv_squares",
+            content=b"2",
+            headers={"Content-Type": "application/json", "X-Cairn-Priority": bad},
+        )
+        assert answer.status_code == 400, (bad, answer.text)
+        assert answer.json()["error"]["code"] == "invalid_priority"
