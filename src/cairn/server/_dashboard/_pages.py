@@ -182,7 +182,10 @@ class Dashboard:
         if self._key is None:
             return RedirectResponse(PREFIX, status_code=303)
         target = _safe_next(request.query_params.get("next"))
-        return self.templates.page("login.html", next=target, problem="")
+        expired = _session.cookie_value(request.scope["headers"]) is not None
+        return self.templates.page(
+            "login.html", next=target, problem="", expired=expired
+        )
 
     async def login(self, request: Request) -> Response:
         """Check the key; on success set the session cookie and go on."""
@@ -198,7 +201,11 @@ class Dashboard:
         given = str(form.get("api_key") or "")
         if not hmac.compare_digest(given.encode(), self._key):
             return self.templates.page(
-                "login.html", status_code=401, next=target, problem="wrong API key"
+                "login.html",
+                status_code=401,
+                next=target,
+                problem="wrong API key",
+                expired=False,
             )
         answer = RedirectResponse(target, status_code=303)
         answer.set_cookie(

@@ -131,6 +131,10 @@ class _Cache:
 def _read(
     store: Store, request_id: str, state: _tree.ViewState, cache: _Cache
 ) -> _Read | None:
+    # The events' end first, then the records: the page shows every event up to
+    # `seq` (its script skips those its stream sends again), so what it reads
+    # must be at least as new as `seq`.
+    seq = _journal.last_seq(store, request_id)
     record = store.get_request(request_id)
     if record is None:
         return None
@@ -145,7 +149,7 @@ def _read(
         runs=runs,
         counts=counts,
         rows=rows,
-        seq=_journal.last_seq(store, record.id),
+        seq=seq,
         log=_journal.log_page(store, record.id, runs, before=state.log_before),
     )
     shown = {row.id: row for row in rows if isinstance(row, _rows.CallRow)}
@@ -242,9 +246,10 @@ def _prints(
         "head": head.fingerprint(),
         "values": hash((record.status, record.run, record.finished_at_ms)),
         # The newest page grows live on the page (its script adds each progress
-        # message as it comes): sent again only for another run, or another page.
+        # message as it comes): sent again for its first message, for another
+        # run, when the run ends, or for another page.
         "log": hash(
-            (record.run,)
+            (record.run, record.status.finished, bool(read.log.lines))
             if read.log.before is None
             else (tuple(line.seq for line in read.log.lines), read.log.before)
         ),

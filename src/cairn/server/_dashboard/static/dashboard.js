@@ -87,6 +87,99 @@
     });
   }
 
+  // -- times: in UTC (as served), local or relative; exact on hover -------------------
+
+  const TIME_KEY = "cairn-times";
+
+  function timeMode() {
+    try { return localStorage.getItem(TIME_KEY) || "utc"; } catch (e) { return "utc"; }
+  }
+
+  function pad(n, width) { return String(n).padStart(width || 2, "0"); }
+
+  function utcText(ms, precise) {
+    const d = new Date(ms);
+    return d.getUTCFullYear() + "-" + pad(d.getUTCMonth() + 1) + "-" + pad(d.getUTCDate()) + " " +
+      pad(d.getUTCHours()) + ":" + pad(d.getUTCMinutes()) + ":" + pad(d.getUTCSeconds()) +
+      (precise ? "." + pad(d.getUTCMilliseconds(), 3) : "") + " UTC";
+  }
+
+  function zoneName(ms) {
+    const parts = new Intl.DateTimeFormat("en", { timeZoneName: "short" }).formatToParts(new Date(ms));
+    const zone = parts.find(function (p) { return p.type === "timeZoneName"; });
+    return zone ? zone.value : "local";
+  }
+
+  function localText(ms, precise) {
+    const d = new Date(ms);
+    return d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + " " +
+      pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds()) +
+      (precise ? "." + pad(d.getMilliseconds(), 3) : "") + " " + zoneName(ms);
+  }
+
+  function relativeText(ms) {
+    const seconds = Math.round((Date.now() - ms) / 1000);
+    const ahead = seconds < 0;
+    const s = Math.abs(seconds);
+    let text;
+    if (s < 5) return "just now";
+    if (s < 60) text = s + " s";
+    else if (s < 3600) text = Math.floor(s / 60) + " min";
+    else if (s < 86400) text = Math.floor(s / 3600) + " h " + pad(Math.floor(s % 3600 / 60)) + " min";
+    else text = Math.floor(s / 86400) + " d";
+    return ahead ? "in " + text : text + " ago";
+  }
+
+  // A time as the reader picked; titles and bars always give it exactly.
+  function formatTime(ms, precise) {
+    const mode = timeMode();
+    if (mode === "relative") return relativeText(ms);
+    return mode === "local" ? localText(ms, precise) : utcText(ms, precise);
+  }
+
+  function exactTime(ms) {
+    return timeMode() === "local" ? localText(ms, true) + " (" + utcText(ms, true) + ")"
+      : utcText(ms, true) + " (" + localText(ms, true) + ")";
+  }
+
+  function applyTimes(root) {
+    root.querySelectorAll("time[data-ms]").forEach(function (element) {
+      const ms = Number(element.dataset.ms);
+      element.textContent = formatTime(ms, element.dataset.precise === "1");
+      element.title = exactTime(ms);
+    });
+    // A bar's hover: its attempt, run, start and end, and how long it took.
+    const clock = timeMode() === "local" ? localText : utcText;
+    root.querySelectorAll(".seg[data-start]").forEach(function (seg) {
+      const start = Number(seg.dataset.start);
+      const end = seg.dataset.end === "" ? null : Number(seg.dataset.end);
+      seg.title = seg.dataset.label + " · " + clock(start, true) + " → " +
+        (end === null ? "now (running)" : clock(end, true) + " (" + formatDuration((end - start) / 1000) + ")");
+    });
+  }
+
+  function initTimes() {
+    const select = document.getElementById("time-mode");
+    if (select) {
+      select.value = timeMode();
+      select.addEventListener("change", function () {
+        try { localStorage.setItem(TIME_KEY, select.value); } catch (e) { /* private mode */ }
+        applyTimes(document.body);
+      });
+    }
+    applyTimes(document.body);
+    setInterval(function () { if (timeMode() === "relative") applyTimes(document.body); }, 5000);
+  }
+
+  // A stream refused (an expired session sends the login page instead): find
+  // out, and go to the login page if so.
+  async function checkSession() {
+    try {
+      const response = await fetch(location.pathname + location.search, { credentials: "same-origin" });
+      loggedOut(response);
+    } catch (e) { /* offline: the stream retries */ }
+  }
+
   // -- copy buttons ----------------------------------------------------------------
 
   document.addEventListener("click", async function (event) {
@@ -298,6 +391,7 @@
         if (empty) empty.remove();
         tbody.prepend(row);
       }
+      applyTimes(row);
     }
 
     if (table.dataset.live === "1") {
@@ -313,7 +407,10 @@
       const source = new EventSource("/ui/stream?" + query.toString());
       const state = document.getElementById("live-state");
       source.onopen = function () { state.hidden = false; };
-      source.onerror = function () { state.hidden = true; };
+      source.onerror = function () {
+        state.hidden = true;
+        if (source.readyState === EventSource.CLOSED) checkSession();
+      };
       source.addEventListener("row", function (event) { upsert(JSON.parse(event.data)); });
       source.addEventListener("progress", function (event) {
         const data = JSON.parse(event.data);
@@ -533,6 +630,7 @@
       });
       reconcile(data.keys, data.rows);
       enhance(main);
+      applyTimes(main);
       settle();
     }
 
@@ -652,7 +750,7 @@
       const tr = document.createElement("tr");
       tr.dataset.seq = String(eventSeq);
       const at = Date.parse(payload.created_at);
-      const cells = [[formatTime(at, true), "Time", "nowrap muted"], [head().dataset.run, "Run", "num"],
+      const cells = [["", "Time", "nowrap muted"], [head().dataset.run, "Run", "num"],
         [payload.function_name || "", "Function", "mono"], [progressOf(payload).counts, "Step", "num nowrap"],
         [payload.message || "", "Message", "message"]];
       cells.forEach(function (cell) {
@@ -662,6 +760,12 @@
         td.className = cell[2];
         tr.appendChild(td);
       });
+      const time = document.createElement("time");
+      time.dataset.ms = String(at);
+      time.dataset.precise = "1";
+      time.dateTime = new Date(at).toISOString();
+      tr.firstChild.appendChild(time);
+      applyTimes(tr);
       tbody.appendChild(tr);
     }
 
@@ -781,16 +885,7 @@
     window.addEventListener("pagehide", stopFollowing);
   }
 
-  // Times as the reader picked (UTC by default); exact on hover.
-  function formatTime(ms, precise) {
-    const d = new Date(ms);
-    const pad = function (n, w) { return String(n).padStart(w || 2, "0"); };
-    let text = d.getUTCFullYear() + "-" + pad(d.getUTCMonth() + 1) + "-" + pad(d.getUTCDate()) + " " +
-      pad(d.getUTCHours()) + ":" + pad(d.getUTCMinutes()) + ":" + pad(d.getUTCSeconds());
-    if (precise) text += "." + pad(d.getUTCMilliseconds(), 3);
-    return text + " UTC";
-  }
-
+  initTimes();
   if (body.dataset.page === "requests") initRequests();
   if (body.dataset.page === "request") initRequest();
 })();
