@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit chromium netns-tools screenshots bench bench-venv clean
+.PHONY: demo test lint typecheck unit chromium netns-tools axe screenshots bench bench-venv clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck chromium netns-tools
+test: lint typecheck chromium netns-tools axe
 	$(BIN)/pytest -q
 
 # The dashboard's browser tests drive the system's Chromium (playwright never
@@ -31,6 +31,20 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 chromium:
 	@command -v chromium >/dev/null || [ -x /usr/bin/chromium ] || \
 		($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium)
+
+# The dashboard's accessibility tests run axe-core in the browser: this release's
+# axe.min.js from the npm registry (npm checks the package's integrity; the file's
+# hash is pinned here too), kept out of git, never fetched from a CDN.
+AXE_VERSION := 4.14.1
+AXE_SHA256 := 29348999450cdf2849a8e70b7912fc2da85a849da39c0d0d5394f51d4a9ed95c
+AXE := tests/dashboard/vendor/axe.min.js
+axe: $(AXE)
+$(AXE):
+	mkdir -p $(@D)
+	cd $(@D) && npm pack --silent axe-core@$(AXE_VERSION) >/dev/null && \
+		tar -xzf axe-core-$(AXE_VERSION).tgz --strip-components=1 package/axe.min.js package/LICENSE && \
+		rm axe-core-$(AXE_VERSION).tgz && \
+		echo "$(AXE_SHA256)  axe.min.js" | sha256sum -c --quiet
 
 # The two-hosts tier builds network namespaces with ip (iproute2) and unshare
 # (util-linux); as root, install them when they are missing.

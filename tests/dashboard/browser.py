@@ -41,6 +41,44 @@ def chromium() -> str:
     return found
 
 
+AXE = Path(__file__).with_name("vendor") / "axe.min.js"
+# What axe-core is asked to check: WCAG 2.2 A and AA, and its best practices.
+_AXE_RUN = """async () => {
+  const found = await axe.run(document, {
+    runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa",
+                                    "wcag22aa", "best-practice"]},
+    resultTypes: ["violations"],
+  });
+  return found.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+    nodes: v.nodes.slice(0, 5).map(n => n.target.join(" ") + " :: " + n.failureSummary)}));
+}"""
+
+
+def axe_source() -> str:
+    """axe-core's script (``make axe`` fetches it from npm); fails without it."""
+    if not AXE.exists():
+        pytest.fail(
+            "axe-core is not installed for the dashboard's accessibility tests: "
+            "run `make axe` (npm pack axe-core); `make test` does it.",
+            pytrace=False,
+        )
+    return AXE.read_text()
+
+
+def axe(page: Page) -> list[dict[str, Any]]:
+    """axe-core's violations on the page as it is now (the script is evaluated in
+    the page, past its Content-Security-Policy, as a browser extension would)."""
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.evaluate(axe_source())
+    found: list[dict[str, Any]] = page.evaluate(_AXE_RUN)
+    return found
+
+
+def serious(violations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The serious and critical ones."""
+    return [v for v in violations if v["impact"] in ("serious", "critical")]
+
+
 def invoke_from_form(page: Page, app: str, **inputs: str) -> str:
     """Start a request from the requests page's invoke form; its id."""
     page.click(f'button[data-invoke="{app}"]')

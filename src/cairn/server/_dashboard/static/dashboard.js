@@ -376,10 +376,16 @@
     const table = document.getElementById("requests");
     const tbody = table.querySelector("tbody");
     const filters = document.getElementById("filters");
-    // A choice is applied when it is made (a change, not each arrow key on a
-    // closed list: Chromium fires change on arrows only while it is closed).
+    // A choice made with the mouse (or touch) applies at once; with the keyboard,
+    // arrow keys only choose (a closed list changes on each) and Enter applies.
     filters.querySelectorAll("select").forEach(function (select) {
-      select.addEventListener("change", function () { filters.requestSubmit(); });
+      let keyboard = false;
+      select.addEventListener("keydown", function (event) {
+        keyboard = true;
+        if (event.key === "Enter") { event.preventDefault(); filters.requestSubmit(); }
+      });
+      select.addEventListener("pointerdown", function () { keyboard = false; });
+      select.addEventListener("change", function () { if (!keyboard) filters.requestSubmit(); });
     });
 
     function upsert(data) {
