@@ -221,7 +221,12 @@ class Cluster:
             hba.write(f"host all all {network} trust\n")
 
     def start(
-        self, port: int, address: str = "127.0.0.1", *, durable: bool = False
+        self,
+        port: int,
+        address: str = "127.0.0.1",
+        *,
+        durable: bool = False,
+        settings: tuple[str, ...] = (),
     ) -> None:
         """Start the server, listening on ``address`` alone; sets ``url``.
 
@@ -234,7 +239,7 @@ class Cluster:
         self.options = (
             f"-p {port} -k {self.root / 'sock'} -c listen_addresses={address} "
             f"-c fsync=off -c synchronous_commit={commit} -c full_page_writes=off"
-        )
+        ) + "".join(f" -c {setting}" for setting in settings)
         self._start()
         self.url = f"postgresql://postgres@{address}:{port}/postgres"
 
