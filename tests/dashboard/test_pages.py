@@ -322,3 +322,25 @@ def test_request_page_of_running_request(http: httpx.Client) -> None:
     assert 'id="request-progress"' in html and 'role="progressbar"' in html
     assert re.search(r'data-action="replay" disabled', html)
     finished(http, request_id)
+
+
+def test_a_request_no_worker_serves_says_what_it_waits_for(
+    dash: Server, http: httpx.Client
+) -> None:
+    import dataclasses
+
+    from cairn.store import open_store
+    from tests.contract.test_store import submission
+
+    request, root, _ = submission("ghost-request")
+    payload = json.dumps({"args": [], "kwargs": {}}).encode()
+    request = dataclasses.replace(request, application="ghost_app", input=payload)
+    root = dataclasses.replace(root, function="ghost_app")
+    store = open_store(f"sqlite:///{dash.dir / 's.db'}")
+    try:
+        store.create_request(request, root, payload)
+    finally:
+        store.close()
+    page = http.get(f"/ui/requests/{request.id}")
+    assert page.status_code == 200
+    assert "waiting for a worker that serves ghost_app" in page.text

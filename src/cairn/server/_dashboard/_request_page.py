@@ -19,7 +19,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from cairn import _calls
+from cairn import _calls, _request
 from cairn.store import CallCounts, CallRecord, RequestRecord, RunSpan, Store
 from cairn.types import CallStatus, RequestStatus
 
@@ -75,6 +75,7 @@ class _Read:
     rows: list[_rows.Row]
     seq: int
     log: _journal.LogPage
+    waiting: str | None = None
     opened: list[_Opened] = field(default_factory=list)
 
 
@@ -151,6 +152,7 @@ def _read(
         rows=rows,
         seq=seq,
         log=_journal.log_page(store, record.id, runs, before=state.log_before),
+        waiting=_request.waiting_for(store, record),
     )
     shown = {row.id: row for row in rows if isinstance(row, _rows.CallRow)}
     for call_id in state.details:
@@ -171,6 +173,7 @@ def _open(
     if call is None or call.request_id != record.id:
         return None
     failed = store.list_attempts_of([call_id]) if _rows.needs_attempts(call) else []
+    version = store.code_versions([call_id]).get(call_id)
     log = _journal.log_page(store, record.id, runs, call_id=call_id, limit=20)
     newest = log.lines[-1].seq if log.lines else 0
     if row is not None:
@@ -183,7 +186,7 @@ def _open(
         key=key,
         record=call,
         path=path,
-        attempts=_rows.attempts(call, failed),
+        attempts=_rows.attempts(call, failed, version),
         log=log,
         focused=row is None,
         print=print_,
@@ -379,7 +382,7 @@ class RequestPages:
         record = read.record
         now_ms = _calls.now_ms()
         timeline = _timeline.timeline(record, read.runs, now_ms)
-        head = _views.head(record, read.counts, now_ms)
+        head = _views.head(record, read.counts, now_ms, read.waiting)
         prints = _prints(read, timeline, head)
         if token is None:
             token, version = self.versions.start(prints)

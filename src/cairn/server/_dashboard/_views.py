@@ -161,6 +161,9 @@ class Head:
     record: RequestRecord
     served: bool
     counts: CallCounts
+    waiting: str | None = None
+    """What a pending call waits for: a worker that serves its function, its
+    rate limit, its key's slot (``_request.waiting_for``)."""
 
     def fingerprint(self) -> int:
         """Changes when what the head shows changes (not with the progress, which
@@ -176,17 +179,21 @@ class Head:
                 json.dumps(record.error, sort_keys=True, default=str),
                 self.served,
                 self.counts,
+                self.waiting,
             )
         )
 
 
-def head(record: RequestRecord, counts: CallCounts, now_ms: float) -> Head:
+def head(
+    record: RequestRecord, counts: CallCounts, now_ms: float, waiting: str | None
+) -> Head:
     """The summary of a request page."""
     return Head(
         row=request_row(record, now_ms),
         record=record,
         served=_registry.find(record.application) is not None,
         counts=counts,
+        waiting=waiting,
     )
 
 
