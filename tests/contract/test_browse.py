@@ -4,8 +4,10 @@ store."""
 
 from __future__ import annotations
 
-from cairn.store import CallKey, Store
-from cairn.types import CallStatus
+import dataclasses
+
+from cairn.store import CallKey, RequestQuery, Store
+from cairn.types import CallStatus, RequestStatus
 from tests.contract.test_store import (
     T0,
     WORKER,
@@ -14,6 +16,7 @@ from tests.contract.test_store import (
     failed_app,
     failure,
     new_request,
+    submission,
     success,
 )
 
@@ -179,3 +182,72 @@ def test_progress_is_paged_newest_first_and_by_call(contract_store):
     assert [e.payload["step"] for e in older] == [4, 3, 2]
     of_a = contract_store.list_progress("req-1", call_id="a", limit=10)
     assert [e.seq for e in of_a] == [7, 5, 3, 1]
+
+
+def _requests(store: Store) -> list[str]:
+    """Five requests a second apart: two of another application, one failed, one
+    with an input of non-ASCII text."""
+    made = []
+    for index in range(5):
+        request_id = f"r{index}-{'abc' if index < 2 else 'xyz'}"
+        new_request(
+            store,
+            request_id,
+            application="other" if index >= 3 else "app",
+            created_at_ms=T0 + index * 1000,
+        )
+        made.append(request_id)
+    return made
+
+
+def test_searches_by_id_prefix_input_time_and_order(contract_store):
+    made = _requests(contract_store)
+    assert contract_store.claim_call(WORKER, 0, T0 + 9000) is not None  # r0 runs
+    search = contract_store.search_requests
+
+    def ids(found):
+        return [record.id for record in found]
+
+    assert ids(search(RequestQuery())) == made[::-1]
+    assert ids(search(RequestQuery(), order="oldest", limit=2)) == made[:2]
+    assert ids(search(RequestQuery(), order="oldest", offset=3)) == made[3:]
+    assert ids(search(RequestQuery(text="r1-"))) == ["r1-abc"]
+    assert ids(search(RequestQuery(application="other"))) == ["r4-xyz", "r3-xyz"]
+    window = RequestQuery(created_from_ms=T0 + 1000, created_to_ms=T0 + 3000)
+    assert ids(search(window)) == ["r2-xyz", "r1-abc"]
+    assert contract_store.count_requests_matching(window) == 2
+    running = RequestQuery(statuses=(RequestStatus.RUNNING, RequestStatus.PENDING))
+    assert contract_store.count_requests_matching(running) == 5
+    assert ids(search(RequestQuery(status=RequestStatus.RUNNING))) == ["r0-abc"]
+    # Input content (every input here is the same JSON).
+    assert contract_store.count_requests_matching(RequestQuery(text='"args"')) == 5
+    assert contract_store.count_requests_matching(RequestQuery(text="nowhere")) == 0
+    # A bulk action's pages: oldest first, after a cursor.
+    first = contract_store.request_ids_matching(RequestQuery(), after=None, limit=2)
+    assert [row[0] for row in first] == made[:2]
+    after = (first[-1][2], first[-1][0])
+    rest = contract_store.request_ids_matching(RequestQuery(), after=after, limit=10)
+    assert [row[0] for row in rest] == made[2:]
+    assert rest[0][1] == "app" and rest[-1][1] == "other"
+
+
+def test_search_finds_text_in_non_ascii_input(contract_store):
+    request, root, args = submission("café")
+    stored = b'{"args": ["caf\\u00e9 au lait"], "kwargs": {}}'  # as JSON escapes it
+    contract_store.create_request(
+        dataclasses.replace(request, input=stored), root, args
+    )
+    found = contract_store.search_requests(RequestQuery(text="café au"))
+    assert [record.id for record in found] == ["café"]
+    assert contract_store.search_requests(RequestQuery(text="caf"))[0].id == "café"
+
+
+def test_the_code_version_of_each_attempt(contract_store):
+    root = new_request(contract_store)
+    flaky = child(root, "flaky", 1, dispatched=False)
+    contract_store.record_failure(failure(flaky, final=False, code_version="v1"))
+    contract_store.commit_success(success(flaky, attempt=2, code_version="v2"))
+    (failed,) = contract_store.list_attempts_of([flaky.id])
+    assert failed.code_version == "v1"
+    versions = contract_store.code_versions([flaky.id, root.id, "nope"])
+    assert versions == {flaky.id: "v2", root.id: None}

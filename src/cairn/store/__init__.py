@@ -7,7 +7,7 @@ import urllib.parse
 from cairn import errors
 
 from ._base import SCHEMA_VERSION, Store
-from ._browse import CallCounts, CallEntry, GroupTally, RunSpan
+from ._browse import CallCounts, CallEntry, GroupTally, RequestQuery, RunSpan
 from ._records import (
     AttemptRecord,
     Bucket,
@@ -48,6 +48,7 @@ __all__ = [
     "NewRequest",
     "RecordedChild",
     "RequestOutcome",
+    "RequestQuery",
     "RequestRecord",
     "RunSpan",
     "RunningCall",

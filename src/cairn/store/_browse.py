@@ -1,5 +1,7 @@
-"""The dashboard's reads of a request: its calls a page at a time, map groups tallied,
-counts, runs and progress messages, each answered by SQL from the indexes.
+"""The dashboard's reads: a request's calls a page at a time, map groups tallied,
+counts, runs and progress messages, each answered by SQL from the indexes; and
+searches of requests (id prefix, input, time range, order) and their ids a page
+at a time for bulk actions.
 
 A request of 10,000 calls is shown without reading every call: the call tree is a
 parent's children a page at a time (a map's items folded into one entry, tallied
@@ -18,10 +20,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from cairn.types import CallStatus
+from cairn.types import CallStatus, RequestStatus
 
 from . import _rows, _sql
-from ._records import AttemptRecord, CallRecord, EventRecord
+from ._records import AttemptRecord, CallRecord, EventRecord, RequestRecord
 
 # The statuses of a call that did not succeed for good (shown as problems).
 PROBLEMS = frozenset({CallStatus.FAILED, CallStatus.TIMED_OUT, CallStatus.CANCELLED})
@@ -77,6 +79,25 @@ class RunSpan:
     None while it runs."""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestQuery:
+    """Which requests a search asks for (each condition off when None)."""
+
+    application: str | None = None
+    status: RequestStatus | None = None
+    statuses: tuple[RequestStatus, ...] | None = None
+    """Any of these statuses (a bulk action's: the finished, or the unfinished)."""
+    text: str | None = None
+    """A prefix of the request's id, or a piece of its input (JSON text)."""
+    created_from_ms: float | None = None
+    created_to_ms: float | None = None
+    """Created before this instant (excluded)."""
+
+
+# How a search orders its requests.
+ORDERS = ("newest", "oldest", "longest")
+
+
 class Reads(Protocol):
     """The dashboard's reads (part of ``Store``)."""
 
@@ -125,6 +146,28 @@ class Reads(Protocol):
 
     def list_runs(self, request_id: str) -> list[RunSpan]:
         """Every run of a request, from its events."""
+
+    def code_versions(self, call_ids: Sequence[str]) -> dict[str, str | None]:
+        """The code version that ran each call's latest attempt."""
+
+    def search_requests(
+        self,
+        query: RequestQuery,
+        *,
+        order: str = "newest",
+        offset: int = 0,
+        limit: int = 50,
+    ) -> list[RequestRecord]:
+        """A page of the requests a query finds, ordered (``ORDERS``)."""
+
+    def count_requests_matching(self, query: RequestQuery) -> int:
+        """How many requests a query finds."""
+
+    def request_ids_matching(
+        self, query: RequestQuery, *, after: tuple[float, str] | None, limit: int
+    ) -> list[tuple[str, str, float]]:
+        """``(id, application, created_at_ms)`` of the requests a query finds, oldest
+        first, after a ``(created_at_ms, id)`` cursor: a bulk action's next page."""
 
     def list_progress(
         self,
@@ -266,19 +309,7 @@ class Browsing:
         rows = self._browse_rows(
             self._query("attempts_of"), {"ids": self._browse_ids(call_ids)}
         )
-        return [
-            AttemptRecord(
-                call_id=row[0],
-                attempt=int(row[1]),
-                run=int(row[2]),
-                outcome=row[3],
-                error=json.loads(row[4]) if row[4] else None,
-                started_at_ms=row[5],
-                finished_at_ms=row[6],
-                retry_delay_s=row[7],
-            )
-            for row in rows
-        ]
+        return [_rows.attempt(row) for row in rows]
 
     def count_calls(self, request_id: str, run: int) -> CallCounts:
         """How many calls a request has, ran and served in ``run``, and failed."""
@@ -349,6 +380,68 @@ class Browsing:
         if current is not None:
             runs.append(current)
         return runs
+
+    def code_versions(self, call_ids: Sequence[str]) -> dict[str, str | None]:
+        """The code version that ran each call's latest attempt."""
+        if not call_ids:
+            return {}
+        rows = self._browse_rows(
+            self._query("code_versions"), {"ids": self._browse_ids(call_ids)}
+        )
+        return {row[0]: row[1] for row in rows}
+
+    def _search(self, name: str, query: RequestQuery, **extra: Any) -> list[Any]:
+        dialect = _sql.queries(self._browse_dialect)
+        text = self._query(name).replace(
+            "{request_filter}", self._query("request_filter")
+        )
+        text = text.replace("{request_columns}", dialect["request_columns"])
+        needle = None if query.text is None else query.text.encode()
+        needle_json = None
+        if query.text is not None:  # as JSON escapes it (non-ASCII, quotes)
+            needle_json = json.dumps(query.text)[1:-1].encode()
+        params = {
+            "application": query.application,
+            "status": None if query.status is None else str(query.status),
+            "statuses": None
+            if query.statuses is None
+            else self._browse_ids([str(s) for s in query.statuses]),
+            "text": query.text,
+            "needle": needle,
+            "needle_json": needle_json,
+            "from_ms": query.created_from_ms,
+            "to_ms": query.created_to_ms,
+            **extra,
+        }
+        return self._browse_rows(text, params)
+
+    def search_requests(
+        self,
+        query: RequestQuery,
+        *,
+        order: str = "newest",
+        offset: int = 0,
+        limit: int = 50,
+    ) -> list[RequestRecord]:
+        """A page of the requests a query finds, ordered."""
+        if order not in ORDERS:
+            raise ValueError(f"order must be one of {', '.join(ORDERS)}")
+        rows = self._search(f"search_{order}", query, offset=offset, limit=limit)
+        return [_rows.request(row) for row in rows]
+
+    def count_requests_matching(self, query: RequestQuery) -> int:
+        """How many requests a query finds."""
+        return int(self._search("search_count", query)[0][0])
+
+    def request_ids_matching(
+        self, query: RequestQuery, *, after: tuple[float, str] | None, limit: int
+    ) -> list[tuple[str, str, float]]:
+        """A bulk action's next page of request ids, oldest first."""
+        after_ms, after_id = (None, None) if after is None else after
+        rows = self._search(
+            "search_ids", query, after_ms=after_ms, after_id=after_id, limit=limit
+        )
+        return [(row[0], row[1], row[2]) for row in rows]
 
     def list_progress(
         self,

@@ -25,7 +25,16 @@ from cairn.types import RequestStatus
 
 from .. import _api, _errors, _sse
 from .._routing import resource
-from . import _decoding, _render, _request_page, _session, _stream, _views
+from . import (
+    _bulk,
+    _decoding,
+    _render,
+    _request_page,
+    _search,
+    _session,
+    _stream,
+    _views,
+)
 
 PREFIX = "/ui"
 _MAX_ID_CHARS = 512
@@ -73,6 +82,7 @@ class Dashboard:
             resource(PREFIX, get=self.requests_page),
             resource(f"{PREFIX}/", get=self.home),
             resource(f"{PREFIX}/stream", get=self.stream),
+            resource(f"{PREFIX}/bulk", post=_bulk.bulk),
             resource(f"{PREFIX}/login", get=self.login_form, post=self.login),
             resource(f"{PREFIX}/logout", post=self.logout),
             resource(req, get=self.requests.page),
@@ -90,28 +100,52 @@ class Dashboard:
         return RedirectResponse(PREFIX, status_code=303)
 
     async def requests_page(self, request: Request) -> Response:
-        """Every application with its recent requests, and a page of requests."""
+        """Every application with its recent requests, and a page of requests: the
+        newest (paged by cursor, followed live), or those a search finds."""
         state = _state(request)
+        now_ms = _calls.now_ms()
         try:
             limit, cursor = _api._page_params(request)
-            status = _status(request)
+            filters = _search.parse(request.query_params, now_ms)
         except _errors.ApiError as error:
+            if "application/json" in request.headers.get("accept", ""):
+                raise  # a script's request: the API's JSON error
             return self._error(error.status, "Bad filter", error.message)
-        application = request.query_params.get("application") or None
+        status = RequestStatus(filters.status) if filters.status else None
+        application = filters.application or None
         specs = sorted(_registry.applications(), key=lambda s: s.name)
 
         def read(store: Store) -> Any:
-            page, next_cursor = _api._page(store, application, status, limit, cursor)
+            more = False
+            if filters.searching:
+                found = store.search_requests(
+                    filters.query(),
+                    order=filters.order,
+                    offset=filters.page * limit,
+                    limit=limit + 1,
+                )
+                page, next_cursor, more = found[:limit], None, len(found) > limit
+            else:
+                page, next_cursor = _api._page(
+                    store, application, status, limit, cursor
+                )
+            counts = None
+            if filters.any:
+                counts = {
+                    action: store.count_requests_matching(
+                        filters.query(statuses, before_ms=now_ms)
+                    )
+                    for action, statuses in _bulk.ACTIONS.items()
+                }
             recent = {
                 spec.name: store.list_requests(
                     application=spec.name, limit=_views.RECENT_PER_APP
                 )
                 for spec in specs
             }
-            return page, next_cursor, recent
+            return page, next_cursor, more, counts, recent
 
-        page, next_cursor, recent = await state.pool.run(read)
-        now_ms = _calls.now_ms()
+        page, next_cursor, more, counts, recent = await state.pool.run(read)
         rows = [_views.request_row(r, now_ms) for r in page]
         applications = [
             _views.application(
@@ -131,11 +165,19 @@ class Dashboard:
             application_names=names,
             invoke_app=invoke_app,
             statuses=[str(s) for s in RequestStatus],
+            filters=filters,
+            windows=_search.WINDOWS,
+            orders=_search.ORDERS,
             application=application or "",
             status=str(status) if status else "",
             limit=limit,
-            first_page=cursor is None,
+            first_page=cursor is None and filters.page == 0,
+            live=cursor is None and not filters.searching,
             next_cursor=next_cursor,
+            more=more,
+            bulk=counts,
+            bulk_max=_bulk.MAX_REQUESTS,
+            as_of_ms=now_ms,
             since_ms=rows[0].created_at_ms if rows else 0.0,
         )
 

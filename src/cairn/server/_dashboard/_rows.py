@@ -9,6 +9,7 @@ changed (``_live``).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -48,6 +49,8 @@ class Attempt:
     error_message: str
     traceback: str
     retry_delay_s: float | None
+    code_version: str | None = None
+    """The version of the code that ran it, where the store recorded one."""
 
     @property
     def duration_s(self) -> float | None:
@@ -134,6 +137,8 @@ def label(record: CallRecord) -> str:
     """``f``, ``f[3]`` (a map item), ``f.reduce``, ``f step 2``."""
     if record.kind == "map_item":
         return f"{record.function}[{record.seq}]"
+    if record.kind == "map":  # a map over a Future's output, started when it is ready
+        return f"{record.function}.map"
     if record.kind == "reduce":
         return f"{record.function}.reduce"
     if record.kind == "reduce_step":
@@ -158,8 +163,13 @@ def needs_attempts(record: CallRecord) -> bool:
     return record.attempts > (1 if record.status is CallStatus.SUCCEEDED else 0)
 
 
-def attempts(record: CallRecord, failed: Sequence[AttemptRecord]) -> list[Attempt]:
-    """Every attempt of a call: the failed ones, its success, the one running."""
+def attempts(
+    record: CallRecord,
+    failed: Sequence[AttemptRecord],
+    code_version: str | None = None,
+) -> list[Attempt]:
+    """Every attempt of a call: the failed ones, its success (run by
+    ``code_version``), the one running."""
     found = [
         Attempt(
             number=a.attempt,
@@ -171,12 +181,14 @@ def attempts(record: CallRecord, failed: Sequence[AttemptRecord]) -> list[Attemp
             error_message=str((a.error or {}).get("message") or ""),
             traceback=str((a.error or {}).get("traceback") or ""),
             retry_delay_s=a.retry_delay_s,
+            code_version=a.code_version,
         )
         for a in failed
     ]
     numbers = {a.number for a in found}
     if record.status is CallStatus.SUCCEEDED and record.attempts not in numbers:
-        found.append(_attempt(record, max(record.attempts, 1), "success"))
+        success = _attempt(record, max(record.attempts, 1), "success")
+        found.append(dataclasses.replace(success, code_version=code_version))
     elif record.status is CallStatus.RUNNING and record.started_at_ms is not None:
         latest = max((a.finished_at_ms or 0.0 for a in found), default=0.0)
         if record.started_at_ms >= latest:

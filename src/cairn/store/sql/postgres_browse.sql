@@ -54,7 +54,7 @@ LIMIT %(limit)s OFFSET %(offset)s
 
 -- name: attempts_of
 SELECT call_id, attempt, run, outcome, error_json, started_at_ms, finished_at_ms,
-       retry_delay_s
+       retry_delay_s, code_version
 FROM attempts WHERE call_id = ANY(%(ids)s::text[])
 ORDER BY call_id, attempt
 
@@ -103,3 +103,44 @@ SELECT count(*) FROM calls
 WHERE request_id = %(request_id)s
   AND (status <> 'succeeded'
        OR (%(since)s::double precision IS NOT NULL AND started_at_ms >= %(since)s))
+
+-- name: code_versions
+SELECT id, code_version FROM calls WHERE id = ANY(%(ids)s::text[])
+
+-- name: request_filter
+-- The requests a search asks for; every condition is off when its value is NULL.
+-- "text" is a request id's prefix or a piece of its input (as stored, or with
+-- JSON's escapes: "needle_json").
+(%(application)s::text IS NULL OR application = %(application)s)
+AND (%(status)s::text IS NULL OR status = %(status)s)
+AND (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s::text[]))
+AND (%(text)s::text IS NULL OR left(id, length(%(text)s)) = %(text)s
+     OR position(%(needle)s::bytea in input) > 0
+     OR position(%(needle_json)s::bytea in input) > 0)
+AND (%(from_ms)s::double precision IS NULL OR created_at_ms >= %(from_ms)s)
+AND (%(to_ms)s::double precision IS NULL OR created_at_ms < %(to_ms)s)
+
+-- name: search_newest
+SELECT {request_columns} FROM requests WHERE {request_filter}
+ORDER BY created_at_ms DESC, id DESC LIMIT %(limit)s OFFSET %(offset)s
+
+-- name: search_oldest
+SELECT {request_columns} FROM requests WHERE {request_filter}
+ORDER BY created_at_ms, id LIMIT %(limit)s OFFSET %(offset)s
+
+-- name: search_longest
+-- The latest run's duration; requests still running (or not started) last.
+SELECT {request_columns} FROM requests WHERE {request_filter}
+ORDER BY finished_at_ms IS NULL OR started_at_ms IS NULL,
+         finished_at_ms - started_at_ms DESC, created_at_ms DESC, id DESC
+LIMIT %(limit)s OFFSET %(offset)s
+
+-- name: search_count
+SELECT count(*) FROM requests WHERE {request_filter}
+
+-- name: search_ids
+-- Oldest first, after a (created_at_ms, id) cursor: a bulk action's next page.
+SELECT id, application, created_at_ms FROM requests WHERE {request_filter}
+  AND (%(after_ms)s::double precision IS NULL OR created_at_ms > %(after_ms)s
+       OR (created_at_ms = %(after_ms)s AND id > %(after_id)s))
+ORDER BY created_at_ms, id LIMIT %(limit)s

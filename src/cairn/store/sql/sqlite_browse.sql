@@ -54,7 +54,7 @@ LIMIT :limit OFFSET :offset
 
 -- name: attempts_of
 SELECT call_id, attempt, run, outcome, error_json, started_at_ms, finished_at_ms,
-       retry_delay_s
+       retry_delay_s, code_version
 FROM attempts WHERE call_id IN (SELECT value FROM json_each(:ids))
 ORDER BY call_id, attempt
 
@@ -102,3 +102,43 @@ LIMIT :limit
 SELECT count(*) FROM calls
 WHERE request_id = :request_id
   AND (status <> 'succeeded' OR (:since IS NOT NULL AND started_at_ms >= :since))
+
+-- name: code_versions
+SELECT id, code_version FROM calls WHERE id IN (SELECT value FROM json_each(:ids))
+
+-- name: request_filter
+-- The requests a search asks for; every condition is off when its value is NULL.
+-- "text" is a request id's prefix or a piece of its input (as stored, or with
+-- JSON's escapes: "needle_json").
+(:application IS NULL OR application = :application)
+AND (:status IS NULL OR status = :status)
+AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
+AND (:text IS NULL OR substr(id, 1, length(:text)) = :text
+     OR instr(input, :needle) > 0 OR instr(input, :needle_json) > 0)
+AND (:from_ms IS NULL OR created_at_ms >= :from_ms)
+AND (:to_ms IS NULL OR created_at_ms < :to_ms)
+
+-- name: search_newest
+SELECT {request_columns} FROM requests WHERE {request_filter}
+ORDER BY created_at_ms DESC, id DESC LIMIT :limit OFFSET :offset
+
+-- name: search_oldest
+SELECT {request_columns} FROM requests WHERE {request_filter}
+ORDER BY created_at_ms, id LIMIT :limit OFFSET :offset
+
+-- name: search_longest
+-- The latest run's duration; requests still running (or not started) last.
+SELECT {request_columns} FROM requests WHERE {request_filter}
+ORDER BY finished_at_ms IS NULL OR started_at_ms IS NULL,
+         finished_at_ms - started_at_ms DESC, created_at_ms DESC, id DESC
+LIMIT :limit OFFSET :offset
+
+-- name: search_count
+SELECT count(*) FROM requests WHERE {request_filter}
+
+-- name: search_ids
+-- Oldest first, after a (created_at_ms, id) cursor: a bulk action's next page.
+SELECT id, application, created_at_ms FROM requests WHERE {request_filter}
+  AND (:after_ms IS NULL OR created_at_ms > :after_ms
+       OR (created_at_ms = :after_ms AND id > :after_id))
+ORDER BY created_at_ms, id LIMIT :limit

@@ -355,10 +355,11 @@
       buttons.method = "dialog";
       buttons.className = "confirm-buttons";
       const keep = document.createElement("button");
-      keep.className = "btn"; keep.value = "no"; keep.textContent = "Keep it";
+      keep.className = "btn"; keep.value = "no"; keep.textContent = action ? "Keep it" : "OK";
       const go = document.createElement("button");
       go.className = "btn primary"; go.value = "yes"; go.textContent = action;
-      buttons.append(keep, go);
+      buttons.append(keep);
+      if (action) buttons.append(go);
       dialog.appendChild(buttons);
       document.body.appendChild(dialog);
       dialog.addEventListener("close", function () {
@@ -366,7 +367,7 @@
         dialog.remove();
       });
       dialog.showModal();
-      go.focus();
+      (action ? go : keep).focus();
     });
   }
 
@@ -428,6 +429,65 @@
 
     setInterval(function () { tickDurations(tbody); }, 1000);
     initInvoke();
+    initBulk();
+  }
+
+  // Bulk replay or cancel of what the filter finds: confirmed, then done a page
+  // of requests per call, its progress shown.
+  function initBulk() {
+    const box = document.getElementById("bulk");
+    if (!box) return;
+    const state = document.getElementById("bulk-state");
+    box.addEventListener("click", async function (event) {
+      const button = event.target.closest("[data-bulk]");
+      if (!button) return;
+      const action = button.dataset.bulk;
+      const count = Number(button.dataset.count);
+      const max = Number(box.dataset.max);
+      const what = box.dataset.describe;
+      const n = count.toLocaleString("en");
+      if (count > max) {
+        await confirmAction("Too many requests", ["This filter finds " + n + " " +
+          (action === "replay" ? "finished" : "unfinished") + " requests (" + what + "); a bulk action " +
+          "takes at most " + max.toLocaleString("en") + ". Narrow it: an application, a status, a time range."], null);
+        return;
+      }
+      const replay = action === "replay";
+      const lines = replay ? [
+        "Replay " + n + " finished request" + (count === 1 ? "" : "s") + " (" + what + ")?",
+        "Each runs again from the top with the code this server loaded: in each, the calls " +
+          "that did not succeed run again, their side effects included; those that " +
+          "succeeded are served from their checkpoints.",
+        "Requests created after this page was loaded are left alone."]
+        : ["Cancel " + n + " unfinished request" + (count === 1 ? "" : "s") + " (" + what + ")?",
+          "Their running calls are stopped and nothing more runs for them; calls that " +
+          "finished keep their checkpoints, so a replay can take them up later."];
+      const title = replay ? "Replay " + n + " requests?" : "Cancel " + n + " requests?";
+      if (!await confirmAction(title, lines, replay ? "Replay " + n : "Cancel " + n)) return;
+      box.querySelectorAll("[data-bulk]").forEach(function (b) { b.disabled = true; });
+      let after = null, done = 0, total = count;
+      const skipped = [];
+      try {
+        for (;;) {
+          const answer = await callApi("POST", "/ui/bulk", {
+            body: JSON.stringify({ action: action, query: location.search, as_of_ms: Number(box.dataset.asOf), after: after }),
+            headers: { "Content-Type": "application/json" },
+          });
+          if (answer.total !== null) total = answer.total;
+          done += answer.done;
+          skipped.push.apply(skipped, answer.skipped);
+          show(state, (replay ? "Replaying: " : "Cancelling: ") + done.toLocaleString("en") + " of " +
+            total.toLocaleString("en") + "…");
+          if (!answer.after) break;
+          after = answer.after;
+        }
+        show(state, (replay ? "Replayed " : "Cancelled ") + done.toLocaleString("en") + " of " +
+          total.toLocaleString("en") + " requests" + (skipped.length ? "; " + skipped.length +
+          " skipped (" + skipped[0].id + ": " + skipped[0].reason + ")" : "") + ".", "ok");
+      } catch (failure) {
+        show(state, failure.message, "bad");
+      }
+    });
   }
 
   function initInvoke() {
