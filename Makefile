@@ -54,9 +54,11 @@ netns-tools:
 		(apt-get update -qq && apt-get install -y -qq iproute2 util-linux)
 
 # The README's pictures of the dashboard, taken by its browser test.
-screenshots: $(STAMP) chromium
+screenshots: $(STAMP) chromium axe
 	CAIRN_SCREENSHOTS=$(CURDIR)/docs/images $(BIN)/pytest -q \
-		tests/dashboard/test_browser.py -k invoke_watch_open_fail_and_replay
+		tests/dashboard/test_browser.py tests/dashboard/test_browser_phone.py \
+		tests/dashboard/test_browser_a11y.py \
+		-k "invoke_watch_open_fail_and_replay or on_a_phone or nothing_serious"
 
 # The benchmark's own environment: the peer engine (DBOS) and matplotlib, kept out
 # of the project's .venv. `make bench BENCH_ARGS=--quick` for a short run.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -50,7 +51,9 @@ def _check(page: Page, where: str, report: list[str]) -> None:
     assert not serious(found), (where, serious(found))
 
 
-def test_axe_finds_nothing_serious(scheme_page: Page, dash: Server) -> None:
+def test_axe_finds_nothing_serious(
+    scheme_page: Page, dash: Server, shots: Path
+) -> None:
     page = scheme_page
     made = _requests(dash)
     report: list[str] = []
@@ -62,6 +65,8 @@ def test_axe_finds_nothing_serious(scheme_page: Page, dash: Server) -> None:
     expect(page.locator("tr.details-row")).to_contain_text("ConnectionError")
     page.locator("tr.details-row summary", has_text="Traceback").first.click()
     _check(page, "failed request, a call opened", report)
+    if page.evaluate("matchMedia('(prefers-color-scheme: dark)').matches"):
+        page.screenshot(path=str(shots / "dashboard_dark.png"))
     page.goto(f"{dash.url}/ui/requests/{made['mixed']}")
     page.locator("tr.row.group [data-toggle]").click()
     expect(page.locator("tr.row.call", has_text="dash_square[")).to_have_count(9)

@@ -74,7 +74,7 @@ def test_the_dashboard_on_a_phone(phone: Page, dash: Server, shots: Path) -> Non
     expect(phone.locator("#requests tbody tr").first).to_be_visible()
     _check(phone, "requests page")
     assert _display(phone, "#requests tbody tr[data-status]") != "table-row"  # a card
-    phone.screenshot(path=str(shots / "dashboard_phone_requests.png"), full_page=True)
+    phone.screenshot(path=str(shots / "dashboard_phone_requests.png"))
     # A failed request, its failed call opened.
     phone.goto(f"{dash.url}/ui/requests/{request_id}")
     phone.locator("button[data-details]", has_text="dash_publish").click()
@@ -86,7 +86,8 @@ def test_the_dashboard_on_a_phone(phone: Page, dash: Server, shots: Path) -> Non
     assert error.evaluate("el => el.getBoundingClientRect().width") >= 200
     height = details.evaluate("el => el.getBoundingClientRect().height")
     assert height < 1400, height
-    phone.screenshot(path=str(shots / "dashboard_phone_request.png"), full_page=True)
+    details.scroll_into_view_if_needed()
+    phone.screenshot(path=str(shots / "dashboard_phone_request.png"))
     # A tree with a map, unfolded.
     phone.goto(f"{dash.url}/ui/requests/{mixed}")
     phone.locator("tr.row.group [data-toggle]").click()
