@@ -67,11 +67,11 @@ def test_the_embedded_worker_yields_the_cpu_to_the_api(
     (worker,) = _children(server.process.pid)
     executors = _children(worker)
     assert executors
-    assert _nice(server.process.pid) == 0
-    assert {_nice(pid) for pid in [worker, *executors]} == {10}
-    same = start_server(extra_args=("--worker-nice", "0"))
-    (worker,) = _children(same.process.pid)
-    assert {_nice(pid) for pid in [worker, *_children(worker)]} == {0}
+    assert {_nice(pid) for pid in [server.process.pid, worker, *executors]} == {0}
+    lower = start_server(extra_args=("--worker-nice", "10"))
+    (worker,) = _children(lower.process.pid)
+    assert _nice(lower.process.pid) == 0
+    assert {_nice(pid) for pid in [worker, *_children(worker)]} == {10}
 
 
 def test_a_running_request_survives_a_restart(tmp_path: Path) -> None:

@@ -108,12 +108,13 @@ if TYPE_CHECKING:
 @click.option(
     "--worker-nice",
     type=click.IntRange(0, 19),
-    default=10,
+    default=0,
     show_default=True,
     envvar="CAIRN_SERVE_WORKER_NICE",
     show_envvar=True,
     help="How much lower the embedded worker's CPU priority is (nice(1)'s scale), "
-    "so that the API answers first while requests run on the same cores.",
+    "so that the API answers first while requests run on the same cores (best "
+    "with PostgreSQL: on SQLite the API may wait for a put-aside worker's lock).",
 )
 def serve(
     source: str,

@@ -33,10 +33,11 @@ logger = logging.getLogger(__name__)
 _PR_SET_PDEATHSIG = 1
 
 
-# The embedded worker's niceness. Busy executors at the server's own priority
-# took most of the cores from it: with 200 clients invoking about once a second
-# each, p99 invoke latency fell from 226 ms to 87 ms at 10 (docs/benchmarks.md).
-WORKER_NICE = 10
+# The embedded worker's niceness, 0 by default. A lower priority let the API answer
+# first on a quiet machine (200 clients: p99 invoke 31-69 ms at 10, 36-96 ms at 0),
+# but on a loaded one the server then waits for SQLite's write lock held by a
+# worker the scheduler put aside (p99 1.25 s at 10, 0.5 s at 0; docs/benchmarks.md).
+WORKER_NICE = 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,8 +68,9 @@ class ServeOptions:
     """Whether to run the embedded worker (default True)."""
     worker_nice: int = WORKER_NICE
     """How much lower the embedded worker's CPU priority is than the server's, on
-    nice(1)'s scale from 0 (the same) to 19 (default 10): on shared cores, the API
-    answers first while requests run."""
+    nice(1)'s scale from 0 (the same, the default) to 19: on shared cores, the API
+    answers first while requests run (best with PostgreSQL: on SQLite the server
+    may wait for the write lock of a worker put aside)."""
     log_level: str = "info"
     """uvicorn's log level (default info)."""
 
