@@ -694,6 +694,9 @@ class PostgresStore(_browse.Browsing):
             and time.monotonic() < self._idle_recheck_at
         ):
             return False
+        if self._one(Q["due_now"], {"now_ms": now_ms, **_scope_params(scope)}):
+            self._idle_token = None
+            return True
         row = self._one(Q["next_due"], _scope_params(scope))
         next_due = row[0] if row and row[0] is not None else math.inf
         if next_due <= now_ms:

@@ -399,6 +399,17 @@ INSERT INTO request_state (request_id, key, value)
 VALUES (%(request_id)s, %(key)s, %(value)s)
 ON CONFLICT (request_id, key) DO UPDATE SET value = excluded.value
 
+-- name: due_now
+-- Whether a dispatched call of the claimer's scope is due: stops at the first one,
+-- where next_due reads every pending call (thousands, under a burst of invokes).
+SELECT 1 FROM calls c
+WHERE c.status = 'pending' AND c.dispatched = 1 AND c.not_before_ms <= %(now_ms)s
+  AND (%(served)s::text[] IS NULL OR c.function = ANY(%(served)s::text[]))
+  AND EXISTS (SELECT 1 FROM requests r
+              WHERE r.id = c.request_id
+                AND r.owner IS NOT DISTINCT FROM %(owner)s::text)
+LIMIT 1
+
 -- name: next_due
 -- When the next dispatched call of the claimer's scope is due (see claim_any).
 SELECT min(c.not_before_ms) FROM calls c
