@@ -117,10 +117,14 @@ class Held:
         self.page = page
         self.pattern = re.compile(pattern)
         self.routes: list[Any] = []
+        self.holding = True
         page.route(self.pattern, self._hold)
 
     def _hold(self, route: Any) -> None:
-        self.routes.append(route)
+        if self.holding:
+            self.routes.append(route)
+        else:
+            route.continue_()
 
     def wait(self, count: int) -> None:
         """Until `count` requests are held."""
@@ -130,5 +134,5 @@ class Held:
             self.page.wait_for_timeout(20)
 
     def stop(self) -> None:
-        """Hold no more requests (those held stay so)."""
-        self.page.unroute(self.pattern, self._hold)
+        """Hold no more requests (those held stay so until answered)."""
+        self.holding = False

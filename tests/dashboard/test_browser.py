@@ -204,23 +204,25 @@ def test_map_group_folds_and_pages(page: Page, dash: Server, shots: Path) -> Non
 def test_an_action_reports_its_own_run_not_one_a_fetch_in_flight_showed(
     page: Page, dash: Server, answered: str
 ) -> None:
-    """A live refresh's page fetch still out when an action is taken may answer
-    for the page before the action (the message waits for a fetch made after
-    it) or after it, the new run still going (the message waits for its end)."""
+    """An update still out when an action is taken (here, the one opening a call
+    just before) may answer for the page before the action (the message waits
+    for an update asked after it) or after it, the new run still going (the
+    message waits for its end)."""
     fetches = Held(page, r"/ui/requests/[^/]+/view\?")  # the page's updates
     with dash.client() as client:
         request_id = invoke_kwargs(client, "dash_ticker", count=20, interval_s=0.1)
+        reached(client, request_id, 1)
         page.goto(f"{dash.url}/ui/requests/{request_id}")
         expect(page.locator("#request-head")).to_have_attribute(
             "data-status", "running"
         )
-        fetches.wait(1)  # the root call's completion; RequestFinished asks again
+        fetches.wait(1)  # the update its end asks for
         finished(client, request_id)
-        as_of_run_1 = client.get(fetches.routes[0].request.url).text
-        fetches.routes[0].fulfill(
-            status=200, content_type="application/json", body=as_of_run_1
-        )
-        fetches.wait(2)  # the fetch that follows, for what came meanwhile: left out
+        fetches.routes[0].continue_()
+        expect(page.locator("#request-head")).to_have_attribute("data-finished", "1")
+        page.locator("button[data-details]", has_text="dash_ticker").click()
+        fetches.wait(2)  # opening the call: held, still out
+        as_of_run_1 = client.get(fetches.routes[1].request.url).text
         with page.expect_response(re.compile(r"/replay$")):
             act(page, '[data-action="replay"]')
         if answered == "as_after_the_action":
@@ -229,12 +231,10 @@ def test_an_action_reports_its_own_run_not_one_a_fetch_in_flight_showed(
             assert update["run"] == 2 and not update["finished"]
         else:
             answer = as_of_run_1
+        fetches.stop()
         fetches.routes[1].fulfill(
             status=200, content_type="application/json", body=answer
         )
-        fetches.stop()
-        for route in fetches.routes[2:]:
-            route.continue_()
         expect(page.locator("#action-message")).to_have_text("Run 2 succeeded.")
         assert finished(client, request_id)["run"] == 2
 
