@@ -83,7 +83,6 @@ class Templates:
         )
         self.env.filters.update(
             duration=_text.duration,
-            timestamp=_text.timestamp,
             percent=_percent,
             thousands=_thousands,
             utc=_utc,

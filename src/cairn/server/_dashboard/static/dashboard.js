@@ -619,7 +619,7 @@
     let source = null;
     let inFlight = null; // the update being fetched
     let again = false; // another update is wanted after it
-    let lastLive = 0; // when the last live update was asked (ms)
+    let lastLive = Date.now(); // when the last live update was asked (ms)
     let liveTimer = null;
     let received = []; // events waiting for the next live update: [performance.now(), created ms]
     let awaited = null; // the run whose end an action's message waits to report
@@ -680,6 +680,7 @@
         }
       } catch (failure) {
         show(message, failure.message, "bad");
+        if (!finished()) setTimeout(liveUpdate, 2000); // the server went away: again
       }
     }
 
@@ -942,7 +943,10 @@
 
     setInterval(function () {
       tickDurations(main);
-      if (!finished()) layout(main, timeline);
+      if (finished()) return;
+      layout(main, timeline);
+      // Calls start running without an event: a look now and then shows them.
+      if (Date.now() - lastLive > 10000) liveUpdate();
     }, 1000);
     layout(main, timeline);
     enhance(main);
