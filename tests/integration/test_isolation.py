@@ -92,6 +92,10 @@ def cairn_run(
 
 @pytest.mark.parametrize("processes", [2, 5, 20])
 def test_concurrent_local_runs_run_their_own_requests(store_url, tmp_path, processes):
+    if store_url.startswith("postgresql") and processes > 10:
+        # Each process holds about five connections: twenty would take the test
+        # server's 100 from the rest of the suite (CI saw 'too many clients').
+        processes = 10
     apps = write_apps(tmp_path)
     effects = tmp_path / "effects.log"
     env = {
