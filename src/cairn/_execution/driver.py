@@ -178,6 +178,7 @@ class Attempt:
         self.attempts.begin()
         _faults.point("mid_attempt")
         self.frame = frames.open_frame(self.run, self.key, self.spec)
+        self.frame.attempt = self.attempts.attempt
         if self.parent is not None:
             self.parent.suspend()
         self.token = frames.enter(self.frame)
