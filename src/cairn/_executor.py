@@ -17,6 +17,7 @@ from cairn import _faults, _registry, errors, observability
 from cairn._deadlines import DeadlineBoard
 from cairn._execution import dispatch, frames, scheduler, storage
 from cairn._wake import Wake
+from cairn.observability import _tracing
 from cairn.store import ClaimScope, Store, open_store
 
 logger = logging.getLogger(__name__)
@@ -88,6 +89,7 @@ def main(
                 else None
             )
             if claimed is None:
+                _tracing.flush()  # idle: export the spans of what just ran
                 wake.executors.wait(delay)
                 delay = min(delay * 2, _IDLE_POLL_MAX_S)
                 continue
@@ -104,6 +106,7 @@ def main(
         except Exception:
             logger.exception("cairn executor %d stopped on an unexpected error", index)
             return EXIT_INFRASTRUCTURE
+    _tracing.flush()
     return 0
 
 
