@@ -20,7 +20,17 @@ from starlette.routing import BaseRoute, Mount
 from cairn import _registry
 from cairn.store import default_url
 
-from . import _api, _auth, _dashboard, _errors, _guard, _openapi, _stores, _submissions
+from . import (
+    _api,
+    _auth,
+    _dashboard,
+    _errors,
+    _guard,
+    _observability,
+    _openapi,
+    _stores,
+    _submissions,
+)
 from ._routing import resource
 from ._serve import ServeOptions, serve
 
@@ -106,6 +116,7 @@ def create_app(
         routes=[
             resource("/healthz", get=_api.healthz),
             resource("/openapi.json", get=openapi),
+            resource("/metrics", get=_observability.metrics),
             *routes,
             Mount("/v1/namespaces/{namespace}", routes=routes),
             *_dashboard.Dashboard(api_key=api_key, namespace=namespace).routes(),

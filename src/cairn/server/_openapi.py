@@ -341,6 +341,18 @@ def document(apps: list[str], namespace: str, auth: bool) -> dict[str, Any]:
                 },
             }
         },
+        "/metrics": {
+            "get": {
+                "operationId": "metrics",
+                "summary": "Prometheus metrics of the server and its worker",
+                "responses": {
+                    "200": {
+                        "description": "Prometheus text format 0.0.4",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
     }
     ns = _param(
         "namespace", "path", {"type": "string", "enum": [namespace]}, "namespace"

@@ -24,6 +24,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
+from cairn.observability import _metrics
 from cairn.store import EventRecord, RequestRecord, Store
 
 from . import _errors, _stores
@@ -97,6 +98,8 @@ async def events(
 ) -> AsyncIterator[bytes]:
     """The SSE byte stream of a request's events after sequence number ``after``."""
     watcher.subscribe()
+    if _metrics.M is not None:
+        _metrics.M.sse_clients.inc()
     try:
         idle_since = time.monotonic()
         while not watcher.stopping:
@@ -135,6 +138,8 @@ async def events(
                 pass
     finally:
         watcher.unsubscribe()
+        if _metrics.M is not None:
+            _metrics.M.sse_clients.dec()
 
 
 def _ends(record: RequestRecord | None, rest: list[EventRecord]) -> bool:
