@@ -8,7 +8,7 @@ from typing import Any
 
 from cairn import _events, _serialization, errors
 from cairn._execution import frames as _frames
-from cairn.observability import _metrics
+from cairn.observability import _metrics, _streaming
 from cairn.store import Event
 
 MAX_STATE_KEY_BYTES = 1024
@@ -200,6 +200,7 @@ class RequestContext:
         self.state = RequestState(frame)
         self.progress = FunctionProgress(frame)
         self.metrics = Metrics(frame)
+        self.stream = _streaming.RequestStream(frame)
 
     @classmethod
     def get(cls) -> RequestContext:

@@ -49,6 +49,7 @@ def _routes() -> list[BaseRoute]:
         resource("/applications/{application}/requests", get=_api.list_requests),
         resource(req, get=_api.get_request, delete=_api.delete),
         resource(f"{req}/progress", get=_api.progress),
+        resource(f"{req}/stream", get=_observability.stream),
         resource(f"{req}/output", get=_api.output),
         resource(f"{req}/output/{{call_id}}", get=_api.call_output),
         resource(f"{req}/replay", post=_api.replay),

@@ -29,6 +29,14 @@ def _param(name: str, where: str, schema: dict[str, Any], text: str) -> dict[str
     }
 
 
+_LAST_EVENT_ID = _param(
+    "Last-Event-ID",
+    "header",
+    {"type": "string", "pattern": "^[0-9]{1,18}$"},
+    "resume after this event (0: from the first event)",
+)
+
+
 def _operations(apps: list[str]) -> list[tuple[str, str, str, dict[str, Any]]]:
     app_schema: dict[str, Any] = {"type": "string"}
     if apps:
@@ -181,16 +189,36 @@ def _operations(apps: list[str]) -> list[tuple[str, str, str, dict[str, Any]]]:
                 "parameters": [
                     app,
                     rid,
-                    _param(
-                        "Last-Event-ID",
-                        "header",
-                        {"type": "string", "pattern": "^[0-9]{1,18}$"},
-                        "resume after this event (0: from the first event)",
-                    ),
+                    _LAST_EVENT_ID,
                 ],
                 "responses": {
                     "200": {"description": "event stream", "content": _schemas.SSE},
                     "400": _error("bad Last-Event-ID"),
+                    "404": not_found,
+                },
+            },
+        ),
+        (
+            "get",
+            f"{req}/stream",
+            "streamOutput",
+            {
+                "summary": "Chunks the request's calls streamed (ctx.stream.write), "
+                "from the first, as Server-Sent Events (Cairn)",
+                "parameters": [
+                    app,
+                    rid,
+                    _LAST_EVENT_ID,
+                    _param(
+                        "after",
+                        "query",
+                        {"type": "string", "pattern": "^[0-9]{1,18}$"},
+                        "start after this event (default 0)",
+                    ),
+                ],
+                "responses": {
+                    "200": {"description": "event stream", "content": _schemas.SSE},
+                    "400": _error("bad Last-Event-ID or after"),
                     "404": not_found,
                 },
             },

@@ -95,8 +95,10 @@ async def events(
     watcher: _stores.ChangeWatcher,
     request_id: str,
     after: int,
+    only: frozenset[str] | None = None,
 ) -> AsyncIterator[bytes]:
-    """The SSE byte stream of a request's events after sequence number ``after``."""
+    """The SSE byte stream of a request's events after sequence number ``after``
+    (of the kinds ``only``, if given)."""
     watcher.subscribe()
     if _metrics.M is not None:
         _metrics.M.sse_clients.inc()
@@ -110,7 +112,8 @@ async def events(
             if before is None:
                 return  # deleted meanwhile
             for index, event in enumerate(batch):
-                yield frame(event)
+                if only is None or event.kind in only:
+                    yield frame(event)
                 after = event.seq
                 if event.kind == _FINISHED and _ends(later, batch[index + 1 :]):
                     return
