@@ -14,6 +14,7 @@ from cairn.store import Store
 
 from . import _api, _errors, _sse
 from ._api import ServerState
+from ._routing import Answer, Operation, Param, error
 
 # What a stream of a request's output sends: its chunks, and the end of each run.
 _STREAM_KINDS = frozenset({_streaming.STREAM_CHUNK, _streaming.FINISHED})
@@ -80,3 +81,54 @@ def _after_param(text: str) -> int:
             f"after must be an event id (a non-negative integer), got {text[:40]!r}",
         )
     return int(text)
+
+
+_RESUME = Param(
+    name="Last-Event-ID",
+    where="header",
+    description="resume after this event",
+    schema={"type": "string", "pattern": "^[0-9]{1,18}$"},
+)
+_SSE = {"text/event-stream": {"schema": {"type": "string"}}}
+
+#: the routes of this module, for the route table (``_routes``)
+OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        method="get",
+        path="/metrics",
+        handler=metrics,
+        operation_id="metrics",
+        summary="Prometheus metrics of the server and its worker (Cairn)",
+        answers={
+            200: Answer(
+                description="Prometheus text format 0.0.4",
+                content={"text/plain": {"schema": {"type": "string"}}},
+            )
+        },
+        namespaced=False,
+    ),
+    Operation(
+        method="get",
+        path="/applications/{application}/requests/{request_id}/stream",
+        handler=stream,
+        operation_id="streamOutput",
+        summary="Chunks the request's calls streamed (ctx.stream.write), from the "
+        "first, as Server-Sent Events (Cairn)",
+        parameters=(
+            Param(name="application", where="path", description="application name"),
+            Param(name="request_id", where="path", description="request id"),
+            _RESUME,
+            Param(
+                name="after",
+                where="query",
+                description="start after this event (default 0)",
+                schema={"type": "string", "pattern": "^[0-9]{1,18}$"},
+            ),
+        ),
+        answers={
+            200: Answer(description="event stream", content=_SSE),
+            400: error("bad Last-Event-ID or after"),
+            404: error("unknown namespace, application or request"),
+        },
+    ),
+)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import urllib.parse
 
-from cairn import errors
-
+from . import errors
 from ._base import SCHEMA_VERSION, Store
 from ._browse import CallCounts, CallEntry, GroupTally, RequestQuery, RunSpan
 from ._records import (
@@ -28,6 +27,7 @@ from ._records import (
 )
 from ._sqlbase import this_host
 from ._urls import redact as redact_url
+from .errors import RequestExists
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -47,6 +47,7 @@ __all__ = [
     "GroupTally",
     "NewRequest",
     "RecordedChild",
+    "RequestExists",
     "RequestOutcome",
     "RequestQuery",
     "RequestRecord",

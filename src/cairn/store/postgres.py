@@ -38,7 +38,7 @@ from cairn.types import CallStatus, RequestStatus
 
 from . import _browse, _flow, _replays, _rows, _sqlbase
 from . import _pgsteps as steps
-from ._pg import Database, Q, RollbackWith
+from ._pg import Database, Q
 from ._pglink import Connection
 from ._records import (
     AttemptRecord,
@@ -57,7 +57,7 @@ from ._records import (
     RequestRecord,
     RunningCall,
 )
-from .sqlite import RequestExists
+from .errors import RequestExists, RollbackWith
 
 _CALL_COLUMNS = Q["call_columns"]
 _REQUEST_COLUMNS = Q["request_columns"]
