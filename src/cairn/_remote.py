@@ -23,7 +23,7 @@ from cairn import (
     _values,
     errors,
 )
-from cairn.observability import _tracing
+from cairn.observability import _streaming, _tracing
 from cairn.store import RequestRecord
 from cairn.types import CallStatus, RequestStatus
 
@@ -123,6 +123,12 @@ class RemoteRequest:
         """Every event as ``{"Kind": {...}}``, from the first, until it finishes."""
         for _, event in self._client.events(self._application, self._id, after=0):
             yield event
+
+    def stream(self) -> Iterator[Any]:
+        """What the request's calls streamed (``ctx.stream.write``), every chunk
+        from the first, as str, bytes or JSON values, until it finishes."""
+        events = self._client.events(self._application, self._id, after=0)
+        yield from _streaming.chunks(event for _, event in events)
 
     def calls(self) -> list[_request_ops.CallInfo]:
         """Every call of the request in start order, with attempts."""

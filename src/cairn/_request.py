@@ -19,7 +19,7 @@ from cairn import (
     worker,
 )
 from cairn._store_cache import borrowed
-from cairn.observability import _tracing
+from cairn.observability import _streaming, _tracing
 from cairn.store import (
     EventRecord,
     RequestRecord,
@@ -94,6 +94,23 @@ class Request:
                     if event.kind == "RequestFinished":
                         return
                 time.sleep(poll_interval_s)
+
+    def stream(self, poll_interval_s: float = 0.05) -> Iterator[Any]:
+        """What the request's calls streamed (``ctx.stream.write``), every chunk
+        from the first, as str, bytes or JSON values, until the request finishes."""
+        with borrowed(self._store_url) as store:
+            seq = 0
+            while True:
+                record = store.get_request(self._id)  # before its events
+                events = store.list_events(self._id, seq)
+                for event in events:
+                    seq = event.seq
+                    if event.kind == _streaming.STREAM_CHUNK:
+                        yield _streaming.value_of(event.payload)
+                if not events:
+                    if record is None or record.status.finished:
+                        return
+                    time.sleep(poll_interval_s)
 
     def replay(
         self,

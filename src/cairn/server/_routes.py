@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 from cairn import _registry
 from cairn.types import RequestStatus
 
-from . import _api, _body, _models, _openapi
+from . import _api, _body, _models, _observability, _openapi
 from ._routing import Answer, Operation, Param, error, ok
 
 _REQ = "/applications/{application}/requests/{request_id}"
@@ -313,4 +313,5 @@ OPERATIONS: tuple[Operation, ...] = (
         parameters=(_RID,),
         answers={200: ok(_models.RequestMetadata), 404: _NOT_FOUND},
     ),
+    *_observability.OPERATIONS,
 )

@@ -15,7 +15,7 @@ from typing import cast
 
 from cairn import _faults, _registry, errors, observability
 from cairn._execution import dispatch, frames, scheduler, storage
-from cairn.observability import _tracing
+from cairn.observability import _metrics, _tracing
 from cairn.store import ClaimScope, Store, open_store
 
 from ._deadlines import DeadlineBoard
@@ -76,6 +76,8 @@ def main(
         scope=scope,
     )
     frames.install(runtime)
+    if _metrics.M is not None:
+        _metrics.M.executors.set(1)
     caps = _registry.concurrency_caps()
     limits = _registry.flow_limits()
     delay = _IDLE_POLL_MIN_S
@@ -96,12 +98,18 @@ def main(
                 continue
             delay = _IDLE_POLL_MIN_S
             board.set_busy(True)
+            if _metrics.M is not None:
+                _metrics.M.executors_busy.set(1)
             scheduler.run_group(
                 claimed, lambda: not stopping and os.getppid() == parent_pid
             )
             wake.engine.poke()  # a request may have finished
             board.set_busy(False)
+            if _metrics.M is not None:
+                _metrics.M.executors_busy.set(0)
         except (storage.StoreLost, errors.StoreError) as error:
+            if _metrics.M is not None:
+                _metrics.M.store_errors.labels(type(error).__name__).inc()
             logger.error("cairn executor %d: store error: %s", index, error)
             return EXIT_INFRASTRUCTURE
         except Exception:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from cairn import _registry
 from cairn._execution import attempts, clock, failures, frames
+from cairn.observability import _metrics
 from cairn.store import CallKey
 from cairn.types import CallStatus
 
@@ -86,6 +87,9 @@ class Police:
         ended = [
             (key, failures.timed_out(key, timeout_s)) for key, timeout_s in expired
         ]
+        if _metrics.M is not None:
+            for key, _ in expired:
+                _metrics.M.timeouts.labels(key.function).inc()
         cause = f"{expired[0][0].function} timed out"
         self._retire(executor, ended, cause)
 
@@ -110,10 +114,14 @@ class Police:
         ended = [
             (key, failures.out_of_memory(key, resident, min(limits))) for key in running
         ]
+        if _metrics.M is not None:
+            for key in running:
+                _metrics.M.oom_kills.labels(key.function).inc()
         self._retire(executor, ended, "it ran out of memory")
         return True
 
     def _on_exit(self, executor: Executor, status: int) -> None:
+        _metrics.process_died(executor.pid)
         code = os.waitstatus_to_exitcode(status)
         ended: list[tuple[CallKey, failures.Ended]] = []
         cause = None

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from cairn import _registry, errors
 from cairn._execution import clock
+from cairn.observability import _metrics
 from cairn.store import ClaimScope, Store, open_store, redact_url, this_host
 
 from . import _executor
@@ -217,6 +218,7 @@ class Supervisor:
             os.waitpid(executor.pid, 0)
         except ChildProcessError:
             pass
+        _metrics.process_died(executor.pid)
 
     def replace(self, executor: Executor) -> None:
         """Forget a dead executor and hand its calls back; ``_top_up`` starts another."""
