@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+_READ_TRIES = 5
 # Call durations from a millisecond step to an hour-long agent run.
 _DURATION_BUCKETS_S = (
     0.001,
@@ -223,7 +224,16 @@ def exposition(extra: list[Any] | None = None) -> tuple[bytes, str]:
         MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
     for collector in extra or ():
         registry.register(collector)
-    return generate_latest(registry), CONTENT_TYPE_LATEST
+    for attempt in range(_READ_TRIES):
+        try:
+            return generate_latest(registry), CONTENT_TYPE_LATEST
+        except (OSError, ValueError):
+            # A process creating its file right now leaves it empty for a moment,
+            # and prometheus_client cannot read an empty file.
+            if attempt == _READ_TRIES - 1:
+                raise
+            time.sleep(0.005)
+    raise AssertionError("unreachable")
 
 
 def serve_in_child(port: int, host: str = "0.0.0.0") -> int:
