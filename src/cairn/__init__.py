@@ -19,12 +19,11 @@ from cairn._execution.futures import RETURN_WHEN, Future
 from cairn._limits import RateLimit
 from cairn._remote import RemoteRequest, run_remote_application
 from cairn._request import (
-    AttemptInfo,
-    CallInfo,
     Request,
     get_request,
     run_local_application,
 )
+from cairn._request_ops import AttemptInfo, CallInfo
 from cairn._values import File, HttpBody, Image, Logger
 from cairn.errors import (
     CairnError,

@@ -163,7 +163,7 @@ class Head:
     counts: CallCounts
     waiting: str | None = None
     """What a pending call waits for: a worker that serves its function, its
-    rate limit, its key's slot (``_request.waiting_for``)."""
+    rate limit, its key's slot (``_request_ops.waiting_for``)."""
 
     def fingerprint(self) -> int:
         """Changes when what the head shows changes (not with the progress, which
