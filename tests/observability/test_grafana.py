@@ -13,7 +13,7 @@ from cairn.observability import _metrics
 
 DASHBOARD = Path(__file__).parents[2] / "docs" / "howto" / "grafana-cairn.json"
 # Read from the store when scraped (server only), not a prometheus_client metric.
-STORE_GAUGES = {"cairn_store_requests"}
+STORE_GAUGES = {"cairn_store_requests", "cairn_calls_waiting"}
 
 
 def exported() -> set[str]:

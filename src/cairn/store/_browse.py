@@ -190,6 +190,9 @@ class Reads(Protocol):
     ) -> list[EventRecord]:
         """Streamed chunks (``RequestStreamChunk``) newest first, up to ``until_seq``."""
 
+    def pending_by_function(self) -> dict[str, int]:
+        """Calls queued for an executor, by function."""
+
 
 def ran_in(record: CallRecord, run: int) -> bool:
     """Whether a call ran (an attempt of it ended) in ``run``."""
@@ -459,6 +462,10 @@ class Browsing(SqlBase):
             {"request_id": request_id, "until": until_seq, "limit": limit},
         )
         return [_event(row) for row in rows]
+
+    def pending_by_function(self) -> dict[str, int]:
+        """Calls queued for an executor, by function."""
+        return {row[0]: int(row[1]) for row in self._all("pending_by_function", {})}
 
     def request_stats(
         self, from_ms: float, durations_limit: int

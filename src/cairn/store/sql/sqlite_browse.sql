@@ -162,3 +162,9 @@ SELECT request_id, seq, kind, payload, created_at_ms FROM events
 WHERE request_id = :request_id AND seq <= :until AND kind = 'RequestStreamChunk'
 ORDER BY seq DESC
 LIMIT :limit
+
+-- name: pending_by_function
+-- Calls queued for an executor (new, or a retry waiting for its backoff), by
+-- function: /metrics's calls waiting (the runnable index holds just these rows).
+SELECT function, count(*) FROM calls
+WHERE status = 'pending' AND dispatched = 1 GROUP BY function
