@@ -81,29 +81,7 @@ def test_the_requests_page_shows_them(tmp_path):
 
 
 def test_calls_waiting_for_an_executor_by_function(store):
-    from cairn.store import CallKey, NewRequest
+    from tests.contract.test_store import submission
 
-    for index in range(3):
-        request_id = f"waiting-{index}"
-        store.create_request(
-            NewRequest(
-                id=request_id,
-                application="nobody_serves_this",
-                code_ref=None,
-                input=b"{}",
-                headers={},
-                created_at_ms=time.time() * 1000,
-            ),
-            CallKey(
-                id=request_id,
-                request_id=request_id,
-                parent_id=None,
-                seq=0,
-                function="nobody_serves_this",
-                kind="app",
-                group_id=request_id,
-                dispatched=True,
-            ),
-            b"{}",
-        )
-    assert store.pending_by_function() == {"nobody_serves_this": 3}
+    store.create_requests([submission(f"waiting-{index}") for index in range(3)])
+    assert store.pending_by_function() == {"app": 3}
