@@ -7,6 +7,7 @@ display reads new events and redraws at most ten times a second, on that thread
 
 from __future__ import annotations
 
+import contextlib
 import time
 from types import TracebackType
 
@@ -20,7 +21,8 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from cairn.store import Store, open_store
+from cairn._store_cache import borrowed
+from cairn.store import Store
 
 _REFRESH_EVERY_S = 0.1
 
@@ -43,6 +45,7 @@ class LiveProgress:
         self._store_url = store_url
         self._console = console
         self._store: Store | None = None
+        self._borrowed = contextlib.ExitStack()
         self._seq = 0
         self._done = 0
         self._failed_attempts = 0
@@ -62,8 +65,12 @@ class LiveProgress:
         self._task: TaskID | None = None
 
     def __enter__(self) -> LiveProgress:
-        self._store = open_store(self._store_url)
-        self._seq = last_event_seq(self._store, self._request_id)
+        # The thread's store (the one the request was submitted with): no other
+        # connection, no second schema check.
+        with contextlib.ExitStack() as stack:
+            self._store = stack.enter_context(borrowed(self._store_url))
+            self._seq = last_event_seq(self._store, self._request_id)
+            self._borrowed = stack.pop_all()
         self._task = self._progress.add_task("starting", total=None, steps="", calls="")
         self._progress.start()
         return self
@@ -75,9 +82,8 @@ class LiveProgress:
         tb: TracebackType | None,
     ) -> None:
         self._progress.stop()
-        if self._store is not None:
-            self._store.close()
-            self._store = None
+        self._store = None
+        self._borrowed.__exit__(exc_type, exc, tb)
 
     def tick(self) -> None:
         """Called from the engine's loop: redraw when a tenth of a second has passed."""

@@ -18,7 +18,6 @@ import itertools
 import logging
 import os
 import secrets
-import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
@@ -31,15 +30,13 @@ from psycopg.conninfo import make_conninfo
 
 from cairn import errors
 
-from . import _sql
+from . import _pgshare, _sql
 from ._base import SCHEMA_VERSION
 from ._pglink import (
     BACKOFF_FIRST_S,
     BACKOFF_MAX_S,
     CHANNEL,
     Connection,
-    Listener,
-    Pool,
     describe,
     explain,
     parse_url,
@@ -56,12 +53,8 @@ _MIGRATION_LOCK = 7460_0001
 
 Q: dict[str, LiteralString] = _sql.blocks("postgres_link")
 
-# Commits made by this process, per database. A store in another thread of this
-# process (the executor's flusher) must see them at once, without waiting for the
-# notification to make its way back; notifications that came from this process
-# are then skipped by the listeners, so that no commit counts twice.
-_local_commits: dict[str, int] = {}
-_local_lock = threading.Lock()
+# Notifications carry the origin of their commit: a listener skips its own
+# process's, which that process counts at once (``_pgshare.Link.committed``).
 _PROCESS_NONCE = secrets.token_hex(6)
 # Commit marks: unique within a slot is enough, and a slot is one connection's.
 _marks = itertools.count(1)
@@ -143,33 +136,40 @@ class Database:
         self.conninfo = make_conninfo("", **self.params)
         self.key = hashlib.sha1(self.conninfo.encode()).hexdigest()[:12]
         self.origin = f"{_PROCESS_NONCE}:{os.getpid()}:{self.key}"
-        self._pool = Pool(self.conninfo)
-        self._listener: Listener | None = None
-        self._listeners: list[Listener] = []
+        # Connections and the listener are the process's, shared by its stores.
+        self._link = _pgshare.acquire(self.key, self.conninfo, self.origin, self.where)
+        self._pool = self._link.pool
         self._closed = False
         # A store dropped without close() still lets go of its connections, from
         # the thread that dropped it (never in a forked child: they are the parent's).
-        self._release = weakref.finalize(
-            self, _release, self._pool, self._listeners, os.getpid()
-        )
+        self._release = weakref.finalize(self, _pgshare.release, self._link)
         self.schema_before, self.identity = self._prepare()
 
     def _prepare(self) -> tuple[int, tuple[int, int]]:
-        conn = self.connect()
-        try:
-            before = migrate(conn, self.where)
-            found = identity(conn)
-            conn.execute(Q["prune_commit_marks"])
-        except psycopg.Error as error:
-            conn.close()
-            raise errors.StoreError(
-                f"cannot check the schema of {self.where}: {' '.join(str(error).split())}"
-            ) from None
-        except BaseException:
-            conn.close()
-            raise
-        self._pool.put(conn)  # the first connection of the store
-        return before, found
+        # On a connection another store of this process left idle, if it still
+        # works (the server may have restarted since), else on a new one.
+        reused = self._pool.idle()
+        while True:
+            conn = reused or self.connect()
+            try:
+                before = migrate(conn, self.where)
+                found = identity(conn)
+                conn.execute(Q["prune_commit_marks"])
+            except psycopg.Error as error:
+                stale = reused is not None and transient(error, conn)
+                conn.close()
+                if stale:
+                    reused = None
+                    continue
+                raise errors.StoreError(
+                    f"cannot check the schema of {self.where}: "
+                    f"{' '.join(str(error).split())}"
+                ) from None
+            except BaseException:
+                conn.close()
+                raise
+            self._pool.put(conn)
+            return before, found
 
     def connect(self) -> Connection:
         """A new autocommit connection, or one clear StoreError."""
@@ -334,8 +334,7 @@ class Database:
                 else:
                     raise self._failed(error) from None
         if mark is not None and notify:
-            with _local_lock:
-                _local_commits[self.key] = _local_commits.get(self.key, 0) + 1
+            self._link.committed()
         return result
 
     def committed(self, slot: str, mark: int, lost: psycopg.Error) -> bool:
@@ -385,19 +384,4 @@ class Database:
     # -- wake-ups ---------------------------------------------------------------------------
     def change_count(self) -> int | None:
         """Commits seen (this process's and notified ones); None while not listening."""
-        if self._listener is None:
-            self._listener = Listener(self.conninfo, self.origin, self.where)
-            self._listeners.append(self._listener)
-            self._listener.wait_listening(float(self.params["connect_timeout"]))
-        heard = self._listener.heard()
-        if heard is None:
-            return None
-        return heard + _local_commits.get(self.key, 0)
-
-
-def _release(pool: Pool, listeners: list[Listener], owner_pid: int) -> None:
-    if os.getpid() != owner_pid:
-        return
-    for listener in listeners:
-        listener.stop()
-    pool.close()
+        return self._link.change_count(float(self.params["connect_timeout"]))

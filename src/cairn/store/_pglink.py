@@ -1,12 +1,16 @@
 """Reaching a PostgreSQL server: URLs with Cairn's defaults, connection errors
-explained in one line, the connection pool, and the LISTEN thread."""
+explained in one line, the connection pool, and the LISTEN thread with the count
+of changes it keeps."""
 
 from __future__ import annotations
 
 import logging
+import mmap
 import os
 import secrets
+import struct
 import threading
+import time
 import urllib.parse
 import weakref
 from typing import Any
@@ -32,6 +36,8 @@ BACKOFF_FIRST_S = 0.05
 BACKOFF_MAX_S = 2.0
 # The listener wakes this often to notice that its store was closed.
 _LISTEN_POLL_S = 0.5
+# A pooled connection left idle this long beside the one in use is closed.
+_SURPLUS_IDLE_S = 30.0
 CHANNEL = "cairn_changes"
 # Error classes after which the same transaction may simply run again.
 _TRANSIENT_STATES = {"40001", "40P01", "55P03", "57P01", "57P02", "57P03", "53300"}
@@ -177,16 +183,20 @@ def transient(error: psycopg.Error, conn: Connection | None) -> bool:
 class Pool:
     """Connections kept open for reuse, made on demand in the caller's thread.
 
-    A store is used by one thread at a time (a streaming read may hold a second
-    connection), so this needs no background threads, unlike psycopg_pool's pools:
-    none to fork over, and an executor keeps its few threads. A connection that
-    broke is dropped when it comes back; the next one is made fresh.
+    A process's stores on one database share one (``_pgshare``). A store is used
+    by one thread at a time (a streaming read may hold a second connection), so a
+    connection is made when stores are busy at once, and this needs no background
+    threads, unlike psycopg_pool's pools: none to fork over, and an executor keeps
+    its few threads. The connection used last is used next; one left idle for
+    ``_SURPLUS_IDLE_S`` beside it is closed. A connection that broke is dropped
+    when it comes back; the next one is made fresh.
     """
 
     def __init__(self, conninfo: str, keep: int = 2) -> None:
         self._conninfo = conninfo
-        self._keep = keep
-        self._idle: list[Connection] = []
+        self.keep = keep  # idle connections kept at most
+        self._idle: list[Connection] = []  # the one used last at the end
+        self._idle_since: list[float] = []
         self._slots: weakref.WeakKeyDictionary[Connection, str] = (
             weakref.WeakKeyDictionary()
         )
@@ -195,11 +205,18 @@ class Pool:
 
     def get(self) -> Connection:
         """An idle connection, or a new one (psycopg.Error if it cannot connect)."""
-        with self._lock:
-            conn = self._idle.pop() if self._idle else None
+        conn = self.idle()
         if conn is not None:
             return conn
         return psycopg.connect(self._conninfo, autocommit=True)
+
+    def idle(self) -> Connection | None:
+        """An idle connection, if there is one."""
+        with self._lock:
+            if not self._idle:
+                return None
+            self._idle_since.pop()
+            return self._idle.pop()
 
     def slot(self, conn: Connection) -> str:
         """The connection's own row of ``commit_marks``: no other ever stamps it."""
@@ -216,44 +233,88 @@ class Pool:
             and not conn.broken
             and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
         )
+        closing = [conn]
         if reusable:
+            now = time.monotonic()
             with self._lock:
-                if not self._closed and len(self._idle) < self._keep:
+                if not self._closed and len(self._idle) < self.keep:
                     self._idle.append(conn)
-                    return
-        conn.close()
+                    self._idle_since.append(now)
+                    closing.clear()
+                # Stores busy at once left these: unused since, they need not stay.
+                while self._idle and now - self._idle_since[0] > _SURPLUS_IDLE_S:
+                    self._idle_since.pop(0)
+                    closing.append(self._idle.pop(0))
+        for unused in closing:
+            unused.close()
 
     def close(self) -> None:
         """Close the idle connections."""
         with self._lock:
             idle, self._idle = self._idle, []
+            self._idle_since = []
             self._closed = True
         for conn in idle:
             conn.close()
+
+
+_COUNTS = struct.Struct("<qqq")  # state, notifications heard, the owner's commits
+_CONNECTING, _LISTENING, _STOPPED = 0, 1, 2
+
+
+class Changes:
+    """Commits seen on one database, counted in an anonymous shared mapping, so
+    that processes forked from the one listening read the count (``_pgshare``).
+
+    One writer per field: the listener thread writes the state and what it heard;
+    the listening process adds its own commits, which the listener skips.
+    """
+
+    def __init__(self) -> None:
+        self._map = mmap.mmap(-1, _COUNTS.size)
+
+    def count(self) -> int | None:
+        """Commits so far, or None while not listening (a change may be missed)."""
+        state, heard, local = _COUNTS.unpack_from(self._map)
+        return heard + local if state == _LISTENING else None
+
+    def stopped(self) -> bool:
+        """Whether the listener stopped for good (its process closed its stores)."""
+        return bool(_COUNTS.unpack_from(self._map)[0] == _STOPPED)
+
+    def set_state(self, state: int) -> None:
+        struct.pack_into("<q", self._map, 0, state)
+
+    def add_heard(self) -> None:
+        heard = struct.unpack_from("<q", self._map, 8)[0]
+        struct.pack_into("<q", self._map, 8, heard + 1)
+
+    def add_local(self) -> None:
+        local = struct.unpack_from("<q", self._map, 16)[0]
+        struct.pack_into("<q", self._map, 16, local + 1)
 
 
 class Listener:
     """A ``LISTEN`` connection drained by a daemon thread.
 
     Draining all the time matters: a listener whose socket fills up stops
-    PostgreSQL's notification queue from advancing for every session.
+    PostgreSQL's notification queue from advancing for every session. What it
+    hears from other processes is counted in ``changes``.
     """
 
-    def __init__(self, conninfo: str, origin: str, where: str) -> None:
+    def __init__(
+        self, conninfo: str, origin: str, where: str, changes: Changes
+    ) -> None:
         self._conninfo = conninfo
         self._origin = origin
         self._where = where
-        self._count = 0
+        self.changes = changes
         self._listening = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(
             target=self._run, name="cairn-pg-listener", daemon=True
         )
         self._thread.start()
-
-    def heard(self) -> int | None:
-        """Notifications from other processes so far, or None while disconnected."""
-        return self._count if self._listening.is_set() else None
 
     def wait_listening(self, timeout_s: float) -> bool:
         """Wait until the first LISTEN is in place."""
@@ -262,6 +323,7 @@ class Listener:
     def stop(self) -> None:
         """Ask the thread to close its connection and end (within a poll period)."""
         self._stopping.set()
+        self.changes.set_state(_STOPPED)
 
     def _run(self) -> None:
         delay = BACKOFF_FIRST_S
@@ -294,15 +356,20 @@ class Listener:
                     warned = True
             finally:
                 self._listening.clear()
-                self._count += 1  # whatever was missed meanwhile counts as a change
+                if not self._stopping.is_set():
+                    self.changes.set_state(_CONNECTING)
+                self.changes.add_heard()  # what was missed meanwhile is a change
                 conn.close()
             delay = BACKOFF_FIRST_S
+        self.changes.set_state(_STOPPED)
 
     def _drain(self, conn: Connection) -> None:
         conn.execute(f"LISTEN {CHANNEL}")
-        self._count += 1
+        self.changes.add_heard()
+        if not self._stopping.is_set():
+            self.changes.set_state(_LISTENING)
         self._listening.set()
         while not self._stopping.is_set():
             for note in conn.notifies(timeout=_LISTEN_POLL_S):
                 if note.payload != self._origin:
-                    self._count += 1
+                    self.changes.add_heard()

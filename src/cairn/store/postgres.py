@@ -18,7 +18,8 @@ SQLite relied on serialized writers:
   advisory lock per function, so the cap holds across workers.
 
 A transaction that writes news sends a ``NOTIFY`` (delivered if and only if it
-commits); ``change_token`` counts them on a dedicated ``LISTEN`` connection. A
+commits); ``change_token`` counts them on one ``LISTEN`` connection per process
+tree (``_pgshare``: the stores of a process share its connections). A
 notifying commit holds PostgreSQL's database-wide notify lock through its WAL
 flush, so claims do not notify (unless a request starts) and checkpoint commits
 notify at most every 50 ms per store, and always when they end a request.

@@ -126,6 +126,9 @@ class Supervisor:
                 self.worker_id,
                 {name: _registry.code_version(name) or "" for name in served},
             )
+        # Where the store listens for commits (PostgreSQL), executors forked after
+        # it started read this process's count instead of each listening.
+        self.store.change_token()
         for _ in range(self.concurrency):
             self._spawn(extra=False)
 
