@@ -16,6 +16,7 @@ from cairn._decorators import (
     function,
 )
 from cairn._execution.futures import RETURN_WHEN, Future
+from cairn._execution.waits import sleep, wait_for_signal
 from cairn._limits import RateLimit
 from cairn._remote import RemoteRequest, run_remote_application
 from cairn._request import (
@@ -36,6 +37,7 @@ from cairn.errors import (
     ReplayMismatch,
     RequestError,
     RequestFailed,
+    RequestFinished,
     RequestNotFinished,
     RequestNotFound,
     RequestRunning,
@@ -80,6 +82,7 @@ __all__ = [
     "RequestContext",
     "RequestError",
     "RequestFailed",
+    "RequestFinished",
     "RequestNotFinished",
     "RequestNotFound",
     "RequestRunning",
@@ -100,4 +103,6 @@ __all__ = [
     "get_request",
     "run_local_application",
     "run_remote_application",
+    "sleep",
+    "wait_for_signal",
 ]

@@ -24,6 +24,7 @@ from cairn import (
     errors,
 )
 from cairn._execution import frames as _frames
+from cairn._execution import waits as _waits
 from cairn._store_cache import borrowed
 from cairn.store import (
     CallKey,
@@ -235,6 +236,18 @@ class Request:
         _local_report.print_failures(self._id, self._store_url)
         return self
 
+    def signal(self, name: str, value: Any = None) -> None:
+        """Send the signal ``name`` to the request: the value of the next
+        ``wait_for_signal(name)`` (kept until one comes). JSON values are sent as
+        JSON; others are pickled.
+
+        Raises:
+            RequestNotFound: there is no such request.
+            RequestFinished: the request has finished.
+        """
+        with borrowed(self._store_url) as store:
+            _waits.send(store, self._id, name, value, _calls.now_ms())
+
     def cancel(self) -> None:
         """Stop the request: nothing more runs for it."""
         with borrowed(self._store_url) as store:
@@ -338,7 +351,8 @@ def _engine_for(store_url: str) -> _engine.Engine:
 def waiting_for(store: Store, record: RequestRecord) -> str | None:
     """What an unfinished request waits for, or None: a worker that serves a
     function of its pending calls (none is alive; for a request nobody runs
-    alone), a rate limit, a slot of a concurrency key (flow control)."""
+    alone), a rate limit, a slot of a concurrency key (flow control), a timer
+    or a signal (``sleeping until …``, ``waiting: signal 'approval'``)."""
     if record.status.finished:
         return None
     now_ms = _calls.now_ms()
@@ -352,6 +366,7 @@ def waiting_for(store: Store, record: RequestRecord) -> str | None:
             reasons.append(f"waiting for the rate limit of `{function}`")
         else:
             reasons.append(f"waiting for a slot of `{function}` for key {key!r}")
+    reasons += [_waits.describe(wait) for wait in store.list_waits(record.id)]
     return "; ".join(reasons) or None
 
 

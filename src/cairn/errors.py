@@ -15,7 +15,8 @@
     ├── TimeoutError                   a wait's deadline ran out (also builtins.TimeoutError)
     ├── RequestNotFinished             output() of a request that is still running
     ├── SDKUsageError                  the API was used wrongly
-    │   └── RequestRunning             replay of a request whose run is not over
+    │   ├── RequestRunning             replay of a request whose run is not over
+    │   └── RequestFinished            a signal to a request that has finished
     ├── SerializationError             a value could not be pickled / JSON-encoded
     ├── DeserializationError           a stored or sent value could not be decoded
     ├── ReplayMismatch                 strict replay saw the code take a different path
@@ -45,6 +46,7 @@ __all__ = [
     "ReplayMismatch",
     "RequestError",
     "RequestFailed",
+    "RequestFinished",
     "RequestNotFinished",
     "RequestNotFound",
     "RequestRunning",
@@ -206,6 +208,12 @@ class RequestRunning(SDKUsageError):
         super().__init__(message)
         self.request_id = request_id
         self.run = run
+
+
+class RequestFinished(SDKUsageError):
+    """The request has finished: it waits for nothing any more."""
+
+    code = "request_finished"
 
 
 class SerializationError(CairnError):

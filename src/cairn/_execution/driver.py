@@ -28,7 +28,7 @@ from cairn.store import (
     _flow,
 )
 
-from . import arguments, coroutines, failures, frames, futures
+from . import arguments, coroutines, failures, frames, futures, waits
 from .attempts import Attempts
 from .frames import Frame, RequestRun
 
@@ -344,8 +344,9 @@ def run_inline(
         except Exception as exc:
             wait_s = _backoff_s(attempt, exc)
             continue
-        except BaseException:
+        except BaseException as exc:
             attempt.end()
+            waits.unwound(exc, key)
             raise
         return _done(attempt, output)
 
@@ -379,8 +380,9 @@ async def run_inline_async(
         except Exception as exc:
             wait_s = _backoff_s(attempt, exc)
             continue
-        except BaseException:
+        except BaseException as exc:
             attempt.end()
+            waits.unwound(exc, key)
             raise
         return _done(attempt, output)
 

@@ -19,6 +19,7 @@ _STATUS_OF_CODE = {
     errors.SerializationError.code: 400,
     errors.DeserializationError.code: 400,
     errors.RequestNotFound.code: 404,
+    errors.RequestFinished.code: 409,
     errors.StoreError.code: 503,
 }
 

@@ -28,8 +28,10 @@ from ._records import (
 )
 from ._sqlbase import this_host
 from ._urls import redact as redact_url
+from ._waits import NEVER_MS, Delivery, Park, SignalRecord, WaitRecord
 
 __all__ = [
+    "NEVER_MS",
     "SCHEMA_VERSION",
     "AttemptRecord",
     "Bucket",
@@ -41,18 +43,22 @@ __all__ = [
     "CallSuccess",
     "ClaimScope",
     "ClaimedCall",
+    "Delivery",
     "Event",
     "EventRecord",
     "FlowLimits",
     "GroupTally",
     "NewRequest",
+    "Park",
     "RecordedChild",
     "RequestOutcome",
     "RequestQuery",
     "RequestRecord",
     "RunSpan",
     "RunningCall",
+    "SignalRecord",
     "Store",
+    "WaitRecord",
     "default_url",
     "open_store",
     "redact_url",

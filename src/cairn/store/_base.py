@@ -28,13 +28,15 @@ from ._records import (
     RequestRecord,
     RunningCall,
 )
+from ._waits import Waits
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 
-class Store(Reads, Protocol):
+class Store(Reads, Waits, Protocol):
     """Durable state of requests, calls, attempts, events and request state (and
-    ``Reads``: the dashboard's reads of a request a page at a time)."""
+    ``Reads``: the dashboard's reads of a request a page at a time; ``Waits``: sleeps,
+    signals and parked calls)."""
 
     url: str
 

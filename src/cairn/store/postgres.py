@@ -28,15 +28,15 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, LiteralString
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, LiteralString, TypeVar
 
 import psycopg
 
 from cairn import errors
 from cairn.types import CallStatus, RequestStatus
 
-from . import _browse, _flow, _replays, _rows, _sqlbase
+from . import _browse, _flow, _replays, _rows, _sqlbase, _waits
 from . import _pgsteps as steps
 from ._pg import Database, Q, RollbackWith
 from ._pglink import Connection
@@ -59,6 +59,8 @@ from ._records import (
 )
 from .sqlite import RequestExists
 
+T = TypeVar("T")
+
 _CALL_COLUMNS = Q["call_columns"]
 _REQUEST_COLUMNS = Q["request_columns"]
 _CLAIMED = Q["claimed_columns"]
@@ -76,7 +78,7 @@ _NOTIFY_EVERY_S = 0.05
 _GROUP_BATCH = 16
 
 
-class PostgresStore(_browse.Browsing):
+class PostgresStore(_browse.Browsing, _waits.Waiting):
     """The store on one PostgreSQL database (``postgresql://user@host:port/db``)."""
 
     _browse_dialect = "postgres"
@@ -109,6 +111,14 @@ class PostgresStore(_browse.Browsing):
 
     def _browse_ids(self, ids: Sequence[str]) -> list[str]:
         return list(ids)
+
+    _wait_ids = _browse_ids
+
+    def _waits_write(self, body: Callable[[Any], T]) -> T:
+        return self._db.write(body)
+
+    def _waits_read(self, body: Callable[[Any], T]) -> T:
+        return self._db.read(body)
 
     # -- requests -----------------------------------------------------------------------
     def create_request(self, request: NewRequest, root: CallKey, args: bytes) -> None:

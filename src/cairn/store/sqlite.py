@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 
 from cairn import _events, errors
 from cairn.types import CallStatus, RequestStatus
 
-from . import _browse, _flow, _replays, _rows, _sql
+from . import _browse, _flow, _replays, _rows, _sql, _waits
 from ._records import (
     AttemptRecord,
     CallFailure,
@@ -46,6 +46,7 @@ from ._sqlbase import (
 )
 from ._sqlite_file import StoreFile
 
+T = TypeVar("T")
 Q = _sql.queries("sqlite")
 _CALL_COLUMNS = Q["call_columns"]
 _REQUEST_COLUMNS = Q["request_columns"]
@@ -57,7 +58,7 @@ class RequestExists(errors.CairnError):
     code = "request_exists"
 
 
-class SQLiteStore(_browse.Browsing):
+class SQLiteStore(_browse.Browsing, _waits.Waiting):
     """The store on one SQLite file."""
 
     _browse_dialect = "sqlite"
@@ -88,6 +89,15 @@ class SQLiteStore(_browse.Browsing):
     def _browse_ids(self, ids: Sequence[str]) -> str:
         # SQLite binds no lists: a list goes as JSON, read with json_each.
         return json.dumps(list(ids))
+
+    _wait_ids = _browse_ids
+
+    def _waits_write(self, body: Callable[[Any], T]) -> T:
+        with self._write() as conn:
+            return body(conn)
+
+    def _waits_read(self, body: Callable[[Any], T]) -> T:
+        return body(self._conn)
 
     # -- requests -----------------------------------------------------------------------
     def create_request(self, request: NewRequest, root: CallKey, args: bytes) -> None:

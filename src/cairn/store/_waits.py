@@ -1,0 +1,382 @@
+"""Durable waits in the store: sleeps and signal waits recorded under their durable
+ids, signals kept until a wait takes one, and parked calls.
+
+A call that waits longer than a moment *parks*: the dispatched call it runs in goes
+back to pending, due when its timer fires (or never, for a signal wait without a
+timeout), and gives up its executor. A signal sent to the request makes the calls
+parked on a wait for that name due at once. Both take the request's row first (a
+lock on PostgreSQL; SQLite's one writer does it anyway), so that a signal sent
+while its wait parks is never missed.
+
+``Waiting`` is the one implementation for both SQL stores, over the named queries
+of ``sql/<dialect>_waits.sql``; a store supplies ``_waits_write`` and
+``_waits_read`` (run a body on a connection, in a write transaction or not).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from cairn import errors
+from cairn.types import RequestStatus
+
+from . import _sql
+
+T = TypeVar("T")
+
+#: the not-before time of a call parked on a wait with no deadline: never due by
+#: time, only by a signal (year 33658)
+NEVER_MS = 1e15
+
+WAITING, DONE, TIMED_OUT = "waiting", "done", "timed_out"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WaitRecord:
+    """A sleep or a signal wait of a request."""
+
+    id: str
+    request_id: str
+    call_id: str | None
+    """The dispatched call parked on it (None until it parks)."""
+    kind: str
+    """``sleep`` or ``signal``."""
+    name: str | None
+    """The signal's name (a signal wait)."""
+    due_at_ms: float | None
+    """When the sleep ends or the signal wait times out (None: never)."""
+    status: str
+    """``waiting``, ``done`` or ``timed_out``."""
+    created_at_ms: float
+    finished_at_ms: float | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Delivery:
+    """What a signal wait found: a value, a timeout, or nothing yet."""
+
+    status: str
+    """``done`` (``value`` holds the signal), ``timed_out`` or ``waiting``."""
+    value: bytes | None = None
+    encoding: str | None = None
+    """``json`` or ``pickle``."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignalRecord:
+    """A signal sent to a request."""
+
+    seq: int
+    name: str
+    encoding: str
+    wait_id: str | None
+    """The wait that took it (None: kept for a wait to come)."""
+    created_at_ms: float
+    size: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Park:
+    """A dispatched call that gives up its executor until a wait ends."""
+
+    request_id: str
+    call_id: str
+    wait_id: str
+    not_before_ms: float
+    """When it is due again (``NEVER_MS``: only when its signal comes)."""
+    released: Sequence[str] = ()
+    """In-process calls it was running, which wait with it."""
+
+
+class Cursor(Protocol):
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+class Connection(Protocol):
+    """What ``sqlite3`` and ``psycopg`` connections share."""
+
+    def execute(self, query: Any, params: Any = ..., /) -> Any: ...
+
+
+class Waits(Protocol):
+    """The store's operations on waits and signals."""
+
+    def begin_wait(
+        self,
+        wait_id: str,
+        request_id: str,
+        *,
+        kind: str,
+        name: str | None,
+        due_at_ms: float | None,
+        now_ms: float,
+    ) -> WaitRecord:
+        """Record a wait unless it is recorded; the wait as stored."""
+
+    def finish_wait(self, wait_id: str, now_ms: float) -> None:
+        """A sleep's timer fired."""
+
+    def take_signal(
+        self, wait_id: str, request_id: str, name: str, now_ms: float
+    ) -> Delivery:
+        """Deliver to a signal wait the oldest signal of its name nobody took, or
+        record that its deadline passed; a wait that ended says how again."""
+
+    def park_call(self, park: Park) -> None:
+        """Park a running dispatched call on a wait (due at once if its signal
+        is already there)."""
+
+    def send_signal(
+        self,
+        request_id: str,
+        name: str,
+        value: bytes,
+        encoding: str,
+        now_ms: float,
+    ) -> int:
+        """Keep a signal for the request and wake the calls parked on it; its number.
+
+        Raises:
+            RequestNotFound: there is no such request.
+            RequestFinished: the request has finished.
+        """
+
+    def list_waits(self, request_id: str) -> list[WaitRecord]:
+        """The request's waits that have not ended, oldest first."""
+
+    def list_signals(self, request_id: str) -> list[SignalRecord]:
+        """Every signal sent to the request, in order."""
+
+    def parked_on_wait(self, call_id: str) -> bool:
+        """Whether the call has parked on a wait (a claim of it resumes it)."""
+
+
+def _wait(row: Any) -> WaitRecord:
+    return WaitRecord(
+        id=row[0],
+        request_id=row[1],
+        call_id=row[2],
+        kind=row[3],
+        name=row[4],
+        due_at_ms=row[5],
+        status=row[6],
+        created_at_ms=row[7],
+        finished_at_ms=row[8],
+    )
+
+
+class Waiting:
+    """``Waits`` for both SQL stores."""
+
+    _browse_dialect: str
+
+    def _waits_write(self, body: Callable[[Connection], T]) -> T:
+        raise NotImplementedError
+
+    def _waits_read(self, body: Callable[[Connection], T]) -> T:
+        raise NotImplementedError
+
+    def _waits_query(self, name: str) -> Any:
+        return _sql.queries(f"{self._browse_dialect}_waits")[name]
+
+    def _wait_sql(self, conn: Connection, name: str, params: Mapping[str, Any]) -> Any:
+        return conn.execute(self._waits_query(name), params)
+
+    def begin_wait(
+        self,
+        wait_id: str,
+        request_id: str,
+        *,
+        kind: str,
+        name: str | None,
+        due_at_ms: float | None,
+        now_ms: float,
+    ) -> WaitRecord:
+        """Record a wait unless it is recorded; the wait as stored."""
+        found = self._waits_read(
+            lambda conn: self._wait_sql(conn, "get_wait", {"id": wait_id}).fetchone()
+        )
+        if found is not None:
+            return _wait(found)
+
+        def body(conn: Connection) -> Any:
+            self._wait_sql(
+                conn,
+                "insert_wait",
+                {
+                    "id": wait_id,
+                    "request_id": request_id,
+                    "kind": kind,
+                    "name": name,
+                    "due_at_ms": due_at_ms,
+                    "now_ms": now_ms,
+                },
+            )
+            return self._wait_sql(conn, "get_wait", {"id": wait_id}).fetchone()
+
+        return _wait(self._waits_write(body))
+
+    def finish_wait(self, wait_id: str, now_ms: float) -> None:
+        """A sleep's timer fired."""
+        self._waits_write(
+            lambda conn: self._wait_sql(
+                conn, "finish_wait", {"id": wait_id, "status": DONE, "now_ms": now_ms}
+            )
+        )
+
+    def take_signal(
+        self, wait_id: str, request_id: str, name: str, now_ms: float
+    ) -> Delivery:
+        """Deliver the oldest signal of the wait's name, or time the wait out."""
+
+        def body(conn: Connection) -> Delivery:
+            self._wait_sql(conn, "lock_request", {"request_id": request_id})
+            row = self._wait_sql(conn, "get_wait", {"id": wait_id}).fetchone()
+            if row is None:
+                raise errors.InternalError(f"no wait {wait_id!r} was recorded")
+            wait = _wait(row)
+            if wait.status == DONE:
+                value, encoding = self._wait_sql(
+                    conn, "delivered_signal", {"wait_id": wait_id}
+                ).fetchone()
+                return Delivery(status=DONE, value=bytes(value), encoding=encoding)
+            if wait.status == TIMED_OUT:
+                return Delivery(status=TIMED_OUT)
+            signal = self._wait_sql(
+                conn, "waiting_signal", {"request_id": request_id, "name": name}
+            ).fetchone()
+            if signal is not None:
+                seq, value, encoding = signal
+                self._wait_sql(
+                    conn,
+                    "take_signal",
+                    {"wait_id": wait_id, "request_id": request_id, "seq": seq},
+                )
+                self._end_wait(conn, wait_id, DONE, now_ms)
+                return Delivery(status=DONE, value=bytes(value), encoding=encoding)
+            if wait.due_at_ms is not None and wait.due_at_ms <= now_ms:
+                self._end_wait(conn, wait_id, TIMED_OUT, now_ms)
+                return Delivery(status=TIMED_OUT)
+            return Delivery(status=WAITING)
+
+        return self._waits_write(body)
+
+    def _end_wait(
+        self, conn: Connection, wait_id: str, status: str, now: float
+    ) -> None:
+        self._wait_sql(
+            conn, "finish_wait", {"id": wait_id, "status": status, "now_ms": now}
+        )
+
+    def park_call(self, park: Park) -> None:
+        """Park a running dispatched call on a wait."""
+
+        def body(conn: Connection) -> None:
+            self._wait_sql(conn, "lock_request", {"request_id": park.request_id})
+            self._wait_sql(
+                conn, "attach_wait", {"id": park.wait_id, "call_id": park.call_id}
+            )
+            row = self._wait_sql(conn, "get_wait", {"id": park.wait_id}).fetchone()
+            not_before_ms = park.not_before_ms
+            # A signal that came while the call ran up to its wait: due at once.
+            if row is not None and row[3] == "signal":
+                found = self._wait_sql(
+                    conn,
+                    "waiting_signal",
+                    {"request_id": park.request_id, "name": row[4]},
+                ).fetchone()
+                if found is not None:
+                    not_before_ms = 1.0  # due at once (0 is a fresh call)
+            if park.released:
+                self._wait_sql(
+                    conn, "release_unwound", {"ids": self._wait_ids(park.released)}
+                )
+            self._wait_sql(
+                conn,
+                "park_call",
+                {"call_id": park.call_id, "not_before_ms": not_before_ms},
+            )
+
+        self._waits_write(body)
+
+    def _wait_ids(self, ids: Sequence[str]) -> Any:
+        raise NotImplementedError
+
+    def send_signal(
+        self,
+        request_id: str,
+        name: str,
+        value: bytes,
+        encoding: str,
+        now_ms: float,
+    ) -> int:
+        """Keep a signal for the request and wake the calls parked on it."""
+
+        def body(conn: Connection) -> int:
+            row = self._wait_sql(
+                conn, "lock_request", {"request_id": request_id}
+            ).fetchone()
+            if row is None:
+                raise errors.RequestNotFound(f"no request with id {request_id!r}")
+            status = RequestStatus(row[0])
+            if status.finished:
+                raise errors.RequestFinished(
+                    f"request {request_id!r} has {status}: it waits for no signal "
+                    f"any more (signal {name!r} not sent)"
+                )
+            seq = int(
+                self._wait_sql(
+                    conn, "next_signal_seq", {"request_id": request_id}
+                ).fetchone()[0]
+            )
+            params = {"request_id": request_id, "name": name, "now_ms": now_ms}
+            self._wait_sql(
+                conn,
+                "insert_signal",
+                {**params, "seq": seq, "value": value, "encoding": encoding},
+            )
+            self._wait_sql(conn, "wake_waiters", params)
+            return seq
+
+        return self._waits_write(body)
+
+    def list_waits(self, request_id: str) -> list[WaitRecord]:
+        """The request's waits that have not ended, oldest first."""
+        rows = self._waits_read(
+            lambda conn: self._wait_sql(
+                conn, "list_waits", {"request_id": request_id}
+            ).fetchall()
+        )
+        return [_wait(row) for row in rows]
+
+    def list_signals(self, request_id: str) -> list[SignalRecord]:
+        """Every signal sent to the request, in order."""
+        rows = self._waits_read(
+            lambda conn: self._wait_sql(
+                conn, "list_signals", {"request_id": request_id}
+            ).fetchall()
+        )
+        return [
+            SignalRecord(
+                seq=int(row[0]),
+                name=row[1],
+                encoding=row[2],
+                wait_id=row[3],
+                created_at_ms=row[4],
+                size=int(row[5]),
+            )
+            for row in rows
+        ]
+
+    def parked_on_wait(self, call_id: str) -> bool:
+        """Whether the call has parked on a wait."""
+        row = self._waits_read(
+            lambda conn: self._wait_sql(
+                conn, "parked_on", {"call_id": call_id}
+            ).fetchone()
+        )
+        return row is not None

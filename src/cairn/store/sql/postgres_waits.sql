@@ -1,0 +1,77 @@
+-- Durable waits (store/_waits.py): sleeps, signals and the parked calls that
+-- wait on them. The same names are defined in sqlite_waits.sql.
+
+-- name: lock_request
+-- Taken first by every transaction that parks a call or sends a signal, so that
+-- a signal sent while its wait parks wakes it (the row lock orders them).
+SELECT status FROM requests WHERE id = %(request_id)s FOR UPDATE
+
+-- name: get_wait
+SELECT id, request_id, call_id, kind, name, due_at_ms, status, created_at_ms,
+       finished_at_ms
+FROM waits WHERE id = %(id)s
+
+-- name: insert_wait
+INSERT INTO waits (id, request_id, kind, name, due_at_ms, status, created_at_ms)
+VALUES (%(id)s, %(request_id)s, %(kind)s, %(name)s, %(due_at_ms)s, 'waiting', %(now_ms)s)
+ON CONFLICT (id) DO NOTHING
+
+-- name: finish_wait
+UPDATE waits SET status = %(status)s, finished_at_ms = %(now_ms)s
+WHERE id = %(id)s AND status = 'waiting'
+
+-- name: waiting_signal
+SELECT seq, value, encoding FROM signals
+WHERE request_id = %(request_id)s AND name = %(name)s AND wait_id IS NULL
+ORDER BY seq LIMIT 1
+
+-- name: take_signal
+UPDATE signals SET wait_id = %(wait_id)s WHERE request_id = %(request_id)s AND seq = %(seq)s
+
+-- name: delivered_signal
+SELECT value, encoding FROM signals WHERE wait_id = %(wait_id)s
+
+-- name: attach_wait
+UPDATE waits SET call_id = %(call_id)s WHERE id = %(id)s
+
+-- name: park_call
+-- The call gives up its executor until not_before_ms (a timer), or until a
+-- signal makes it due; a request that ended meanwhile leaves it cancelled.
+UPDATE calls SET worker_id = NULL, executor = NULL, not_before_ms = %(not_before_ms)s,
+    status = CASE WHEN (SELECT status FROM requests r WHERE r.id = calls.request_id)
+                       IN ('pending', 'running') THEN 'pending' ELSE 'cancelled' END
+WHERE id = %(call_id)s AND status = 'running'
+
+-- name: release_unwound
+-- In-process calls the parked call was running (its callees, waiting with it):
+-- pending again, and no executor's.
+UPDATE calls SET status = 'pending', worker_id = NULL, executor = NULL
+WHERE id = ANY(%(ids)s) AND status = 'running'
+
+-- name: next_signal_seq
+SELECT coalesce(max(seq), 0) + 1 FROM signals WHERE request_id = %(request_id)s
+
+-- name: insert_signal
+INSERT INTO signals (request_id, seq, name, value, encoding, created_at_ms)
+VALUES (%(request_id)s, %(seq)s, %(name)s, %(value)s, %(encoding)s, %(now_ms)s)
+
+-- name: wake_waiters
+-- Calls parked on a wait for this signal become due now.
+UPDATE calls SET not_before_ms = %(now_ms)s
+WHERE status = 'pending' AND not_before_ms > %(now_ms)s
+  AND id IN (SELECT call_id FROM waits
+             WHERE request_id = %(request_id)s AND kind = 'signal' AND name = %(name)s
+               AND status = 'waiting' AND call_id IS NOT NULL)
+
+-- name: list_waits
+SELECT id, request_id, call_id, kind, name, due_at_ms, status, created_at_ms,
+       finished_at_ms
+FROM waits WHERE request_id = %(request_id)s AND status = 'waiting'
+ORDER BY created_at_ms, id
+
+-- name: list_signals
+SELECT seq, name, encoding, wait_id, created_at_ms, octet_length(value) FROM signals
+WHERE request_id = %(request_id)s ORDER BY seq
+
+-- name: parked_on
+SELECT 1 FROM waits WHERE call_id = %(call_id)s LIMIT 1
