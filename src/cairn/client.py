@@ -249,6 +249,17 @@ class Client:
         )
         return result
 
+    def signal(
+        self, application: str, request_id: str, name: str, value: Any = None
+    ) -> dict[str, Any]:
+        """Send the signal ``name`` with a JSON ``value`` to the request."""
+        result: dict[str, Any] = self._json(
+            "POST",
+            self._request_path(application, request_id, "signals", name),
+            json=value,
+        )
+        return result
+
     def delete(self, application: str, request_id: str) -> None:
         """Delete a finished request."""
         self._request("DELETE", self._request_path(application, request_id))

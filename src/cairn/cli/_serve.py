@@ -313,6 +313,17 @@ def remote_cancel(url: str, request_id: str) -> None:
         )
 
 
+def remote_signal(url: str, request_id: str, name: str, value: Any) -> None:
+    """``cairn requests signal ID NAME --server URL``."""
+    with _client(url) as http:
+        metadata = _found(http, request_id)
+        result = http.signal(metadata["application_name"], request_id, name, value)
+    _render.console().print(
+        f"sent signal {name!r} to request {request_id} (#{result['seq']})",
+        markup=False,
+    )
+
+
 def _found(http: client.Client, request_id: str) -> dict[str, Any]:
     from cairn import client
 

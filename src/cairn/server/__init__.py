@@ -20,7 +20,17 @@ from starlette.routing import BaseRoute, Mount
 from cairn import _registry
 from cairn.store import default_url
 
-from . import _api, _auth, _dashboard, _errors, _guard, _openapi, _stores, _submissions
+from . import (
+    _api,
+    _auth,
+    _dashboard,
+    _errors,
+    _guard,
+    _openapi,
+    _stores,
+    _submissions,
+    _waits_api,
+)
 from ._routing import resource
 from ._serve import ServeOptions, serve
 
@@ -43,6 +53,7 @@ def _routes() -> list[BaseRoute]:
         resource(f"{req}/output/{{call_id}}", get=_api.call_output),
         resource(f"{req}/replay", post=_api.replay),
         resource(f"{req}/cancel", post=_api.cancel),
+        *_waits_api.routes(req),
         resource("/requests", get=_api.list_all_requests),
         resource("/requests/{request_id}", get=_api.find_request),
     ]

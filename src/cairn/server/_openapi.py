@@ -7,7 +7,7 @@ from typing import Any
 import cairn
 from cairn.types import RequestStatus
 
-from . import _api, _body, _schemas
+from . import _api, _body, _schemas, _waits_api
 
 _PREFIX = "/v1/namespaces/{namespace}"
 
@@ -311,6 +311,7 @@ def _operations(apps: list[str]) -> list[tuple[str, str, str, dict[str, Any]]]:
                 "responses": {"200": _ok("RequestMetadata"), "404": not_found},
             },
         ),
+        *_waits_api.operations(req, [app, rid], _error),
     ]
 
 
@@ -373,7 +374,7 @@ def document(apps: list[str], namespace: str, auth: bool) -> dict[str, Any]:
             ),
         },
         "paths": paths,
-        "components": {"schemas": _schemas.SCHEMAS},
+        "components": {"schemas": {**_schemas.SCHEMAS, **_waits_api.SCHEMAS}},
     }
     if auth:
         document["components"]["securitySchemes"] = {
