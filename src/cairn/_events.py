@@ -1,18 +1,47 @@
-"""Event payloads in Tensorlake's externally tagged format (``{"RequestFinished": {...}}``)."""
+"""Events in Tensorlake's externally tagged format (``{"RequestFinished": {...}}``).
+
+A leaf: the store appends these events and imports this module, never the
+other way round."""
 
 from __future__ import annotations
 
 import functools
 import json
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from cairn import _values
-from cairn.store._records import Event, RequestOutcome
 from cairn.types import RequestStatus
 
 # Outputs up to this size travel inside the RequestFinished event, as Tensorlake does.
 INLINE_OUTPUT_LIMIT_BYTES = 1 << 20
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """An event to append to a request's stream (seq is assigned by the store)."""
+
+    kind: str
+    payload: dict[str, Any]
+    created_at_ms: float
+
+
+class Outcome(Protocol):
+    """How a request ended, as ``request_finished`` reads it (the store's
+    ``RequestOutcome``)."""
+
+    @property
+    def status(self) -> RequestStatus: ...
+
+    @property
+    def output(self) -> bytes | None: ...
+
+    @property
+    def failure_reason(self) -> str | None: ...
+
+    @property
+    def error(self) -> dict[str, Any] | None: ...
 
 
 def iso(ms: float) -> str:
@@ -54,7 +83,7 @@ def request_started(
 
 
 def request_finished(
-    request_id: str, application: str, outcome: RequestOutcome, now_ms: float
+    request_id: str, application: str, outcome: Outcome, now_ms: float
 ) -> Event:
     """The last event of a request's stream."""
     payload: dict[str, Any] = {

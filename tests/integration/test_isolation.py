@@ -115,10 +115,16 @@ def test_concurrent_local_runs_run_their_own_requests(store_url, tmp_path, proce
             factor = 2 if name == "forecast" else 3
             assert printed_output(out) == expected(factor, 6), out
     finally:
+        # A failed assert leaves later processes unread: kill the running ones and
+        # close every pipe, or their ResourceWarnings fail whichever test runs
+        # when the garbage collector finds them.
         for _, process in started:
             if process.poll() is None:
                 process.kill()
-                process.communicate()
+            process.wait()
+            for pipe in (process.stdout, process.stderr):
+                if pipe is not None:
+                    pipe.close()
     store = open_store(store_url)
     try:
         requests = store.list_requests(limit=100)

@@ -13,11 +13,7 @@ from collections.abc import AsyncIterator, Sequence
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Mount
 
-from cairn import _registry
 from cairn.store import default_url
 
 from . import (
@@ -26,37 +22,16 @@ from . import (
     _dashboard,
     _errors,
     _guard,
-    _openapi,
+    _routes,
+    _routing,
     _stores,
     _submissions,
-    _waits_api,
 )
-from ._routing import resource
 from ._serve import ServeOptions, serve
 
 __all__ = ["ServeOptions", "create_app", "serve"]
 
 DEFAULT_NAMESPACE = "default"
-
-
-def _routes() -> list[BaseRoute]:
-    req = "/applications/{application}/requests/{request_id}"
-    return [
-        resource("/applications", get=_api.list_applications),
-        resource(
-            "/applications/{application}", get=_api.get_application, post=_api.invoke
-        ),
-        resource("/applications/{application}/requests", get=_api.list_requests),
-        resource(req, get=_api.get_request, delete=_api.delete),
-        resource(f"{req}/progress", get=_api.progress),
-        resource(f"{req}/output", get=_api.output),
-        resource(f"{req}/output/{{call_id}}", get=_api.call_output),
-        resource(f"{req}/replay", post=_api.replay),
-        resource(f"{req}/cancel", post=_api.cancel),
-        *_waits_api.routes(req),
-        resource("/requests", get=_api.list_all_requests),
-        resource("/requests/{request_id}", get=_api.find_request),
-    ]
 
 
 def create_app(
@@ -89,17 +64,13 @@ def create_app(
     if api_key is not None and not api_key:
         raise ValueError("api_key must not be empty (pass None to turn auth off)")
 
-    async def openapi(request: Request) -> Response:
-        apps = sorted(spec.name for spec in _registry.applications())
-        return JSONResponse(_openapi.document(apps, namespace, api_key is not None))
-
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         pool = _stores.StorePool(url)
         watcher = _stores.ChangeWatcher(url)
         submissions = _submissions.Submissions(pool)
         app.state.cairn = _api.ServerState(
-            url, namespace, pool, watcher, submissions, {}
+            url, namespace, pool, watcher, submissions, {}, auth=api_key is not None
         )
         try:
             yield
@@ -107,7 +78,6 @@ def create_app(
             await watcher.close()
             pool.close()
 
-    routes = _routes()
     # The guard comes first: a request from another site is refused even if a
     # cookie would authenticate it.
     middleware = [Middleware(_guard.Guard, allowed_hosts=allowed_hosts)]
@@ -115,10 +85,7 @@ def create_app(
         middleware.append(Middleware(_auth.BearerAuth, api_key=api_key))
     return Starlette(
         routes=[
-            resource("/healthz", get=_api.healthz),
-            resource("/openapi.json", get=openapi),
-            *routes,
-            Mount("/v1/namespaces/{namespace}", routes=routes),
+            *_routing.routes(_routes.OPERATIONS),
             *_dashboard.Dashboard(api_key=api_key, namespace=namespace).routes(),
         ],
         middleware=middleware,

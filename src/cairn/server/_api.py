@@ -9,8 +9,8 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from typing import Any
 
+import pydantic
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -26,11 +26,20 @@ from cairn import (
 from cairn.store import CallRecord, RequestRecord, Store
 from cairn.types import CallStatus, RequestStatus
 
-from . import _body, _errors, _idempotency, _shapes, _sse, _stores, _submissions
+from . import (
+    _body,
+    _errors,
+    _idempotency,
+    _models,
+    _shapes,
+    _sse,
+    _stores,
+    _submissions,
+)
 
 MAX_PAGE = 100
 DEFAULT_PAGE = 20
-_MAX_NAME_CHARS = 512
+_MAX_NAME_CHARS = _models.MAX_NAME_CHARS
 _REPLAY_BODY_BYTES = 64 * 1024
 # An invoke's priority: the calls of higher-priority requests are claimed first.
 PRIORITY_HEADER = "X-Cairn-Priority"
@@ -62,6 +71,8 @@ class ServerState:
     watcher: _stores.ChangeWatcher
     submissions: _submissions.Submissions
     versions: dict[str, str]
+    auth: bool = False
+    """Whether every route but ``/healthz`` needs the API key."""
 
     def version(self, application: str) -> str | None:
         """The version of an application's loaded code."""
@@ -71,6 +82,13 @@ class ServerState:
                 return None
             self.versions[application] = _shapes.version(spec)
         return self.versions[application]
+
+
+def answer(
+    model: pydantic.BaseModel, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """A 200 answer with ``model``'s JSON."""
+    return JSONResponse(model.model_dump(mode="json"), headers=headers)
 
 
 def _state(request: Request) -> ServerState:
@@ -132,20 +150,20 @@ async def healthz(request: Request) -> Response:
     """Liveness: the server answers and its store can be read."""
     state: ServerState = request.app.state.cairn
     await state.pool.run(lambda store: store.change_token())
-    return JSONResponse({"status": "ok"})
+    return answer(_models.Health(status="ok"))
 
 
 async def list_applications(request: Request) -> Response:
     """``GET /applications``."""
     state = _state(request)
     specs = sorted(_registry.applications(), key=lambda s: s.name)
-    return JSONResponse(
-        {
-            "applications": [
+    return answer(
+        _models.ApplicationList(
+            applications=[
                 _shapes.application(spec, state.version(spec.name) or "")
                 for spec in specs
             ]
-        }
+        )
     )
 
 
@@ -153,7 +171,7 @@ async def get_application(request: Request) -> Response:
     """``GET /applications/{application}``: the manifest Tensorlake's client reads."""
     state = _state(request)
     spec = _spec(_text(request, "application"))
-    return JSONResponse(_shapes.manifest(spec, state.version(spec.name) or ""))
+    return answer(_shapes.manifest(spec, state.version(spec.name) or ""))
 
 
 async def invoke(request: Request) -> Response:
@@ -212,7 +230,7 @@ async def invoke(request: Request) -> Response:
     if mode == _body.EVENT_STREAM:
         stream = _sse.events(state.pool, state.watcher, created, 0)
         return _sse.response(stream, answer_headers)
-    return JSONResponse({"request_id": created}, headers=answer_headers)
+    return answer(_models.InvokeResult(request_id=created), answer_headers)
 
 
 def _prefix(request: Request) -> str:
@@ -298,14 +316,14 @@ async def _list(request: Request, application: str | None) -> Response:
         and _registry.find(application) is None
     ):
         _spec(application)  # 404: neither served nor in the store
-    return JSONResponse(
-        {
-            "requests": [
+    return answer(
+        _models.RequestList(
+            requests=[
                 _shapes.request_summary(r, state.version(r.application)) for r in page
             ],
-            "prev_cursor": None,
-            "next_cursor": next_cursor,
-        }
+            prev_cursor=None,
+            next_cursor=next_cursor,
+        )
     )
 
 
@@ -322,17 +340,17 @@ async def list_all_requests(request: Request) -> Response:
 # -- one request --------------------------------------------------------------------
 
 
-async def _metadata(state: ServerState, record: RequestRecord) -> dict[str, Any]:
+async def _metadata(
+    state: ServerState, record: RequestRecord
+) -> _models.RequestMetadata:
     records: list[CallRecord] = await state.pool.run(
         lambda store: store.list_calls(record.id)
     )
     calls = await state.pool.call(_request.Request(record.id, state.store_url).calls)
     waiting = await state.pool.run(lambda store: _request.waiting_for(store, record))
-    data = _shapes.request_metadata(
-        record, state.version(record.application), calls, records
+    return _shapes.request_metadata(
+        record, state.version(record.application), calls, records, waiting
     )
-    data["waiting"] = waiting
-    return data
 
 
 async def get_request(request: Request) -> Response:
@@ -340,7 +358,7 @@ async def get_request(request: Request) -> Response:
     state = _state(request)
     application = _text(request, "application")
     record = await _record(state, application, _text(request, "request_id"))
-    return JSONResponse(await _metadata(state, record))
+    return answer(await _metadata(state, record))
 
 
 async def find_request(request: Request) -> Response:
@@ -350,7 +368,7 @@ async def find_request(request: Request) -> Response:
     record = await state.pool.run(lambda store: store.get_request(request_id))
     if record is None:
         raise _errors.not_found("request_not_found", f"no request {request_id[:80]!r}")
-    return JSONResponse(await _metadata(state, record))
+    return answer(await _metadata(state, record))
 
 
 async def progress(request: Request) -> Response:
@@ -469,7 +487,7 @@ async def replay(request: Request) -> Response:
         run = await state.pool.run(start)
     except errors.SDKUsageError as error:
         raise _errors.conflict("request_running", error.message) from None
-    return JSONResponse({"request_id": record.id, "run": run})
+    return answer(_models.ReplayResult(request_id=record.id, run=run))
 
 
 def _replay_body(data: bytes) -> tuple[str | None, bool]:
@@ -477,30 +495,10 @@ def _replay_body(data: bytes) -> tuple[str | None, bool]:
         raise _errors.ApiError(413, "body_too_large", "the replay body is too large")
     if not data.strip():
         return None, False
-    value = _body.decode_json(data, "the body")
-    if not isinstance(value, dict):
-        raise _errors.bad_request(
-            "invalid_body", 'the body must be a JSON object {"from_call", "strict"}'
-        )
-    unknown = sorted(set(value) - {"from_call", "strict"})
-    if unknown:
-        raise _errors.bad_request(
-            "invalid_body",
-            f"unknown field {unknown[0][:40]!r} (known: from_call, strict)",
-        )
-    from_call = value.get("from_call")
-    strict = value.get("strict", False)
-    if from_call is not None and not (
-        isinstance(from_call, str) and 0 < len(from_call) <= _MAX_NAME_CHARS
-    ):
-        raise _errors.bad_request(
-            "invalid_body", "from_call must be a call id (a string) or null"
-        )
-    if not isinstance(strict, bool):
-        raise _errors.bad_request("invalid_body", "strict must be true or false")
-    if from_call is not None and not _storable(from_call):
+    body = _body.model(data, _models.ReplayBody)
+    if body.from_call is not None and not _storable(body.from_call):
         raise _errors.bad_request("invalid_body", "from_call is not valid text")
-    return from_call, strict
+    return body.from_call, body.strict
 
 
 async def cancel(request: Request) -> Response:
@@ -512,13 +510,12 @@ async def cancel(request: Request) -> Response:
     await state.pool.call(_request.Request(record.id, state.store_url).cancel)
     now = await state.pool.run(lambda store: store.get_request(record.id))
     status = now.status if now is not None else record.status
-    return JSONResponse(
-        {
-            "request_id": record.id,
-            "status": str(status),
-            "cancelled": not record.status.finished
-            and status is RequestStatus.CANCELLED,
-        }
+    return answer(
+        _models.CancelResult(
+            request_id=record.id,
+            status=status,
+            cancelled=not record.status.finished and status is RequestStatus.CANCELLED,
+        )
     )
 
 

@@ -14,15 +14,18 @@ import asyncio
 import json
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
+import pydantic
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
 from cairn import _values
 
-from . import _errors
+from . import _errors, _models
+
+M = TypeVar("M", bound=pydantic.BaseModel)
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
 # How long the body may stop arriving before the request is given up (408).
@@ -194,6 +197,18 @@ def require_json(request: Request) -> None:
         f"the body is JSON: send Content-Type: application/json, "
         f"not {content_type[:80]!r}",
     )
+
+
+def model(data: bytes, body: type[M]) -> M:
+    """A JSON body read into its model, with a 400 ``invalid_body`` naming the
+    field that does not fit."""
+    value = decode_json(data, "the body")
+    try:
+        return body.model_validate(value)
+    except pydantic.ValidationError as error:
+        raise _errors.bad_request(
+            "invalid_body", _models.problem(body, error)
+        ) from None
 
 
 def decode_json(data: bytes, what: str) -> Any:

@@ -11,6 +11,8 @@ from starlette.responses import JSONResponse, Response
 
 from cairn import errors
 
+from . import _models
+
 logger = logging.getLogger(__name__)
 
 # The status each Cairn error code answers with when it escapes a route.
@@ -72,7 +74,8 @@ def conflict(code: str, message: str) -> ApiError:
 def body(code: str, message: str) -> dict[str, Any]:
     """The JSON body of an error (text that cannot be UTF-8 is escaped)."""
     safe = message.encode("utf-8", "backslashreplace").decode("utf-8")
-    return {"error": {"code": code, "message": safe}}
+    detail = _models.ErrorDetail(code=code, message=safe)
+    return _models.Error(error=detail).model_dump(mode="json")
 
 
 def response(

@@ -1,10 +1,5 @@
-"""The JSON the API answers with, in Tensorlake's shapes plus Cairn's own fields.
-
-Tensorlake's fields come first and keep their meaning (``outcome`` is null,
-``"success"`` or ``{"failure": reason}``; ``created_at`` is epoch milliseconds);
-Cairn adds what its CLI and dashboard show (``status``, ``run``, ``progress``,
-per-call ``kind``/``parent_id``/``served_from_checkpoint``...).
-"""
+"""The answers of the API (``_models``) built from the store's records and the
+loaded code, and the opaque cursors of request lists."""
 
 from __future__ import annotations
 
@@ -18,13 +13,13 @@ import pickle
 import sys
 import types
 import typing
-from typing import Any
+from typing import Any, Literal
 
 from cairn import _events, _registry, _request
 from cairn.store import CallRecord, RequestRecord
-from cairn.types import CallStatus, FailureReason, RequestStatus
+from cairn.types import CallStatus, FailureReason
 
-from . import _errors
+from . import _errors, _models
 
 # Inputs up to this size are shown in request metadata.
 _INLINE_INPUT_BYTES = 64 * 1024
@@ -68,8 +63,9 @@ def version(spec: _registry.FunctionSpec) -> str:
     return digest.hexdigest()[:12]
 
 
-def application(spec: _registry.FunctionSpec, app_version: str) -> dict[str, Any]:
-    """One entry of ``GET /applications`` (Tensorlake's ``Application``)."""
+def _application_fields(
+    spec: _registry.FunctionSpec, app_version: str
+) -> dict[str, Any]:
     app = spec.application
     return {
         "name": spec.name,
@@ -81,6 +77,11 @@ def application(spec: _registry.FunctionSpec, app_version: str) -> dict[str, Any
         "created_at": None,
         "parameters": [name for name, _ in _parameters(spec)],
     }
+
+
+def application(spec: _registry.FunctionSpec, app_version: str) -> _models.Application:
+    """One entry of ``GET /applications`` (Tensorlake's ``Application``)."""
+    return _models.Application(**_application_fields(spec, app_version))
 
 
 def _parameters(spec: _registry.FunctionSpec) -> list[tuple[str, Any]]:
@@ -123,7 +124,7 @@ def _pickled_hint(hint: Any) -> str:
     return base64.encodebytes(data).decode()
 
 
-def manifest(spec: _registry.FunctionSpec, app_version: str) -> dict[str, Any]:
+def manifest(spec: _registry.FunctionSpec, app_version: str) -> _models.Manifest:
     """``GET /applications/{app}``: Tensorlake's ``ApplicationManifest``.
 
     Tensorlake's ``run_remote_application`` reads the entrypoint to learn how to
@@ -141,25 +142,24 @@ def manifest(spec: _registry.FunctionSpec, app_version: str) -> dict[str, Any]:
         for item in inputs:
             item.type_hint = Any
         inputs_blob = pickle.dumps(inputs, protocol=5)
-    return {
-        **application(spec, app_version),
-        "runtime": "python",
-        "functions": {},
-        "entrypoint": {
-            "function_name": spec.name,
-            "input_serializer": "json",
-            "inputs_base64": base64.encodebytes(inputs_blob).decode(),
-            "output_serializer": "json",
-            "output_type_hints_base64": _pickled_hint(_return_hint(spec)),
-        },
-    }
+    return _models.Manifest(
+        **_application_fields(spec, app_version),
+        runtime="python",
+        functions={},
+        entrypoint=_models.Entrypoint(
+            function_name=spec.name,
+            input_serializer="json",
+            inputs_base64=base64.encodebytes(inputs_blob).decode(),
+            output_serializer="json",
+            output_type_hints_base64=_pickled_hint(_return_hint(spec)),
+        ),
+    )
 
 
 # -- requests -----------------------------------------------------------------------
 
 
-def request_summary(record: RequestRecord, app_version: str | None) -> dict[str, Any]:
-    """One entry of a request list."""
+def _summary_fields(record: RequestRecord, app_version: str | None) -> dict[str, Any]:
     return {
         "id": record.id,
         "created_at": _ms(record.created_at_ms),
@@ -175,14 +175,21 @@ def request_summary(record: RequestRecord, app_version: str | None) -> dict[str,
     }
 
 
-def _request_error(record: RequestRecord) -> dict[str, Any] | None:
+def request_summary(
+    record: RequestRecord, app_version: str | None
+) -> _models.RequestSummary:
+    """One entry of a request list."""
+    return _models.RequestSummary(**_summary_fields(record, app_version))
+
+
+def _request_error(record: RequestRecord) -> _models.RequestErrorInfo | None:
     if record.failure_reason != FailureReason.REQUEST_ERROR:
         return None
     error = record.error or {}
-    return {
-        "function_name": error.get("function_name") or record.application,
-        "message": error.get("message", ""),
-    }
+    return _models.RequestErrorInfo(
+        function_name=error.get("function_name") or record.application,
+        message=error.get("message", ""),
+    )
 
 
 def request_metadata(
@@ -190,35 +197,40 @@ def request_metadata(
     app_version: str | None,
     calls: list[_request.CallInfo],
     records: list[CallRecord],
-) -> dict[str, Any]:
+    waiting: str | None,
+) -> _models.RequestMetadata:
     """``GET .../requests/{id}``: outcome, failure, request error, function runs."""
-    data = request_summary(record, app_version)
-    data["request_error"] = _request_error(record)
-    data["strict_replay"] = record.strict_replay
-    data["error"] = record.error
-    data["progress"] = record.progress
-    data["code_ref"] = record.code_ref
-    data["input"] = (
-        json.loads(record.input) if len(record.input) <= _INLINE_INPUT_BYTES else None
-    )
     groups = {call.id: call.group_id for call in records}
     children: dict[str, list[str]] = {}
     for call in calls:
         if call.parent_id is not None:
             children.setdefault(call.parent_id, []).append(call.id)
-    data["function_runs"] = [
-        _function_run(call, groups.get(call.id), children.get(call.id, []))
-        for call in calls
-    ]
-    return data
+    return _models.RequestMetadata(
+        **_summary_fields(record, app_version),
+        request_error=_request_error(record),
+        strict_replay=record.strict_replay,
+        error=record.error,
+        progress=record.progress,
+        code_ref=record.code_ref,
+        input=(
+            json.loads(record.input)
+            if len(record.input) <= _INLINE_INPUT_BYTES
+            else None
+        ),
+        function_runs=[
+            _function_run(call, groups.get(call.id), children.get(call.id, []))
+            for call in calls
+        ],
+        waiting=waiting,
+    )
 
 
-_RUN_STATUS = {
+_RUN_STATUS: dict[CallStatus, Literal["pending", "running"]] = {
     CallStatus.PENDING: "pending",
     CallStatus.STALE: "pending",
     CallStatus.RUNNING: "running",
 }
-_RUN_OUTCOME = {
+_RUN_OUTCOME: dict[CallStatus, Literal["success", "failure"]] = {
     CallStatus.SUCCEEDED: "success",
     CallStatus.FAILED: "failure",
     CallStatus.TIMED_OUT: "failure",
@@ -250,55 +262,50 @@ _ATTEMPT_REASON = {
 
 def _function_run(
     call: _request.CallInfo, group_id: str | None, children: list[str]
-) -> dict[str, Any]:
+) -> _models.FunctionRun:
     allocations = []
     for attempt in call.attempts:
         reason = _ATTEMPT_REASON.get(attempt.outcome)
         if attempt.outcome == "failure" and (attempt.error or {}).get("request_error"):
             reason = FailureReason.REQUEST_ERROR
         allocations.append(
-            {
-                "id": f"{call.id}:{attempt.attempt}",
-                "attempt_number": attempt.attempt,
-                "outcome": "success" if attempt.outcome == "success" else "failure",
-                "failure_reason": None if reason is None else str(reason),
-                "execution_duration_ms": (
+            _models.Allocation(
+                id=f"{call.id}:{attempt.attempt}",
+                attempt_number=attempt.attempt,
+                outcome="success" if attempt.outcome == "success" else "failure",
+                failure_reason=None if reason is None else str(reason),
+                execution_duration_ms=(
                     None
                     if attempt.duration_s is None
                     else round(attempt.duration_s * 1000, 3)
                 ),
-                "run": attempt.run,
-                "attempt_outcome": attempt.outcome,
-                "error": attempt.error,
-                "retry_delay_s": attempt.retry_delay_s,
-                "code_version": attempt.code_version,
-            }
+                run=attempt.run,
+                attempt_outcome=attempt.outcome,
+                error=attempt.error,
+                retry_delay_s=attempt.retry_delay_s,
+                code_version=attempt.code_version,
+            )
         )
-    return {
-        "id": call.id,
-        "name": call.function,
-        "status": _RUN_STATUS.get(call.status, "completed"),
-        "outcome": _RUN_OUTCOME.get(call.status),
-        "failure_reason": _failure_reason(call.status, call.error),
-        "child_function_run_ids": children,
-        "allocations": allocations,
-        "created_at": _ms(call.started_at_ms),
-        "call_status": str(call.status),
-        "kind": call.kind,
-        "parent_id": call.parent_id,
-        "seq": call.seq,
-        "group_id": group_id,
-        "error": call.error,
-        "started_at_ms": call.started_at_ms,
-        "finished_at_ms": call.finished_at_ms,
-        "served_from_checkpoint": call.served_from_checkpoint,
-        "ran_in_latest_run": call.ran_in_latest_run,
-    }
-
-
-def finished(record: RequestRecord) -> bool:
-    """Whether the request reached a final state."""
-    return RequestStatus(record.status).finished
+    return _models.FunctionRun(
+        id=call.id,
+        name=call.function,
+        status=_RUN_STATUS.get(call.status, "completed"),
+        outcome=_RUN_OUTCOME.get(call.status),
+        failure_reason=_failure_reason(call.status, call.error),
+        child_function_run_ids=children,
+        allocations=allocations,
+        created_at=_ms(call.started_at_ms),
+        call_status=call.status,
+        kind=call.kind,
+        parent_id=call.parent_id,
+        seq=call.seq,
+        group_id=group_id,
+        error=call.error,
+        started_at_ms=call.started_at_ms,
+        finished_at_ms=call.finished_at_ms,
+        served_from_checkpoint=call.served_from_checkpoint,
+        ran_in_latest_run=call.ran_in_latest_run,
+    )
 
 
 # -- cursors ----------------------------------------------------------------------------

@@ -1,31 +1,36 @@
 """Signals over HTTP: ``POST …/requests/{request_id}/signals/{name}`` sends the
 JSON body (``null`` when empty) to the request's ``wait_for_signal(name)``.
 
-Each route here is also described for ``/openapi.json`` (``operations``).
+``OPERATIONS`` joins the route table (``_routes``), which serves and describes it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute
+from starlette.responses import Response
 
 from cairn import _calls, errors
 from cairn._execution import waits
 from cairn.store import Store
 
-from . import _api, _body, _errors, _schemas
-from ._routing import resource
+from . import _api, _body, _errors
+from ._routing import Operation, Param, error, ok
 
 # A signal's value is a decision or a small document, not a payload.
 MAX_SIGNAL_BYTES = 1024 * 1024
 
 
-def routes(request_path: str) -> list[BaseRoute]:
-    """The routes under a request's path."""
-    return [resource(f"{request_path}/signals/{{name}}", post=send_signal)]
+class SignalResult(BaseModel):
+    """A signal the request keeps until a wait for it takes it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: str
+    signal: str = Field(description="the signal's name")
+    seq: int = Field(description="the signal's number among the request's signals")
 
 
 async def send_signal(request: Request) -> Response:
@@ -54,63 +59,42 @@ async def send_signal(request: Request) -> Response:
         seq = await state.pool.run(send)
     except errors.RequestFinished as error:
         raise _errors.conflict("request_finished", error.message) from None
-    return JSONResponse({"request_id": record.id, "signal": name, "seq": seq})
-
-
-SCHEMAS: dict[str, Any] = {
-    "SignalResult": {
-        "type": "object",
-        "properties": {
-            "request_id": {"type": "string"},
-            "signal": {"type": "string"},
-            "seq": {"type": "integer"},
-        },
-        "required": ["request_id", "signal", "seq"],
-    },
-}
+    return _api.answer(SignalResult(request_id=record.id, signal=name, seq=seq))
 
 
 def operations(
-    request_path: str, parameters: list[dict[str, Any]], errors_of: Any
-) -> list[tuple[str, str, str, dict[str, Any]]]:
-    """The OpenAPI operations of the routes here (``errors_of(text)``: an error
-    answer's description)."""
-    name = {
-        "name": "name",
-        "in": "path",
-        "required": True,
-        "schema": {
-            "type": "string",
-            "minLength": 1,
-            "maxLength": waits.MAX_SIGNAL_NAME,
-        },
-        "description": "the signal's name, as the request's wait_for_signal names it",
-    }
-    return [
-        (
-            "post",
-            f"{request_path}/signals/{{name}}",
-            "signalRequest",
-            {
-                "summary": "Send a signal to a request (kept until a wait takes it)",
-                "parameters": [*parameters, name],
-                "requestBody": {
-                    "required": False,
-                    "content": _schemas.json_content({}),
-                },
-                "responses": {
-                    "200": {
-                        "description": "OK",
-                        "content": _schemas.json_content(_schemas.ref("SignalResult")),
-                    },
-                    "400": errors_of("bad signal name or body"),
-                    "403": errors_of("sent by a page of another site or origin"),
-                    "404": errors_of("unknown namespace, application or request"),
-                    "408": errors_of("the body stopped arriving"),
-                    "409": errors_of("the request has finished"),
-                    "413": errors_of("the value is too large"),
-                    "415": errors_of("the body is not sent as JSON"),
-                },
+    request_path: str, parameters: tuple[Param, ...]
+) -> tuple[Operation, ...]:
+    """The routes under a request's path (``parameters``: the path's own)."""
+    name = Param(
+        name="name",
+        where="path",
+        description="the signal's name, as the request's wait_for_signal names it",
+        schema={"type": "string", "minLength": 1, "maxLength": waits.MAX_SIGNAL_NAME},
+    )
+    return (
+        Operation(
+            method="post",
+            path=f"{request_path}/signals/{{name}}",
+            handler=send_signal,
+            operation_id="signalRequest",
+            summary="Send a signal to a request (kept until a wait takes it)",
+            description=(
+                "The JSON body (null when empty) is what the request's "
+                "wait_for_signal(name) returns; a signal sent before the wait is "
+                "kept for it, and each signal goes to one wait."
+            ),
+            parameters=(*parameters, name),
+            body_content={"application/json": {"schema": {}}},
+            answers={
+                200: ok(SignalResult),
+                400: error("bad signal name or body"),
+                403: error("sent by a page of another site or origin"),
+                404: error("unknown namespace, application or request"),
+                408: error("the body stopped arriving (10 s); the connection closes"),
+                409: error("the request has finished"),
+                413: error("the value is too large"),
+                415: error("the body is not sent as JSON"),
             },
-        )
-    ]
+        ),
+    )

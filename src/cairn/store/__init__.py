@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import urllib.parse
 
-from cairn import errors
-
+from . import errors
 from ._base import SCHEMA_VERSION, Store
 from ._browse import CallCounts, CallEntry, GroupTally, RequestQuery, RunSpan
 from ._records import (
@@ -29,6 +28,7 @@ from ._records import (
 from ._sqlbase import this_host
 from ._urls import redact as redact_url
 from ._waits import NEVER_MS, Delivery, Park, SignalRecord, WaitRecord
+from .errors import RequestExists
 
 __all__ = [
     "NEVER_MS",
@@ -51,6 +51,7 @@ __all__ = [
     "NewRequest",
     "Park",
     "RecordedChild",
+    "RequestExists",
     "RequestOutcome",
     "RequestQuery",
     "RequestRecord",

@@ -46,6 +46,7 @@ from ._pglink import (
     sqlstate,
     transient,
 )
+from .errors import RollbackWith
 
 logger = logging.getLogger("cairn.store.postgres")
 
@@ -64,14 +65,6 @@ _local_lock = threading.Lock()
 _PROCESS_NONCE = secrets.token_hex(6)
 # Commit marks: unique within a slot is enough, and a slot is one connection's.
 _marks = itertools.count(1)
-
-
-class RollbackWith(Exception):
-    """Raised by a transaction body: roll back, and return ``value`` from ``write``."""
-
-    def __init__(self, value: object) -> None:
-        super().__init__("rollback")
-        self.value = value
 
 
 class _Retry(Exception):

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+# Defined with the payloads it carries (a leaf module), crossing the seam from here.
+from cairn._events import Event as Event
 from cairn.types import CallStatus, RequestStatus
 
 
@@ -158,15 +160,6 @@ class AttemptRecord:
     finished_at_ms: float
     retry_delay_s: float | None
     code_version: str | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Event:
-    """An event to append to a request's stream (seq is assigned by the store)."""
-
-    kind: str
-    payload: dict[str, Any]
-    created_at_ms: float
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

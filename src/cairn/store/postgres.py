@@ -38,7 +38,7 @@ from cairn.types import CallStatus, RequestStatus
 
 from . import _browse, _flow, _replays, _rows, _sqlbase, _waits
 from . import _pgsteps as steps
-from ._pg import Database, Q, RollbackWith
+from ._pg import Database, Q
 from ._pglink import Connection
 from ._records import (
     AttemptRecord,
@@ -57,7 +57,7 @@ from ._records import (
     RequestRecord,
     RunningCall,
 )
-from .sqlite import RequestExists
+from .errors import RequestExists, RollbackWith
 
 T = TypeVar("T")
 

@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
-from cairn import _events, errors
+from cairn import _events
 from cairn.types import CallStatus, RequestStatus
 
 from . import _browse, _flow, _replays, _rows, _sql, _waits
@@ -45,17 +45,12 @@ from ._sqlbase import (
     worker_is_dead,
 )
 from ._sqlite_file import StoreFile
+from .errors import RequestExists
 
 T = TypeVar("T")
 Q = _sql.queries("sqlite")
 _CALL_COLUMNS = Q["call_columns"]
 _REQUEST_COLUMNS = Q["request_columns"]
-
-
-class RequestExists(errors.CairnError):
-    """A request with that id already exists."""
-
-    code = "request_exists"
 
 
 class SQLiteStore(_browse.Browsing, _waits.Waiting):

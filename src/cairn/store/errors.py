@@ -1,0 +1,27 @@
+"""Errors the store raises, and the one signal its transactions share.
+
+``RequestExists`` is the store's own; the others are public (``cairn.errors``)
+and named here too, so that the store's modules find all of them in one place.
+"""
+
+from __future__ import annotations
+
+from cairn import errors
+from cairn.errors import RequestNotFound as RequestNotFound
+from cairn.errors import RequestRunning as RequestRunning
+from cairn.errors import StoreError as StoreError
+from cairn.errors import StoreReplaced as StoreReplaced
+
+
+class RequestExists(errors.CairnError):
+    """A request with that id already exists."""
+
+    code = "request_exists"
+
+
+class RollbackWith(Exception):
+    """Raised by a transaction body: roll back, and return ``value`` from ``write``."""
+
+    def __init__(self, value: object) -> None:
+        super().__init__("rollback")
+        self.value = value
