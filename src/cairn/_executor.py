@@ -11,14 +11,13 @@ import ctypes
 import logging
 import os
 import signal
-import sys
-import traceback
 from typing import cast
 
-from cairn import _faults, _registry, errors
+from cairn import _faults, _registry, errors, observability
 from cairn._deadlines import DeadlineBoard
 from cairn._execution import dispatch, frames, scheduler, storage
 from cairn._wake import Wake
+from cairn.observability import _tracing
 from cairn.store import ClaimScope, Store, open_store
 
 logger = logging.getLogger(__name__)
@@ -51,20 +50,19 @@ def main(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, stop)
     _die_with_parent()
+    observability.install_log_context(frames.current_or_none)
     if os.getppid() != parent_pid:
         return 0
     try:
         store = cast(Store, storage.GuardedStore(open_store(store_url)))
         flusher = storage.Flusher(store.reopen())
     except errors.CairnError as error:
-        print(
-            f"cairn executor {index}: cannot open the store: {error}", file=sys.stderr
-        )
+        logger.error("cairn executor %d: cannot open the store: %s", index, error)
         return EXIT_INFRASTRUCTURE
     try:
         _faults.arm(os.environ.get("CAIRN_FAULTS"), parent_pid)
     except errors.SDKUsageError as error:
-        print(f"cairn executor {index}: {error}", file=sys.stderr)
+        logger.error("cairn executor %d: %s", index, error)
         return EXIT_INFRASTRUCTURE
     flusher.start()
     runtime = frames.Process(
@@ -91,6 +89,7 @@ def main(
                 else None
             )
             if claimed is None:
+                _tracing.flush()  # idle: export the spans of what just ran
                 wake.executors.wait(delay)
                 delay = min(delay * 2, _IDLE_POLL_MAX_S)
                 continue
@@ -102,11 +101,12 @@ def main(
             wake.engine.poke()  # a request may have finished
             board.set_busy(False)
         except (storage.StoreLost, errors.StoreError) as error:
-            print(f"cairn executor {index}: store error: {error}", file=sys.stderr)
+            logger.error("cairn executor %d: store error: %s", index, error)
             return EXIT_INFRASTRUCTURE
         except Exception:
-            traceback.print_exc()
+            logger.exception("cairn executor %d stopped on an unexpected error", index)
             return EXIT_INFRASTRUCTURE
+    _tracing.flush()
     return 0
 
 

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from cairn import _decorators, _registry, _request, _serialization, _values, errors
+from cairn.observability import _tracing
 from cairn.store import RequestRecord
 from cairn.types import CallStatus, RequestStatus
 
@@ -201,7 +202,13 @@ def run_remote_application(app: Any, *args: Any, **kwargs: Any) -> RemoteRequest
             f"got {app!r}"
         )
     http = _client(server, api_key)
-    request_id = http.invoke(name, args, kwargs, idempotency_key=idempotency_key)
+    request_id = http.invoke(
+        name,
+        args,
+        kwargs,
+        idempotency_key=idempotency_key,
+        headers=_tracing.current_traceparent(),  # the server continues our trace
+    )
     return RemoteRequest(request_id, name, server=server, api_key=api_key)
 
 

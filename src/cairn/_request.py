@@ -26,6 +26,7 @@ from cairn import (
 from cairn._execution import frames as _frames
 from cairn._execution import waits as _waits
 from cairn._store_cache import borrowed
+from cairn.observability import _tracing
 from cairn.store import (
     CallKey,
     EventRecord,
@@ -487,6 +488,7 @@ def run_local_application(app: Any, *args: Any, **kwargs: Any) -> Request:
         store_url=store_url,
         owner=local_owner(store_url),
         priority=priority,
+        headers=_tracing.current_traceparent(),  # its spans join the caller's trace
     )
     _run(request_id, store_url)
     _local_report.print_failures(request_id, store_url)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import sys
-import time
+import logging
 from typing import Any
 
 from cairn import errors
+from cairn.observability import _logging
 
 # A File in a request's stored JSON input or output: one key no JSON value of a
 # user's is likely to have, so a stored output can be told from JSON by its first
@@ -163,7 +163,12 @@ class Image:
 
 
 class Logger:
-    """Structured JSON-lines logging to stdout, as Tensorlake's ``Logger``."""
+    """Tensorlake's structured ``Logger``, through the ``logging`` module.
+
+    Records go to the ``cairn.app`` logger with their fields (and the running
+    call's context); where no logging is configured, they print as JSON lines
+    to stdout, as Tensorlake's do.
+    """
 
     def __init__(self, context: dict[str, Any]) -> None:
         self._context = context
@@ -177,28 +182,21 @@ class Logger:
         """A logger with more context."""
         return Logger({**self._context, **context})
 
-    def _log(self, level: str, message: str, fields: dict[str, Any]) -> None:
-        line = {
-            "level": level,
-            "message": message,
-            "timestamp": time.time(),
-            **self._context,
-            **fields,
-        }
-        print(json.dumps(line, default=str), file=sys.stdout, flush=True)
+    def _log(self, level: int, message: str, fields: dict[str, Any]) -> None:
+        _logging.log_structured(level, message, {**self._context, **fields})
 
     def info(self, message: str, **fields: Any) -> None:
         """Log at info level."""
-        self._log("info", message, fields)
+        self._log(logging.INFO, message, fields)
 
     def warning(self, message: str, **fields: Any) -> None:
         """Log at warning level."""
-        self._log("warning", message, fields)
+        self._log(logging.WARNING, message, fields)
 
     def error(self, message: str, **fields: Any) -> None:
         """Log at error level."""
-        self._log("error", message, fields)
+        self._log(logging.ERROR, message, fields)
 
     def debug(self, message: str, **fields: Any) -> None:
         """Log at debug level."""
-        self._log("debug", message, fields)
+        self._log(logging.DEBUG, message, fields)

@@ -18,6 +18,7 @@ from typing import Any
 
 from cairn import _faults, _ids, _limits, _registry, _serialization, errors
 from cairn._registry import FunctionSpec
+from cairn.observability import _tracing
 from cairn.store import (
     CallKey,
     CallRecord,
@@ -27,6 +28,7 @@ from cairn.store import (
     RunningCall,
     _flow,
 )
+from cairn.types import RequestStatus
 
 from . import arguments, coroutines, failures, frames, futures, waits
 from .attempts import Attempts
@@ -129,6 +131,16 @@ class Attempt:
         self.attempts.args_blob = args_blob
         self.frame: Frame | None = None
         self.token: Any = None
+        self.trace = _tracing.call_trace(
+            run.request_id,
+            run.run,
+            run.application,
+            key,
+            self.runtime.store,
+            inline=parent is not None,
+        )
+        self.outcome = "interrupted"  # the attempt's, for its span
+        self.error: BaseException | None = None
 
     def first_wait_s(self) -> float:
         """Backoff left over from a failed attempt recorded before a restart."""
@@ -178,6 +190,10 @@ class Attempt:
         self.attempts.begin()
         _faults.point("mid_attempt")
         self.frame = frames.open_frame(self.run, self.key, self.spec)
+        self.frame.attempt = self.attempts.attempt
+        if self.trace is not None:
+            self.outcome, self.error = "interrupted", None
+            self.trace.attempt_started(self.attempts.attempt, self.frame.started_at_ms)
         if self.parent is not None:
             self.parent.suspend()
         self.token = frames.enter(self.frame)
@@ -191,6 +207,8 @@ class Attempt:
         frames.close_frame(frame)
         if self.parent is not None:
             self.parent.resume()
+        if self.trace is not None:
+            self.trace.attempt_ended(self.outcome, self.error)
         return frame
 
     def output(self, result: Any) -> bytes:
@@ -201,10 +219,25 @@ class Attempt:
 
     def failed(self, exc: BaseException) -> float | None:
         """Record a failed attempt; the backoff before the next (None: it was final)."""
+        self.outcome, self.error = "failed", exc
         self.end()
         failure, delay = self.attempts.failure(exc, retryable=failures.retryable(exc))
+        if delay is None and self.trace is not None:
+            self._trace_end("failed", exc)
         self.runtime.store.record_failure(failure)
         return delay
+
+    def _trace_end(self, outcome: str, error: BaseException | None) -> None:
+        """The call's span, and for an application call the request's (flushed
+        before the commit that lets a waiting client see the request end)."""
+        assert self.trace is not None
+        self.trace.call_ended(outcome, error)
+        if self.key.kind == "app":
+            request = self.trace.request
+            request.request_span(
+                self.run.application, request.started_ms or 0.0, outcome, error
+            )
+            _tracing.flush()
 
     def raise_final(self, exc: BaseException) -> None:
         """Raise at the call site what the caller gets for a final failure."""
@@ -222,10 +255,16 @@ class Attempt:
         deferred: list[CallSuccess] | None = None,
     ) -> None:
         """Commit the checkpoint (or leave it in ``deferred`` for a batch commit)."""
+        self.outcome = "succeeded"
         frame = self.end()
         if self.parent is not None:
             self.parent.state_writes.update(frame.state_writes)
         success = self.attempts.success(output, frame, outcome)
+        if self.trace is not None:
+            failed = (
+                outcome is not None and outcome.status is not RequestStatus.SUCCEEDED
+            )
+            self._trace_end("failed" if failed else "succeeded", None)
         if deferred is not None and outcome is None:
             deferred.append(success)
             return
@@ -279,6 +318,11 @@ def _serve(parent: Frame, key: CallKey, recorded: RecordedChild) -> Any:
             store.state_set(key.request_id, state_key, value)
         parent.state_writes.update(writes)
     parent.run.served.append(key.id)
+    trace = _tracing.call_trace(
+        key.request_id, parent.run.run, parent.run.application, key, store, inline=True
+    )
+    if trace is not None:
+        trace.served()
     _faults.point("replay_serve")
     return _serialization.loads(recorded.output, f"output of {key.function}()")
 

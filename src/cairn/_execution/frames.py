@@ -64,6 +64,8 @@ class Frame:
     timeout_s: float
     previous_id: str
     slot: int = -1
+    #: the attempt's number (over every run of the request), for logs and traces
+    attempt: int = 0
     next_seq: int = 0
     waiting: int = 0
     state_writes: dict[str, bytes] = field(default_factory=dict)

@@ -6,7 +6,6 @@ failure ends as one ``error: ...`` line on stderr (see ``_Cli.main``).
 
 from __future__ import annotations
 
-import logging
 import sys
 from typing import Any
 
@@ -14,7 +13,7 @@ import click
 from rich.logging import RichHandler
 
 import cairn
-from cairn import _limits, _request, errors
+from cairn import _limits, _request, errors, observability
 from cairn.cli import _common, _db, _loading, _render, _requests, _serve, _worker
 from cairn.types import RequestStatus
 
@@ -81,6 +80,16 @@ def _fail(message: str, code: int) -> None:
     help="Engine log messages at this level and above go to stderr.",
 )
 @click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"], case_sensitive=False),
+    default="text",
+    show_default=True,
+    envvar="CAIRN_LOG_FORMAT",
+    show_envvar=True,
+    help="Log lines as text or as JSON objects; inside a function call each "
+    "carries its request id, call id, function and attempt.",
+)
+@click.option(
     "--debug",
     is_flag=True,
     envvar="CAIRN_DEBUG",
@@ -90,7 +99,13 @@ def _fail(message: str, code: int) -> None:
 @_common.store_option
 @click.version_option(cairn.__version__, "-V", "--version", prog_name="cairn")
 @click.pass_context
-def cli(ctx: click.Context, log_level: str, debug: bool, store_url: str | None) -> None:
+def cli(
+    ctx: click.Context,
+    log_level: str,
+    log_format: str,
+    debug: bool,
+    store_url: str | None,
+) -> None:
     """Cairn: durable execution for Python agents and data pipelines.
 
     --store may be given here or to each command (which wins).
@@ -100,9 +115,7 @@ def cli(ctx: click.Context, log_level: str, debug: bool, store_url: str | None) 
     handler = RichHandler(
         console=_render.console(stderr=True), show_path=False, show_time=False
     )
-    logging.basicConfig(
-        level=log_level.upper(), handlers=[handler], format="%(message)s", force=True
-    )
+    observability.configure_logging(log_level, log_format.lower(), handler)
 
 
 @cli.command()
