@@ -556,6 +556,7 @@ class Engine:
         elif record is not None and record.started_at_ms:
             ended.started_at_ms = record.started_at_ms
         self.store.record_failure(ended.ended(how))
+        self.store.wake_parents([key.group_id or ""], clock.now_ms())  # its callers
 
     def _balance(self, now: float) -> bool:
         """Start an extra executor when work is queued, none is free to take it, and

@@ -131,6 +131,7 @@ EXPECTED_INDEXES = {
     "signals_by_wait",
     "signals_waiting",
     "waits_by_request",
+    "waits_on_children",
     "worker_functions_by_function",
 }
 

@@ -178,3 +178,55 @@ def test_a_sleep_in_a_child_call_parks_the_request_and_each_call_runs_once(
     for i in (1, 2, 3):
         assert counts[f"nested before {i}"] == 1
         assert counts[f"nested after {i}"] == 1
+
+
+def test_parents_waiting_on_waiting_children_park_and_resume_once(
+    wait_workers: Workers, crash_store: Store, store_url: str
+):
+    ids = [
+        _request.submit(
+            wait_apps.parent_of_waiting_child, (i,), {}, store_url=store_url
+        )
+        for i in range(6)
+    ]
+    worker = wait_workers.start()
+    _until("every child waits", lambda: _waiting(crash_store, ids, "signal"))
+    _until("every parent parks", lambda: _waiting(crash_store, ids, "children"))
+    _until("nothing holds an executor", lambda: _parked(crash_store, ids))
+    # Six parents and six children wait; the executors started while parents
+    # waited in place (for a second) stop once idle: two are left.
+    _until("extra executors stop", lambda: len(_descendants(worker.pid)) == 2)
+    worker.kill()
+    worker.wait()
+    for i, request_id in enumerate(ids):
+        _request.Request(request_id, store_url).signal("go", i * 10)
+    wait_workers.start()
+    for request_id in ids:
+        wait_finished(crash_store, request_id)
+    counts = wait_workers.effect_counts()
+    for i, request_id in enumerate(ids):
+        record = crash_store.get_request(request_id)
+        assert record is not None and record.status is RequestStatus.SUCCEEDED
+        assert record.output == str(i * 11).encode()
+        assert crash_store.list_waits(request_id) == []
+        assert_nothing_left_behind(crash_store, request_id)
+        assert counts[f"parent start {i}"] == 1
+        assert counts[f"child start {i}"] == 1
+        assert counts[f"parent end {i}"] == 1
+
+
+def test_a_parent_parked_on_busy_children_resumes_when_they_end(
+    wait_workers: Workers, crash_store: Store, store_url: str
+):
+    request_id = _request.submit(
+        wait_apps.parent_of_slow_children, (3.0,), {}, store_url=store_url
+    )
+    wait_workers.start(CAIRN_CONCURRENCY="3")
+    _until("the parent parks", lambda: _waiting(crash_store, [request_id], "children"))
+    wait_finished(crash_store, request_id)
+    record = crash_store.get_request(request_id)
+    assert record is not None and record.output == b'["slow done","slow done"]'
+    assert record.finished_at_ms is not None and record.started_at_ms is not None
+    # Woken by the children's commits, not by its five-minute recheck.
+    assert record.finished_at_ms - record.created_at_ms < 10_000
+    assert crash_store.list_waits(request_id) == []

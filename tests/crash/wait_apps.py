@@ -4,6 +4,7 @@ while they wait. Side effects go to a file, one line each."""
 from __future__ import annotations
 
 import os
+import time
 
 import cairn
 from cairn import RequestContext, application, function
@@ -65,3 +66,30 @@ def nested_sleeper(i: int) -> int:
 @function()
 def sleeps_in_a_child(i: int) -> int:
     return nested_sleeper(i) + sum(nested_sleeper.map([i + 1, i + 2]))
+
+
+@function()
+def approve_child(i: int) -> int:
+    effect(f"child start {i}")
+    return int(cairn.wait_for_signal("go")) + i
+
+
+@application()
+@function()
+def parent_of_waiting_child(i: int) -> int:
+    effect(f"parent start {i}")
+    value = approve_child.future(i).result()
+    effect(f"parent end {i}")
+    return value
+
+
+@function()
+def slow_child(seconds: float) -> str:
+    time.sleep(seconds)
+    return "slow done"
+
+
+@application()
+@function()
+def parent_of_slow_children(seconds: float) -> list[str]:
+    return slow_child.future.map([seconds, seconds]).result()

@@ -25,13 +25,16 @@ def run_batch(batch: list[ClaimedCall]) -> float:
     try:
         for claimed in batch:
             run_claimed(claimed, deferred=successes)
-        return time.monotonic() - started
+        took_s = time.monotonic() - started
     finally:
         # Whatever finished is committed, even if a later item stopped the batch.
         if successes:
             _faults.point("before_commit")
             frames.process().store.commit_successes(successes)
             _faults.point("after_commit")
+    # A caller parked on these calls' Futures may go on once they all ended.
+    waits.wake_parents(c.record.group_id for c in batch if c.record.kind != "app")
+    return took_s
 
 
 def run_claimed(

@@ -13,16 +13,21 @@ from their checkpoints, and the code reaches the wait again, now over.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from cairn import _events, _serialization, errors
 from cairn.store import NEVER_MS, CallKey, Park, Store, WaitRecord
 
-from . import frames, scheduler
+from . import clock as _clock
+from . import frames
 
 #: a wait that ends sooner than this is waited in place; a longer one parks (a
 #: resume costs a claim and the replay of the completed calls)
 PARK_AFTER_S = 1.0
+#: a caller parked on its children is woken when they end (by whoever commits
+#: them); it also looks again after this long, in case a wake went missing
+CHILDREN_RECHECK_MS = 300_000.0
 # How often a signal wait waited in place looks for its signal.
 _POLL_S = 0.01
 MAX_SIGNAL_NAME = 200
@@ -33,10 +38,20 @@ class Parked(BaseException):
     began. A BaseException, so that user code's ``except Exception`` cannot
     swallow it (the call would go on as if it had waited)."""
 
-    def __init__(self, wait: WaitRecord, not_before_ms: float) -> None:
-        super().__init__(f"parked on {wait.kind} wait {wait.id}")
+    def __init__(
+        self,
+        wait: WaitRecord | None,
+        not_before_ms: float,
+        groups: Sequence[str] = (),
+    ) -> None:
+        super().__init__(
+            f"parked on {wait.kind} wait {wait.id}" if wait else "parked on children"
+        )
+        #: the sleep or signal wait it parks on (None: on its children)
         self.wait = wait
         self.not_before_ms = not_before_ms
+        #: the groups of calls it waits for (a parked caller of Futures)
+        self.groups = list(groups)
         #: in-process calls it unwound through, which wait with it
         self.unwound: list[str] = []
 
@@ -49,15 +64,26 @@ def unwound(error: BaseException, key: CallKey) -> None:
 
 def park(parked: Parked, key: CallKey) -> None:
     """Park the dispatched call ``key`` on the wait that raised ``parked``."""
-    frames.process().store.park_call(
+    runtime = frames.process()
+    runtime.store.park_call(
         Park(
             request_id=key.request_id,
             call_id=key.id,
-            wait_id=parked.wait.id,
+            wait_id=None if parked.wait is None else parked.wait.id,
             not_before_ms=parked.not_before_ms,
             released=parked.unwound,
+            groups=parked.groups,
+            now_ms=runtime.clock.now_ms(),
         )
     )
+
+
+def wake_parents(groups: Iterable[str | None]) -> None:
+    """Calls of these groups ended: wake the callers parked on them, if any."""
+    found = sorted({group for group in groups if group is not None})
+    if found:
+        runtime = frames.process()
+        runtime.store.wake_parents(found, runtime.clock.now_ms())
 
 
 def check_signal_name(name: object) -> str:
@@ -100,7 +126,7 @@ def _pause(seconds: float) -> None:
 def sleep(seconds: float) -> None:
     """Sleep ``seconds``, durably: across crashes and restarts, and not again in a
     replay once the timer fired. A sleep over ``PARK_AFTER_S`` parks the request."""
-    duration_s = scheduler.non_negative_s(seconds, "sleep")
+    duration_s = _clock.non_negative_s(seconds, "sleep")
     wait = _begin("sleep", None, duration_s)
     if wait.status != "waiting":
         return
@@ -124,7 +150,7 @@ def wait_for_signal(name: str, timeout_s: float | None = None) -> Any:
     """
     name = check_signal_name(name)
     duration_s = (
-        None if timeout_s is None else scheduler.non_negative_s(timeout_s, "timeout_s")
+        None if timeout_s is None else _clock.non_negative_s(timeout_s, "timeout_s")
     )
     wait = _begin("signal", name, duration_s)
     runtime = frames.process()
@@ -166,6 +192,8 @@ def describe(wait: WaitRecord) -> str:
     due = None if wait.due_at_ms is None else _events.iso(wait.due_at_ms)
     if wait.kind == "sleep":
         return f"sleeping until {due}"
+    if wait.kind == "children":
+        return "parked: waiting for the calls it started"
     until = "" if due is None else f" until {due}"
     return f"waiting: signal {wait.name!r}{until}"
 

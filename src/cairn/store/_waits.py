@@ -83,11 +83,16 @@ class Park:
 
     request_id: str
     call_id: str
-    wait_id: str
+    wait_id: str | None
+    """The sleep or signal wait it parks on (None: on its children)."""
     not_before_ms: float
-    """When it is due again (``NEVER_MS``: only when its signal comes)."""
+    """When it is due again (``NEVER_MS``: only when its signal comes, or its
+    children end)."""
     released: Sequence[str] = ()
     """In-process calls it was running, which wait with it."""
+    groups: Sequence[str] = ()
+    """The groups of calls (a Future's) it waits for, every call of each to end."""
+    now_ms: float = 0.0
 
 
 class Cursor(Protocol):
@@ -153,6 +158,10 @@ class Waits(Protocol):
 
     def parked_on_wait(self, call_id: str) -> bool:
         """Whether the call has parked on a wait (a claim of it resumes it)."""
+
+    def wake_parents(self, groups: Sequence[str], now_ms: float) -> list[str]:
+        """Make due the callers parked on these groups whose awaited groups have
+        all ended (called after calls of them end); their ids."""
 
 
 def _wait(row: Any) -> WaitRecord:
@@ -277,11 +286,15 @@ class Waiting:
 
         def body(conn: Connection) -> None:
             self._wait_sql(conn, "lock_request", {"request_id": park.request_id})
-            self._wait_sql(
-                conn, "attach_wait", {"id": park.wait_id, "call_id": park.call_id}
-            )
-            row = self._wait_sql(conn, "get_wait", {"id": park.wait_id}).fetchone()
             not_before_ms = park.not_before_ms
+            if park.groups and self._park_on_children(conn, park):
+                not_before_ms = 1.0  # they ended meanwhile: due at once
+            row = None
+            if park.wait_id is not None:
+                self._wait_sql(
+                    conn, "attach_wait", {"id": park.wait_id, "call_id": park.call_id}
+                )
+                row = self._wait_sql(conn, "get_wait", {"id": park.wait_id}).fetchone()
             # A signal that came while the call ran up to its wait: due at once.
             if row is not None and row[3] == "signal":
                 found = self._wait_sql(
@@ -302,6 +315,51 @@ class Waiting:
             )
 
         self._waits_write(body)
+
+    def _park_on_children(self, conn: Connection, park: Park) -> bool:
+        """Record what a parked caller waits for; True if it all ended already.
+
+        A call of a group that ends commits under its request's row (locked here
+        too): either its commit came first, and this sees it ended, or it comes
+        after this, and the wake that follows it sees this wait."""
+        for group in park.groups:
+            self._wait_sql(
+                conn,
+                "insert_children_wait",
+                {
+                    "id": f"{park.call_id}:{group}",
+                    "request_id": park.request_id,
+                    "call_id": park.call_id,
+                    "name": group,
+                    "now_ms": park.now_ms,
+                },
+            )
+        unfinished = self._wait_sql(
+            conn, "unfinished_in_groups", {"groups": self._wait_ids(park.groups)}
+        ).fetchone()
+        return unfinished is None
+
+    def wake_parents(self, groups: Sequence[str], now_ms: float) -> list[str]:
+        """Make due the callers parked on these groups whose groups all ended."""
+        params = {"groups": self._wait_ids(groups), "now_ms": now_ms}
+        waiting = self._waits_read(
+            lambda conn: self._wait_sql(conn, "parents_waiting_on", params).fetchone()
+        )
+        if waiting is None:
+            return []
+
+        def body(conn: Connection) -> list[str]:
+            rows = self._wait_sql(conn, "wake_parents", params).fetchall()
+            woken = [str(row[0]) for row in rows]
+            if woken:
+                self._wait_sql(
+                    conn,
+                    "end_children_waits",
+                    {"ids": self._wait_ids(woken), "now_ms": now_ms},
+                )
+            return woken
+
+        return self._waits_write(body)
 
     def _wait_ids(self, ids: Sequence[str]) -> Any:
         raise NotImplementedError

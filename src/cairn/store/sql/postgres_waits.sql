@@ -75,3 +75,33 @@ WHERE request_id = %(request_id)s ORDER BY seq
 
 -- name: parked_on
 SELECT 1 FROM waits WHERE call_id = %(call_id)s LIMIT 1
+
+-- name: insert_children_wait
+-- A parked caller waits for every call of a group (a Future's) to end.
+INSERT INTO waits (id, request_id, call_id, kind, name, status, created_at_ms)
+VALUES (%(id)s, %(request_id)s, %(call_id)s, 'children', %(name)s, 'waiting', %(now_ms)s)
+ON CONFLICT (id) DO UPDATE SET status = 'waiting', call_id = excluded.call_id,
+    finished_at_ms = NULL
+
+-- name: unfinished_in_groups
+SELECT 1 FROM calls
+WHERE group_id = ANY(%(groups)s) AND status IN ('pending', 'running') LIMIT 1
+
+-- name: parents_waiting_on
+SELECT 1 FROM waits
+WHERE kind = 'children' AND status = 'waiting' AND name = ANY(%(groups)s) LIMIT 1
+
+-- name: wake_parents
+-- Callers parked on these groups whose every awaited group has ended: due now.
+UPDATE calls SET not_before_ms = %(now_ms)s
+WHERE status = 'pending' AND not_before_ms > %(now_ms)s
+  AND id IN (SELECT w.call_id FROM waits w
+             WHERE w.kind = 'children' AND w.status = 'waiting' AND w.name = ANY(%(groups)s))
+  AND NOT EXISTS (SELECT 1 FROM waits v JOIN calls c ON c.group_id = v.name
+                  WHERE v.call_id = calls.id AND v.kind = 'children'
+                    AND v.status = 'waiting' AND c.status IN ('pending', 'running'))
+RETURNING id
+
+-- name: end_children_waits
+UPDATE waits SET status = 'done', finished_at_ms = %(now_ms)s
+WHERE kind = 'children' AND status = 'waiting' AND call_id = ANY(%(ids)s)

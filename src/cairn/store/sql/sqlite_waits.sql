@@ -75,3 +75,33 @@ WHERE request_id = :request_id ORDER BY seq
 
 -- name: parked_on
 SELECT 1 FROM waits WHERE call_id = :call_id LIMIT 1
+
+-- name: insert_children_wait
+-- A parked caller waits for every call of a group (a Future's) to end.
+INSERT INTO waits (id, request_id, call_id, kind, name, status, created_at_ms)
+VALUES (:id, :request_id, :call_id, 'children', :name, 'waiting', :now_ms)
+ON CONFLICT (id) DO UPDATE SET status = 'waiting', call_id = excluded.call_id,
+    finished_at_ms = NULL
+
+-- name: unfinished_in_groups
+SELECT 1 FROM calls
+WHERE group_id IN (SELECT value FROM json_each(:groups)) AND status IN ('pending', 'running') LIMIT 1
+
+-- name: parents_waiting_on
+SELECT 1 FROM waits
+WHERE kind = 'children' AND status = 'waiting' AND name IN (SELECT value FROM json_each(:groups)) LIMIT 1
+
+-- name: wake_parents
+-- Callers parked on these groups whose every awaited group has ended: due now.
+UPDATE calls SET not_before_ms = :now_ms
+WHERE status = 'pending' AND not_before_ms > :now_ms
+  AND id IN (SELECT w.call_id FROM waits w
+             WHERE w.kind = 'children' AND w.status = 'waiting' AND w.name IN (SELECT value FROM json_each(:groups)))
+  AND NOT EXISTS (SELECT 1 FROM waits v JOIN calls c ON c.group_id = v.name
+                  WHERE v.call_id = calls.id AND v.kind = 'children'
+                    AND v.status = 'waiting' AND c.status IN ('pending', 'running'))
+RETURNING id
+
+-- name: end_children_waits
+UPDATE waits SET status = 'done', finished_at_ms = :now_ms
+WHERE kind = 'children' AND status = 'waiting' AND call_id IN (SELECT value FROM json_each(:ids))

@@ -7,16 +7,18 @@ CREATE TABLE waits (
     -- the dispatched call parked on it (NULL until it parks)
     call_id         TEXT,
     kind            TEXT NOT NULL,
-    -- the signal's name (a signal wait)
+    -- the signal's name (a signal wait), the group awaited (children)
     name            TEXT,
     -- when the sleep ends or the signal wait times out (NULL: never)
     due_at_ms       REAL,
-    -- waiting, done (slept, or a signal delivered) or timed_out
+    -- waiting, done (slept, a signal delivered, the children ended) or timed_out
     status          TEXT NOT NULL,
     created_at_ms   REAL NOT NULL,
     finished_at_ms  REAL
 );
 CREATE INDEX waits_by_request ON waits (request_id, status);
+-- A caller parked on its children: found by the group a finished call was of.
+CREATE INDEX waits_on_children ON waits (name) WHERE kind = 'children' AND status = 'waiting';
 -- Signals sent to a request, kept until a wait takes one (each goes to one wait).
 CREATE TABLE signals (
     request_id      TEXT NOT NULL REFERENCES requests (id) ON DELETE CASCADE,
