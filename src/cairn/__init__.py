@@ -26,6 +26,7 @@ from cairn._request import (
     get_request,
     run_local_application,
 )
+from cairn._schedules import Schedule, Schedules
 from cairn._values import File, HttpBody, Image, Logger
 from cairn.errors import (
     CairnError,
@@ -42,6 +43,7 @@ from cairn.errors import (
     RequestNotFound,
     RequestRunning,
     RetryAfter,
+    ScheduleNotFound,
     SDKUsageError,
     SerializationError,
     StoreError,
@@ -91,6 +93,9 @@ __all__ = [
     "Retries",
     "RetryAfter",
     "SDKUsageError",
+    "Schedule",
+    "ScheduleNotFound",
+    "Schedules",
     "SerializationError",
     "StoreError",
     "StoreReplaced",

@@ -13,7 +13,7 @@ import os
 import signal
 from typing import cast
 
-from cairn import _faults, _registry, errors, observability
+from cairn import _faults, _registry, _schedules, errors, observability
 from cairn._deadlines import DeadlineBoard
 from cairn._execution import dispatch, frames, scheduler, storage
 from cairn._wake import Wake
@@ -77,6 +77,7 @@ def main(
     frames.install(runtime)
     caps = _registry.concurrency_caps()
     limits = _registry.flow_limits()
+    ticker = _schedules.Ticker(store, scope)
     delay = _IDLE_POLL_MIN_S
     while not stopping and os.getppid() == parent_pid:
         try:
@@ -89,6 +90,8 @@ def main(
                 else None
             )
             if claimed is None:
+                if ticker.tick():
+                    continue  # it started requests of schedules: claim them
                 _tracing.flush()  # idle: export the spans of what just ran
                 wake.executors.wait(delay)
                 delay = min(delay * 2, _IDLE_POLL_MAX_S)

@@ -455,17 +455,7 @@ def new_request(
         owner=owner,
         priority=_limits.priority(priority, "priority"),
     )
-    root = CallKey(
-        id=request_id,
-        request_id=request_id,
-        parent_id=None,
-        seq=0,
-        function=name,
-        kind="app",
-        group_id=request_id,
-        dispatched=True,
-    )
-    return request, root, payload
+    return request, CallKey.application_call(request_id, name), payload
 
 
 def run_local_application(app: Any, *args: Any, **kwargs: Any) -> Request:

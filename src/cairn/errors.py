@@ -24,6 +24,7 @@
     ├── StoreError                     the store is unusable (not Cairn's, newer schema, locked)
     │   └── StoreReplaced              its file was deleted or replaced while in use
     ├── RequestNotFound                no request with that id
+    ├── ScheduleNotFound               no schedule with that id
     └── InternalError                  a bug or an infrastructure failure
 
     RetryAfter(delay_s)                raise to ask for a retry after a given delay
@@ -52,6 +53,7 @@ __all__ = [
     "RequestRunning",
     "RetryAfter",
     "SDKUsageError",
+    "ScheduleNotFound",
     "SerializationError",
     "StoreError",
     "StoreReplaced",
@@ -260,6 +262,12 @@ class RequestNotFound(CairnError):
     """No request with that id."""
 
     code = "request_not_found"
+
+
+class ScheduleNotFound(CairnError):
+    """No schedule with that id."""
+
+    code = "schedule_not_found"
 
 
 class InternalError(CairnError):

@@ -93,3 +93,10 @@ def slow_child(seconds: float) -> str:
 @function()
 def parent_of_slow_children(seconds: float) -> list[str]:
     return slow_child.future.map([seconds, seconds]).result()
+
+
+@application()
+@function()
+def scheduled(note: str) -> str:
+    effect(f"scheduled {note}")
+    return f"ran {note}"

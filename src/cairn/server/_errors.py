@@ -22,6 +22,7 @@ _STATUS_OF_CODE = {
     errors.DeserializationError.code: 400,
     errors.RequestNotFound.code: 404,
     errors.RequestFinished.code: 409,
+    errors.ScheduleNotFound.code: 404,
     errors.StoreError.code: 503,
 }
 

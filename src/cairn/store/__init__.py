@@ -25,6 +25,7 @@ from ._records import (
     RequestRecord,
     RunningCall,
 )
+from ._schedules import ScheduleRecord, Tick
 from ._sqlbase import this_host
 from ._urls import redact as redact_url
 from ._waits import NEVER_MS, Delivery, Park, SignalRecord, WaitRecord
@@ -57,8 +58,10 @@ __all__ = [
     "RequestRecord",
     "RunSpan",
     "RunningCall",
+    "ScheduleRecord",
     "SignalRecord",
     "Store",
+    "Tick",
     "WaitRecord",
     "default_url",
     "open_store",

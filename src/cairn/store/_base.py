@@ -28,15 +28,16 @@ from ._records import (
     RequestRecord,
     RunningCall,
 )
+from ._schedules import Schedules
 from ._waits import Waits
 
 SCHEMA_VERSION = 7
 
 
-class Store(Reads, Waits, Protocol):
+class Store(Reads, Waits, Schedules, Protocol):
     """Durable state of requests, calls, attempts, events and request state (and
     ``Reads``: the dashboard's reads of a request a page at a time; ``Waits``: sleeps,
-    signals and parked calls)."""
+    signals and parked calls; ``Schedules``)."""
 
     url: str
 

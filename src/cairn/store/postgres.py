@@ -36,7 +36,7 @@ import psycopg
 from cairn import errors
 from cairn.types import CallStatus, RequestStatus
 
-from . import _browse, _flow, _replays, _rows, _sqlbase, _waits
+from . import _browse, _flow, _replays, _rows, _schedules, _sqlbase, _waits
 from . import _pgsteps as steps
 from ._pg import Database, Q
 from ._pglink import Connection
@@ -78,7 +78,7 @@ _NOTIFY_EVERY_S = 0.05
 _GROUP_BATCH = 16
 
 
-class PostgresStore(_browse.Browsing, _waits.Waiting):
+class PostgresStore(_browse.Browsing, _waits.Waiting, _schedules.Scheduling):
     """The store on one PostgreSQL database (``postgresql://user@host:port/db``)."""
 
     _browse_dialect = "postgres"

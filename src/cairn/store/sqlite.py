@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from cairn import _events
 from cairn.types import CallStatus, RequestStatus
 
-from . import _browse, _flow, _replays, _rows, _sql, _waits
+from . import _browse, _flow, _replays, _rows, _schedules, _sql, _waits
 from ._records import (
     AttemptRecord,
     CallFailure,
@@ -53,7 +53,7 @@ _CALL_COLUMNS = Q["call_columns"]
 _REQUEST_COLUMNS = Q["request_columns"]
 
 
-class SQLiteStore(_browse.Browsing, _waits.Waiting):
+class SQLiteStore(_browse.Browsing, _waits.Waiting, _schedules.Scheduling):
     """The store on one SQLite file."""
 
     _browse_dialect = "sqlite"
