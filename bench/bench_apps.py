@@ -9,9 +9,10 @@ finds code by name) and values pickle the way they do in a real project.
 from __future__ import annotations
 
 import os
+import time
 from collections import Counter
 
-from cairn import application, function
+from cairn import RequestContext, application, function
 
 
 @function()
@@ -56,3 +57,14 @@ def bench_tagged_item(i: int) -> str:
 def bench_map_by_worker(n: int) -> dict[str, int]:
     """``map`` over ``n`` tagged no-op items: how many items each worker ran."""
     return dict(Counter(bench_tagged_item.map(list(range(n)))))
+
+
+@application()
+@function()
+def bench_ticker(count: int, interval_ms: int) -> int:
+    """Reports progress ``count`` times, ``interval_ms`` apart."""
+    ctx = RequestContext.get()
+    for i in range(count):
+        time.sleep(interval_ms / 1000)
+        ctx.progress.update(i + 1, count, f"tick {i + 1}")
+    return count

@@ -20,12 +20,11 @@ from cairn._execution.waits import sleep, wait_for_signal
 from cairn._limits import RateLimit
 from cairn._remote import RemoteRequest, run_remote_application
 from cairn._request import (
-    AttemptInfo,
-    CallInfo,
     Request,
     get_request,
     run_local_application,
 )
+from cairn._request_ops import AttemptInfo, CallInfo
 from cairn._schedules import Schedule, Schedules
 from cairn._values import File, HttpBody, Image, Logger
 from cairn.errors import (

@@ -9,6 +9,7 @@ from typing import Any
 from cairn import _events, _serialization, errors
 from cairn._execution import frames as _frames
 from cairn._execution import waits as _waits
+from cairn.observability import _metrics, _streaming
 from cairn.store import Event
 
 MAX_STATE_KEY_BYTES = 1024
@@ -169,6 +170,12 @@ class Metrics:
             raise errors.SDKUsageError(
                 f"metric value must be a finite number, got {value!r}"
             )
+        if _metrics.M is not None:
+            function = self._frame.key.function
+            if kind == "MetricCounterIncremented":
+                _metrics.M.user_counter.labels(name, function).inc(value)
+            else:
+                _metrics.M.user_timer.labels(name, function).observe(value)
         now = _frames.process().clock.now_ms()
         payload = {
             "request_id": self._frame.run.request_id,
@@ -194,6 +201,7 @@ class RequestContext:
         self.state = RequestState(frame)
         self.progress = FunctionProgress(frame)
         self.metrics = Metrics(frame)
+        self.stream = _streaming.RequestStream(frame)
 
     @classmethod
     def get(cls) -> RequestContext:

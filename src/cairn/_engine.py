@@ -21,6 +21,7 @@ from cairn import _executor, _registry, errors
 from cairn._deadlines import DeadlineBoard
 from cairn._execution import attempts, clock, failures, frames
 from cairn._wake import Wake
+from cairn.observability import _metrics
 from cairn.store import (
     CallKey,
     ClaimScope,
@@ -245,6 +246,7 @@ class Engine:
             os.waitpid(executor.pid, 0)
         except ChildProcessError:
             pass
+        _metrics.process_died(executor.pid)
 
     # -- running ----------------------------------------------------------------------------
     def run_until_finished(
@@ -426,6 +428,9 @@ class Engine:
         ended = [
             (key, failures.timed_out(key, timeout_s)) for key, timeout_s in expired
         ]
+        if _metrics.M is not None:
+            for key, _ in expired:
+                _metrics.M.timeouts.labels(key.function).inc()
         cause = f"{expired[0][0].function} timed out"
         self._retire(executor, ended, cause)
 
@@ -450,10 +455,14 @@ class Engine:
         ended = [
             (key, failures.out_of_memory(key, resident, min(limits))) for key in running
         ]
+        if _metrics.M is not None:
+            for key in running:
+                _metrics.M.oom_kills.labels(key.function).inc()
         self._retire(executor, ended, "it ran out of memory")
         return True
 
     def _on_exit(self, executor: _Executor, status: int) -> None:
+        _metrics.process_died(executor.pid)
         code = os.waitstatus_to_exitcode(status)
         ended: list[tuple[CallKey, failures.Ended]] = []
         cause = None

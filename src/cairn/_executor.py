@@ -17,7 +17,7 @@ from cairn import _faults, _registry, _schedules, errors, observability
 from cairn._deadlines import DeadlineBoard
 from cairn._execution import dispatch, frames, scheduler, storage
 from cairn._wake import Wake
-from cairn.observability import _tracing
+from cairn.observability import _metrics, _tracing
 from cairn.store import ClaimScope, Store, open_store
 
 logger = logging.getLogger(__name__)
@@ -75,6 +75,8 @@ def main(
         scope=scope,
     )
     frames.install(runtime)
+    if _metrics.M is not None:
+        _metrics.M.executors.set(1)
     caps = _registry.concurrency_caps()
     limits = _registry.flow_limits()
     ticker = _schedules.Ticker(store, scope)
@@ -98,12 +100,18 @@ def main(
                 continue
             delay = _IDLE_POLL_MIN_S
             board.set_busy(True)
+            if _metrics.M is not None:
+                _metrics.M.executors_busy.set(1)
             scheduler.run_group(
                 claimed, lambda: not stopping and os.getppid() == parent_pid
             )
             wake.engine.poke()  # a request may have finished
             board.set_busy(False)
+            if _metrics.M is not None:
+                _metrics.M.executors_busy.set(0)
         except (storage.StoreLost, errors.StoreError) as error:
+            if _metrics.M is not None:
+                _metrics.M.store_errors.labels(type(error).__name__).inc()
             logger.error("cairn executor %d: store error: %s", index, error)
             return EXIT_INFRASTRUCTURE
         except Exception:

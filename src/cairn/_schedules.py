@@ -118,6 +118,58 @@ class Schedule:
         )
 
 
+def add(store: Store, application: Any, cron: str, input: Any = None) -> Schedule:
+    """Start ``application`` (a name or its function) on ``cron`` (five fields,
+    UTC) with ``input`` (JSON: the application's first argument)."""
+    name = application if isinstance(application, str) else application.name
+    if not isinstance(name, str) or not name:
+        raise errors.SDKUsageError(f"not an application: {application!r}")
+    spec = _registry.find(name)
+    if spec is not None and spec.application is None:
+        raise errors.SDKUsageError(f"{name!r} is a function, not an application")
+    now_ms = _calls.now_ms()
+    record = ScheduleRecord(
+        id="sch-" + secrets.token_hex(8),
+        application=name,
+        cron=check_cron(cron),
+        input=encode_input(input),
+        paused=False,
+        next_at_ms=next_tick_ms(cron, now_ms),
+        last_at_ms=None,
+        last_request_id=None,
+        created_at_ms=now_ms,
+    )
+    store.add_schedule(record)
+    return Schedule.of(record)
+
+
+def get(store: Store, schedule_id: str) -> Schedule:
+    """One schedule (ScheduleNotFound if there is none)."""
+    record = store.get_schedule(schedule_id)
+    if record is None:
+        raise errors.ScheduleNotFound(f"no schedule with id {schedule_id!r}")
+    return Schedule.of(record)
+
+
+def pause(store: Store, schedule_id: str) -> Schedule:
+    """Stop starting requests (until ``resume``)."""
+    store.pause_schedule(schedule_id, True, get(store, schedule_id).next_at_ms)
+    return get(store, schedule_id)
+
+
+def resume(store: Store, schedule_id: str) -> Schedule:
+    """Start requests again, from the next tick on (those missed are skipped)."""
+    next_ms = next_tick_ms(get(store, schedule_id).cron, _calls.now_ms())
+    store.pause_schedule(schedule_id, False, next_ms)
+    return get(store, schedule_id)
+
+
+def delete(store: Store, schedule_id: str) -> None:
+    """Forget a schedule; the requests it started stay."""
+    if not store.delete_schedule(schedule_id):
+        raise errors.ScheduleNotFound(f"no schedule with id {schedule_id!r}")
+
+
 class Schedules:
     """The schedules of a store (default ``CAIRN_STORE`` or ``.cairn/cairn.db``).
 
@@ -135,26 +187,8 @@ class Schedules:
     def add(self, application: Any, cron: str, input: Any = None) -> Schedule:
         """Start ``application`` (a name or its function) on ``cron`` (five fields,
         UTC) with ``input`` (JSON: the application's first argument)."""
-        name = application if isinstance(application, str) else application.name
-        if not isinstance(name, str) or not name:
-            raise errors.SDKUsageError(f"not an application: {application!r}")
-        spec = _registry.find(name)
-        if spec is not None and spec.application is None:
-            raise errors.SDKUsageError(f"{name!r} is a function, not an application")
-        now_ms = _calls.now_ms()
-        record = ScheduleRecord(
-            id="sch-" + secrets.token_hex(8),
-            application=name,
-            cron=check_cron(cron),
-            input=encode_input(input),
-            paused=False,
-            next_at_ms=next_tick_ms(cron, now_ms),
-            last_at_ms=None,
-            last_request_id=None,
-            created_at_ms=now_ms,
-        )
-        self._with(lambda store: store.add_schedule(record))
-        return Schedule.of(record)
+        made: Schedule = self._with(lambda store: add(store, application, cron, input))
+        return made
 
     def list(self, application: str | None = None) -> list[Schedule]:
         """Every schedule (of ``application``), oldest first."""
@@ -163,30 +197,22 @@ class Schedules:
 
     def get(self, schedule_id: str) -> Schedule:
         """One schedule (ScheduleNotFound if there is none)."""
-        record = self._with(lambda store: store.get_schedule(schedule_id))
-        if record is None:
-            raise errors.ScheduleNotFound(f"no schedule with id {schedule_id!r}")
-        return Schedule.of(record)
+        found: Schedule = self._with(lambda store: get(store, schedule_id))
+        return found
 
     def pause(self, schedule_id: str) -> Schedule:
         """Stop starting requests (until ``resume``)."""
-        found = self.get(schedule_id)
-        self._with(
-            lambda store: store.pause_schedule(schedule_id, True, found.next_at_ms)
-        )
-        return self.get(schedule_id)
+        done: Schedule = self._with(lambda store: pause(store, schedule_id))
+        return done
 
     def resume(self, schedule_id: str) -> Schedule:
         """Start requests again, from the next tick on (those missed are skipped)."""
-        found = self.get(schedule_id)
-        next_ms = next_tick_ms(found.cron, _calls.now_ms())
-        self._with(lambda store: store.pause_schedule(schedule_id, False, next_ms))
-        return self.get(schedule_id)
+        done: Schedule = self._with(lambda store: resume(store, schedule_id))
+        return done
 
     def delete(self, schedule_id: str) -> None:
         """Forget a schedule; the requests it started stay."""
-        if not self._with(lambda store: store.delete_schedule(schedule_id)):
-            raise errors.ScheduleNotFound(f"no schedule with id {schedule_id!r}")
+        self._with(lambda store: delete(store, schedule_id))
 
 
 def request_of_tick(record: ScheduleRecord, now_ms: float) -> Tick:

@@ -386,8 +386,15 @@ def test_enqueue_makes_calls_runnable_with_args(contract_store):
     assert contract_store.unfinished_dispatched("req-1") == 2
 
 
-def test_enqueue_of_nothing_is_a_no_op(contract_store):
+def test_enqueue_of_nothing_is_a_no_op(contract_store, reopen):
+    root = new_request(contract_store)
+    before = contract_store.list_calls(root.id)
+    other = reopen()
+    token = other.change_token()
     contract_store.enqueue_calls([], 1)
+    assert contract_store.list_calls(root.id) == before
+    assert contract_store.unfinished_dispatched(root.id) == 0
+    assert other.change_token() == token  # nothing was committed
 
 
 def test_enqueue_is_idempotent_in_a_run(contract_store):

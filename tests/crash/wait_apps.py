@@ -89,10 +89,17 @@ def slow_child(seconds: float) -> str:
     return "slow done"
 
 
+@function()
+def pause(seconds: float) -> None:
+    time.sleep(seconds)
+
+
 @application()
 @function()
 def parent_of_slow_children(seconds: float) -> list[str]:
-    return slow_child.future.map([seconds, seconds]).result()
+    children = slow_child.future.map([seconds, seconds]).run()
+    pause(1.0)  # meanwhile other executors take both children: none is left to run
+    return children.result()
 
 
 @application()

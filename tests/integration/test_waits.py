@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 import cairn
-from cairn import RequestContext, _request, application, function
-from cairn.store import Store
+from cairn import RequestContext, _request, _request_ops, application, function
+from cairn.store import RequestRecord, Store
 from cairn.types import RequestStatus
 
 
@@ -52,12 +52,12 @@ def pickled(_: int) -> str:
 
 def _in_background(
     store_url: str, app: Any, *args: Any
-) -> tuple[str, threading.Thread, list[_request.RequestRecord]]:
+) -> tuple[str, threading.Thread, list[RequestRecord]]:
     """Submit a request and run it to its end in a thread of this process."""
     request_id = _request.submit(
         app, args, {}, store_url=store_url, owner=_request.local_owner(store_url)
     )
-    done: list[_request.RequestRecord] = []
+    done: list[RequestRecord] = []
     thread = threading.Thread(
         target=lambda: done.append(_request._run(request_id, store_url))
     )
@@ -111,7 +111,7 @@ def test_a_signal_is_delivered_and_the_status_says_what_the_request_waits_for(
     def status() -> str | None:
         record = store.get_request(request_id)
         assert record is not None
-        return _request.waiting_for(store, record)
+        return _request_ops.waiting_for(store, record)
 
     text = _until(status)
     assert text.startswith("waiting: signal 'approval' until ")
@@ -127,7 +127,7 @@ def test_a_signal_is_delivered_and_the_status_says_what_the_request_waits_for(
 def test_a_sleeping_request_says_until_when(store_url: str, store: Store):
     request_id, thread, _ = _in_background(store_url, nap, 1.5)
     record = _until(lambda: store.get_request(request_id))
-    text = _until(lambda: _request.waiting_for(store, record))
+    text = _until(lambda: _request_ops.waiting_for(store, record))
     assert text.startswith("sleeping until 20")
     thread.join(30)
 

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from cairn import _decorators, _events, _faults, _registry, _serialization, errors
+from cairn.observability import _metrics
 from cairn.store import CallKey, CallRecord, CallSuccess, ClaimedCall, RequestOutcome
 from cairn.types import CallStatus, RequestStatus
 
@@ -30,7 +31,8 @@ def run_batch(batch: list[ClaimedCall]) -> float:
         # Whatever finished is committed, even if a later item stopped the batch.
         if successes:
             _faults.point("before_commit")
-            frames.process().store.commit_successes(successes)
+            with _metrics.commit_timer():
+                frames.process().store.commit_successes(successes)
             _faults.point("after_commit")
     # A caller parked on these calls' Futures may go on once they all ended.
     waits.wake_parents(c.record.group_id for c in batch if c.record.kind != "app")

@@ -14,7 +14,15 @@ from starlette.responses import JSONResponse, Response
 from cairn import _registry
 from cairn.types import RequestStatus
 
-from . import _api, _body, _models, _openapi, _schedules_api, _waits_api
+from . import (
+    _api,
+    _body,
+    _models,
+    _observability,
+    _openapi,
+    _schedules_api,
+    _waits_api,
+)
 from ._routing import Answer, Operation, Param, error, ok
 
 _REQ = "/applications/{application}/requests/{request_id}"
@@ -315,4 +323,5 @@ OPERATIONS: tuple[Operation, ...] = (
         parameters=(_RID,),
         answers={200: ok(_models.RequestMetadata), 404: _NOT_FOUND},
     ),
+    *_observability.OPERATIONS,
 )

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from cairn import _schedules
+from cairn.store import Store
 
 from . import _api, _body, _errors
 from ._routing import Answer, Operation, Param, error, ok
@@ -70,10 +71,6 @@ def _info(schedule: _schedules.Schedule) -> ScheduleInfo:
     )
 
 
-def _schedules_of(request: Request) -> _schedules.Schedules:
-    return _schedules.Schedules(_api._state(request).store_url)
-
-
 async def add(request: Request) -> Response:
     """``POST /applications/{application}/schedules``."""
     state = _api._state(request)
@@ -83,45 +80,44 @@ async def add(request: Request) -> Response:
         raise _errors.ApiError(413, "body_too_large", "the schedule body is too large")
     _body.require_json(request)
     body = _body.model(data, ScheduleBody)
-    schedules = _schedules.Schedules(state.store_url)
-    made = await state.pool.call(
-        lambda: schedules.add(spec.name, body.cron, body.input)
+    made = await state.pool.run(
+        lambda store: _schedules.add(store, spec.name, body.cron, body.input)
     )
     return _api.answer(_info(made))
 
 
 async def list_all(request: Request) -> Response:
     """``GET /schedules``."""
-    schedules = _schedules_of(request)
-    found = await _api._state(request).pool.call(schedules.list)
-    return _api.answer(ScheduleList(schedules=[_info(s) for s in found]))
+    found = await _api._state(request).pool.run(lambda store: store.list_schedules())
+    schedules = [_info(_schedules.Schedule.of(record)) for record in found]
+    return _api.answer(ScheduleList(schedules=schedules))
 
 
 async def _change(
     request: Request,
-    change: Callable[[_schedules.Schedules, str], _schedules.Schedule],
+    change: Callable[[Store, str], _schedules.Schedule],
 ) -> Response:
-    schedules = _schedules_of(request)
     schedule_id = _api._text(request, "schedule_id")
-    done = await _api._state(request).pool.call(lambda: change(schedules, schedule_id))
+    done = await _api._state(request).pool.run(lambda store: change(store, schedule_id))
     return _api.answer(_info(done))
 
 
 async def pause(request: Request) -> Response:
     """``POST /schedules/{schedule_id}/pause``."""
-    return await _change(request, _schedules.Schedules.pause)
+    return await _change(request, _schedules.pause)
 
 
 async def resume(request: Request) -> Response:
     """``POST /schedules/{schedule_id}/resume``."""
-    return await _change(request, _schedules.Schedules.resume)
+    return await _change(request, _schedules.resume)
 
 
 async def delete(request: Request) -> Response:
     """``DELETE /schedules/{schedule_id}``."""
-    schedules = _schedules_of(request)
     schedule_id = _api._text(request, "schedule_id")
-    await _api._state(request).pool.call(lambda: schedules.delete(schedule_id))
+    await _api._state(request).pool.run(
+        lambda store: _schedules.delete(store, schedule_id)
+    )
     return Response(status_code=204)
 
 

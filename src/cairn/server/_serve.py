@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import uvicorn
 
 from cairn import _engine, errors
+from cairn.observability import _metrics
 from cairn.store import open_store
 
 from . import _auth, _guard, _http
@@ -206,6 +207,7 @@ def serve(options: ServeOptions) -> int:
     # Open (and migrate) the store once up front, so that a bad URL fails here,
     # before anything is forked; closed again: no connection crosses a fork.
     open_store(options.store_url).close()
+    _metrics.enable()  # before the worker forks: its processes write their figures
     worker = EmbeddedWorker.start(options) if options.worker else None
     app = create_app(
         options.store_url,

@@ -1,5 +1,9 @@
 """The store seam: one narrow interface of domain operations, no SQL outside it.
 
+``Store`` is its roles together: ``Requests`` (what the API and the CLI ask),
+``Journal`` (what running code checkpoints and replays), ``Queue`` (dispatched
+calls and their executors), ``Admin`` (the store and its workers) and ``Reads``
+(the dashboard's). A part of Cairn that needs one role can ask for just it.
 Every backend passes the one contract suite in ``tests/contract``.
 """
 
@@ -34,24 +38,10 @@ from ._waits import Waits
 SCHEMA_VERSION = 7
 
 
-class Store(Reads, Waits, Schedules, Protocol):
-    """Durable state of requests, calls, attempts, events and request state (and
-    ``Reads``: the dashboard's reads of a request a page at a time; ``Waits``: sleeps,
-    signals and parked calls; ``Schedules``)."""
+class Requests(Protocol):
+    """Requests: submitted, listed, replayed, ended, deleted (what the API and the
+    CLI ask of the store)."""
 
-    url: str
-
-    @property
-    def schema_before(self) -> int:
-        """The schema version the store had when opened (0: opening created it)."""
-
-    def close(self) -> None:
-        """Release connections."""
-
-    def reopen(self) -> Store:
-        """A new store on the same URL, for use in another process or thread."""
-
-    # -- requests ---------------------------------------------------------------
     def create_request(self, request: NewRequest, root: CallKey, args: bytes) -> None:
         """Insert a request and its pending application call (``RequestExists`` if taken)."""
 
@@ -73,6 +63,9 @@ class Store(Reads, Waits, Schedules, Protocol):
         before_ms: float | None = None,
     ) -> list[RequestRecord]:
         """Newest first; ``before_ms`` pages to older ones."""
+
+    def count_requests(self) -> dict[RequestStatus, int]:
+        """How many requests are in each status."""
 
     def start_replay(
         self,
@@ -96,12 +89,25 @@ class Store(Reads, Waits, Schedules, Protocol):
     ) -> None:
         """Record how a request ended, outside any call commit."""
 
-    def set_progress(
-        self, request_id: str, progress: dict[str, object], event: Event
-    ) -> None:
-        """Record the latest progress of a request and append its event."""
+    def list_calls(self, request_id: str) -> list[CallRecord]:
+        """Every call of a request in start order."""
 
-    # -- calls ------------------------------------------------------------------
+    def list_attempts(self, request_id: str) -> list[AttemptRecord]:
+        """Every attempt of every call of a request."""
+
+    def list_events(
+        self, request_id: str, after_seq: int = 0, limit: int = 1000
+    ) -> list[EventRecord]:
+        """Events after ``after_seq`` in order."""
+
+    def adopt_request(self, request_id: str, owner: str) -> None:
+        """Make an unfinished request nobody owns ``owner``'s."""
+
+
+class Journal(Protocol):
+    """A request's journal as its running code writes and replays it: checkpoints,
+    failed attempts, events, progress and request state."""
+
     def get_call(self, call_id: str) -> CallRecord | None:
         """One call, without blobs."""
 
@@ -114,9 +120,6 @@ class Store(Reads, Waits, Schedules, Protocol):
     def get_state_writes(self, call_id: str) -> bytes | None:
         """The request-state writes a committed call made."""
 
-    def list_calls(self, request_id: str) -> list[CallRecord]:
-        """Every call of a request in start order."""
-
     def list_children(self, request_id: str, parent_id: str) -> list[CallRecord]:
         """The recorded children of a call of ``request_id`` in start order."""
 
@@ -127,8 +130,36 @@ class Store(Reads, Waits, Schedules, Protocol):
         with the outputs of those that succeeded (one query for many replayed calls).
         """
 
-    def list_attempts(self, request_id: str) -> list[AttemptRecord]:
-        """Every attempt of every call of a request."""
+    def commit_success(self, success: CallSuccess) -> None:
+        """Commit a checkpoint, its events and, for the last call, the request's end."""
+
+    def commit_successes(self, successes: Sequence[CallSuccess]) -> None:
+        """Commit several checkpoints in one transaction (all or none)."""
+
+    def record_failure(self, failure: CallFailure) -> None:
+        """Record a failed attempt, and the call's final failure if it is final."""
+
+    def append_events(self, request_id: str, events: list[Event]) -> None:
+        """Append events with the next sequence numbers."""
+
+    def set_progress(
+        self, request_id: str, progress: dict[str, object], event: Event
+    ) -> None:
+        """Record the latest progress of a request and append its event."""
+
+    def state_get(self, request_id: str, key: str) -> bytes | None:
+        """A request-state value."""
+
+    def state_set(self, request_id: str, key: str, value: bytes) -> None:
+        """Set a request-state value."""
+
+    def iter_served(self, request_id: str, run: int) -> Iterator[str]:
+        """Ids of calls served from checkpoints in a run."""
+
+
+class Queue(Protocol):
+    """Dispatched calls waiting for executors: enqueued, claimed, started, released,
+    and the map groups they belong to."""
 
     def enqueue_calls(
         self, calls: list[tuple[CallKey, bytes | None, float]], run: int
@@ -185,20 +216,24 @@ class Store(Reads, Waits, Schedules, Protocol):
     def mark_running(self, calls: list[RunningCall]) -> None:
         """Make in-process calls visible as running (never over a final status)."""
 
-    def commit_success(self, success: CallSuccess) -> None:
-        """Commit a checkpoint, its events and, for the last call, the request's end."""
+    def runnable_exists(self, now_ms: float, scope: ClaimScope | None = None) -> bool:
+        """Whether any dispatched call of ``scope`` is waiting for an executor."""
 
-    def commit_successes(self, successes: Sequence[CallSuccess]) -> None:
-        """Commit several checkpoints in one transaction (all or none)."""
+    def unfinished_dispatched(self, request_id: str) -> int:
+        """How many dispatched calls of a request are pending or running."""
 
-    def record_failure(self, failure: CallFailure) -> None:
-        """Record a failed attempt, and the call's final failure if it is final."""
+    def flow_waits(
+        self, request_id: str, now_ms: float
+    ) -> list[tuple[str, str, str | None]]:
+        """The request's pending dispatched calls that flow control holds back:
+        (function, ``"rate"``, None) out of rate-limit tokens, (function, ``"key"``,
+        key) with calls of that concurrency key running."""
 
-    def executors_of_cancelled(self, worker_id: str) -> list[int]:
-        """Executors of a worker holding running calls of cancelled requests."""
+    def group_counts(self, group_id: str) -> dict[CallStatus, int]:
+        """How many calls of a map group are in each status."""
 
-    def count_requests(self) -> dict[RequestStatus, int]:
-        """How many requests are in each status."""
+    def group_outputs(self, group_id: str) -> Iterator[tuple[int, bytes | None]]:
+        """Outputs of a group's calls in item order (None where not succeeded)."""
 
     def succeeded_args_in_group(self, group_id: str) -> dict[str, bytes | None]:
         """The group's calls that have a checkpoint: id -> the arguments it was
@@ -208,20 +243,33 @@ class Store(Reads, Waits, Schedules, Protocol):
         """Make checkpointed calls run again when next enqueued (their arguments
         changed): they become ``stale``, as a replay ``from_call`` makes them."""
 
-    def group_counts(self, group_id: str) -> dict[CallStatus, int]:
-        """How many calls of a map group are in each status."""
-
-    def group_outputs(self, group_id: str) -> Iterator[tuple[int, bytes | None]]:
-        """Outputs of a group's calls in item order (None where not succeeded)."""
-
     def release_calls(self, worker_id: str, executor: int | None) -> list[CallRecord]:
         """Put the running calls of a dead executor (or worker) back to pending."""
 
-    def release_dead_workers(self, now_ms: float) -> int:
-        """Make the calls of dead workers runnable again; return how many."""
+    def executors_of_cancelled(self, worker_id: str) -> list[int]:
+        """Executors of a worker holding running calls of cancelled requests."""
+
+
+class Admin(Protocol):
+    """The store itself and the workers that serve it."""
+
+    url: str
+
+    @property
+    def schema_before(self) -> int:
+        """The schema version the store had when opened (0: opening created it)."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+    def reopen(self) -> Store:
+        """A new store on the same URL, for use in another process or thread."""
 
     def check(self) -> None:
         """Raise StoreError if the store is unusable (StoreReplaced if it is gone)."""
+
+    def change_token(self) -> int:
+        """A number that changes when another connection commits (cheap to poll)."""
 
     def heartbeat(self, worker_id: str, host: str, pid: int, now_ms: float) -> None:
         """Record that a worker is alive."""
@@ -233,43 +281,16 @@ class Store(Reads, Waits, Schedules, Protocol):
     def serving_workers(self, function: str, now_ms: float) -> dict[str, str]:
         """Live serving workers that have loaded ``function``: id -> code version."""
 
-    def adopt_request(self, request_id: str, owner: str) -> None:
-        """Make an unfinished request nobody owns ``owner``'s."""
-
     def unserved_functions(self, request_id: str, now_ms: float) -> list[str]:
         """Functions of the request's pending dispatched calls that no live serving
         worker has loaded (what a request nobody owns waits for)."""
 
-    def flow_waits(
-        self, request_id: str, now_ms: float
-    ) -> list[tuple[str, str, str | None]]:
-        """The request's pending dispatched calls that flow control holds back:
-        (function, ``"rate"``, None) out of rate-limit tokens, (function, ``"key"``,
-        key) with calls of that concurrency key running."""
+    def release_dead_workers(self, now_ms: float) -> int:
+        """Make the calls of dead workers runnable again; return how many."""
 
-    def unfinished_dispatched(self, request_id: str) -> int:
-        """How many dispatched calls of a request are pending or running."""
 
-    def runnable_exists(self, now_ms: float, scope: ClaimScope | None = None) -> bool:
-        """Whether any dispatched call of ``scope`` is waiting for an executor."""
-
-    # -- events and state ---------------------------------------------------------
-    def append_events(self, request_id: str, events: list[Event]) -> None:
-        """Append events with the next sequence numbers."""
-
-    def list_events(
-        self, request_id: str, after_seq: int = 0, limit: int = 1000
-    ) -> list[EventRecord]:
-        """Events after ``after_seq`` in order."""
-
-    def state_get(self, request_id: str, key: str) -> bytes | None:
-        """A request-state value."""
-
-    def state_set(self, request_id: str, key: str, value: bytes) -> None:
-        """Set a request-state value."""
-
-    def change_token(self) -> int:
-        """A number that changes when another connection commits (cheap to poll)."""
-
-    def iter_served(self, request_id: str, run: int) -> Iterator[str]:
-        """Ids of calls served from checkpoints in a run."""
+class Store(Requests, Journal, Queue, Admin, Reads, Waits, Schedules, Protocol):
+    """Durable state of requests, calls, attempts, events and request state: the
+    store's roles in one interface (and ``Reads``: the dashboard's reads of a
+    request a page at a time; ``Waits``: sleeps, signals and parked calls;
+    ``Schedules``)."""

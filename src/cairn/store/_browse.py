@@ -7,9 +7,7 @@ A request of 10,000 calls is shown without reading every call: the call tree is 
 parent's children a page at a time (a map's items folded into one entry, tallied
 by SQL), a group's items a page at a time, and only the attempts of the calls
 shown. ``Browsing`` is the operations' one implementation for both SQL stores,
-over the named queries of ``sql/<dialect>_browse.sql``; a store supplies
-``_browse_rows`` (run a named query) and ``_browse_ids`` (a list as the dialect
-binds it).
+over the named queries of ``sql/<dialect>_browse.sql``.
 """
 
 from __future__ import annotations
@@ -22,8 +20,9 @@ from typing import Any, Protocol
 
 from cairn.types import CallStatus, RequestStatus
 
-from . import _rows, _sql
+from . import _rows
 from ._records import AttemptRecord, CallRecord, EventRecord, RequestRecord
+from ._sqlbase import SqlBase
 
 # The statuses of a call that did not succeed for good (shown as problems).
 PROBLEMS = frozenset({CallStatus.FAILED, CallStatus.TIMED_OUT, CallStatus.CANCELLED})
@@ -190,34 +189,21 @@ def served_in(record: CallRecord, run: int) -> bool:
     return record.served_run == run and record.run != run
 
 
-class Browsing:
+class Browsing(SqlBase):
     """``Reads`` over a SQL store's named queries (``sql/<dialect>_browse.sql``)."""
-
-    _browse_dialect: str
-
-    def _browse_rows(self, query: str, params: Mapping[str, Any]) -> list[Any]:
-        raise NotImplementedError
-
-    def _browse_ids(self, ids: Sequence[str]) -> Any:
-        raise NotImplementedError
-
-    def _query(self, name: str) -> str:
-        columns = _sql.queries(self._browse_dialect)["call_columns"]
-        text = _sql.queries(f"{self._browse_dialect}_browse")[name]
-        return text.replace("{call_columns}", columns)
 
     def _entries(self, name: str, params: Mapping[str, Any]) -> list[CallEntry]:
         return [
             CallEntry(record=_rows.call(row[:-1]), has_children=bool(row[-1]))
-            for row in self._browse_rows(self._query(name), params)
+            for row in self._all(name, params)
         ]
 
     def list_entries(
         self, request_id: str, parent_id: str | None, offset: int, limit: int
     ) -> list[tuple[str, bool]]:
         """A page of a parent's children, a map's items folded into their group."""
-        rows = self._browse_rows(
-            self._query("entries"),
+        rows = self._all(
+            "entries",
             {
                 "request_id": request_id,
                 "parent_id": parent_id,
@@ -229,8 +215,8 @@ class Browsing:
 
     def count_entries(self, request_id: str, parent_id: str | None) -> int:
         """How many entries a parent has."""
-        rows = self._browse_rows(
-            self._query("entry_count"),
+        rows = self._all(
+            "entry_count",
             {"request_id": request_id, "parent_id": parent_id},
         )
         return int(rows[0][0])
@@ -239,15 +225,15 @@ class Browsing:
         """Calls by id."""
         if not call_ids:
             return []
-        return self._entries("calls_by_id", {"ids": self._browse_ids(call_ids)})
+        return self._entries("calls_by_id", {"ids": list(call_ids)})
 
     def tally_groups(self, group_ids: Sequence[str], run: int) -> list[GroupTally]:
         """Map groups counted by status and run."""
         if not group_ids:
             return []
-        rows = self._browse_rows(
-            self._query("group_tally"),
-            {"ids": self._browse_ids(group_ids), "run": run},
+        rows = self._all(
+            "group_tally",
+            {"ids": list(group_ids), "run": run},
         )
         found: dict[str, dict[str, Any]] = {}
         for group_id, item_run, status, count, function, first, last, served in rows:
@@ -306,15 +292,13 @@ class Browsing:
         """The failed attempts of some calls."""
         if not call_ids:
             return []
-        rows = self._browse_rows(
-            self._query("attempts_of"), {"ids": self._browse_ids(call_ids)}
-        )
+        rows = self._all("attempts_of", {"ids": list(call_ids)})
         return [_rows.attempt(row) for row in rows]
 
     def count_calls(self, request_id: str, run: int) -> CallCounts:
         """How many calls a request has, ran and served in ``run``, and failed."""
-        total, ran, served, problems = self._browse_rows(
-            self._query("call_counts"), {"request_id": request_id, "run": run}
+        total, ran, served, problems = self._all(
+            "call_counts", {"request_id": request_id, "run": run}
         )[0]
         return CallCounts(
             total=int(total), ran=int(ran), served=int(served), problems=int(problems)
@@ -345,16 +329,14 @@ class Browsing:
 
     def count_rerun(self, request_id: str, since_ms: float | None) -> int:
         """How many calls a replay runs again."""
-        rows = self._browse_rows(
-            self._query("rerun_count"), {"request_id": request_id, "since": since_ms}
-        )
+        rows = self._all("rerun_count", {"request_id": request_id, "since": since_ms})
         return int(rows[0][0])
 
     def list_runs(self, request_id: str) -> list[RunSpan]:
         """Every run of a request: its first RequestStarted to the RequestFinished
         after it (a run's application call may start several times: after a
         child's timeout stopped it, it is run again)."""
-        rows = self._browse_rows(self._query("run_events"), {"request_id": request_id})
+        rows = self._all("run_events", {"request_id": request_id})
         runs: list[RunSpan] = []
         current: RunSpan | None = None
         for seq, kind, payload, created_at_ms in rows:
@@ -385,17 +367,10 @@ class Browsing:
         """The code version that ran each call's latest attempt."""
         if not call_ids:
             return {}
-        rows = self._browse_rows(
-            self._query("code_versions"), {"ids": self._browse_ids(call_ids)}
-        )
+        rows = self._all("code_versions", {"ids": list(call_ids)})
         return {row[0]: row[1] for row in rows}
 
     def _search(self, name: str, query: RequestQuery, **extra: Any) -> list[Any]:
-        dialect = _sql.queries(self._browse_dialect)
-        text = self._query(name).replace(
-            "{request_filter}", self._query("request_filter")
-        )
-        text = text.replace("{request_columns}", dialect["request_columns"])
         needle = None if query.text is None else query.text.encode()
         needle_json = None
         if query.text is not None:  # as JSON escapes it (non-ASCII, quotes)
@@ -405,7 +380,7 @@ class Browsing:
             "status": None if query.status is None else str(query.status),
             "statuses": None
             if query.statuses is None
-            else self._browse_ids([str(s) for s in query.statuses]),
+            else list([str(s) for s in query.statuses]),
             "text": query.text,
             "needle": needle,
             "needle_json": needle_json,
@@ -413,7 +388,7 @@ class Browsing:
             "to_ms": query.created_to_ms,
             **extra,
         }
-        return self._browse_rows(text, params)
+        return self._all(name, params)
 
     def search_requests(
         self,
@@ -452,8 +427,8 @@ class Browsing:
         call_id: str | None = None,
     ) -> list[EventRecord]:
         """Progress events newest first."""
-        rows = self._browse_rows(
-            self._query("progress_events"),
+        rows = self._all(
+            "progress_events",
             {
                 "request_id": request_id,
                 "before": (1 << 62) if before_seq is None else before_seq,

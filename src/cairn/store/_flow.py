@@ -13,8 +13,8 @@ When it refuses, the claimer rolls the claim back.
 
 from __future__ import annotations
 
+from ._dialect import Execute
 from ._records import Bucket, FlowLimits
-from ._sqlbase import Execute
 
 # Float refills may land a hair under a whole token: count that as one.
 _ONE = 1.0 - 1e-9

@@ -54,7 +54,7 @@ T = TypeVar("T")
 
 _MIGRATION_LOCK = 7460_0001
 
-Q: dict[str, LiteralString] = _sql.queries("postgres")
+Q: dict[str, LiteralString] = _sql.blocks("postgres_link")
 
 # Commits made by this process, per database. A store in another thread of this
 # process (the executor's flusher) must see them at once, without waiting for the
@@ -76,11 +76,7 @@ class _Retry(Exception):
 # -- schema ---------------------------------------------------------------------------------
 def schema_version(conn: Connection, where: str) -> int:
     """The schema version (0 for an empty schema); refuses foreign databases."""
-    rows = conn.execute(
-        "SELECT c.relname FROM pg_class c "
-        "WHERE c.relnamespace = current_schema()::regnamespace "
-        "AND c.relkind IN ('r', 'p', 'v', 'm', 'f')"
-    ).fetchall()
+    rows = conn.execute(Q["tables"]).fetchall()
     tables = {row[0] for row in rows}
     if "cairn_meta" not in tables:
         if tables:
@@ -89,9 +85,7 @@ def schema_version(conn: Connection, where: str) -> int:
                 f"tables {', '.join(sorted(tables)[:5])}); refusing to touch it"
             )
         return 0
-    row = conn.execute(
-        "SELECT value FROM cairn_meta WHERE key = 'schema_version'"
-    ).fetchone()
+    row = conn.execute(Q["schema_version"]).fetchone()
     version = int(row[0]) if row else 0
     if version > SCHEMA_VERSION:
         raise errors.StoreError(
@@ -112,17 +106,12 @@ def migrate(conn: Connection, where: str) -> int:
         return before
     try:
         with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            conn.execute(Q["migration_lock"], {"lock": _MIGRATION_LOCK})
             version = schema_version(conn, where)
             for number, _name, script in _sql.migrations("postgres"):
                 if number > version:
                     conn.execute(script)
-                    conn.execute(
-                        "INSERT INTO cairn_meta (key, value) "
-                        "VALUES ('schema_version', %s) "
-                        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                        (str(number),),
-                    )
+                    conn.execute(Q["set_schema_version"], {"version": str(number)})
     except pgerrors.InsufficientPrivilege as error:
         raise errors.StoreError(
             f"cannot create Cairn's tables in {where}: {' '.join(str(error).split())} "
@@ -138,11 +127,7 @@ def migrate(conn: Connection, where: str) -> int:
 
 def identity(conn: Connection) -> tuple[int, int]:
     """Which database and which ``calls`` table these are (their oids)."""
-    row = conn.execute(
-        "SELECT d.oid::bigint, COALESCE(to_regclass('calls')::oid::bigint, 0) "
-        "FROM pg_database d "
-        "WHERE d.datname = current_database()"
-    ).fetchone()
+    row = conn.execute(Q["identity"]).fetchone()
     assert row is not None
     return int(row[0]), int(row[1])
 

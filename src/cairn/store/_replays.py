@@ -21,7 +21,8 @@ from __future__ import annotations
 from cairn import errors
 from cairn.types import RequestStatus
 
-from ._sqlbase import WORKER_STALE_MS, Execute, holder_is_alive
+from ._dialect import Execute
+from ._sqlbase import WORKER_STALE_MS, holder_is_alive
 
 
 def start(

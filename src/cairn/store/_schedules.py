@@ -3,23 +3,19 @@
 A schedule keeps its next tick (``next_at_ms``). A worker that finds it due
 moves it on and creates the tick's request in one transaction, and only while
 the tick is still the one it read: of several workers, one creates it.
-
-``Scheduling`` is the one implementation for both SQL stores, over the named
-queries of ``sql/<dialect>_schedules.sql`` and the stores' own request inserts;
-a store supplies the hooks of ``_waits.Waiting``.
+``ScheduleOps`` is the store's ``Schedules`` role, over the named queries of
+``sql/<dialect>_schedules.sql``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
-from . import _sql, _sqlbase
+from ._dialect import Tx
 from ._records import CallKey, NewRequest
-from ._waits import Connection
-
-T = TypeVar("T")
+from ._requests import insert_request
+from ._sqlbase import SqlBase
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,23 +91,8 @@ def _schedule(row: Any) -> ScheduleRecord:
     )
 
 
-class Scheduling:
-    """``Schedules`` for both SQL stores."""
-
-    _browse_dialect: str
-
-    def _waits_write(self, body: Callable[[Connection], T]) -> T:
-        raise NotImplementedError
-
-    def _waits_read(self, body: Callable[[Connection], T]) -> T:
-        raise NotImplementedError
-
-    def _schedule_sql(
-        self, conn: Connection, name: str, params: Mapping[str, Any]
-    ) -> Any:
-        queries = _sql.queries(f"{self._browse_dialect}_schedules")
-        query = queries[name].replace("{columns}", queries["schedule_columns"])
-        return conn.execute(query, params)
+class ScheduleOps(SqlBase):
+    """``Schedules`` of the SQL store."""
 
     def add_schedule(self, schedule: ScheduleRecord) -> None:
         """Record a schedule."""
@@ -124,24 +105,20 @@ class Scheduling:
             "next_at_ms": schedule.next_at_ms,
             "created_at_ms": schedule.created_at_ms,
         }
-        self._waits_write(
-            lambda conn: self._schedule_sql(conn, "insert_schedule", params)
-        )
+        self._dialect.write(lambda tx: tx.execute("insert_schedule", params))
 
     def get_schedule(self, schedule_id: str) -> ScheduleRecord | None:
         """One schedule, or None."""
-        row = self._waits_read(
-            lambda conn: self._schedule_sql(
-                conn, "get_schedule", {"id": schedule_id}
-            ).fetchone()
+        row = self._dialect.read(
+            lambda tx: tx.execute("get_schedule", {"id": schedule_id}).fetchone()
         )
         return None if row is None else _schedule(row)
 
     def list_schedules(self, application: str | None = None) -> list[ScheduleRecord]:
         """Every schedule (of one application), oldest first."""
-        rows = self._waits_read(
-            lambda conn: self._schedule_sql(
-                conn, "list_schedules", {"application": application}
+        rows = self._dialect.read(
+            lambda tx: tx.execute(
+                "list_schedules", {"application": application}
             ).fetchall()
         )
         return [_schedule(row) for row in rows]
@@ -149,53 +126,41 @@ class Scheduling:
     def pause_schedule(self, schedule_id: str, paused: bool, next_at_ms: float) -> bool:
         """Pause or resume a schedule."""
         params = {"id": schedule_id, "paused": int(paused), "next_at_ms": next_at_ms}
-        cursor = self._waits_write(
-            lambda conn: self._schedule_sql(conn, "pause_schedule", params)
+        changed = self._dialect.write(
+            lambda tx: tx.execute("pause_schedule", params).rowcount
         )
-        return bool(cursor.rowcount)
+        return bool(changed)
 
     def delete_schedule(self, schedule_id: str) -> bool:
         """Forget a schedule (its requests stay)."""
-        cursor = self._waits_write(
-            lambda conn: self._schedule_sql(
-                conn, "delete_schedule", {"id": schedule_id}
-            )
+        deleted = self._dialect.write(
+            lambda tx: tx.execute("delete_schedule", {"id": schedule_id}).rowcount
         )
-        return bool(cursor.rowcount)
+        return bool(deleted)
 
     def due_schedules(self, now_ms: float, limit: int = 100) -> list[ScheduleRecord]:
         """Schedules not paused whose next tick has come."""
-        rows = self._waits_read(
-            lambda conn: self._schedule_sql(
-                conn, "due_schedules", {"now_ms": now_ms, "limit": limit}
+        rows = self._dialect.read(
+            lambda tx: tx.execute(
+                "due_schedules", {"now_ms": now_ms, "limit": limit}
             ).fetchall()
         )
         return [_schedule(row) for row in rows]
 
     def start_tick(self, tick: Tick) -> bool:
         """Move the schedule past its tick and create its request, atomically."""
-        store_queries = _sql.queries(self._browse_dialect)
+        params = {
+            "id": tick.schedule_id,
+            "due_at_ms": tick.due_at_ms,
+            "next_at_ms": tick.next_at_ms,
+            "fired_at_ms": tick.fired_at_ms,
+            "request_id": tick.request.id,
+        }
 
-        def body(conn: Connection) -> bool:
-            moved = self._schedule_sql(
-                conn,
-                "advance_schedule",
-                {
-                    "id": tick.schedule_id,
-                    "due_at_ms": tick.due_at_ms,
-                    "next_at_ms": tick.next_at_ms,
-                    "fired_at_ms": tick.fired_at_ms,
-                    "request_id": tick.request.id,
-                },
-            )
-            if not moved.rowcount:
+        def body(tx: Tx) -> bool:
+            if not tx.execute("advance_schedule", params).rowcount:
                 return False
-
-            def execute(name: str, params: Mapping[str, Any]) -> Any:
-                return conn.execute(store_queries[name], params)
-
-            payload = tick.request.input
-            _sqlbase.insert_requests(execute, [(tick.request, tick.root, payload)])
+            insert_request(tx, tick.request, tick.root, tick.request.input)
             return True
 
-        return self._waits_write(body)
+        return self._dialect.write(body)

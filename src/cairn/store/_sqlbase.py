@@ -1,8 +1,5 @@
-"""Dialect-neutral pieces of the SQL stores (for the coming ``SqlStore`` base).
-
-The PostgreSQL store uses most of this module; the SQLite store keeps its own
-copies of the rest until the stores are unified.
-"""
+"""The base of the SQL store's operations (``SqlBase``: its dialect and a read
+in one line), the parameters of its writes, and what it knows of workers."""
 
 from __future__ import annotations
 
@@ -12,51 +9,41 @@ import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from cairn.types import CallStatus
 
+from ._dialect import Dialect
 from ._records import (
     CallFailure,
-    CallKey,
     CallSuccess,
+    ClaimScope,
     Event,
-    NewRequest,
     RequestOutcome,
+    RunningCall,
 )
-from ._rows import key_params, pending_params, request_params
+from ._rows import key_params
 
 
-class Cursor(Protocol):
-    """What a query's answer is read with (``sqlite3`` and ``psycopg`` cursors)."""
+class SqlBase:
+    """What every part of the SQL store stands on: the dialect that runs its
+    named queries, and one-line reads."""
 
-    def fetchone(self) -> Any: ...
+    url: str
+    _dialect: Dialect
 
-    def fetchall(self) -> list[Any]: ...
+    def _one(self, name: str, params: Mapping[str, Any]) -> Any:
+        return self._dialect.read(lambda tx: tx.execute(name, params).fetchone())
 
+    def _all(self, name: str, params: Mapping[str, Any]) -> list[Any]:
+        return self._dialect.read(lambda tx: tx.execute(name, params).fetchall())
 
-class Execute(Protocol):
-    """Runs a named query of the store's dialect in its write transaction, with
-    lists passed as the dialect binds them."""
-
-    def __call__(self, name: str, params: Mapping[str, Any], /) -> Cursor: ...
-
-
-def insert_requests(
-    execute: Execute, batch: Sequence[tuple[NewRequest, CallKey, bytes]]
-) -> list[bool]:
-    """Insert requests and their application calls in the caller's transaction;
-    False where the id was taken (that request is left as it was)."""
-    created = []
-    for request, root, args in batch:
-        row = execute("insert_request", request_params(request)).fetchone()
-        if row is not None:
-            execute("insert_pending_call", pending_params(root, args, 1, 0.0))
-        created.append(row is not None)
-    return created
+    def _blob(self, name: str, params: Mapping[str, Any]) -> bytes | None:
+        row = self._one(name, params)
+        return None if row is None or row[0] is None else bytes(row[0])
 
 
-# A worker whose heartbeat is older than this is taken for dead (as in sqlite.py).
+# A worker whose heartbeat is older than this is taken for dead.
 WORKER_STALE_MS = 15_000.0
 # A dispatched call retried after its code raised is the executor's that ran it
 # for this long past its due time: free again, that executor claims it first, so
@@ -142,6 +129,26 @@ def failure_params(failure: CallFailure, error_json: str) -> dict[str, Any]:
             failure.status is CallStatus.PENDING and failure.outcome == "failure"
         ),
     }
+
+
+def running_params(call: RunningCall) -> dict[str, Any]:
+    """The parameters of the ``mark_running`` query."""
+    return {
+        **key_params(call.key),
+        "run": call.run,
+        "worker_id": call.worker_id,
+        "executor": call.executor,
+        "started_at_ms": call.started_at_ms,
+        "concurrency_key": call.key.concurrency_key,
+    }
+
+
+def scope_params(scope: ClaimScope | None) -> dict[str, Any]:
+    """The parameters that say which dispatched calls a claimer may take."""
+    if scope is None:
+        return {"owner": None, "served": None}
+    served = None if scope.functions is None else list(scope.functions)
+    return {"owner": scope.owner, "served": served}
 
 
 def attempt_params(failure: CallFailure, error_json: str) -> dict[str, Any]:

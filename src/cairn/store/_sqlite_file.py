@@ -53,6 +53,8 @@ class _Refused:
 
 _refused: dict[Path, _Refused] = {}
 
+Q = _sql.blocks("sqlite_file")
+
 logger = logging.getLogger(__name__)
 
 
@@ -155,11 +157,7 @@ class StoreFile:
                 if number > version:
                     for statement in _statements(script):
                         conn.execute(statement)
-                    conn.execute(
-                        "INSERT OR REPLACE INTO cairn_meta (key, value) "
-                        "VALUES ('schema_version', ?)",
-                        (str(number),),
-                    )
+                    conn.execute(Q["set_schema_version"], {"version": str(number)})
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -169,12 +167,7 @@ class StoreFile:
     def _schema_version(self, conn: sqlite3.Connection) -> int:
         """The store's schema version (0 for an empty file); refuses foreign files."""
         try:
-            tables = {
-                row[0]
-                for row in conn.execute(
-                    "SELECT name FROM sqlite_master WHERE type='table'"
-                )
-            }
+            tables = {row[0] for row in conn.execute(Q["tables"])}
             if "cairn_meta" not in tables:
                 if tables:
                     raise errors.StoreError(
@@ -183,9 +176,7 @@ class StoreFile:
                         "refusing to touch it"
                     )
                 return 0
-            row = conn.execute(
-                "SELECT value FROM cairn_meta WHERE key = 'schema_version'"
-            ).fetchone()
+            row = conn.execute(Q["schema_version"]).fetchone()
         except sqlite3.OperationalError as error:
             raise errors.StoreError(
                 f"store {str(self.path)!r} is locked: {error}"

@@ -8,23 +8,21 @@ parked on a wait for that name due at once. Both take the request's row first (a
 lock on PostgreSQL; SQLite's one writer does it anyway), so that a signal sent
 while its wait parks is never missed.
 
-``Waiting`` is the one implementation for both SQL stores, over the named queries
-of ``sql/<dialect>_waits.sql``; a store supplies ``_waits_write`` and
-``_waits_read`` (run a body on a connection, in a write transaction or not).
+``WaitOps`` is the store's ``Waits`` role, over the named queries of
+``sql/<dialect>_waits.sql``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from cairn import errors
 from cairn.types import RequestStatus
 
-from . import _sql
-
-T = TypeVar("T")
+from ._dialect import Tx
+from ._sqlbase import SqlBase
 
 #: the not-before time of a call parked on a wait with no deadline: never due by
 #: time, only by a signal (year 33658)
@@ -93,18 +91,6 @@ class Park:
     groups: Sequence[str] = ()
     """The groups of calls (a Future's) it waits for, every call of each to end."""
     now_ms: float = 0.0
-
-
-class Cursor(Protocol):
-    def fetchone(self) -> Any: ...
-
-    def fetchall(self) -> list[Any]: ...
-
-
-class Connection(Protocol):
-    """What ``sqlite3`` and ``psycopg`` connections share."""
-
-    def execute(self, query: Any, params: Any = ..., /) -> Any: ...
 
 
 class Waits(Protocol):
@@ -178,22 +164,8 @@ def _wait(row: Any) -> WaitRecord:
     )
 
 
-class Waiting:
-    """``Waits`` for both SQL stores."""
-
-    _browse_dialect: str
-
-    def _waits_write(self, body: Callable[[Connection], T]) -> T:
-        raise NotImplementedError
-
-    def _waits_read(self, body: Callable[[Connection], T]) -> T:
-        raise NotImplementedError
-
-    def _waits_query(self, name: str) -> Any:
-        return _sql.queries(f"{self._browse_dialect}_waits")[name]
-
-    def _wait_sql(self, conn: Connection, name: str, params: Mapping[str, Any]) -> Any:
-        return conn.execute(self._waits_query(name), params)
+class WaitOps(SqlBase):
+    """``Waits`` of the SQL store."""
 
     def begin_wait(
         self,
@@ -206,15 +178,14 @@ class Waiting:
         now_ms: float,
     ) -> WaitRecord:
         """Record a wait unless it is recorded; the wait as stored."""
-        found = self._waits_read(
-            lambda conn: self._wait_sql(conn, "get_wait", {"id": wait_id}).fetchone()
+        found = self._dialect.read(
+            lambda tx: tx.execute("get_wait", {"id": wait_id}).fetchone()
         )
         if found is not None:
             return _wait(found)
 
-        def body(conn: Connection) -> Any:
-            self._wait_sql(
-                conn,
+        def body(tx: Tx) -> Any:
+            tx.execute(
                 "insert_wait",
                 {
                     "id": wait_id,
@@ -225,15 +196,15 @@ class Waiting:
                     "now_ms": now_ms,
                 },
             )
-            return self._wait_sql(conn, "get_wait", {"id": wait_id}).fetchone()
+            return tx.execute("get_wait", {"id": wait_id}).fetchone()
 
-        return _wait(self._waits_write(body))
+        return _wait(self._dialect.write(body))
 
     def finish_wait(self, wait_id: str, now_ms: float) -> None:
         """A sleep's timer fired."""
-        self._waits_write(
-            lambda conn: self._wait_sql(
-                conn, "finish_wait", {"id": wait_id, "status": DONE, "now_ms": now_ms}
+        self._dialect.write(
+            lambda tx: tx.execute(
+                "finish_wait", {"id": wait_id, "status": DONE, "now_ms": now_ms}
             )
         )
 
@@ -242,89 +213,77 @@ class Waiting:
     ) -> Delivery:
         """Deliver the oldest signal of the wait's name, or time the wait out."""
 
-        def body(conn: Connection) -> Delivery:
-            self._wait_sql(conn, "lock_request", {"request_id": request_id})
-            row = self._wait_sql(conn, "get_wait", {"id": wait_id}).fetchone()
+        def body(tx: Tx) -> Delivery:
+            tx.execute("lock_request", {"request_id": request_id})
+            row = tx.execute("get_wait", {"id": wait_id}).fetchone()
             if row is None:
                 raise errors.InternalError(f"no wait {wait_id!r} was recorded")
             wait = _wait(row)
             if wait.status == DONE:
-                value, encoding = self._wait_sql(
-                    conn, "delivered_signal", {"wait_id": wait_id}
+                value, encoding = tx.execute(
+                    "delivered_signal", {"wait_id": wait_id}
                 ).fetchone()
                 return Delivery(status=DONE, value=bytes(value), encoding=encoding)
             if wait.status == TIMED_OUT:
                 return Delivery(status=TIMED_OUT)
-            signal = self._wait_sql(
-                conn, "waiting_signal", {"request_id": request_id, "name": name}
+            signal = tx.execute(
+                "waiting_signal", {"request_id": request_id, "name": name}
             ).fetchone()
             if signal is not None:
                 seq, value, encoding = signal
-                self._wait_sql(
-                    conn,
+                tx.execute(
                     "take_signal",
                     {"wait_id": wait_id, "request_id": request_id, "seq": seq},
                 )
-                self._end_wait(conn, wait_id, DONE, now_ms)
+                self._end_wait(tx, wait_id, DONE, now_ms)
                 return Delivery(status=DONE, value=bytes(value), encoding=encoding)
             if wait.due_at_ms is not None and wait.due_at_ms <= now_ms:
-                self._end_wait(conn, wait_id, TIMED_OUT, now_ms)
+                self._end_wait(tx, wait_id, TIMED_OUT, now_ms)
                 return Delivery(status=TIMED_OUT)
             return Delivery(status=WAITING)
 
-        return self._waits_write(body)
+        return self._dialect.write(body)
 
-    def _end_wait(
-        self, conn: Connection, wait_id: str, status: str, now: float
-    ) -> None:
-        self._wait_sql(
-            conn, "finish_wait", {"id": wait_id, "status": status, "now_ms": now}
-        )
+    def _end_wait(self, tx: Tx, wait_id: str, status: str, now: float) -> None:
+        tx.execute("finish_wait", {"id": wait_id, "status": status, "now_ms": now})
 
     def park_call(self, park: Park) -> None:
         """Park a running dispatched call on a wait."""
 
-        def body(conn: Connection) -> None:
-            self._wait_sql(conn, "lock_request", {"request_id": park.request_id})
+        def body(tx: Tx) -> None:
+            tx.execute("lock_request", {"request_id": park.request_id})
             not_before_ms = park.not_before_ms
-            if park.groups and self._park_on_children(conn, park):
+            if park.groups and self._park_on_children(tx, park):
                 not_before_ms = 1.0  # they ended meanwhile: due at once
             row = None
             if park.wait_id is not None:
-                self._wait_sql(
-                    conn, "attach_wait", {"id": park.wait_id, "call_id": park.call_id}
-                )
-                row = self._wait_sql(conn, "get_wait", {"id": park.wait_id}).fetchone()
+                tx.execute("attach_wait", {"id": park.wait_id, "call_id": park.call_id})
+                row = tx.execute("get_wait", {"id": park.wait_id}).fetchone()
             # A signal that came while the call ran up to its wait: due at once.
             if row is not None and row[3] == "signal":
-                found = self._wait_sql(
-                    conn,
+                found = tx.execute(
                     "waiting_signal",
                     {"request_id": park.request_id, "name": row[4]},
                 ).fetchone()
                 if found is not None:
                     not_before_ms = 1.0  # due at once (0 is a fresh call)
             if park.released:
-                self._wait_sql(
-                    conn, "release_unwound", {"ids": self._wait_ids(park.released)}
-                )
-            self._wait_sql(
-                conn,
+                tx.execute("release_unwound", {"ids": list(park.released)})
+            tx.execute(
                 "park_call",
                 {"call_id": park.call_id, "not_before_ms": not_before_ms},
             )
 
-        self._waits_write(body)
+        self._dialect.write(body)
 
-    def _park_on_children(self, conn: Connection, park: Park) -> bool:
+    def _park_on_children(self, tx: Tx, park: Park) -> bool:
         """Record what a parked caller waits for; True if it all ended already.
 
         A call of a group that ends commits under its request's row (locked here
         too): either its commit came first, and this sees it ended, or it comes
         after this, and the wake that follows it sees this wait."""
         for group in park.groups:
-            self._wait_sql(
-                conn,
+            tx.execute(
                 "insert_children_wait",
                 {
                     "id": f"{park.call_id}:{group}",
@@ -334,35 +293,31 @@ class Waiting:
                     "now_ms": park.now_ms,
                 },
             )
-        unfinished = self._wait_sql(
-            conn, "unfinished_in_groups", {"groups": self._wait_ids(park.groups)}
+        unfinished = tx.execute(
+            "unfinished_in_groups", {"groups": list(park.groups)}
         ).fetchone()
         return unfinished is None
 
     def wake_parents(self, groups: Sequence[str], now_ms: float) -> list[str]:
         """Make due the callers parked on these groups whose groups all ended."""
-        params = {"groups": self._wait_ids(groups), "now_ms": now_ms}
-        waiting = self._waits_read(
-            lambda conn: self._wait_sql(conn, "parents_waiting_on", params).fetchone()
+        params = {"groups": list(groups), "now_ms": now_ms}
+        waiting = self._dialect.read(
+            lambda tx: tx.execute("parents_waiting_on", params).fetchone()
         )
         if waiting is None:
             return []
 
-        def body(conn: Connection) -> list[str]:
-            rows = self._wait_sql(conn, "wake_parents", params).fetchall()
+        def body(tx: Tx) -> list[str]:
+            rows = tx.execute("wake_parents", params).fetchall()
             woken = [str(row[0]) for row in rows]
             if woken:
-                self._wait_sql(
-                    conn,
+                tx.execute(
                     "end_children_waits",
-                    {"ids": self._wait_ids(woken), "now_ms": now_ms},
+                    {"ids": list(woken), "now_ms": now_ms},
                 )
             return woken
 
-        return self._waits_write(body)
-
-    def _wait_ids(self, ids: Sequence[str]) -> Any:
-        raise NotImplementedError
+        return self._dialect.write(body)
 
     def send_signal(
         self,
@@ -374,49 +329,40 @@ class Waiting:
     ) -> int:
         """Keep a signal for the request and wake the calls parked on it."""
 
-        def body(conn: Connection) -> int:
-            row = self._wait_sql(
-                conn, "lock_request", {"request_id": request_id}
-            ).fetchone()
+        def body(tx: Tx) -> int:
+            row = tx.execute("lock_request", {"request_id": request_id}).fetchone()
             if row is None:
                 raise errors.RequestNotFound(f"no request with id {request_id!r}")
-            status = RequestStatus(row[0])
+            status = RequestStatus(row[1])
             if status.finished:
                 raise errors.RequestFinished(
                     f"request {request_id!r} has {status}: it waits for no signal "
                     f"any more (signal {name!r} not sent)"
                 )
             seq = int(
-                self._wait_sql(
-                    conn, "next_signal_seq", {"request_id": request_id}
-                ).fetchone()[0]
+                tx.execute("next_signal_seq", {"request_id": request_id}).fetchone()[0]
             )
             params = {"request_id": request_id, "name": name, "now_ms": now_ms}
-            self._wait_sql(
-                conn,
+            tx.execute(
                 "insert_signal",
                 {**params, "seq": seq, "value": value, "encoding": encoding},
             )
-            self._wait_sql(conn, "wake_waiters", params)
+            tx.execute("wake_waiters", params)
             return seq
 
-        return self._waits_write(body)
+        return self._dialect.write(body)
 
     def list_waits(self, request_id: str) -> list[WaitRecord]:
         """The request's waits that have not ended, oldest first."""
-        rows = self._waits_read(
-            lambda conn: self._wait_sql(
-                conn, "list_waits", {"request_id": request_id}
-            ).fetchall()
+        rows = self._dialect.read(
+            lambda tx: tx.execute("list_waits", {"request_id": request_id}).fetchall()
         )
         return [_wait(row) for row in rows]
 
     def list_signals(self, request_id: str) -> list[SignalRecord]:
         """Every signal sent to the request, in order."""
-        rows = self._waits_read(
-            lambda conn: self._wait_sql(
-                conn, "list_signals", {"request_id": request_id}
-            ).fetchall()
+        rows = self._dialect.read(
+            lambda tx: tx.execute("list_signals", {"request_id": request_id}).fetchall()
         )
         return [
             SignalRecord(
@@ -432,9 +378,7 @@ class Waiting:
 
     def parked_on_wait(self, call_id: str) -> bool:
         """Whether the call has parked on a wait."""
-        row = self._waits_read(
-            lambda conn: self._wait_sql(
-                conn, "parked_on", {"call_id": call_id}
-            ).fetchone()
+        row = self._dialect.read(
+            lambda tx: tx.execute("parked_on", {"call_id": call_id}).fetchone()
         )
         return row is not None

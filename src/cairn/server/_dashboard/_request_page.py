@@ -19,7 +19,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from cairn import _calls, _request
+from cairn import _calls, _request_ops
 from cairn.store import CallCounts, CallRecord, RequestRecord, RunSpan, Store
 from cairn.types import CallStatus, RequestStatus
 
@@ -153,7 +153,7 @@ def _read(
         rows=rows,
         seq=seq,
         log=_journal.log_page(store, record.id, runs, before=state.log_before),
-        waiting=_request.waiting_for(store, record),
+        waiting=_request_ops.waiting_for(store, record),
         awaited_signal=None
         if record.status.finished
         else next(

@@ -163,7 +163,7 @@ class Head:
     counts: CallCounts
     waiting: str | None = None
     """What a pending call waits for: a worker that serves its function, its
-    rate limit, its key's slot, a timer, a signal (``_request.waiting_for``)."""
+    rate limit, its key's slot, a timer, a signal (``_request_ops.waiting_for``)."""
     awaited_signal: str | None = None
     """The signal the request waits for, if any (the signal form's default)."""
 

@@ -9,9 +9,9 @@ executor, state_writes IS NOT NULL, started_at_ms, finished_at_ms
 -- name: recorded_children
 SELECT id, seq, status, CASE WHEN status = 'succeeded' THEN output END,
        state_writes IS NOT NULL, CASE WHEN status = 'succeeded' THEN args END
-FROM calls WHERE request_id = %s AND parent_id = %s AND dispatched = 0
-  AND seq >= %s
-ORDER BY seq LIMIT %s
+FROM calls WHERE request_id = %(request_id)s AND parent_id = %(parent_id)s
+  AND dispatched = 0 AND seq >= %(from_seq)s
+ORDER BY seq LIMIT %(limit)s
 
 -- name: request_columns
 id, application, code_ref, status, failure_reason, error_json, input, output,
@@ -76,7 +76,7 @@ UPDATE calls SET status = 'running', worker_id = %(worker_id)s, executor = %(exe
                  started_at_ms = %(now_ms)s
 FROM next, requests r
 WHERE calls.id = next.id AND r.id = calls.request_id
-RETURNING {claimed}
+RETURNING {claimed_columns}
 
 -- name: claim_in_group
 WITH next AS (
@@ -94,7 +94,7 @@ UPDATE calls SET status = 'running', worker_id = %(worker_id)s, executor = %(exe
                  started_at_ms = %(now_ms)s
 FROM next, requests r
 WHERE calls.id = next.id AND r.id = calls.request_id
-RETURNING {claimed}
+RETURNING {claimed_columns}
 
 -- name: claim_batch_in_group
 WITH next AS (
@@ -109,7 +109,7 @@ UPDATE calls SET status = 'running', worker_id = %(worker_id)s, executor = %(exe
                  started_at_ms = %(now_ms)s
 FROM next, requests r
 WHERE calls.id = next.id AND r.id = calls.request_id
-RETURNING {claimed}
+RETURNING {claimed_columns}
 
 -- name: claim_one
 WITH next AS (
@@ -126,7 +126,7 @@ UPDATE calls SET status = 'running', worker_id = %(worker_id)s, executor = %(exe
                  started_at_ms = %(now_ms)s
 FROM next, requests r
 WHERE calls.id = next.id AND r.id = calls.request_id
-RETURNING {claimed}
+RETURNING {claimed_columns}
 
 -- name: claimed_columns
 calls.id, calls.request_id, calls.parent_id, calls.seq, calls.function, calls.kind,
@@ -419,33 +419,6 @@ WHERE c.status = 'pending' AND c.dispatched = 1
               WHERE r.id = c.request_id
                 AND r.owner IS NOT DISTINCT FROM %(owner)s::text)
 
--- name: end_transaction
--- Last statement of every write. When the transaction wrote, it stamps its
--- connection's commit mark (committed with it, or not at all: how a commit whose
--- answer was lost is settled) and sends listeners a wake-up, which PostgreSQL
--- delivers if and only if it commits. Returns the mark, NULL when it wrote nothing.
-WITH stamped AS (
-    INSERT INTO commit_marks (slot, mark, used_at)
-    SELECT %(slot)s, %(mark)s, now()
-    WHERE pg_current_xact_id_if_assigned() IS NOT NULL
-    ON CONFLICT (slot) DO UPDATE SET mark = excluded.mark, used_at = excluded.used_at
-    RETURNING mark
-)
-SELECT (SELECT mark FROM stamped),
-       CASE WHEN %(notify)s AND EXISTS (SELECT FROM stamped)
-            THEN pg_notify(%(channel)s, %(origin)s) END
-
--- name: settle_commit
--- The mark a connection's last commit left. Waits, on the row lock, for a
--- transaction of that connection still committing. Marks a slot never stamped.
-INSERT INTO commit_marks (slot, mark, used_at) VALUES (%(slot)s, -1, now())
-ON CONFLICT (slot) DO UPDATE SET used_at = commit_marks.used_at
-RETURNING mark
-
--- name: prune_commit_marks
--- Marks of connections unused for a day: their commits were settled long ago.
-DELETE FROM commit_marks WHERE used_at < now() - interval '1 day'
-
 -- name: forget_functions
 DELETE FROM worker_functions WHERE worker_id = %(worker_id)s
 
@@ -484,3 +457,88 @@ ORDER BY c.function
 -- late by the stale interval is) becomes its own again.
 UPDATE requests SET owner = %(owner)s
 WHERE id = %(request_id)s AND owner IS NULL AND status IN ('pending', 'running')
+
+-- name: delete_worker
+DELETE FROM workers WHERE id = %(worker_id)s
+
+-- name: get_request
+SELECT {request_columns} FROM requests WHERE id = %(request_id)s
+
+-- name: list_requests
+-- Newest first; each filter is off when its value is NULL.
+SELECT {request_columns} FROM requests
+WHERE (%(application)s::text IS NULL OR application = %(application)s)
+  AND (%(status)s::text IS NULL OR status = %(status)s)
+  AND (%(before_ms)s::float8 IS NULL OR created_at_ms < %(before_ms)s)
+ORDER BY created_at_ms DESC LIMIT %(limit)s
+
+-- name: count_requests
+SELECT status, count(*) FROM requests GROUP BY status
+
+-- name: delete_request
+-- The foreign keys cascade to its calls, their attempts, its events and state.
+DELETE FROM requests WHERE id = %(request_id)s RETURNING id
+
+-- name: set_progress
+UPDATE requests SET progress_json = %(progress_json)s WHERE id = %(request_id)s
+
+-- name: request_status
+SELECT application, status FROM requests WHERE id = %(request_id)s
+
+-- name: request_output
+-- A request whose application call returned while calls it started still run.
+UPDATE requests SET output = %(output)s WHERE id = %(request_id)s
+
+-- name: root_outcome
+SELECT c.status, r.output, r.status FROM calls c JOIN requests r ON r.id = c.request_id
+WHERE c.id = %(request_id)s
+
+-- name: get_call
+SELECT {call_columns} FROM calls WHERE id = %(call_id)s
+
+-- name: call_output
+SELECT output FROM calls WHERE id = %(call_id)s
+
+-- name: call_args
+SELECT args FROM calls WHERE id = %(call_id)s
+
+-- name: call_state_writes
+SELECT state_writes FROM calls WHERE id = %(call_id)s
+
+-- name: list_calls
+SELECT {call_columns} FROM calls WHERE request_id = %(request_id)s
+ORDER BY started_at_ms IS NULL, started_at_ms, seq
+
+-- name: list_children
+SELECT {call_columns} FROM calls
+WHERE request_id = %(request_id)s AND parent_id = %(parent_id)s
+  AND kind <> 'map_item' AND kind <> 'reduce_step'
+ORDER BY seq
+
+-- name: executors_of_cancelled
+SELECT DISTINCT c.executor FROM calls c JOIN requests r ON r.id = c.request_id
+WHERE c.worker_id = %(worker_id)s AND c.status = 'running' AND r.status = 'cancelled'
+
+-- name: succeeded_args_in_group
+SELECT id, args FROM calls WHERE group_id = %(group_id)s AND status = 'succeeded'
+
+-- name: invalidate_checkpoints
+UPDATE calls SET status = 'stale'
+WHERE status = 'succeeded' AND id = ANY(%(ids)s::text[])
+
+-- name: group_counts
+SELECT status, count(*) FROM calls WHERE group_id = %(group_id)s GROUP BY status
+
+-- name: group_outputs
+SELECT seq, CASE WHEN status = 'succeeded' THEN output END
+FROM calls WHERE group_id = %(group_id)s ORDER BY seq
+
+-- name: list_events
+SELECT seq, kind, payload, created_at_ms FROM events
+WHERE request_id = %(request_id)s AND seq > %(after_seq)s ORDER BY seq LIMIT %(limit)s
+
+-- name: state_get
+SELECT value FROM request_state WHERE request_id = %(request_id)s AND key = %(key)s
+
+-- name: served_calls
+SELECT id FROM calls WHERE request_id = %(request_id)s AND served_run = %(run)s

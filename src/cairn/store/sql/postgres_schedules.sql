@@ -6,10 +6,10 @@ id, application, cron, input, paused, next_at_ms, last_at_ms, last_request_id,
 created_at_ms
 
 -- name: get_schedule
-SELECT {columns} FROM schedules WHERE id = %(id)s
+SELECT {schedule_columns} FROM schedules WHERE id = %(id)s
 
 -- name: list_schedules
-SELECT {columns} FROM schedules
+SELECT {schedule_columns} FROM schedules
 WHERE %(application)s::text IS NULL OR application = %(application)s
 ORDER BY created_at_ms, id
 
@@ -24,7 +24,7 @@ UPDATE schedules SET paused = %(paused)s, next_at_ms = %(next_at_ms)s WHERE id =
 DELETE FROM schedules WHERE id = %(id)s
 
 -- name: due_schedules
-SELECT {columns} FROM schedules
+SELECT {schedule_columns} FROM schedules
 WHERE paused = 0 AND next_at_ms <= %(now_ms)s
 ORDER BY next_at_ms LIMIT %(limit)s
 

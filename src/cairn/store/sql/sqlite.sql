@@ -8,9 +8,9 @@ executor, state_writes IS NOT NULL, started_at_ms, finished_at_ms
 -- name: recorded_children
 SELECT id, seq, status, CASE WHEN status = 'succeeded' THEN output END,
        state_writes IS NOT NULL, CASE WHEN status = 'succeeded' THEN args END
-FROM calls WHERE request_id = ? AND parent_id = ? AND dispatched = 0
-  AND seq >= ?
-ORDER BY seq LIMIT ?
+FROM calls WHERE request_id = :request_id AND parent_id = :parent_id
+  AND dispatched = 0 AND seq >= :from_seq
+ORDER BY seq LIMIT :limit
 
 -- name: request_columns
 id, application, code_ref, status, failure_reason, error_json, input, output,
@@ -63,9 +63,10 @@ WHERE id = (SELECT id FROM calls
                             AND r.status IN ('pending', 'running')
                             AND r.owner IS :owner)
             ORDER BY priority DESC, not_before_ms LIMIT 1)
-RETURNING id, function, concurrency_key
+RETURNING {claimed_columns}
 
--- name: runnable_exists
+-- name: due_now
+-- Whether a dispatched call of the claimer's scope is due.
 SELECT 1 FROM calls
 WHERE status = 'pending' AND dispatched = 1 AND not_before_ms <= :now_ms
   AND (:served IS NULL OR function IN (SELECT value FROM json_each(:served)))
@@ -85,7 +86,7 @@ WHERE id = (SELECT id FROM calls
               AND (:served IS NULL
                    OR function IN (SELECT value FROM json_each(:served)))
             ORDER BY seq LIMIT 1)
-RETURNING id, function, concurrency_key
+RETURNING {claimed_columns}
 
 -- name: claim_batch_in_group
 UPDATE calls SET status = 'running', worker_id = :worker_id, executor = :executor,
@@ -96,7 +97,7 @@ WHERE id IN (SELECT id FROM calls
                AND (:served IS NULL
                     OR function IN (SELECT value FROM json_each(:served)))
              ORDER BY seq LIMIT :limit)
-RETURNING id
+RETURNING {claimed_columns}
 
 -- name: claim_one
 UPDATE calls SET status = 'running', worker_id = :worker_id, executor = :executor,
@@ -106,7 +107,7 @@ WHERE id = :call_id AND status = 'pending' AND dispatched = 1 AND not_before_ms 
   AND (concurrency_key IS NULL OR function || char(31) || concurrency_key
        NOT IN (SELECT value FROM json_each(:full_keys)))
   AND (:served IS NULL OR function IN (SELECT value FROM json_each(:served)))
-RETURNING id, function, concurrency_key
+RETURNING {claimed_columns}
 
 -- name: running_counts
 SELECT function, count(*) FROM calls
@@ -215,15 +216,22 @@ VALUES (:call_id, :attempt, :request_id, :run, :outcome, :error_json, :started_a
         :finished_at_ms, :retry_delay_s, :code_version)
 
 -- name: mark_served
-UPDATE calls SET served_run = :run WHERE id = :id
+UPDATE calls SET served_run = :run WHERE id IN (SELECT value FROM json_each(:ids))
 
--- name: last_event_seq
--- Read inside the write transaction, which no other writer shares.
-SELECT coalesce(max(seq), 0) FROM events WHERE request_id = :request_id
-
--- name: insert_event
+-- name: append_events
+-- Numbers a batch of events after the request's last one (read inside the write
+-- transaction, which no other writer shares) and inserts it in one statement;
+-- nothing when there is no such request.
 INSERT INTO events (request_id, seq, kind, payload, created_at_ms)
-VALUES (:request_id, :seq, :kind, :payload, :created_at_ms)
+SELECT :request_id,
+       (SELECT coalesce(max(seq), 0) FROM events WHERE request_id = :request_id)
+           + k.key + 1,
+       k.value, p.value, t.value
+FROM json_each(:kinds) k
+JOIN json_each(:payloads) p ON p.key = k.key
+JOIN json_each(:times) t ON t.key = k.key
+WHERE EXISTS (SELECT 1 FROM requests WHERE id = :request_id)
+ORDER BY k.key
 
 -- name: count_unfinished_dispatched
 SELECT count(*) FROM calls
@@ -246,7 +254,7 @@ UPDATE calls SET worker_id = NULL, executor = NULL,
                        IN ('pending', 'running') THEN 'pending' ELSE 'cancelled' END
 WHERE worker_id = :worker_id AND (:executor IS NULL OR executor = :executor)
   AND status = 'running'
-RETURNING id
+RETURNING {call_columns}
 
 -- name: replay_request
 -- Read inside the replay's write transaction, which no other writer shares.
@@ -355,3 +363,144 @@ ORDER BY 7
 -- late by the stale interval is) becomes its own again.
 UPDATE requests SET owner = :owner
 WHERE id = :request_id AND owner IS NULL AND status IN ('pending', 'running')
+
+-- name: claimed_columns
+-- A claimed call, its arguments and its request's run (SQLite's RETURNING sees
+-- only the updated table: the request's columns come by subqueries).
+id, request_id, parent_id, seq, function, kind, group_id, dispatched, status,
+error_json, run, run_attempts, attempts, served_run, not_before_ms, worker_id,
+executor, state_writes IS NOT NULL, started_at_ms, finished_at_ms, args,
+(SELECT r.run FROM requests r WHERE r.id = calls.request_id),
+(SELECT r.strict_replay FROM requests r WHERE r.id = calls.request_id),
+(SELECT r.application FROM requests r WHERE r.id = calls.request_id),
+concurrency_key
+
+-- name: due_call
+SELECT 1 FROM calls
+WHERE id = :call_id AND status = 'pending' AND dispatched = 1
+  AND not_before_ms <= :now_ms
+
+-- name: due_in_group
+SELECT 1 FROM calls
+WHERE group_id = :group_id AND status = 'pending' AND dispatched = 1
+  AND not_before_ms <= :now_ms
+LIMIT 1
+
+-- name: next_due
+-- When the next dispatched call of the claimer's scope is due (see claim_any).
+SELECT min(not_before_ms) FROM calls
+WHERE status = 'pending' AND dispatched = 1
+  AND (:served IS NULL OR function IN (SELECT value FROM json_each(:served)))
+  AND EXISTS (SELECT 1 FROM requests r
+              WHERE r.id = calls.request_id AND r.owner IS :owner)
+
+-- name: lock_function
+-- Writers are serialized already: nothing to lock.
+SELECT 1
+
+-- name: count_running
+SELECT count(*) FROM calls WHERE status = 'running' AND function = :function
+
+-- name: lock_request
+-- Writers are serialized already: nothing to lock, the request read as
+-- PostgreSQL's lock_request reads it.
+SELECT application, status FROM requests WHERE id = :request_id
+
+-- name: lock_workers
+-- Read inside the write transaction, which no other writer shares.
+SELECT id, host, pid, heartbeat_at_ms FROM workers
+WHERE id IN (SELECT value FROM json_each(:ids))
+
+-- name: heartbeat
+INSERT INTO workers (id, host, pid, started_at_ms, heartbeat_at_ms)
+VALUES (:id, :host, :pid, :now_ms, :now_ms)
+ON CONFLICT (id) DO UPDATE SET heartbeat_at_ms = excluded.heartbeat_at_ms
+
+-- name: state_set
+INSERT OR REPLACE INTO request_state (request_id, key, value)
+VALUES (:request_id, :key, :value)
+
+-- name: delete_worker
+DELETE FROM workers WHERE id = :worker_id
+
+-- name: get_request
+SELECT {request_columns} FROM requests WHERE id = :request_id
+
+-- name: list_requests
+-- Newest first; each filter is off when its value is NULL.
+SELECT {request_columns} FROM requests
+WHERE (:application IS NULL OR application = :application)
+  AND (:status IS NULL OR status = :status)
+  AND (:before_ms IS NULL OR created_at_ms < :before_ms)
+ORDER BY created_at_ms DESC LIMIT :limit
+
+-- name: count_requests
+SELECT status, count(*) FROM requests GROUP BY status
+
+-- name: delete_request
+-- The foreign keys cascade to its calls, their attempts, its events and state.
+DELETE FROM requests WHERE id = :request_id RETURNING id
+
+-- name: set_progress
+UPDATE requests SET progress_json = :progress_json WHERE id = :request_id
+
+-- name: request_status
+SELECT application, status FROM requests WHERE id = :request_id
+
+-- name: request_output
+-- A request whose application call returned while calls it started still run.
+UPDATE requests SET output = :output WHERE id = :request_id
+
+-- name: root_outcome
+SELECT c.status, r.output, r.status FROM calls c JOIN requests r ON r.id = c.request_id
+WHERE c.id = :request_id
+
+-- name: get_call
+SELECT {call_columns} FROM calls WHERE id = :call_id
+
+-- name: call_output
+SELECT output FROM calls WHERE id = :call_id
+
+-- name: call_args
+SELECT args FROM calls WHERE id = :call_id
+
+-- name: call_state_writes
+SELECT state_writes FROM calls WHERE id = :call_id
+
+-- name: list_calls
+SELECT {call_columns} FROM calls WHERE request_id = :request_id
+ORDER BY started_at_ms IS NULL, started_at_ms, seq
+
+-- name: list_children
+SELECT {call_columns} FROM calls
+WHERE request_id = :request_id AND parent_id = :parent_id
+  AND kind <> 'map_item' AND kind <> 'reduce_step'
+ORDER BY seq
+
+-- name: executors_of_cancelled
+SELECT DISTINCT c.executor FROM calls c JOIN requests r ON r.id = c.request_id
+WHERE c.worker_id = :worker_id AND c.status = 'running' AND r.status = 'cancelled'
+
+-- name: succeeded_args_in_group
+SELECT id, args FROM calls WHERE group_id = :group_id AND status = 'succeeded'
+
+-- name: invalidate_checkpoints
+UPDATE calls SET status = 'stale'
+WHERE status = 'succeeded' AND id IN (SELECT value FROM json_each(:ids))
+
+-- name: group_counts
+SELECT status, count(*) FROM calls WHERE group_id = :group_id GROUP BY status
+
+-- name: group_outputs
+SELECT seq, CASE WHEN status = 'succeeded' THEN output END
+FROM calls WHERE group_id = :group_id ORDER BY seq
+
+-- name: list_events
+SELECT seq, kind, payload, created_at_ms FROM events
+WHERE request_id = :request_id AND seq > :after_seq ORDER BY seq LIMIT :limit
+
+-- name: state_get
+SELECT value FROM request_state WHERE request_id = :request_id AND key = :key
+
+-- name: served_calls
+SELECT id FROM calls WHERE request_id = :request_id AND served_run = :run

@@ -6,10 +6,10 @@ id, application, cron, input, paused, next_at_ms, last_at_ms, last_request_id,
 created_at_ms
 
 -- name: get_schedule
-SELECT {columns} FROM schedules WHERE id = :id
+SELECT {schedule_columns} FROM schedules WHERE id = :id
 
 -- name: list_schedules
-SELECT {columns} FROM schedules
+SELECT {schedule_columns} FROM schedules
 WHERE :application IS NULL OR application = :application
 ORDER BY created_at_ms, id
 
@@ -24,7 +24,7 @@ UPDATE schedules SET paused = :paused, next_at_ms = :next_at_ms WHERE id = :id
 DELETE FROM schedules WHERE id = :id
 
 -- name: due_schedules
-SELECT {columns} FROM schedules
+SELECT {schedule_columns} FROM schedules
 WHERE paused = 0 AND next_at_ms <= :now_ms
 ORDER BY next_at_ms LIMIT :limit
 

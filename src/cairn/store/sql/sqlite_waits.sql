@@ -1,15 +1,11 @@
 -- Durable waits (store/_waits.py): sleeps, signals and the parked calls that
--- wait on them. The same names are defined in postgres_waits.sql.
+-- wait on them. Parking and sending a signal take lock_request first. The same names are defined in postgres_waits.sql.
 
--- name: lock_request
--- Taken first by every transaction that parks a call or sends a signal, so that
--- a signal sent while its wait parks wakes it (SQLite's write lock does it).
-SELECT status FROM requests WHERE id = :request_id
+-- name: wait_columns
+id, request_id, call_id, kind, name, due_at_ms, status, created_at_ms, finished_at_ms
 
 -- name: get_wait
-SELECT id, request_id, call_id, kind, name, due_at_ms, status, created_at_ms,
-       finished_at_ms
-FROM waits WHERE id = :id
+SELECT {wait_columns} FROM waits WHERE id = :id
 
 -- name: insert_wait
 INSERT INTO waits (id, request_id, kind, name, due_at_ms, status, created_at_ms)
@@ -64,9 +60,7 @@ WHERE status = 'pending' AND not_before_ms > :now_ms
                AND status = 'waiting' AND call_id IS NOT NULL)
 
 -- name: list_waits
-SELECT id, request_id, call_id, kind, name, due_at_ms, status, created_at_ms,
-       finished_at_ms
-FROM waits WHERE request_id = :request_id AND status = 'waiting'
+SELECT {wait_columns} FROM waits WHERE request_id = :request_id AND status = 'waiting'
 ORDER BY created_at_ms, id
 
 -- name: list_signals

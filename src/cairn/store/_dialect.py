@@ -1,0 +1,85 @@
+"""What the one SQL store asks of a database: the dialect seam.
+
+``SqlStore`` writes every operation once, as named queries (``sql/<dialect>.sql``)
+run in transactions; a dialect runs them. It binds parameters as its driver
+does (SQLite binds no lists: a list goes as JSON, read with ``json_each``),
+retries what may be retried, and wakes waiters. Locking differs by queries, not
+by code: ``lock_request`` and ``lock_function`` take row and advisory locks on
+PostgreSQL and are plain reads on SQLite, whose writers are serialized.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
+
+
+class Cursor(Protocol):
+    """What a query's answer is read with (``sqlite3`` and ``psycopg`` cursors)."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+class Execute(Protocol):
+    """Runs a named query of the store's dialect, with lists bound as the dialect
+    binds them."""
+
+    def __call__(self, name: str, params: Mapping[str, Any], /) -> Cursor: ...
+
+
+class Tx(Protocol):
+    """A connection inside a read or a write transaction."""
+
+    def execute(self, name: str, params: Mapping[str, Any], /) -> Cursor:
+        """Run a named query."""
+
+    def executemany(self, name: str, params: Sequence[Mapping[str, Any]]) -> None:
+        """Run a named query once per parameter set."""
+
+
+class Dialect(Protocol):
+    """One database, as the SQL store uses it."""
+
+    schema_before: int
+    """The schema version the store had when opened (0: opening created it)."""
+
+    caches_idle: bool
+    """Whether ``change_token`` changes on every commit, this connection's own
+    included: an idle worker may then trust "nothing due before T" until it does."""
+
+    def read(self, body: Callable[[Tx], T]) -> T:
+        """Run reads (each statement its own snapshot)."""
+
+    def write(
+        self,
+        body: Callable[[Tx], T],
+        *,
+        notify: bool | Callable[[T], bool] = True,
+        pipelined: bool = False,
+    ) -> T:
+        """Run ``body`` in one write transaction and commit it; ``RollbackWith``
+        raised by the body rolls back and returns its value.
+
+        ``notify`` (or ``notify(result)``): whether the commit wakes other
+        processes' waiters, where the dialect notifies. ``pipelined``: the body
+        catches no database error, so its statements may be sent without
+        waiting for each answer."""
+
+    def stream(self, name: str, params: Mapping[str, Any]) -> Iterator[Any]:
+        """The rows of a named query, read a few at a time."""
+
+    def change_token(self) -> int:
+        """A number that changes when another connection commits (cheap to poll)."""
+
+    def check(self) -> None:
+        """Raise StoreError if the store is unusable (StoreReplaced if it is gone)."""
+
+    def close(self) -> None:
+        """Release connections."""

@@ -1,0 +1,152 @@
+"""The ``Journal`` role of the SQL store: a request's calls as its running code
+checkpoints and replays them, their failed attempts, events, progress and state.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Sequence
+
+from . import _rows, _steps
+from ._dialect import Tx
+from ._records import (
+    CallFailure,
+    CallRecord,
+    CallSuccess,
+    Event,
+    RecordedChild,
+)
+from ._sqlbase import SqlBase, attempt_params, failure_params, success_params
+
+# How often a store's commits of checkpoints notify listeners, at most (commits
+# that end a request always do). A notifying commit holds PostgreSQL's
+# database-wide notify lock through its WAL flush; event streams poll each
+# second besides.
+_NOTIFY_EVERY_S = 0.05
+
+
+class JournalOps(SqlBase):
+    """The journal of a SQL store."""
+
+    _notified_at = 0.0
+
+    def get_call(self, call_id: str) -> CallRecord | None:
+        """One call, without blobs."""
+        row = self._one("get_call", {"call_id": call_id})
+        return _rows.call(row) if row else None
+
+    def get_call_output(self, call_id: str) -> bytes | None:
+        """The committed output of a call."""
+        return self._blob("call_output", {"call_id": call_id})
+
+    def get_call_args(self, call_id: str) -> bytes | None:
+        """The recorded arguments of a call."""
+        return self._blob("call_args", {"call_id": call_id})
+
+    def get_state_writes(self, call_id: str) -> bytes | None:
+        """The request-state writes a committed call made."""
+        return self._blob("call_state_writes", {"call_id": call_id})
+
+    def list_children(self, request_id: str, parent_id: str) -> list[CallRecord]:
+        """The recorded children of a call in start order."""
+        rows = self._all(
+            "list_children", {"request_id": request_id, "parent_id": parent_id}
+        )
+        return [_rows.call(row) for row in rows]
+
+    def list_recorded_children(
+        self, request_id: str, parent_id: str, from_seq: int, limit: int
+    ) -> list[RecordedChild]:
+        """In-process children from ``from_seq`` on, with succeeded outputs."""
+        params = {
+            "request_id": request_id,
+            "parent_id": parent_id,
+            "from_seq": from_seq,
+            "limit": limit,
+        }
+        rows = self._all("recorded_children", params)
+        return [_rows.recorded_child(row) for row in rows]
+
+    def commit_success(self, success: CallSuccess) -> None:
+        """Commit a checkpoint, its events and, for the last call, the request's end."""
+        self.commit_successes([success])
+
+    def commit_successes(self, successes: Sequence[CallSuccess]) -> None:
+        """Commit several checkpoints in one transaction (all or none)."""
+        if not successes:
+            return
+
+        def body(tx: Tx) -> bool:
+            # The call rows first, with no request locked: they are this worker's
+            # claimed calls, which no other writer waits for. Then each request's
+            # row, in one order, taken by appending its events (one statement) and
+            # held only for that, the end-of-request check and the commit: with
+            # many workers on one request, round trips under its lock are what
+            # everyone queues for.
+            tx.executemany("upsert_success", [success_params(s) for s in successes])
+            for request_id in sorted({s.key.request_id for s in successes}):
+                if not any(
+                    s.events for s in successes if s.key.request_id == request_id
+                ):
+                    _steps.lock_request(tx, request_id)
+            now_ms = max(s.finished_at_ms for s in successes)
+            return _steps.after_calls(tx, successes, now_ms)
+
+        self._dialect.write(body, notify=self._notify_progress, pipelined=True)
+
+    def _notify_progress(self, ended: bool) -> bool:
+        """Whether a commit of checkpoints wakes listeners: always when it ended a
+        request (engines wait for that), else at most every _NOTIFY_EVERY_S from
+        this store, so that a map's thousands of item commits do not queue on
+        PostgreSQL's notify lock while streams still see them within a moment."""
+        now = time.monotonic()
+        if ended or now - self._notified_at >= _NOTIFY_EVERY_S:
+            self._notified_at = now
+            return True
+        return False
+
+    def record_failure(self, failure: CallFailure) -> None:
+        """Record a failed attempt, and the call's final failure if it is final."""
+        error_json = json.dumps(failure.error)
+
+        def body(tx: Tx) -> None:
+            _steps.lock_request(tx, failure.key.request_id)
+            tx.execute("upsert_failure", failure_params(failure, error_json))
+            tx.execute("insert_attempt", attempt_params(failure, error_json))
+            _steps.after_calls(tx, [failure], failure.finished_at_ms)
+
+        self._dialect.write(body)
+
+    def append_events(self, request_id: str, events: list[Event]) -> None:
+        """Append events with the next sequence numbers."""
+        if events:
+            self._dialect.write(lambda tx: _steps.append(tx, request_id, events))
+
+    def set_progress(
+        self, request_id: str, progress: dict[str, object], event: Event
+    ) -> None:
+        """Record the latest progress of a request and append its event."""
+
+        def body(tx: Tx) -> None:
+            _steps.append(tx, request_id, [event])
+            tx.execute(
+                "set_progress",
+                {"request_id": request_id, "progress_json": json.dumps(progress)},
+            )
+
+        self._dialect.write(body)
+
+    def state_get(self, request_id: str, key: str) -> bytes | None:
+        """A request-state value."""
+        return self._blob("state_get", {"request_id": request_id, "key": key})
+
+    def state_set(self, request_id: str, key: str, value: bytes) -> None:
+        """Set a request-state value."""
+        params = {"request_id": request_id, "key": key, "value": value}
+        self._dialect.write(lambda tx: tx.execute("state_set", params))
+
+    def iter_served(self, request_id: str, run: int) -> Iterator[str]:
+        """Ids of calls served from checkpoints in a run."""
+        rows = self._all("served_calls", {"request_id": request_id, "run": run})
+        return iter([row[0] for row in rows])

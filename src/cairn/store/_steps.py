@@ -1,0 +1,137 @@
+"""Steps of the SQL store's write transactions, each run on an open transaction
+(``Tx``): appending events, ending a request, what committing calls does besides
+their rows, and counting a function's running calls for its cap.
+
+On PostgreSQL every step that appends events or may end a request runs with the
+request's row locked (``lock_request``, or the ``append_events`` that takes the
+lock), so that event numbers are never reused and exactly one transaction sees a
+request's last call finish. SQLite serializes writers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from cairn import _events
+from cairn.types import CallStatus, RequestStatus
+
+from . import _rows
+from ._dialect import Tx
+from ._records import CallFailure, CallSuccess, ClaimedCall, Event, RequestOutcome
+from ._sqlbase import AfterCalls
+from .errors import RequestNotFound
+
+
+def lock_request(tx: Tx, request_id: str) -> bool:
+    """Take the request's row lock; False if there is no request."""
+    return tx.execute("lock_request", {"request_id": request_id}).fetchone() is not None
+
+
+def append(tx: Tx, request_id: str, events: list[Event]) -> None:
+    """Append events with the request's next sequence numbers (one statement)."""
+    inserted = tx.execute(
+        "append_events",
+        {
+            "request_id": request_id,
+            "kinds": [event.kind for event in events],
+            "payloads": [json.dumps(event.payload) for event in events],
+            "times": [event.created_at_ms for event in events],
+        },
+    ).rowcount
+    if events and inserted == 0:
+        raise RequestNotFound(f"no request with id {request_id!r}")
+
+
+def after_calls(
+    tx: Tx, done: Sequence[CallSuccess | CallFailure], now_ms: float
+) -> bool:
+    """Served marks, events and request ends of committed outcomes (rows locked);
+    True if a request ended."""
+    plan = AfterCalls.of(done)
+    for run in sorted({run for run, _ in plan.served}):
+        ids = [i for r, i in plan.served if r == run]
+        tx.execute("mark_served", {"run": run, "ids": ids})
+    for request_id, events in sorted(plan.events.items()):
+        append(tx, request_id, events)
+    ended = False
+    for request_id, outcome in plan.finishes:
+        ended = finish(tx, request_id, outcome, now_ms) or ended
+    for request_id in plan.finish_if_last:
+        ended = finish_if_last(tx, request_id, now_ms) or ended
+    return ended
+
+
+def finish(tx: Tx, request_id: str, outcome: RequestOutcome, now_ms: float) -> bool:
+    """End a request (its row locked), unless it succeeded with calls still running;
+    True if it ended now."""
+    params = {"request_id": request_id}
+    if outcome.status is RequestStatus.SUCCEEDED:
+        row = tx.execute("count_unfinished_dispatched", params).fetchone()
+        if row and row[0]:
+            # Fire-and-forget calls hold the request open; the last one ends it.
+            tx.execute("request_output", {**params, "output": outcome.output})
+            return False
+    else:
+        tx.execute("cancel_pending", params)
+    row = tx.execute("request_status", params).fetchone()
+    if row is None or RequestStatus(row[1]).finished:
+        return False
+    tx.execute(
+        "finish_request",
+        {
+            **params,
+            "status": str(outcome.status),
+            "output": outcome.output,
+            "failure_reason": outcome.failure_reason,
+            "error_json": json.dumps(outcome.error) if outcome.error else None,
+            "now_ms": now_ms,
+        },
+    )
+    finished = _events.request_finished(request_id, row[0], outcome, now_ms)
+    append(tx, request_id, [finished])
+    return True
+
+
+def finish_if_last(tx: Tx, request_id: str, now_ms: float) -> bool:
+    """End a request whose application call succeeded, if no call it started runs."""
+    root = tx.execute("root_outcome", {"request_id": request_id}).fetchone()
+    if (
+        root is None
+        or root[0] != CallStatus.SUCCEEDED
+        or RequestStatus(root[2]).finished
+    ):
+        return False
+    output = None if root[1] is None else bytes(root[1])
+    return finish(
+        tx,
+        request_id,
+        RequestOutcome(status=RequestStatus.SUCCEEDED, output=output),
+        now_ms,
+    )
+
+
+def at_cap(tx: Tx, caps: Mapping[str, int]) -> list[str]:
+    """Functions whose running calls (across every worker) reached their cap; a
+    hint, read without a lock (``running`` settles it)."""
+    rows = tx.execute("running_counts", {"names": list(caps)}).fetchall()
+    return [function for function, count in rows if count >= caps[function]]
+
+
+def running(tx: Tx, function: str) -> int:
+    """Running calls of a function, counted under its lock (``lock_function``)."""
+    tx.execute("lock_function", {"function": function})
+    row = tx.execute("count_running", {"function": function}).fetchone()
+    return int(row[0]) if row else 0
+
+
+def claimed(row: Any) -> ClaimedCall:
+    """A row of ``claimed_columns``: the call, its arguments, its request's run."""
+    return ClaimedCall(
+        record=_rows.call(row[:20]),
+        args=None if row[20] is None else bytes(row[20]),
+        request_run=int(row[21]),
+        strict_replay=bool(row[22]),
+        application=row[23],
+    )
