@@ -123,6 +123,7 @@ EXPECTED_INDEXES = {
     "calls_by_group",
     "calls_by_request",
     "calls_by_worker",
+    "calls_due",
     "calls_runnable",
     "calls_running_by_key",
     "requests_by_app",

@@ -19,6 +19,10 @@ CREATE TABLE waits (
 CREATE INDEX waits_by_request ON waits (request_id, status);
 -- A caller parked on its children: found by the group a finished call was of.
 CREATE INDEX waits_on_children ON waits (name) WHERE kind = 'children' AND status = 'waiting';
+-- Whether a call is due, by due time alone: parked calls are pending with a due
+-- time far ahead (thousands of them), which calls_runnable, priority first, would
+-- read one by one at every idle executor's look (0.57 ms at 10,000 on SQLite).
+CREATE INDEX calls_due ON calls (not_before_ms) WHERE status = 'pending' AND dispatched = 1;
 -- Signals sent to a request, kept until a wait takes one (each goes to one wait).
 CREATE TABLE signals (
     request_id      TEXT NOT NULL REFERENCES requests (id) ON DELETE CASCADE,
