@@ -157,7 +157,8 @@ def measure(
                 resume_ms.append(_finished_ms(store, request_id) - sent_ms)
                 time.sleep(0.05)
             fresh_ms = []
-            for request_id in _submit(store, bench_apps.bench_echo, samples):
+            for position in range(samples):
+                request_id = _submit(store, bench_apps.bench_echo, 1, position)[0]
                 record = store.get_request(request_id)
                 assert record is not None
                 fresh_ms.append(_finished_ms(store, request_id) - record.created_at_ms)
