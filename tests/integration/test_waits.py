@@ -78,7 +78,9 @@ def _until(check: Callable[[], Any], timeout_s: float = 30.0) -> Any:
 def test_a_sleep_sleeps_and_a_replay_does_not_sleep_again(run):
     started = time.monotonic()
     request = run(nap, 1.5)  # parks: longer than a second
-    assert time.monotonic() - started >= 1.5
+    # It wakes on time (a generous bound: the timer fires within milliseconds
+    # on an idle worker; bench/parked.py measures resumes).
+    assert 1.5 <= time.monotonic() - started < 3.0
     assert request.output() == "rested"
     started = time.monotonic()
     request.replay()
