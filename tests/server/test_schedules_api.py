@@ -3,6 +3,9 @@ naming the problem; the served worker starts a due tick's request."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -10,6 +13,7 @@ from cairn import _calls
 from cairn.store import open_store
 from tests.crash import wait_apps
 
+CAIRN = str(Path(sys.executable).parent / "cairn")
 KEY = "schedule-test-key"
 NS = "/v1/namespaces/default"
 
@@ -77,3 +81,25 @@ def test_schedules_over_http(start_server, store_url: str, tmp_path: Path):
         unknown = http.post("/applications/nope/schedules", json={"cron": "* * * * *"})
         assert unknown.status_code == 404
         assert http.post("/schedules/nope/pause").status_code == 404
+
+    # The CLI on the server (its key from CAIRN_API_KEY).
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "CAIRN_API_KEY": KEY}
+        env.pop("CAIRN_STORE", None)
+        return subprocess.run(
+            [CAIRN, "schedules", *args, "--server", server.url],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+
+    added = cli("add", "scheduled", "--cron", "*/5 * * * *", "--input", '"cli"')
+    assert added.returncode == 0, added.stderr
+    schedule_id = added.stdout.split()[1]
+    assert schedule_id in cli("list").stdout
+    assert "paused" in cli("pause", schedule_id).stdout
+    assert "next 20" in cli("resume", schedule_id).stdout
+    assert cli("delete", schedule_id).returncode == 0
+    missing = cli("delete", schedule_id)
+    assert missing.returncode == 1 and "404: no schedule with id" in missing.stderr

@@ -3,11 +3,34 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from cairn import _events, _schedules, errors
-from cairn.cli import _common, _render
+from cairn.cli import _common, _render, _serve
+
+if TYPE_CHECKING:
+    from cairn import client
+
+
+def _remote(data: dict[str, Any]) -> _schedules.Schedule:
+    return _schedules.Schedule(
+        id=data["id"],
+        application=data["application"],
+        cron=data["cron"],
+        input=data.get("input"),
+        paused=bool(data["paused"]),
+        next_at_ms=float(data["next_at"]),
+        last_at_ms=data.get("last_at"),
+        last_request_id=data.get("last_request_id"),
+    )
+
+
+def _server(url: str) -> client.Client:
+    from cairn import client  # httpx loads only for --server
+
+    return client.Client(url)
 
 
 @click.group(cls=_common.Group)
@@ -49,7 +72,14 @@ def _describe(schedule: _schedules.Schedule) -> str:
     help="The application's input, as an invoke's JSON body: its first argument.",
 )
 @_common.store_option
-def add(application: str, cron: str, input_json: str, store_url: str | None) -> None:
+@_serve.server_option
+def add(
+    application: str,
+    cron: str,
+    input_json: str,
+    store_url: str | None,
+    server: str | None,
+) -> None:
     """Start APP on a cron schedule; each tick starts one request."""
     try:
         value = json.loads(input_json)
@@ -61,9 +91,13 @@ def add(application: str, cron: str, input_json: str, store_url: str | None) -> 
         _schedules.check_cron(cron)
     except errors.SDKUsageError as error:
         raise click.BadParameter(error.message, param_hint="'--cron'") from None
-    made = _schedules.Schedules(_common.resolve_url(store_url)).add(
-        application, cron, value
-    )
+    if server:
+        with _server(server) as http:
+            made = _remote(http.add_schedule(application, cron, value))
+    else:
+        made = _schedules.Schedules(_common.resolve_url(store_url)).add(
+            application, cron, value
+        )
     _render.console().print(f"added {_describe(made)}", markup=False)
 
 
@@ -77,9 +111,17 @@ def add(application: str, cron: str, input_json: str, store_url: str | None) -> 
     help="Only schedules of this application.",
 )
 @_common.store_option
-def list_schedules(application: str | None, store_url: str | None) -> None:
+@_serve.server_option
+def list_schedules(
+    application: str | None, store_url: str | None, server: str | None
+) -> None:
     """List schedules, oldest first."""
-    found = _schedules.Schedules(_common.resolve_url(store_url)).list(application)
+    if server:
+        with _server(server) as http:
+            found = [_remote(s) for s in http.schedules()]
+        found = [s for s in found if application in (None, s.application)]
+    else:
+        found = _schedules.Schedules(_common.resolve_url(store_url)).list(application)
     out = _render.console()
     if not found:
         out.print("no schedules", markup=False)
@@ -87,28 +129,50 @@ def list_schedules(application: str | None, store_url: str | None) -> None:
         out.print(_describe(schedule), markup=False)
 
 
+def _change(
+    schedule_id: str, verb: str, store_url: str | None, server: str | None
+) -> _schedules.Schedule:
+    if server:
+        with _server(server) as http:
+            return _remote(http.change_schedule(schedule_id, verb))
+    found = _schedules.Schedules(_common.resolve_url(store_url))
+    done: _schedules.Schedule = getattr(found, verb)(schedule_id)
+    return done
+
+
 @schedules.command()
 @click.argument("schedule_id", metavar="ID")
 @_common.store_option
-def pause(schedule_id: str, store_url: str | None) -> None:
+@_serve.server_option
+def pause(schedule_id: str, store_url: str | None, server: str | None) -> None:
     """Stop a schedule starting requests (until resumed)."""
-    done = _schedules.Schedules(_common.resolve_url(store_url)).pause(schedule_id)
-    _render.console().print(f"paused {_describe(done)}", markup=False)
+    _render.console().print(
+        f"paused {_describe(_change(schedule_id, 'pause', store_url, server))}",
+        markup=False,
+    )
 
 
 @schedules.command()
 @click.argument("schedule_id", metavar="ID")
 @_common.store_option
-def resume(schedule_id: str, store_url: str | None) -> None:
+@_serve.server_option
+def resume(schedule_id: str, store_url: str | None, server: str | None) -> None:
     """Start a paused schedule again, from its next tick."""
-    done = _schedules.Schedules(_common.resolve_url(store_url)).resume(schedule_id)
-    _render.console().print(f"resumed {_describe(done)}", markup=False)
+    _render.console().print(
+        f"resumed {_describe(_change(schedule_id, 'resume', store_url, server))}",
+        markup=False,
+    )
 
 
 @schedules.command()
 @click.argument("schedule_id", metavar="ID")
 @_common.store_option
-def delete(schedule_id: str, store_url: str | None) -> None:
+@_serve.server_option
+def delete(schedule_id: str, store_url: str | None, server: str | None) -> None:
     """Delete a schedule (the requests it started stay)."""
-    _schedules.Schedules(_common.resolve_url(store_url)).delete(schedule_id)
+    if server:
+        with _server(server) as http:
+            http.delete_schedule(schedule_id)
+    else:
+        _schedules.Schedules(_common.resolve_url(store_url)).delete(schedule_id)
     _render.console().print(f"deleted schedule {schedule_id}", markup=False)
