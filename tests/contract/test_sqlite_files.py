@@ -131,6 +131,7 @@ EXPECTED_INDEXES = {
     "schedules_due",
     "signals_by_wait",
     "signals_waiting",
+    "waits_by_call",
     "waits_by_request",
     "waits_on_children",
     "worker_functions_by_function",

@@ -87,6 +87,8 @@ def test_parking_sees_a_signal_sent_before_it_and_a_signal_wakes_a_parked_call(
     assert early.not_before_ms <= T0  # its signal was there: due at once
     assert late.not_before_ms == NEVER_MS
     assert contract_store.parked_on_wait("late")
+    # Parked calls are not queued for an executor (/metrics's calls waiting).
+    assert contract_store.pending_by_function() == {}
     contract_store.send_signal("late", "go", b"1", "json", T0 + 50)
     woken = contract_store.get_call("late")
     assert woken is not None and woken.not_before_ms == T0 + 50

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from tests.dashboard.browser import axe, serious
 from tests.server.support import Server, invoke, launch, wait_for
 
 APP = Path(__file__).parents[1] / "observability" / "streaming_app.py"
@@ -49,6 +50,10 @@ def test_a_finished_request_shows_everything_streamed_and_no_pane_without(server
         wait_for(lambda: http.get(f"/requests/{quiet}").json()["status"] == "succeeded")
     page.goto(f"{server.url}/ui/requests/{request_id}")
     expect(page.locator("#stream-text")).to_have_text("tick 0tick 1")
+    assert serious(axe(page)) == []  # the pane and its text, shown
+    page.goto(f"{server.url}/ui")
+    expect(page.locator("#app-stats")).to_contain_text("stream_slowly")
+    assert serious(axe(page)) == []  # the per-application figures
     page.goto(f"{server.url}/ui/requests/{quiet}")
     page.wait_for_timeout(500)
     expect(page.locator("#stream-pane")).to_be_hidden()

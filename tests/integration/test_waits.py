@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import cairn
-from cairn import RequestContext, _request, _request_ops, application, function
+from cairn import RequestContext, _request, _request_ops, application, function, worker
 from cairn.store import RequestRecord, Store
 from cairn.types import RequestStatus
 
@@ -55,11 +55,11 @@ def _in_background(
 ) -> tuple[str, threading.Thread, list[RequestRecord]]:
     """Submit a request and run it to its end in a thread of this process."""
     request_id = _request.submit(
-        app, args, {}, store_url=store_url, owner=_request.local_owner(store_url)
+        app, args, {}, store_url=store_url, owner=worker.local_owner(store_url)
     )
     done: list[RequestRecord] = []
     thread = threading.Thread(
-        target=lambda: done.append(_request._run(request_id, store_url))
+        target=lambda: done.append(worker.run_here(request_id, store_url))
     )
     thread.start()
     return request_id, thread, done

@@ -77,6 +77,7 @@ def test_serve_exposes_the_figures_of_every_process(tmp_path):
             live = _executors_of(server.process.pid)
             assert answer.status_code == 200
             assert answer.headers["content-type"].startswith("text/plain")
+            assert "# HELP cairn_calls_waiting " in answer.text
             found = samples(answer.text)
     finally:
         server.stop()

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+_READ_TRIES = 5
 # Call durations from a millisecond step to an hour-long agent run.
 _DURATION_BUCKETS_S = (
     0.001,
@@ -114,66 +115,91 @@ def _remove(path: str, owner_pid: int) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _define() -> Metrics:
-    from prometheus_client import Counter, Gauge, Histogram
+def _define(registry: Any = None) -> Metrics:
+    """The metrics, registered in ``registry`` (default: prometheus_client's)."""
+    from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 
+    into: dict[str, Any] = {"registry": REGISTRY if registry is None else registry}
     return Metrics(
         requests_started=Counter(
-            "cairn_requests_started", "Runs of requests started", ["application"]
+            "cairn_requests_started",
+            "Runs of requests started",
+            ["application"],
+            **into,
         ),
         requests_finished=Counter(
             "cairn_requests_finished",
             "Runs of requests finished, by outcome (succeeded, failed)",
             ["application", "outcome"],
+            **into,
         ),
         call_duration=Histogram(
             "cairn_call_duration_seconds",
             "Attempts of function calls, by function and outcome",
             ["function", "outcome"],
             buckets=_DURATION_BUCKETS_S,
+            **into,
         ),
         retries=Counter(
-            "cairn_call_retries", "Failed attempts that will be retried", ["function"]
+            "cairn_call_retries",
+            "Failed attempts that will be retried",
+            ["function"],
+            **into,
         ),
         timeouts=Counter(
-            "cairn_call_timeouts", "Attempts stopped at their deadline", ["function"]
+            "cairn_call_timeouts",
+            "Attempts stopped at their deadline",
+            ["function"],
+            **into,
         ),
         oom_kills=Counter(
             "cairn_oom_kills",
             "Executors killed over their memory limit, by the call they ran",
             ["function"],
+            **into,
         ),
         executors=Gauge(
-            "cairn_executors", "Live executor processes", multiprocess_mode="livesum"
+            "cairn_executors",
+            "Live executor processes",
+            multiprocess_mode="livesum",
+            **into,
         ),
         executors_busy=Gauge(
             "cairn_executors_busy",
             "Executor processes running a call (utilisation: busy / executors)",
             multiprocess_mode="livesum",
+            **into,
         ),
         commit_latency=Histogram(
             "cairn_checkpoint_commit_seconds",
             "Time to commit checkpoints (one transaction, one or more calls)",
             buckets=_COMMIT_BUCKETS_S,
+            **into,
         ),
         store_errors=Counter(
-            "cairn_store_errors", "Store failures that stopped an executor", ["kind"]
+            "cairn_store_errors",
+            "Store failures that stopped an executor",
+            ["kind"],
+            **into,
         ),
         sse_clients=Gauge(
             "cairn_sse_clients",
             "Clients following a request's events",
             multiprocess_mode="livesum",
+            **into,
         ),
         user_counter=Counter(
             "cairn_user_counter",
             "ctx.metrics.counter(name, value) of user code",
             ["name", "function"],
+            **into,
         ),
         user_timer=Histogram(
             "cairn_user_timer_seconds",
             "ctx.metrics.timer(name, seconds) of user code",
             ["name", "function"],
             buckets=_DURATION_BUCKETS_S,
+            **into,
         ),
     )
 
@@ -223,7 +249,16 @@ def exposition(extra: list[Any] | None = None) -> tuple[bytes, str]:
         MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
     for collector in extra or ():
         registry.register(collector)
-    return generate_latest(registry), CONTENT_TYPE_LATEST
+    for attempt in range(_READ_TRIES):
+        try:
+            return generate_latest(registry), CONTENT_TYPE_LATEST
+        except (OSError, ValueError):
+            # A process creating its file right now leaves it empty for a moment,
+            # and prometheus_client cannot read an empty file.
+            if attempt == _READ_TRIES - 1:
+                raise
+            time.sleep(0.005)
+    raise AssertionError("unreachable")
 
 
 def serve_in_child(port: int, host: str = "0.0.0.0") -> int:

@@ -21,34 +21,43 @@ _STREAM_KINDS = frozenset({_streaming.STREAM_CHUNK, _streaming.FINISHED})
 
 
 class _StoreCounts:
-    """Requests in the store by status, read when Prometheus scrapes (every
-    worker on the store agrees on these, unlike per-process counters)."""
+    """Figures every worker on the store agrees on, read when Prometheus scrapes:
+    requests by status, calls waiting for an executor by function."""
 
-    def __init__(self, counts: dict[Any, int]) -> None:
-        self._counts = counts
+    def __init__(self, requests: dict[Any, int], waiting: dict[str, int]) -> None:
+        self._requests = requests
+        self._waiting = waiting
 
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import GaugeMetricFamily
 
-        family = GaugeMetricFamily(
+        requests = GaugeMetricFamily(
             "cairn_store_requests",
             "Requests in the store, by status",
             labels=["status"],
         )
-        for status, count in sorted(self._counts.items(), key=lambda kv: str(kv[0])):
-            family.add_metric([str(status)], count)
-        yield family
+        for status, count in sorted(self._requests.items(), key=lambda kv: str(kv[0])):
+            requests.add_metric([str(status)], count)
+        yield requests
+        waiting = GaugeMetricFamily(
+            "cairn_calls_waiting",
+            "Calls queued for an executor (new, or a retry in its backoff), by function",
+            labels=["function"],
+        )
+        for function, count in sorted(self._waiting.items()):
+            waiting.add_metric([function], count)
+        yield waiting
 
 
 async def metrics(request: Request) -> Response:
     """The Prometheus exposition (text format 0.0.4)."""
     state: ServerState = request.app.state.cairn
 
-    def count(store: Store) -> dict[Any, int]:
-        return dict(store.count_requests())
+    def count(store: Store) -> _StoreCounts:
+        return _StoreCounts(dict(store.count_requests()), store.pending_by_function())
 
     counts = await state.pool.run(count)
-    body, content_type = _metrics.exposition([_StoreCounts(counts)])
+    body, content_type = _metrics.exposition([counts])
     return Response(
         body,
         media_type=content_type.split(";")[0],

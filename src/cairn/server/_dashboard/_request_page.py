@@ -30,6 +30,7 @@ from . import (
     _live,
     _render,
     _rows,
+    _stream_pane,
     _timeline,
     _tree,
     _values,
@@ -300,9 +301,15 @@ class RequestPages:
         built = await self._build(request, _tree.ViewState(), None, 0)
         if built is None:
             return self.missing(request)
+        pane = await _api_state(request).pool.run(
+            functools.partial(
+                _stream_pane.read, request_id=built.record.id, until_seq=built.seq
+            )
+        )
         return self.templates.page(
             "request.html",
             page=built,
+            stream=pane,
             headers={
                 "Server-Timing": f"render;dur={_calls.now_ms() - built.now_ms:.1f}"
             },

@@ -17,6 +17,8 @@ CREATE TABLE waits (
     finished_at_ms  REAL
 );
 CREATE INDEX waits_by_request ON waits (request_id, status);
+-- The waits a parked call is parked on (a claim asks whether it resumes one).
+CREATE INDEX waits_by_call ON waits (call_id) WHERE call_id IS NOT NULL;
 -- A caller parked on its children: found by the group a finished call was of.
 CREATE INDEX waits_on_children ON waits (name) WHERE kind = 'children' AND status = 'waiting';
 -- Whether a call is due, by due time alone: parked calls are pending with a due
