@@ -194,3 +194,5 @@ class Police:
         elif record is not None and record.started_at_ms:
             ended.started_at_ms = record.started_at_ms
         store.record_failure(ended.ended(how))
+        # A caller parked on this call's Future may go on once its calls ended.
+        store.wake_parents([key.group_id or ""], clock.now_ms())
