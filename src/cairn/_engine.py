@@ -17,11 +17,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cairn import _executor, _registry, errors
+from cairn import _executor, _limits, _registry, errors
 from cairn._deadlines import DeadlineBoard
 from cairn._execution import attempts, clock, failures, frames
 from cairn._wake import Wake
-from cairn.observability import _metrics
+from cairn.observability import _metrics, _supervision
 from cairn.store import (
     CallKey,
     ClaimScope,
@@ -41,16 +41,6 @@ _HEARTBEAT_EVERY_S = 2.0
 _CANCEL_CHECK_EVERY_S = 0.1
 _SERVE_TICK_S = 0.005
 _MEMORY_CHECK_EVERY_S = 0.05
-_PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
-
-
-def _resident_bytes(pid: int) -> int | None:
-    """Resident set size of a process (Linux /proc), or None where unknown."""
-    try:
-        with open(f"/proc/{pid}/statm") as handle:
-            return int(handle.read().split()[1]) * _PAGE_BYTES
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 class _StopNow(BaseException):
@@ -246,7 +236,6 @@ class Engine:
             os.waitpid(executor.pid, 0)
         except ChildProcessError:
             pass
-        _metrics.process_died(executor.pid)
 
     # -- running ----------------------------------------------------------------------------
     def run_until_finished(
@@ -428,9 +417,6 @@ class Engine:
         ended = [
             (key, failures.timed_out(key, timeout_s)) for key, timeout_s in expired
         ]
-        if _metrics.M is not None:
-            for key, _ in expired:
-                _metrics.M.timeouts.labels(key.function).inc()
         cause = f"{expired[0][0].function} timed out"
         self._retire(executor, ended, cause)
 
@@ -448,21 +434,17 @@ class Engine:
         ]
         if not limits:
             return False
-        resident = _resident_bytes(executor.pid)
+        resident = _limits.resident_bytes(executor.pid)
         if resident is None or resident <= min(limits):
             return False
         self._kill(executor)
         ended = [
             (key, failures.out_of_memory(key, resident, min(limits))) for key in running
         ]
-        if _metrics.M is not None:
-            for key in running:
-                _metrics.M.oom_kills.labels(key.function).inc()
         self._retire(executor, ended, "it ran out of memory")
         return True
 
     def _on_exit(self, executor: _Executor, status: int) -> None:
-        _metrics.process_died(executor.pid)
         code = os.waitstatus_to_exitcode(status)
         ended: list[tuple[CallKey, failures.Ended]] = []
         cause = None
@@ -519,6 +501,7 @@ class Engine:
         """Forget a dead executor and hand its calls back; ``_top_up`` starts another."""
         if self._executors.pop(executor.index, None) is None:
             return
+        _metrics.process_died(executor.pid)
         executor.board.close()
         self._unreleased.add(executor.index)
         self._release_pending()
@@ -564,7 +547,11 @@ class Engine:
             ended.started_at_ms = started_at_ms
         elif record is not None and record.started_at_ms:
             ended.started_at_ms = record.started_at_ms
-        self.store.record_failure(ended.ended(how))
+        failure = ended.ended(how)
+        self.store.record_failure(failure)
+        _supervision.attempt_ended(
+            self.store, key, run.application, failure, how.outcome, clock.now_ms()
+        )
 
     def _balance(self, now: float) -> bool:
         """Start an extra executor when work is queued, none is free to take it, and
