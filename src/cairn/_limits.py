@@ -9,7 +9,6 @@ from __future__ import annotations
 import inspect
 import json
 import math
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -181,16 +180,3 @@ def priority(value: object, where: str) -> int:
             f"got {value!r}"
         )
     return number
-
-
-_PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
-
-
-def resident_bytes(pid: int) -> int | None:
-    """Resident set size of a process (Linux /proc), or None where unknown: what
-    a function's ``memory`` limit is checked against."""
-    try:
-        with open(f"/proc/{pid}/statm") as handle:
-            return int(handle.read().split()[1]) * _PAGE_BYTES
-    except (OSError, ValueError, IndexError):
-        return None

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import atexit
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from cairn import (
-    _engine,
     _limits,
     _local_report,
     _registry,
@@ -18,8 +16,8 @@ from cairn import (
     _serialization,
     _values,
     errors,
+    worker,
 )
-from cairn._execution import frames as _frames
 from cairn._store_cache import borrowed
 from cairn.observability import _streaming, _tracing
 from cairn.store import (
@@ -132,12 +130,12 @@ class Request:
                 earlier replay not finished yet): nothing was started.
         """
         del upgrade_to_latest_version  # the code loaded in this process is the latest
-        owner = local_owner(self._store_url)
+        owner = worker.local_owner(self._store_url)
         with borrowed(self._store_url) as store:
             _request_ops.replay(
                 store, self._id, from_call=from_call, strict=strict, owner=owner
             )
-        _run(self._id, self._store_url)
+        worker.run_here(self._id, self._store_url)
         _local_report.print_failures(self._id, self._store_url)
         return self
 
@@ -182,53 +180,6 @@ def failure_of(record: RequestRecord) -> errors.CairnError:
     )
 
 
-# The engine of this process's latest local run, kept so that the next run on the
-# same store does not start its executor processes again (one at a time: tests and
-# scripts that switch stores do not pile up idle pools).
-_local_engine: _engine.Engine | None = None
-
-
-def _engine_for(store_url: str) -> _engine.Engine:
-    global _local_engine
-    if _local_engine is not None and (
-        _local_engine.store_url != store_url
-        or _local_engine.concurrency != _engine.default_concurrency()
-        or not _local_engine.owned_by_this_process()
-    ):
-        _local_engine.close()
-        _local_engine = None
-    if _local_engine is None:
-        _local_engine = _engine.Engine(store_url)
-        atexit.register(_local_engine.close)
-    return _local_engine
-
-
-def local_owner(store_url: str) -> str:
-    """The id of this process's engine, started: a request it owns is run by it
-    alone (and by no other process while it lives)."""
-    if _frames.current_or_none() is not None:
-        raise errors.SDKUsageError("cannot run a request from inside a function call")
-    engine = _engine_for(store_url)
-    engine.start()  # alive in the store before it owns anything
-    return engine.worker_id
-
-
-def _run(
-    request_id: str, store_url: str, on_tick: Callable[[], None] | None = None
-) -> RequestRecord:
-    global _local_engine
-    if _frames.current_or_none() is not None:
-        raise errors.SDKUsageError("cannot run a request from inside a function call")
-    engine = _engine_for(store_url)
-    try:
-        return engine.run_until_finished(request_id, on_tick=on_tick)
-    except BaseException:
-        # Interrupted (Ctrl-C) or broken: stop the executors now, hand their calls back.
-        engine.close()
-        _local_engine = None
-        raise
-
-
 def submit(
     app: Any,
     args: tuple[Any, ...],
@@ -241,7 +192,7 @@ def submit(
     priority: int = 0,
 ) -> str:
     """Create a request (pending) for an application and return its id; ``owner``
-    (see ``local_owner``) runs it alone, else any serving worker may; the calls
+    (see ``worker.local_owner``) runs it alone, else any serving worker may; the calls
     of higher-``priority`` requests are claimed first."""
     submission = _request_ops.new_request(
         app,
@@ -274,11 +225,11 @@ def run_local_application(app: Any, *args: Any, **kwargs: Any) -> Request:
         args,
         kwargs,
         store_url=store_url,
-        owner=local_owner(store_url),
+        owner=worker.local_owner(store_url),
         priority=priority,
         headers=_tracing.current_traceparent(),  # its spans join the caller's trace
     )
-    _run(request_id, store_url)
+    worker.run_here(request_id, store_url)
     _local_report.print_failures(request_id, store_url)
     return Request(request_id, store_url)
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import click
 
-from cairn import _remote, _request, _request_ops, errors
+from cairn import _remote, _request_ops, errors, worker
 from cairn.cli import _common, _loading
 from cairn.store import CallRecord, RequestRecord, Store, redact_url
 from cairn.types import RequestStatus
@@ -132,7 +132,7 @@ class Local:
                 ids = [c.id for c in store.list_calls(request_id)]
                 forced = _from_call(request_id, ids, from_call)
         _loading.load_request_code(record, app)
-        owner = _request.local_owner(self.url)
+        owner = worker.local_owner(self.url)
         with _common.opened(self.url) as store:
             _request_ops.replay(
                 store, request_id, from_call=forced, strict=strict, owner=owner

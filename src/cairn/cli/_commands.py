@@ -13,7 +13,7 @@ import click
 from rich.logging import RichHandler
 
 import cairn
-from cairn import _limits, _request, errors, observability
+from cairn import _limits, _request, errors, observability, worker
 from cairn.cli import _common, _db, _loading, _render, _requests, _serve, _worker
 from cairn.types import RequestStatus
 
@@ -166,7 +166,7 @@ def run(
             args,
             kwargs,
             store_url=url,
-            owner=_request.local_owner(url),
+            owner=worker.local_owner(url),
             priority=priority,
         )
     except (errors.SDKUsageError, errors.SerializationError) as error:

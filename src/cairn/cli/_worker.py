@@ -6,10 +6,11 @@ import sys
 
 import click
 
-from cairn import _engine, errors
+from cairn import errors
 from cairn.cli import _common, _loading
 from cairn.observability import _metrics
 from cairn.store import redact_url
+from cairn.worker import Engine
 
 
 @click.command()
@@ -95,7 +96,7 @@ def worker(
         )
     names = frozenset(n.strip() for ns in function_names for n in ns.split(","))
     try:
-        engine = _engine.Engine(
+        engine = Engine(
             _common.resolve_url(store_url),
             concurrency=concurrency,
             serving=True,

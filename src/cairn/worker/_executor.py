@@ -14,11 +14,12 @@ import signal
 from typing import cast
 
 from cairn import _faults, _registry, errors, observability
-from cairn._deadlines import DeadlineBoard
 from cairn._execution import dispatch, frames, scheduler, storage
-from cairn._wake import Wake
 from cairn.observability import _metrics, _tracing
 from cairn.store import ClaimScope, Store, open_store
+
+from ._deadlines import DeadlineBoard
+from ._wake import Wake
 
 logger = logging.getLogger(__name__)
 
