@@ -12,6 +12,7 @@ import os
 import time
 from collections import Counter
 
+import cairn
 from cairn import RequestContext, application, function
 
 
@@ -68,3 +69,17 @@ def bench_ticker(count: int, interval_ms: int) -> int:
         time.sleep(interval_ms / 1000)
         ctx.progress.update(i + 1, count, f"tick {i + 1}")
     return count
+
+
+@application()
+@function()
+def bench_await_signal(i: int) -> int:
+    """Parks until its signal ``go`` comes (bench/parked.py)."""
+    return int(cairn.wait_for_signal("go")) + i
+
+
+@application()
+@function()
+def bench_echo(i: int) -> int:
+    """The peer of a resume: a fresh request that returns at once."""
+    return i

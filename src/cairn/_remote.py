@@ -168,6 +168,14 @@ class RemoteRequest:
         """Stop the request: nothing more runs for it (no-op once finished)."""
         self._client.cancel(self._application, self._id)
 
+    def signal(self, name: str, value: Any = None) -> None:
+        """Send the signal ``name`` with a JSON ``value`` to the request.
+
+        Raises:
+            RemoteAPIError: 404 for an unknown request, 409 once it finished.
+        """
+        self._client.signal(self._application, self._id, name, value)
+
     def __repr__(self) -> str:
         return f"RemoteRequest(id={self._id!r}, application={self._application!r})"
 

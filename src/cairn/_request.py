@@ -139,6 +139,18 @@ class Request:
         _local_report.print_failures(self._id, self._store_url)
         return self
 
+    def signal(self, name: str, value: Any = None) -> None:
+        """Send the signal ``name`` to the request: the value of the next
+        ``wait_for_signal(name)`` (kept until one comes). JSON values are sent as
+        JSON; others are pickled.
+
+        Raises:
+            RequestNotFound: there is no such request.
+            RequestFinished: the request has finished.
+        """
+        with borrowed(self._store_url) as store:
+            _request_ops.signal(store, self._id, name, value)
+
     def cancel(self) -> None:
         """Stop the request: nothing more runs for it."""
         with borrowed(self._store_url) as store:

@@ -23,6 +23,7 @@ from cairn import (
     _serialization,
     errors,
 )
+from cairn._execution import waits as _waits
 from cairn.store import CallKey, NewRequest, RequestOutcome, RequestRecord, Store
 from cairn.types import CallStatus, FailureReason, RequestStatus
 
@@ -162,17 +163,7 @@ def new_request(
         owner=owner,
         priority=_limits.priority(priority, "priority"),
     )
-    root = CallKey(
-        id=request_id,
-        request_id=request_id,
-        parent_id=None,
-        seq=0,
-        function=name,
-        kind="app",
-        group_id=request_id,
-        dispatched=True,
-    )
-    return request, root, payload
+    return request, CallKey.application_call(request_id, name), payload
 
 
 def create(store: Store, submission: Submission) -> str:
@@ -259,7 +250,9 @@ def resolve_call(request_id: str, call_ids: list[str], prefix: str) -> str:
 def waiting_for(store: Store, request: RequestRecord) -> str | None:
     """What an unfinished request waits for, or None: a worker that serves a
     function of its pending calls (none is alive; for a request nobody runs
-    alone), a rate limit, a slot of a concurrency key (flow control)."""
+    alone), a rate limit, a slot of a concurrency key (flow control), a timer,
+    a signal or its children (``sleeping until …``, ``waiting: signal 'approval'``).
+    """
     if request.status.finished:
         return None
     now_ms = _calls.now_ms()
@@ -273,6 +266,7 @@ def waiting_for(store: Store, request: RequestRecord) -> str | None:
             reasons.append(f"waiting for the rate limit of `{function}`")
         else:
             reasons.append(f"waiting for a slot of `{function}` for key {key!r}")
+    reasons += [_waits.describe(wait) for wait in store.list_waits(request.id)]
     return "; ".join(reasons) or None
 
 
@@ -306,6 +300,17 @@ def replay(
         now_ms=_calls.now_ms(),
         owner=owner,
     )
+
+
+def signal(store: Store, request_id: str, name: str, value: Any) -> int:
+    """Send the signal ``name`` with ``value`` to a request; its number.
+
+    Raises:
+        SDKUsageError: the name is not a signal name.
+        RequestNotFound: there is no such request.
+        RequestFinished: the request has finished.
+    """
+    return _waits.send(store, request_id, name, value, _calls.now_ms())
 
 
 def cancel(store: Store, request_id: str) -> Cancelled:

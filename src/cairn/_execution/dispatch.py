@@ -9,10 +9,10 @@ from typing import Any
 
 from cairn import _decorators, _events, _faults, _registry, _serialization, errors
 from cairn.observability import _metrics
-from cairn.store import CallKey, CallSuccess, ClaimedCall, RequestOutcome
+from cairn.store import CallKey, CallRecord, CallSuccess, ClaimedCall, RequestOutcome
 from cairn.types import CallStatus, RequestStatus
 
-from . import calls, driver, failures, frames, futures
+from . import calls, driver, failures, frames, futures, waits
 from .attempts import Attempts
 from .frames import Frame, RequestRun
 
@@ -26,7 +26,7 @@ def run_batch(batch: list[ClaimedCall]) -> float:
     try:
         for claimed in batch:
             run_claimed(claimed, deferred=successes)
-        return time.monotonic() - started
+        took_s = time.monotonic() - started
     finally:
         # Whatever finished is committed, even if a later item stopped the batch.
         if successes:
@@ -34,6 +34,9 @@ def run_batch(batch: list[ClaimedCall]) -> float:
             with _metrics.commit_timer():
                 frames.process().store.commit_successes(successes)
             _faults.point("after_commit")
+    # A caller parked on these calls' Futures may go on once they all ended.
+    waits.wake_parents(c.record.group_id for c in batch if c.record.kind != "app")
+    return took_s
 
 
 def run_claimed(
@@ -77,7 +80,7 @@ def run_claimed(
     attempt = driver.Attempt(run, key, spec, record, None)
     if record.run == run.run:
         attempt.attempts.failed = record.run_attempts
-    if record.kind == "app":
+    if record.kind == "app" and not _resumed(record):
         runtime.store.append_events(
             record.request_id,
             [
@@ -97,10 +100,20 @@ def run_claimed(
     except (Exception, failures.Diverged) as exc:
         attempt.failed(exc)
         return
+    except waits.Parked as parked:
+        attempt.end()
+        waits.park(parked, key)
+        return
     except BaseException:
         attempt.end()
         raise
     attempt.succeeded(output, outcome, deferred)
+
+
+def _resumed(record: CallRecord) -> bool:
+    """Whether a claimed call is one that parked (its run goes on, not starts)."""
+    # A parked call is due at a time > 0; a fresh one at 0 (no query for those).
+    return record.not_before_ms > 0 and frames.process().store.parked_on_wait(record.id)
 
 
 def _app_outcome(

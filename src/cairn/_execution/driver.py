@@ -30,7 +30,7 @@ from cairn.store import (
 )
 from cairn.types import RequestStatus
 
-from . import arguments, coroutines, failures, frames, futures
+from . import arguments, coroutines, failures, frames, futures, waits
 from .attempts import Attempts
 from .frames import Frame, RequestRun
 
@@ -410,8 +410,9 @@ def run_inline(
         except Exception as exc:
             wait_s = _backoff_s(attempt, exc)
             continue
-        except BaseException:
+        except BaseException as exc:
             attempt.end()
+            waits.unwound(exc, key)
             raise
         return _done(attempt, output)
 
@@ -445,8 +446,9 @@ async def run_inline_async(
         except Exception as exc:
             wait_s = _backoff_s(attempt, exc)
             continue
-        except BaseException:
+        except BaseException as exc:
             attempt.end()
+            waits.unwound(exc, key)
             raise
         return _done(attempt, output)
 

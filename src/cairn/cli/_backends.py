@@ -66,6 +66,10 @@ class Backend(Protocol):
         """Cancel a request."""
         ...
 
+    def signal(self, request_id: str, name: str, value: Any) -> None:
+        """Send a signal to a request."""
+        ...
+
 
 def choose(server: str | None, store_url: str | None) -> Backend:
     """The server when ``--server`` (or ``CAIRN_API_URL``) names one, else the store."""
@@ -146,6 +150,11 @@ class Local:
         with _common.opened(self.url) as store:
             self._record(store, request_id)
             return _request_ops.cancel(store, request_id)
+
+    def signal(self, request_id: str, name: str, value: Any) -> None:
+        """Send a signal to a request of the store."""
+        with _common.opened(self.url) as store:
+            _request_ops.signal(store, request_id, name, value)
 
 
 class Remote:
@@ -229,6 +238,12 @@ class Remote:
         return _request_ops.Cancelled(
             status=RequestStatus(result["status"]), cancelled=bool(result["cancelled"])
         )
+
+    def signal(self, request_id: str, name: str, value: Any) -> None:
+        """Send a signal to a request on the server."""
+        with self._client() as http:
+            metadata = _found(http, request_id)
+            http.signal(metadata["application_name"], request_id, name, value)
 
 
 def _found(http: client.Client, request_id: str) -> dict[str, Any]:

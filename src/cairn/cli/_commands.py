@@ -14,7 +14,16 @@ from rich.logging import RichHandler
 
 import cairn
 from cairn import _limits, _request, errors, observability, worker
-from cairn.cli import _common, _db, _loading, _render, _requests, _serve, _worker
+from cairn.cli import (
+    _common,
+    _db,
+    _loading,
+    _render,
+    _requests,
+    _schedules,
+    _serve,
+    _worker,
+)
 from cairn.types import RequestStatus
 
 
@@ -177,6 +186,7 @@ def run(
 
 
 cli.add_command(_requests.requests)
+cli.add_command(_schedules.schedules)
 cli.add_command(_db.db)
 cli.add_command(_worker.worker)
 cli.add_command(_serve.serve)

@@ -1,7 +1,8 @@
-"""``cairn requests list|show|replay|cancel``."""
+"""``cairn requests list|show|replay|cancel|signal``."""
 
 from __future__ import annotations
 
+import json
 import sys
 
 import click
@@ -12,7 +13,7 @@ from cairn.types import RequestStatus
 
 @click.group(cls=_common.Group)
 def requests() -> None:
-    """Inspect, replay and cancel requests."""
+    """Inspect, replay, cancel and signal requests."""
 
 
 @requests.command("list")
@@ -145,3 +146,34 @@ def cancel(request_id: str, store_url: str | None, server: str | None) -> None:
         out.print(
             f"request {request_id} already finished ({done.status}); nothing to cancel"
         )
+
+
+@requests.command()
+@click.argument("request_id", metavar="ID")
+@click.argument("name")
+@click.option(
+    "--value",
+    metavar="JSON",
+    default="null",
+    show_default=True,
+    envvar="CAIRN_REQUESTS_SIGNAL_VALUE",
+    show_envvar=True,
+    help="The signal's value, as JSON: what wait_for_signal(NAME) returns.",
+)
+@_common.store_option
+@_serve.server_option
+def signal(
+    request_id: str, name: str, value: str, store_url: str | None, server: str | None
+) -> None:
+    """Send the signal NAME to a request (kept until a wait for it takes it)."""
+    try:
+        decoded = json.loads(value)
+    except ValueError as error:
+        raise click.BadParameter(
+            f"not JSON ({error}); quote a string as '\"text\"'",
+            param_hint="'--value'",
+        ) from None
+    _backends.choose(server, store_url).signal(request_id, name, decoded)
+    _render.console().print(
+        f"sent signal {name!r} to request {request_id}", markup=False
+    )

@@ -13,7 +13,7 @@ import os
 import signal
 from typing import cast
 
-from cairn import _faults, _registry, errors, observability
+from cairn import _faults, _registry, _schedules, errors, observability
 from cairn._execution import dispatch, frames, scheduler, storage
 from cairn.observability import _metrics, _tracing
 from cairn.store import ClaimScope, Store, open_store
@@ -80,6 +80,7 @@ def main(
         _metrics.M.executors.set(1)
     caps = _registry.concurrency_caps()
     limits = _registry.flow_limits()
+    ticker = _schedules.Ticker(store, scope)
     delay = _IDLE_POLL_MIN_S
     while not stopping and os.getppid() == parent_pid:
         try:
@@ -92,6 +93,8 @@ def main(
                 else None
             )
             if claimed is None:
+                if ticker.tick():
+                    continue  # it started requests of schedules: claim them
                 _tracing.flush()  # idle: export the spans of what just ran
                 wake.executors.wait(delay)
                 delay = min(delay * 2, _IDLE_POLL_MAX_S)

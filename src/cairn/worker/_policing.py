@@ -189,6 +189,8 @@ class Police:
             ended.started_at_ms = record.started_at_ms
         failure = ended.ended(how)
         store.record_failure(failure)
+        # A caller parked on this call's Future may go on once its calls ended.
+        store.wake_parents([key.group_id or ""], clock.now_ms())
         _supervision.attempt_ended(
             store, key, run.application, failure, how.outcome, clock.now_ms()
         )

@@ -77,6 +77,7 @@ class _Read:
     seq: int
     log: _journal.LogPage
     waiting: str | None = None
+    awaited_signal: str | None = None
     opened: list[_Opened] = field(default_factory=list)
 
 
@@ -154,6 +155,11 @@ def _read(
         seq=seq,
         log=_journal.log_page(store, record.id, runs, before=state.log_before),
         waiting=_request_ops.waiting_for(store, record),
+        awaited_signal=None
+        if record.status.finished
+        else next(
+            (w.name for w in store.list_waits(record.id) if w.kind == "signal"), None
+        ),
     )
     shown = {row.id: row for row in rows if isinstance(row, _rows.CallRow)}
     for call_id in state.details:
@@ -389,7 +395,9 @@ class RequestPages:
         record = read.record
         now_ms = _calls.now_ms()
         timeline = _timeline.timeline(record, read.runs, now_ms)
-        head = _views.head(record, read.counts, now_ms, read.waiting)
+        head = _views.head(
+            record, read.counts, now_ms, read.waiting, read.awaited_signal
+        )
         prints = _prints(read, timeline, head)
         if token is None:
             token, version = self.versions.start(prints)

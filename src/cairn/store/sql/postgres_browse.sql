@@ -167,6 +167,10 @@ LIMIT %(limit)s
 
 -- name: pending_by_function
 -- Calls queued for an executor (new, or a retry waiting for its backoff), by
--- function: /metrics's calls waiting (the runnable index holds just these rows).
+-- function: /metrics's calls waiting (the runnable index holds just these rows);
+-- not those parked on a wait (a sleep, a signal, their children).
 SELECT function, count(*) FROM calls
-WHERE status = 'pending' AND dispatched = 1 GROUP BY function
+WHERE status = 'pending' AND dispatched = 1
+  AND NOT EXISTS (SELECT 1 FROM waits w
+                  WHERE w.call_id = calls.id AND w.status = 'waiting')
+GROUP BY function

@@ -954,6 +954,31 @@
       }
     });
 
+    // Send a signal to the request (wait_for_signal): the value is JSON, as typed.
+    document.addEventListener("submit", async function (event) {
+      const form = event.target.closest("#signal-form");
+      if (!form) return;
+      event.preventDefault();
+      const name = form.elements.signal.value.trim();
+      const text = form.elements.value.value.trim() || "null";
+      try {
+        JSON.parse(text);
+      } catch (failure) {
+        show(message, "The value is not JSON: " + failure.message, "bad");
+        return;
+      }
+      try {
+        await callApi("POST", apiBase + "/signals/" + encodeURIComponent(name), {
+          body: text,
+          headers: { "Content-Type": "application/json" },
+        });
+        show(message, "Sent signal '" + name + "'.", "ok");
+        await update();
+      } catch (failure) {
+        show(message, failure.message, "bad");
+      }
+    });
+
     document.getElementById("call-view").addEventListener("change", function (event) {
       state.view = event.target.value;
       state.shown = 100;
