@@ -83,3 +83,11 @@ def bench_await_signal(i: int) -> int:
 def bench_echo(i: int) -> int:
     """The peer of a resume: a fresh request that returns at once."""
     return i
+
+
+@application()
+@function()
+def bench_nap(seconds: float) -> float:
+    """Sleeps durably (parked), for the timer's lateness in bench/parked.py."""
+    RequestContext.get().sleep(seconds)
+    return seconds

@@ -8,6 +8,8 @@ bench_apps`` with two executors, and waits until every request is parked. Then:
 
 - the worker's processes (supervisor and executors) and their resident memory;
 - the CPU the worker's processes use over ``--idle-s`` seconds while all wait;
+- how late 10 sleeps of 1.5 s (parked, started 100 ms apart) end after the due
+  time their wait recorded (the resume and the last commit included);
 - the resume latency of ``--samples`` requests: from the signal's commit to the
   commit that finishes the request (the worker stamps it; same machine, same
   clock). The request has no completed call to replay besides its own start.
@@ -99,6 +101,26 @@ def _submit(store: Store, app: Any, count: int, first: int = 0) -> list[str]:
     return ids
 
 
+NAP_S = 1.5
+
+
+def _nap_lateness_ms(store: Store, count: int) -> list[float]:
+    """Requests that sleep ``NAP_S`` (parked), started 100 ms apart: how long after
+    its recorded due time each one ended (its resume and commit included)."""
+    naps = []
+    for _ in range(count):
+        request = _request_ops.new_request(bench_apps.bench_nap, (NAP_S,), {})
+        store.create_requests([request])
+        waits: list[Any] = []
+        while not waits:  # its sleep begins within milliseconds
+            waits = store.list_waits(request[0].id)
+            time.sleep(0.002)
+        naps.append((request[0].id, waits[0].due_at_ms))
+        time.sleep(0.1)
+    late = [_finished_ms(store, request_id) - due for request_id, due in naps]
+    return late
+
+
 def _finished_ms(store: Store, request_id: str, timeout_s: float = 60.0) -> float:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -163,6 +185,7 @@ def measure(
                 assert record is not None
                 fresh_ms.append(_finished_ms(store, request_id) - record.created_at_ms)
                 time.sleep(0.05)
+            late_ms = _nap_lateness_ms(store, 10)
         finally:
             if worker is not None:
                 worker.kill()
@@ -185,6 +208,8 @@ def measure(
         "fresh_request_ms_median": round(fresh, 1),
         "fresh_request_ms_p90": round(_percentile(fresh_ms, 0.9), 1),
         "resume_over_fresh": round(resume / fresh, 2),
+        "timer_late_ms_median": round(statistics.median(late_ms), 1),
+        "timer_late_ms_max": round(max(late_ms), 1),
     }
 
 
@@ -217,8 +242,9 @@ def section(doc: dict[str, Any], number: int) -> list[str]:
         return [*out, "Not run.", ""]
     out += [
         "| store | parked | processes (none / all parked) | RSS MB | CPU % of a "
-        "core | resume p50 ms | p90 ms | fresh request p50 ms | resume ÷ fresh |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "core | resume p50 ms | p90 ms | fresh request p50 ms | resume ÷ fresh "
+        "| timer late p50 / max ms |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in runs:
         empty, parked = run["worker_with_nothing_parked"], run["worker_with_all_parked"]
@@ -228,7 +254,8 @@ def section(doc: dict[str, Any], number: int) -> list[str]:
             f"{empty['rss_mb']} / {parked['rss_mb']} | "
             f"{empty['cpu_percent_of_a_core']} / {parked['cpu_percent_of_a_core']} | "
             f"{run['resume_ms_median']} | {run['resume_ms_p90']} | "
-            f"{run['fresh_request_ms_median']} | {run['resume_over_fresh']} |"
+            f"{run['fresh_request_ms_median']} | {run['resume_over_fresh']} | "
+            f"{run['timer_late_ms_median']} / {run['timer_late_ms_max']} |"
         )
     return [*out, ""]
 

@@ -189,7 +189,7 @@ def test_parents_waiting_on_waiting_children_park_and_resume_once(
         )
         for i in range(6)
     ]
-    worker = wait_workers.start()
+    worker = wait_workers.start(CAIRN_PARK_CHILDREN_AFTER_S="1")
     _until("every child waits", lambda: _waiting(crash_store, ids, "signal"))
     _until("every parent parks", lambda: _waiting(crash_store, ids, "children"))
     _until("nothing holds an executor", lambda: _parked(crash_store, ids))
@@ -200,7 +200,7 @@ def test_parents_waiting_on_waiting_children_park_and_resume_once(
     worker.wait()
     for i, request_id in enumerate(ids):
         _request.Request(request_id, store_url).signal("go", i * 10)
-    wait_workers.start()
+    wait_workers.start(CAIRN_PARK_CHILDREN_AFTER_S="1")
     for request_id in ids:
         wait_finished(crash_store, request_id)
     counts = wait_workers.effect_counts()
@@ -221,7 +221,7 @@ def test_a_parent_parked_on_busy_children_resumes_when_they_end(
     request_id = _request.submit(
         wait_apps.parent_of_slow_children, (3.0,), {}, store_url=store_url
     )
-    wait_workers.start(CAIRN_CONCURRENCY="3")
+    wait_workers.start(CAIRN_CONCURRENCY="3", CAIRN_PARK_CHILDREN_AFTER_S="1")
     _until("the parent parks", lambda: _waiting(crash_store, [request_id], "children"))
     wait_finished(crash_store, request_id)
     record = crash_store.get_request(request_id)

@@ -160,3 +160,31 @@ def test_signals_to_unknown_or_finished_requests_are_refused(run, store_url: str
 def test_sleep_outside_a_request_is_a_usage_error():
     with pytest.raises(cairn.SDKUsageError, match="inside a request"):
         cairn.sleep(1)
+
+
+@function()
+def slow_echo(value: str, seconds: float) -> str:
+    time.sleep(seconds)
+    return value
+
+
+@function()
+def pause_here(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+@application()
+@function()
+def times_its_wait(seconds: float) -> float:
+    future = slow_echo.future("x", seconds).run()
+    pause_here(0.3)  # another executor takes the child meanwhile
+    started = time.monotonic()
+    assert future.result() == "x"
+    return time.monotonic() - started
+
+
+def test_a_short_wait_on_children_does_not_park(run):
+    # Its code runs once: a caller that parked would time its wait from its
+    # resume (Tensorlake's own tests time such waits).
+    waited_s = run(times_its_wait, 2.0).output()
+    assert 1.4 <= waited_s < 10.0

@@ -168,3 +168,29 @@ def test_cli_refuses_an_unknown_log_format(tmp_path):
     )
     assert done.returncode == 2
     assert "--log-format" in done.stderr
+
+
+def test_serve_logs_every_line_in_the_chosen_format(tmp_path):
+    from tests.server.support import launch
+
+    apps = Path(__file__).with_name("metered_app.py")
+    server = launch(
+        tmp_path / "srv", apps=apps, CAIRN_LOG_FORMAT="json", CAIRN_LOG_LEVEL="info"
+    )
+    try:
+        with server.client() as http:
+            assert http.get("/healthz").status_code == 200
+    finally:
+        server.stop()
+    records = [
+        json.loads(line) for line in server.logs().splitlines() if line.startswith("{")
+    ]
+    loggers = {record["logger"] for record in records}
+    assert {"uvicorn.error", "uvicorn.access", "cairn.worker._engine"} <= loggers
+    # Nothing but the CLI's own "cairn serve:" lines is left in another format.
+    others = [
+        line
+        for line in server.logs().splitlines()
+        if line and not line.startswith(("{", "cairn serve:"))
+    ]
+    assert others == []

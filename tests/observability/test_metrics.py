@@ -141,6 +141,15 @@ def test_serve_exposes_the_figures_of_every_process(tmp_path):
         == 1
     )
     assert value(found, "cairn_call_timeouts_total", function="metered_stuck") == 1
+    assert (
+        value(
+            found,
+            "cairn_call_duration_seconds_count",
+            function="metered_stuck",
+            outcome="timed_out",
+        )
+        == 1
+    )
     # Live executors (the one killed at the timeout is gone, its replacement and
     # any extra one started for waiting callers counted).
     assert value(found, "cairn_executors") == live >= 3

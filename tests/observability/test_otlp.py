@@ -70,6 +70,40 @@ def test_run_local_application_inside_a_span_continues_its_trace(
     _check_tree(spans, caller.trace_id, request_id, 4, spread=True)
 
 
+def test_an_attempt_the_supervisor_stopped_is_a_span_too(tmp_path, receiver):
+    done = subprocess.run(
+        [sys.executable, str(APP), "3", f"sqlite:///{tmp_path}/t.db", "stuck"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "OTLP_URL": receiver.url, "CAIRN_CONCURRENCY": "2"},
+    )
+    assert done.returncode == 0, done.stderr
+    request_id, output = done.stdout.split(maxsplit=1)
+    assert output.strip() == "gave up"
+
+    def complete(spans) -> bool:
+        return "request traced_patient" in [s.name for s in spans]
+
+    spans = receiver.wait_for(complete)
+    mine = [s for s in spans if s.attributes.get("cairn.request_id") == request_id]
+    by_name = {s.name: s for s in mine if s.name != "attempt traced_patient"}
+    stuck = by_name["attempt traced_stuck"]
+    assert stuck.attributes["cairn.outcome"] == "timed_out"
+    call = by_name["call traced_stuck"]
+    assert call.attributes["cairn.outcome"] == "failed"
+    assert stuck.parent_span_id == call.span_id
+    # The application's first attempt was stopped with it (interrupted), and its
+    # second caught the FunctionTimeout.
+    app_attempts = sorted(
+        (s.attributes["cairn.attempt"], s.attributes["cairn.outcome"])
+        for s in mine
+        if s.name == "attempt traced_patient"
+    )
+    assert app_attempts == [(1, "interrupted"), (2, "succeeded")]
+    assert by_name["request traced_patient"].attributes["cairn.outcome"] == "succeeded"
+
+
 def test_an_invoke_traceparent_continues_the_callers_trace(tmp_path, receiver):
     server = launch(tmp_path / "srv", apps=APP, concurrency=3, OTLP_URL=receiver.url)
     try:

@@ -133,3 +133,26 @@ def test_bad_resume_points_are_400s(server, query, headers):
         missing = http.get("/applications/stream_slowly/requests/nope/stream")
         assert missing.status_code == 404
         json.loads(missing.text)
+
+
+def test_the_store_lists_chunks_newest_first_up_to_a_seq(
+    run, store, tmp_path, monkeypatch
+):
+    from cairn.server._dashboard import _stream_pane
+
+    monkeypatch.setattr(streaming_app, "FLAG_DIR", tmp_path)
+    (tmp_path / "open-alpha").touch()
+    request = run(streaming_app.stream_story, "alpha beta gamma")
+    chunks = store.list_stream_chunks(request.id, 1 << 40, 100)
+    assert [_streaming.value_of(c.payload) for c in chunks] == [
+        "gate open",
+        *reversed(STREAMED),
+    ]
+    third = chunks[-3].seq
+    assert len(store.list_stream_chunks(request.id, third, 100)) == 3
+    assert len(store.list_stream_chunks(request.id, 1 << 40, 2)) == 2
+    pane = _stream_pane.read(store, request.id, 1 << 40)
+    assert "".join(text for _, text in pane.pieces) == (
+        'alpha beta gamma [2 bytes]\n{"words": 3}\ngate open'
+    )
+    assert pane.count == 6 and not pane.more

@@ -45,9 +45,25 @@ def traced_pipeline(n: int) -> int:
     return traced_total(squares)  # inline, in this process
 
 
+@function(timeout=1)
+def traced_stuck(seconds: float) -> str:
+    time.sleep(seconds)
+    return "woke"
+
+
+@application()
+@function()
+def traced_patient(seconds: float) -> str:
+    try:
+        return traced_stuck(seconds)
+    except cairn.FunctionTimeout:
+        return "gave up"
+
+
 if __name__ == "__main__":
+    app = traced_patient if sys.argv[3:] == ["stuck"] else traced_pipeline
     with trace.get_tracer("caller").start_as_current_span("caller work"):
         request = cairn.run_local_application(
-            traced_pipeline, int(sys.argv[1]), cairn_store=sys.argv[2]
+            app, int(sys.argv[1]), cairn_store=sys.argv[2]
         )
     print(request.id, request.output())

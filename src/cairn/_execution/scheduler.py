@@ -325,7 +325,8 @@ def _wait_here(
                 continue
             if (
                 wait_.runs_pending()
-                and wait_.clock.monotonic_s() - idle_since > waits.PARK_AFTER_S
+                and wait_.clock.monotonic_s() - idle_since
+                > waits.children_park_after_s()
             ):
                 _park(futures)
             # Told to the supervisor: it starts another executor for the work we

@@ -12,7 +12,9 @@ from their checkpoints, and the code reaches the wait again, now over.
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -25,6 +27,11 @@ from . import frames
 #: a wait that ends sooner than this is waited in place; a longer one parks (a
 #: resume costs a claim and the replay of the completed calls)
 PARK_AFTER_S = 1.0
+#: a caller waiting on its children parks after this long with nothing of theirs
+#: to run (``CAIRN_PARK_CHILDREN_AFTER_S``): longer than a sleep's threshold, as
+#: code that times a short wait on its children (Tensorlake's own tests do)
+#: would see its clock start again on resume
+CHILDREN_PARK_AFTER_S = 10.0
 #: a caller parked on its children is woken when they end (by whoever commits
 #: them); it also looks again after this long, in case a wake went missing
 CHILDREN_RECHECK_MS = 300_000.0
@@ -54,6 +61,20 @@ class Parked(BaseException):
         self.groups = list(groups)
         #: in-process calls it unwound through, which wait with it
         self.unwound: list[str] = []
+
+
+@functools.cache
+def children_park_after_s() -> float:
+    """How long a caller waits on its children in place before it parks."""
+    text = os.environ.get("CAIRN_PARK_CHILDREN_AFTER_S")
+    if text is None:
+        return CHILDREN_PARK_AFTER_S
+    try:
+        return _clock.non_negative_s(float(text), "CAIRN_PARK_CHILDREN_AFTER_S")
+    except ValueError:
+        raise errors.SDKUsageError(
+            f"CAIRN_PARK_CHILDREN_AFTER_S must be a number of seconds, got {text!r}"
+        ) from None
 
 
 def unwound(error: BaseException, key: CallKey) -> None:

@@ -14,7 +14,7 @@ from cairn.store import Store
 
 from . import _api, _errors, _sse
 from ._api import ServerState
-from ._routing import Answer, Operation, Param, error
+from ._routing import SSE_EVENTS, Answer, Operation, Param, error
 
 # What a stream of a request's output sends: its chunks, and the end of each run.
 _STREAM_KINDS = frozenset({_streaming.STREAM_CHUNK, _streaming.FINISHED})
@@ -98,7 +98,6 @@ _RESUME = Param(
     description="resume after this event",
     schema={"type": "string", "pattern": "^[0-9]{1,18}$"},
 )
-_SSE = {"text/event-stream": {"schema": {"type": "string"}}}
 
 #: the routes of this module, for the route table (``_routes``)
 OPERATIONS: tuple[Operation, ...] = (
@@ -135,7 +134,7 @@ OPERATIONS: tuple[Operation, ...] = (
             ),
         ),
         answers={
-            200: Answer(description="event stream", content=_SSE),
+            200: Answer(description="event stream", content=SSE_EVENTS),
             400: error("bad Last-Event-ID or after"),
             404: error("unknown namespace, application or request"),
         },

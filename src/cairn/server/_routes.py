@@ -23,7 +23,7 @@ from . import (
     _schedules_api,
     _waits_api,
 )
-from ._routing import Answer, Operation, Param, error, ok
+from ._routing import SSE_EVENTS, Answer, Operation, Param, error, ok
 
 _REQ = "/applications/{application}/requests/{request_id}"
 
@@ -49,23 +49,6 @@ _NOT_FOUND = error("unknown namespace, application or request")
 _CROSS = error("sent by a page of another site or origin")
 _STALLED = error("the body stopped arriving (10 s); the connection closes")
 _NOT_JSON = error("the body is not sent as JSON (text/plain, a form)")
-_SSE = {
-    "text/event-stream": {
-        "schema": {
-            "description": (
-                'one event: "id: <seq>" and "data: {"Kind": {...}}" (Tensorlake\'s '
-                "externally tagged events), no event field; keep-alive comments"
-            ),
-            "type": "object",
-            "properties": {
-                "id": {"type": "string", "pattern": "^[0-9]+$"},
-                "data": {"type": "string", "contentMediaType": "application/json"},
-                "event": {"type": "string"},
-            },
-            "required": ["data"],
-        }
-    }
-}
 _ANY_JSON: dict[str, Any] = {"application/json": {"schema": {}}}
 
 
@@ -150,7 +133,7 @@ OPERATIONS: tuple[Operation, ...] = (
             200: Answer(
                 description="the request id, or its event stream",
                 model=_models.InvokeResult,
-                content=_SSE,
+                content=SSE_EVENTS,
             ),
             400: error("bad JSON, bad multipart, invalid input or header"),
             403: _CROSS,
@@ -219,7 +202,7 @@ OPERATIONS: tuple[Operation, ...] = (
             ),
         ),
         answers={
-            200: Answer(description="event stream", content=_SSE),
+            200: Answer(description="event stream", content=SSE_EVENTS),
             400: error("bad Last-Event-ID"),
             404: _NOT_FOUND,
         },

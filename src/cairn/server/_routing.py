@@ -32,6 +32,26 @@ Handler = Callable[[Request], Awaitable[Response]]
 NAMESPACE_PREFIX = "/v1/namespaces/{namespace}"
 
 
+#: An SSE answer's content: Tensorlake's externally tagged events, one a message.
+SSE_EVENTS: dict[str, Any] = {
+    "text/event-stream": {
+        "schema": {
+            "description": (
+                'one event: "id: <seq>" and "data: {"Kind": {...}}" (Tensorlake\'s '
+                "externally tagged events), no event field; keep-alive comments"
+            ),
+            "type": "object",
+            "properties": {
+                "id": {"type": "string", "pattern": "^[0-9]+$"},
+                "data": {"type": "string", "contentMediaType": "application/json"},
+                "event": {"type": "string"},
+            },
+            "required": ["data"],
+        }
+    }
+}
+
+
 @dataclass(frozen=True, kw_only=True)
 class Param:
     """A path, query or header parameter."""

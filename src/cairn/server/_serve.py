@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 
 import uvicorn
+from uvicorn.config import LOGGING_CONFIG
 
 from cairn import errors
 from cairn.observability import _metrics
@@ -219,6 +220,9 @@ def serve(options: ServeOptions) -> int:
         host=options.host,
         port=options.port,
         log_level=options.log_level,
+        # Logging set up already (the CLI's --log-format): uvicorn's records go
+        # through it, as every other line does; else uvicorn's own.
+        log_config=None if logging.getLogger().handlers else LOGGING_CONFIG,
         lifespan="on",
         timeout_graceful_shutdown=2,
         **_http.config(),

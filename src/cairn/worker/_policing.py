@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from cairn import _registry
 from cairn._execution import attempts, clock, failures, frames
-from cairn.observability import _metrics
+from cairn.observability import _metrics, _supervision
 from cairn.store import CallKey
 from cairn.types import CallStatus
 
@@ -87,9 +87,6 @@ class Police:
         ended = [
             (key, failures.timed_out(key, timeout_s)) for key, timeout_s in expired
         ]
-        if _metrics.M is not None:
-            for key, _ in expired:
-                _metrics.M.timeouts.labels(key.function).inc()
         cause = f"{expired[0][0].function} timed out"
         self._retire(executor, ended, cause)
 
@@ -114,9 +111,6 @@ class Police:
         ended = [
             (key, failures.out_of_memory(key, resident, min(limits))) for key in running
         ]
-        if _metrics.M is not None:
-            for key in running:
-                _metrics.M.oom_kills.labels(key.function).inc()
         self._retire(executor, ended, "it ran out of memory")
         return True
 
@@ -193,6 +187,10 @@ class Police:
             ended.started_at_ms = started_at_ms
         elif record is not None and record.started_at_ms:
             ended.started_at_ms = record.started_at_ms
-        store.record_failure(ended.ended(how))
+        failure = ended.ended(how)
+        store.record_failure(failure)
         # A caller parked on this call's Future may go on once its calls ended.
         store.wake_parents([key.group_id or ""], clock.now_ms())
+        _supervision.attempt_ended(
+            store, key, run.application, failure, how.outcome, clock.now_ms()
+        )

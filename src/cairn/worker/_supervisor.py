@@ -187,9 +187,7 @@ class Supervisor:
                     self.scope,
                 )
             except BaseException:
-                import traceback
-
-                traceback.print_exc()
+                logger.exception("executor %d stopped on an unexpected error", index)
             finally:
                 sys.stdout.flush()
                 sys.stderr.flush()
