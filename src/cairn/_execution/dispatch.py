@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from cairn import _decorators, _events, _faults, _registry, _serialization, errors
+from cairn import _decorators, _faults, _registry, _serialization, errors
 from cairn.store import CallKey, CallSuccess, ClaimedCall, RequestOutcome
 from cairn.types import CallStatus, RequestStatus
 
@@ -75,15 +75,6 @@ def run_claimed(
     attempt = driver.Attempt(run, key, spec, record, None)
     if record.run == run.run:
         attempt.attempts.failed = record.run_attempts
-    if record.kind == "app":
-        runtime.store.append_events(
-            record.request_id,
-            [
-                _events.request_started(
-                    record.request_id, record.function, run.run, runtime.clock.now_ms()
-                )
-            ],
-        )
     _faults.point("dispatched_claimed")
     frame = attempt.begin()
     try:

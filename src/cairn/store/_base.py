@@ -187,7 +187,9 @@ class Queue(Protocol):
         are those ``limits`` hold back: of a function out of rate-limit tokens, or
         of a concurrency key at its cap. Any call (no group, no id) is one of
         ``scope``: by default, of requests nobody owns, of any function; the due
-        call of the highest-priority request is taken first.
+        call of the highest-priority request is taken first. The claim of an
+        application call starts a run of its request: marks the request running
+        and appends its ``RequestStarted`` event.
         """
 
     def claim_group(

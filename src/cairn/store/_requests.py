@@ -48,7 +48,7 @@ class RequestOps(SqlBase):
                 created.append(row is not None)
             return created
 
-        return self._dialect.write(body)
+        return self._dialect.write(body, pipelined=True)
 
     def get_request(self, request_id: str) -> RequestRecord | None:
         """The request, or None."""
@@ -117,7 +117,7 @@ class RequestOps(SqlBase):
             if _steps.lock_request(tx, request_id):
                 _steps.finish(tx, request_id, outcome, now_ms)
 
-        self._dialect.write(body)
+        self._dialect.write(body, pipelined=True)
 
     def list_calls(self, request_id: str) -> list[CallRecord]:
         """Every call of a request in start order."""
@@ -150,8 +150,5 @@ class RequestOps(SqlBase):
 
     def adopt_request(self, request_id: str, owner: str) -> None:
         """Make an unfinished request nobody owns ``owner``'s."""
-        self._dialect.write(
-            lambda tx: tx.execute(
-                "adopt_request", {"request_id": request_id, "owner": owner}
-            )
-        )
+        params = {"request_id": request_id, "owner": owner}
+        self._dialect.write_all([("adopt_request", params)])
