@@ -18,6 +18,7 @@ import argparse
 import socket
 import sys
 import threading
+import time
 import urllib.parse
 import uuid
 from pathlib import Path
@@ -42,7 +43,7 @@ class CountingLink:
         self._lock = threading.Lock()
         self.turns = 0
         self.traced: dict[str, int] | None = None
-        self.timeline: list[tuple[int, str]] = []
+        self.timeline: list[tuple[float, int, str]] = []
         self._links = 0
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -78,7 +79,9 @@ class CountingLink:
                         what = _statements(data, state["names"])
                         if turn and self.traced is not None:
                             self.traced[what] = self.traced.get(what, 0) + 1
-                            self.timeline.append((state["id"], what))
+                            self.timeline.append(
+                                (time.perf_counter(), state["id"], what)
+                            )
                     state["answered"] = not from_client
                 sink.sendall(data)
         except OSError:
@@ -183,8 +186,9 @@ def main() -> int:
             for what, count in sorted(traced.items(), key=lambda kv: -kv[1]):
                 print(f"{count:4d}  {what}")
             print("in order (connection, statements):")
-            for link_id, what in link.timeline:
-                print(f"  {link_id:3d}  {what}")
+            start = link.timeline[0][0] if link.timeline else 0.0
+            for at, link_id, what in link.timeline:
+                print(f"  {(at - start) * 1000:7.2f} ms  {link_id:3d}  {what}")
         release_engine()
     finally:
         with psycopg.connect(args.pg_url, autocommit=True) as admin:

@@ -296,9 +296,10 @@ def test_settling_waits_for_a_commit_still_in_flight(pg):
     assert answers == [True, False]
 
 
+@pytest.mark.parametrize("pipelined", [False, True])
 @pytest.mark.parametrize("reached_the_server", [True, False])
 def test_a_write_whose_commit_answer_is_cut_runs_once_and_commits_once(
-    empty_url, reached_the_server
+    empty_url, reached_the_server, pipelined
 ):
     link = LossyLink(empty_url)
     store = open_store(link.url(empty_url))
@@ -311,7 +312,7 @@ def test_a_write_whose_commit_answer_is_cut_runs_once_and_commits_once(
 
     try:
         link.cut_at_commit(forward=reached_the_server)
-        assert store._db.write(body) == "done"
+        assert store._db.write(body, pipelined=pipelined) == "done"
     finally:
         store.close()
         link.close()

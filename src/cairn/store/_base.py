@@ -90,6 +90,10 @@ class Requests(Protocol):
     def list_calls(self, request_id: str) -> list[CallRecord]:
         """Every call of a request in start order."""
 
+    def failed_calls(self, request_id: str) -> list[CallRecord]:
+        """Calls of the request's latest run that failed for good (failed or timed
+        out), in the order they ended."""
+
     def list_attempts(self, request_id: str) -> list[AttemptRecord]:
         """Every attempt of every call of a request."""
 

@@ -22,7 +22,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from typing import Any, LiteralString, TypeVar, cast
 
 import psycopg
@@ -211,11 +211,14 @@ class Database:
         waits for (claims, a map's items) should not.
 
         ``pipelined`` sends the statements without waiting for each answer until
-        one is read (a checkpoint waits for three answers instead of five). A
-        statement's error then surfaces at the next read, not at its
-        ``execute``: only for bodies that catch no database error themselves.
+        one is read, and the commit mark with COMMIT (one wait for the begin, the
+        body's reads and the commit: a claim waits twice). A statement's error
+        then surfaces at the next read, not at its ``execute``: only for bodies
+        that catch no database error themselves.
         """
-        return self._retrying(lambda: self._write_once(body, notify, pipelined))
+        if pipelined:
+            return self._retrying(lambda: self._write_piped_once(body, notify))
+        return self._retrying(lambda: self._write_once(body, notify))
 
     @contextmanager
     def connection(self) -> Iterator[Connection]:
@@ -293,20 +296,14 @@ class Database:
                 raise self._failed(error) from None
 
     def _write_once(
-        self,
-        body: Callable[[Connection], T],
-        notify: bool | Callable[[T], bool],
-        pipelined: bool,
+        self, body: Callable[[Connection], T], notify: bool | Callable[[T], bool]
     ) -> T:
         with self._checkout() as conn:
             slot = self._pool.slot(conn)
             mark: int | None = None
             committing = False
             try:
-                with (
-                    conn.pipeline() if pipelined else nullcontext(),
-                    conn.transaction(),
-                ):
+                with conn.transaction():
                     result = body(conn)
                     if callable(notify):
                         notify = notify(result)
@@ -331,6 +328,49 @@ class Database:
                     raise self._failed(error) from None
         if mark is not None:
             self._count_commit(notify is True)  # resolved by the body's result
+        return result
+
+    def _write_piped_once(
+        self, body: Callable[[Connection], T], notify: bool | Callable[[T], bool]
+    ) -> T:
+        with self._checkout() as conn:
+            slot = self._pool.slot(conn)
+            mark = next(_marks)
+            committing = False
+            try:
+                with conn.pipeline():
+                    conn.execute("BEGIN")
+                    try:
+                        result = body(conn)
+                    except psycopg.Error:
+                        raise  # the transaction is aborted: the pool drops the link
+                    except BaseException:
+                        conn.execute("ROLLBACK")
+                        raise
+                    if callable(notify):
+                        notify = notify(result)
+                    stamp = conn.execute(
+                        Q["end_transaction"], self._stamp(slot, mark, notify)
+                    )
+                    committing = True
+                    conn.execute("COMMIT")
+                row = stamp.fetchone()
+            except RollbackWith as rollback:
+                return cast(T, rollback.value)
+            except psycopg.Error as error:
+                # Once COMMIT was sent (with the mark, in one burst), whether it
+                # happened is settled by the mark, unless the server answered
+                # with a statement's error (then it did not).
+                if committing and not _answered(error, conn):
+                    if not self.committed(slot, mark, error):
+                        raise _Retry(error) from None
+                    self._count_commit(notify is True)
+                    return result
+                if transient(error, conn):
+                    raise _Retry(error) from None
+                raise self._failed(error) from None
+        if row is not None and row[0] is not None:
+            self._count_commit(notify is True)
         return result
 
     def write_all(

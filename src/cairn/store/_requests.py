@@ -124,6 +124,11 @@ class RequestOps(SqlBase):
         rows = self._all("list_calls", {"request_id": request_id})
         return [_rows.call(row) for row in rows]
 
+    def failed_calls(self, request_id: str) -> list[CallRecord]:
+        """Calls of the request's latest run that failed for good, as they ended."""
+        rows = self._all("failed_calls", {"request_id": request_id})
+        return [_rows.call(row) for row in rows]
+
     def list_attempts(self, request_id: str) -> list[AttemptRecord]:
         """Every attempt of every call of a request."""
         rows = self._all("list_attempts", {"request_id": request_id})

@@ -100,7 +100,7 @@ def finish(tx: Tx, request_id: str, outcome: RequestOutcome, now_ms: float) -> b
         },
     )
     finished = _events.request_finished(request_id, row[0], outcome, now_ms)
-    append(tx, request_id, [finished])
+    tx.execute(*appending(request_id, [finished]))  # the request is there: no count
     return True
 
 
