@@ -9,9 +9,11 @@ finds code by name) and values pickle the way they do in a real project.
 from __future__ import annotations
 
 import os
+import time
 from collections import Counter
 
-from cairn import application, function
+import cairn
+from cairn import RequestContext, application, function
 
 
 @function()
@@ -56,3 +58,28 @@ def bench_tagged_item(i: int) -> str:
 def bench_map_by_worker(n: int) -> dict[str, int]:
     """``map`` over ``n`` tagged no-op items: how many items each worker ran."""
     return dict(Counter(bench_tagged_item.map(list(range(n)))))
+
+
+@application()
+@function()
+def bench_ticker(count: int, interval_ms: int) -> int:
+    """Reports progress ``count`` times, ``interval_ms`` apart."""
+    ctx = RequestContext.get()
+    for i in range(count):
+        time.sleep(interval_ms / 1000)
+        ctx.progress.update(i + 1, count, f"tick {i + 1}")
+    return count
+
+
+@application()
+@function()
+def bench_await_signal(i: int) -> int:
+    """Parks until its signal ``go`` comes (bench/parked.py)."""
+    return int(cairn.wait_for_signal("go")) + i
+
+
+@application()
+@function()
+def bench_echo(i: int) -> int:
+    """The peer of a resume: a fresh request that returns at once."""
+    return i

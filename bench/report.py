@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import invoke_load
+import parked
+import progress_latency
 from profiling import CATEGORIES, REQUEST_CATEGORIES
 
 BENCH = Path(__file__).resolve().parent
@@ -869,6 +871,8 @@ def markdown(doc: dict[str, Any], plot_name: str | None) -> str:
         "",
         *workers_section(doc, 7),
         *invoke_load.section(doc, 8),
+        *progress_latency.section(doc, 9),
+        *parked.section(doc, 10),
         "## Issue 7's targets, checked against this run",
         "",
         *targets(doc),

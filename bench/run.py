@@ -12,7 +12,9 @@ machine's drift lands on all of them and the per-round ratios cancel it. Every
 run gets a fresh store (a new SQLite file, or a new PostgreSQL database dropped
 after). The ``workers`` workload is Cairn's alone: a ``map`` shared by 1, 2 and 4
 ``cairn worker`` processes, its rounds rotating over the number of workers
-(``scaling.py``). Then it profiles Cairn with py-spy, and writes:
+(``scaling.py``); so are ``invoke`` (``invoke_load.py``) and ``progress``, the
+latency of a progress update to an SSE client (``progress_latency.py``), and
+``parked``, 10,000 requests waiting for a signal (``parked.py``). Then it profiles Cairn with py-spy, and writes:
 
 - ``bench/results/latest.json``: every raw timing and figure of this run;
 - ``docs/benchmarks.md``: the tables, machine, versions, settings, command;
@@ -370,7 +372,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         nargs="+",
-        choices=["seq", "three", "map", "replay", "cold", "workers", "invoke"],
+        choices=[
+            "seq",
+            "three",
+            "map",
+            "replay",
+            "cold",
+            "workers",
+            "invoke",
+            "progress",
+            "parked",
+        ],
         help="run only these workloads",
     )
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL, help="PostgreSQL server")
@@ -462,6 +474,18 @@ def main(argv: list[str] | None = None) -> int:
 
             stores = ["sqlite"] + ([args.pg_url] if pg_ok else [])
             invoke = invoke_load.measure_all(stores, 1 if args.quick else 3)
+        progress: dict[str, Any] = {}
+        if planner.want("progress"):
+            import progress_latency
+
+            stores = ["sqlite"] + ([args.pg_url] if pg_ok else [])
+            progress = progress_latency.measure_all(stores, 1 if args.quick else 3)
+        parked: dict[str, Any] = {}
+        if planner.want("parked"):
+            import parked as parked_requests
+
+            stores = ["sqlite"] + ([args.pg_url] if pg_ok else [])
+            parked = parked_requests.measure_all(stores, 1000 if args.quick else 10_000)
         env["fsync_ms_after"] = fsync_ms(tmp)
         env["load_after"] = list(os.getloadavg())
         env["job_load"] = [j.load for j in runner.jobs]
@@ -487,6 +511,8 @@ def main(argv: list[str] | None = None) -> int:
         "thorough": args.thorough,
         "figures": [f.as_dict() for f in figures],
         "invoke": invoke,
+        "progress": progress,
+        "parked": parked,
         "profiles": profiles,
         "jobs": [
             {

@@ -14,7 +14,6 @@ stop it inside its own, and idle executors would poll while the peers run).
 
 from __future__ import annotations
 
-import sys
 from importlib.metadata import version
 from typing import Any
 
@@ -25,11 +24,9 @@ import cairn
 
 def release_engine() -> None:
     """Stop the executors a finished local run left warm (outside any timing)."""
-    module = sys.modules.get("cairn._request")
-    engine = getattr(module, "_local_engine", None)
-    if engine is not None:
-        engine.close()
-        module._local_engine = None  # type: ignore[union-attr]
+    from cairn import worker
+
+    worker.close_local_engine()
 
 
 def _pg_synchronous_commit(url: str) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import cairn
-from cairn import _request
+from cairn import worker
 from cairn.store import Store, open_store
 from tests import postgres_server
 
@@ -52,10 +52,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 def _close_local_engine(url: str) -> None:
     """Stop the engine a run left running on ``url`` before its database goes."""
-    engine = _request._local_engine
-    if engine is not None and engine.store_url == url:
-        engine.close()
-        _request._local_engine = None
+    worker.close_local_engine(url)
 
 
 @pytest.fixture

@@ -16,15 +16,16 @@ from cairn._decorators import (
     function,
 )
 from cairn._execution.futures import RETURN_WHEN, Future
+from cairn._execution.waits import sleep, wait_for_signal
 from cairn._limits import RateLimit
 from cairn._remote import RemoteRequest, run_remote_application
 from cairn._request import (
-    AttemptInfo,
-    CallInfo,
     Request,
     get_request,
     run_local_application,
 )
+from cairn._request_ops import AttemptInfo, CallInfo
+from cairn._schedules import Schedule, Schedules
 from cairn._values import File, HttpBody, Image, Logger
 from cairn.errors import (
     CairnError,
@@ -36,10 +37,12 @@ from cairn.errors import (
     ReplayMismatch,
     RequestError,
     RequestFailed,
+    RequestFinished,
     RequestNotFinished,
     RequestNotFound,
     RequestRunning,
     RetryAfter,
+    ScheduleNotFound,
     SDKUsageError,
     SerializationError,
     StoreError,
@@ -80,6 +83,7 @@ __all__ = [
     "RequestContext",
     "RequestError",
     "RequestFailed",
+    "RequestFinished",
     "RequestNotFinished",
     "RequestNotFound",
     "RequestRunning",
@@ -88,6 +92,9 @@ __all__ = [
     "Retries",
     "RetryAfter",
     "SDKUsageError",
+    "Schedule",
+    "ScheduleNotFound",
+    "Schedules",
     "SerializationError",
     "StoreError",
     "StoreReplaced",
@@ -100,4 +107,6 @@ __all__ = [
     "get_request",
     "run_local_application",
     "run_remote_application",
+    "sleep",
+    "wait_for_signal",
 ]

@@ -8,6 +8,8 @@ from typing import Any
 
 from cairn import _events, _serialization, errors
 from cairn._execution import frames as _frames
+from cairn._execution import waits as _waits
+from cairn.observability import _metrics, _streaming
 from cairn.store import Event
 
 MAX_STATE_KEY_BYTES = 1024
@@ -168,6 +170,12 @@ class Metrics:
             raise errors.SDKUsageError(
                 f"metric value must be a finite number, got {value!r}"
             )
+        if _metrics.M is not None:
+            function = self._frame.key.function
+            if kind == "MetricCounterIncremented":
+                _metrics.M.user_counter.labels(name, function).inc(value)
+            else:
+                _metrics.M.user_timer.labels(name, function).observe(value)
         now = _frames.process().clock.now_ms()
         payload = {
             "request_id": self._frame.run.request_id,
@@ -193,6 +201,7 @@ class RequestContext:
         self.state = RequestState(frame)
         self.progress = FunctionProgress(frame)
         self.metrics = Metrics(frame)
+        self.stream = _streaming.RequestStream(frame)
 
     @classmethod
     def get(cls) -> RequestContext:
@@ -221,6 +230,27 @@ class RequestContext:
     def function_call_id(self) -> str:
         """The durable id of the running call."""
         return self._frame.key.id
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep durably: across crashes and restarts, and not again when a replay
+        passes here after the timer fired. A sleep over a second parks the request:
+        it holds no process until the timer fires (see docs/howto/waits.md).
+
+        Raises:
+            SDKUsageError: ``seconds`` is negative or not a finite number.
+        """
+        _waits.sleep(seconds)
+
+    def wait_for_signal(self, name: str, timeout_s: float | None = None) -> Any:
+        """Wait for the signal ``name`` sent to this request (``Request.signal``,
+        ``cairn requests signal``, the HTTP API, the dashboard) and return its
+        value. A signal sent before the wait is kept for it; each signal is
+        delivered to one wait. The request parks while it waits.
+
+        Raises:
+            TimeoutError: no such signal came within ``timeout_s`` seconds.
+        """
+        return _waits.wait_for_signal(name, timeout_s)
 
     def __repr__(self) -> str:
         return f"RequestContext(request_id={self.request_id!r})"

@@ -14,8 +14,16 @@ import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from cairn import _decorators, _registry, _request, _serialization, _values, errors
-from cairn.observability import _tracing
+from cairn import (
+    _decorators,
+    _registry,
+    _request,
+    _request_ops,
+    _serialization,
+    _values,
+    errors,
+)
+from cairn.observability import _streaming, _tracing
 from cairn.store import RequestRecord
 from cairn.types import CallStatus, RequestStatus
 
@@ -116,7 +124,13 @@ class RemoteRequest:
         for _, event in self._client.events(self._application, self._id, after=0):
             yield event
 
-    def calls(self) -> list[_request.CallInfo]:
+    def stream(self) -> Iterator[Any]:
+        """What the request's calls streamed (``ctx.stream.write``), every chunk
+        from the first, as str, bytes or JSON values, until it finishes."""
+        events = self._client.events(self._application, self._id, after=0)
+        yield from _streaming.chunks(event for _, event in events)
+
+    def calls(self) -> list[_request_ops.CallInfo]:
         """Every call of the request in start order, with attempts."""
         return calls_from_metadata(self._metadata())
 
@@ -153,6 +167,14 @@ class RemoteRequest:
     def cancel(self) -> None:
         """Stop the request: nothing more runs for it (no-op once finished)."""
         self._client.cancel(self._application, self._id)
+
+    def signal(self, name: str, value: Any = None) -> None:
+        """Send the signal ``name`` with a JSON ``value`` to the request.
+
+        Raises:
+            RemoteAPIError: 404 for an unknown request, 409 once it finished.
+        """
+        self._client.signal(self._application, self._id, name, value)
 
     def __repr__(self) -> str:
         return f"RemoteRequest(id={self._id!r}, application={self._application!r})"
@@ -252,10 +274,10 @@ def record_from_metadata(data: dict[str, Any]) -> RequestRecord:
     )
 
 
-def calls_from_metadata(data: dict[str, Any]) -> list[_request.CallInfo]:
+def calls_from_metadata(data: dict[str, Any]) -> list[_request_ops.CallInfo]:
     """The ``CallInfo`` of every function run in request metadata."""
     return [
-        _request.CallInfo(
+        _request_ops.CallInfo(
             id=run["id"],
             function=run["name"],
             kind=run.get("kind", "call"),
@@ -263,7 +285,7 @@ def calls_from_metadata(data: dict[str, Any]) -> list[_request.CallInfo]:
             seq=int(run.get("seq", 0)),
             status=CallStatus(run.get("call_status", "pending")),
             attempts=[
-                _request.AttemptInfo(
+                _request_ops.AttemptInfo(
                     attempt=a["attempt_number"],
                     run=a.get("run", 1),
                     outcome=a.get("attempt_outcome", a["outcome"]),

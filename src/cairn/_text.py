@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from cairn.types import CallStatus
 
 if TYPE_CHECKING:
-    from cairn._request import CallInfo
+    from cairn._request_ops import CallInfo
     from cairn.store import RequestRecord
 
 _TEXT_LIMIT = 300

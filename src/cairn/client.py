@@ -249,6 +249,47 @@ class Client:
         )
         return result
 
+    def signal(
+        self, application: str, request_id: str, name: str, value: Any = None
+    ) -> dict[str, Any]:
+        """Send the signal ``name`` with a JSON ``value`` to the request."""
+        result: dict[str, Any] = self._json(
+            "POST",
+            self._request_path(application, request_id, "signals", name),
+            json=value,
+        )
+        return result
+
+    # -- schedules ----------------------------------------------------------------
+    def add_schedule(
+        self, application: str, cron: str, input: Any = None
+    ) -> dict[str, Any]:
+        """Start ``application`` on ``cron`` (UTC) with ``input`` (JSON)."""
+        result: dict[str, Any] = self._json(
+            "POST",
+            self._path("applications", application, "schedules"),
+            json={"cron": cron, "input": input},
+        )
+        return result
+
+    def schedules(self) -> list[dict[str, Any]]:
+        """Every schedule, oldest first."""
+        found: list[dict[str, Any]] = self._json("GET", self._path("schedules"))[
+            "schedules"
+        ]
+        return found
+
+    def change_schedule(self, schedule_id: str, verb: str) -> dict[str, Any]:
+        """``pause`` or ``resume`` a schedule."""
+        result: dict[str, Any] = self._json(
+            "POST", self._path("schedules", schedule_id, verb)
+        )
+        return result
+
+    def delete_schedule(self, schedule_id: str) -> None:
+        """Delete a schedule (its requests stay)."""
+        self._request("DELETE", self._path("schedules", schedule_id))
+
     def delete(self, application: str, request_id: str) -> None:
         """Delete a finished request."""
         self._request("DELETE", self._request_path(application, request_id))

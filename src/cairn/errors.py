@@ -15,7 +15,8 @@
     ├── TimeoutError                   a wait's deadline ran out (also builtins.TimeoutError)
     ├── RequestNotFinished             output() of a request that is still running
     ├── SDKUsageError                  the API was used wrongly
-    │   └── RequestRunning             replay of a request whose run is not over
+    │   ├── RequestRunning             replay of a request whose run is not over
+    │   └── RequestFinished            a signal to a request that has finished
     ├── SerializationError             a value could not be pickled / JSON-encoded
     ├── DeserializationError           a stored or sent value could not be decoded
     ├── ReplayMismatch                 strict replay saw the code take a different path
@@ -23,6 +24,7 @@
     ├── StoreError                     the store is unusable (not Cairn's, newer schema, locked)
     │   └── StoreReplaced              its file was deleted or replaced while in use
     ├── RequestNotFound                no request with that id
+    ├── ScheduleNotFound               no schedule with that id
     └── InternalError                  a bug or an infrastructure failure
 
     RetryAfter(delay_s)                raise to ask for a retry after a given delay
@@ -45,11 +47,13 @@ __all__ = [
     "ReplayMismatch",
     "RequestError",
     "RequestFailed",
+    "RequestFinished",
     "RequestNotFinished",
     "RequestNotFound",
     "RequestRunning",
     "RetryAfter",
     "SDKUsageError",
+    "ScheduleNotFound",
     "SerializationError",
     "StoreError",
     "StoreReplaced",
@@ -208,6 +212,12 @@ class RequestRunning(SDKUsageError):
         self.run = run
 
 
+class RequestFinished(SDKUsageError):
+    """The request has finished: it waits for nothing any more."""
+
+    code = "request_finished"
+
+
 class SerializationError(CairnError):
     """A value could not be serialized."""
 
@@ -252,6 +262,12 @@ class RequestNotFound(CairnError):
     """No request with that id."""
 
     code = "request_not_found"
+
+
+class ScheduleNotFound(CairnError):
+    """No schedule with that id."""
+
+    code = "schedule_not_found"
 
 
 class InternalError(CairnError):

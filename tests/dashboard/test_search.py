@@ -132,7 +132,7 @@ def test_a_bulk_action_runs_a_page_per_call_and_refuses_too_many(
     filters = _search.parse({"status": "pending"}, T0 + 100)
     calls, after, done = 0, None, 0
     while True:
-        answer = _bulk._do(store, store.url, "cancel", filters, T0 + 100, after)
+        answer = _bulk._do(store, "cancel", filters, T0 + 100, after)
         calls += 1
         done += answer["done"]
         if calls == 1:
@@ -149,7 +149,6 @@ def test_a_bulk_action_runs_a_page_per_call_and_refuses_too_many(
     with pytest.raises(_errors.ApiError) as refused:
         _bulk._do(
             store,
-            store.url,
             "replay",
             filters=_search.parse({"status": "cancelled"}, T0 + 100),
             as_of_ms=T0 + 100,
@@ -157,7 +156,7 @@ def test_a_bulk_action_runs_a_page_per_call_and_refuses_too_many(
         )
     assert refused.value.status == 400
     assert "finds 12 requests; a bulk action takes at most 10" in refused.value.message
-    small = _bulk._do(store, store.url, "replay", late, T0 + 5.5, None)
+    small = _bulk._do(store, "replay", late, T0 + 5.5, None)
     assert small["total"] == 6  # created before T0 + 5.5
     assert [s["reason"] for s in small["skipped"]] == ["not served here"] * 5
     store.close()

@@ -197,7 +197,7 @@ def lines(path: Path) -> list[str]:
 def test_a_worker_serves_only_its_functions_and_a_request_says_what_it_waits_for(
     store_url, tmp_path
 ):
-    from cairn import _request
+    from cairn import _request_ops
 
     apps = write_apps(tmp_path)
     items = tmp_path / "items.log"
@@ -226,7 +226,7 @@ def test_a_worker_serves_only_its_functions_and_a_request_says_what_it_waits_for
                 assert time.monotonic() < deadline
                 time.sleep(0.05)
             assert record is not None
-            waiting = _request.waiting_for(store, record)
+            waiting = _request_ops.waiting_for(store, record)
             assert waiting == "waiting for a worker that serves `forecast`"
             shown = subprocess.run(
                 [CAIRN, "requests", "show", request_id, "--store", store_url],

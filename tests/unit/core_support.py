@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from cairn import _ids, _retry
-from cairn._deadlines import DeadlineBoard
 from cairn._execution import dispatch, frames
 from cairn._registry import FunctionSpec
 from cairn.store import CallKey, NewRequest, Store, open_store
+from cairn.worker._deadlines import DeadlineBoard
 
 
 @dataclass

@@ -6,8 +6,11 @@ core drive time by hand (``tests/unit`` has a fake) instead of sleeping.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Protocol
+
+from cairn import errors
 
 
 class Clock(Protocol):
@@ -45,3 +48,17 @@ SYSTEM = SystemClock()
 def now_ms() -> float:
     """Wall-clock milliseconds, for code outside a call (requests, the CLI, the server)."""
     return time.time() * 1000.0
+
+
+def non_negative_s(value: object, what: str) -> float:
+    """``value`` as seconds if it is a finite number >= 0, else SDKUsageError."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise errors.SDKUsageError(
+            f"{what} must be a finite number of seconds >= 0, got {value!r}"
+        )
+    return float(value)

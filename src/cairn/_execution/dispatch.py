@@ -8,10 +8,11 @@ import time
 from typing import Any
 
 from cairn import _decorators, _faults, _registry, _serialization, errors
+from cairn.observability import _metrics
 from cairn.store import CallKey, CallSuccess, ClaimedCall, RequestOutcome
 from cairn.types import CallStatus, RequestStatus
 
-from . import calls, driver, failures, frames, futures
+from . import calls, driver, failures, frames, futures, waits
 from .attempts import Attempts
 from .frames import Frame, RequestRun
 
@@ -25,13 +26,17 @@ def run_batch(batch: list[ClaimedCall]) -> float:
     try:
         for claimed in batch:
             run_claimed(claimed, deferred=successes)
-        return time.monotonic() - started
+        took_s = time.monotonic() - started
     finally:
         # Whatever finished is committed, even if a later item stopped the batch.
         if successes:
             _faults.point("before_commit")
-            frames.process().store.commit_successes(successes)
+            with _metrics.commit_timer():
+                frames.process().store.commit_successes(successes)
             _faults.point("after_commit")
+    # A caller parked on these calls' Futures may go on once they all ended.
+    waits.wake_parents(c.record.group_id for c in batch if c.record.kind != "app")
+    return took_s
 
 
 def run_claimed(
@@ -85,6 +90,10 @@ def run_claimed(
             outcome = _app_outcome(frame, spec, result)
     except (Exception, failures.Diverged) as exc:
         attempt.failed(exc)
+        return
+    except waits.Parked as parked:
+        attempt.end()
+        waits.park(parked, key)
         return
     except BaseException:
         attempt.end()

@@ -18,7 +18,7 @@ from typing import Any
 
 from cairn import _faults, _ids, _limits, _registry, _serialization, errors
 from cairn._registry import FunctionSpec
-from cairn.observability import _tracing
+from cairn.observability import _metrics, _tracing
 from cairn.store import (
     CallKey,
     CallRecord,
@@ -30,7 +30,7 @@ from cairn.store import (
 )
 from cairn.types import RequestStatus
 
-from . import arguments, coroutines, failures, frames, futures
+from . import arguments, coroutines, failures, frames, futures, waits
 from .attempts import Attempts
 from .frames import Frame, RequestRun
 
@@ -191,13 +191,23 @@ class Attempt:
         _faults.point("mid_attempt")
         self.frame = frames.open_frame(self.run, self.key, self.spec)
         self.frame.attempt = self.attempts.attempt
+        if _metrics.M is not None and self.key.kind == "app" and self._first_in_run():
+            _metrics.M.requests_started.labels(self.run.application).inc()
+        self.outcome, self.error = "interrupted", None
         if self.trace is not None:
-            self.outcome, self.error = "interrupted", None
             self.trace.attempt_started(self.attempts.attempt, self.frame.started_at_ms)
         if self.parent is not None:
             self.parent.suspend()
         self.token = frames.enter(self.frame)
         return self.frame
+
+    def _first_in_run(self) -> bool:
+        """No attempt of this call is recorded in this run yet (an attempt
+        interrupted for another call's sake does not start the request again)."""
+        recorded = self.runtime.store.list_attempts(self.key.request_id)
+        return not any(
+            a.call_id == self.key.id and a.run == self.run.run for a in recorded
+        )
 
     def end(self) -> Frame:
         """Leave the attempt's frame (always called, whatever happened)."""
@@ -209,6 +219,11 @@ class Attempt:
             self.parent.resume()
         if self.trace is not None:
             self.trace.attempt_ended(self.outcome, self.error)
+        if _metrics.M is not None:
+            took_s = (self.runtime.clock.now_ms() - frame.started_at_ms) / 1000.0
+            _metrics.M.call_duration.labels(self.key.function, self.outcome).observe(
+                took_s
+            )
         return frame
 
     def output(self, result: Any) -> bytes:
@@ -222,15 +237,21 @@ class Attempt:
         self.outcome, self.error = "failed", exc
         self.end()
         failure, delay = self.attempts.failure(exc, retryable=failures.retryable(exc))
-        if delay is None and self.trace is not None:
-            self._trace_end("failed", exc)
+        if delay is None:
+            self._final("failed", exc)
+        elif _metrics.M is not None:
+            _metrics.M.retries.labels(self.key.function).inc()
         self.runtime.store.record_failure(failure)
         return delay
 
-    def _trace_end(self, outcome: str, error: BaseException | None) -> None:
-        """The call's span, and for an application call the request's (flushed
-        before the commit that lets a waiting client see the request end)."""
-        assert self.trace is not None
+    def _final(self, outcome: str, error: BaseException | None) -> None:
+        """The call ended for good in this run: its span, and for an application
+        call the request's (flushed before the commit that lets a waiting client
+        see the request end) and its count."""
+        if _metrics.M is not None and self.key.kind == "app":
+            _metrics.M.requests_finished.labels(self.run.application, outcome).inc()
+        if self.trace is None:
+            return
         self.trace.call_ended(outcome, error)
         if self.key.kind == "app":
             request = self.trace.request
@@ -260,16 +281,17 @@ class Attempt:
         if self.parent is not None:
             self.parent.state_writes.update(frame.state_writes)
         success = self.attempts.success(output, frame, outcome)
-        if self.trace is not None:
+        if self.trace is not None or _metrics.M is not None:
             failed = (
                 outcome is not None and outcome.status is not RequestStatus.SUCCEEDED
             )
-            self._trace_end("failed" if failed else "succeeded", None)
+            self._final("failed" if failed else "succeeded", None)
         if deferred is not None and outcome is None:
             deferred.append(success)
             return
         _faults.point("before_commit")
-        self.runtime.store.commit_success(success)
+        with _metrics.commit_timer():
+            self.runtime.store.commit_success(success)
         _faults.point("after_commit")
 
 
@@ -388,8 +410,9 @@ def run_inline(
         except Exception as exc:
             wait_s = _backoff_s(attempt, exc)
             continue
-        except BaseException:
+        except BaseException as exc:
             attempt.end()
+            waits.unwound(exc, key)
             raise
         return _done(attempt, output)
 
@@ -423,8 +446,9 @@ async def run_inline_async(
         except Exception as exc:
             wait_s = _backoff_s(attempt, exc)
             continue
-        except BaseException:
+        except BaseException as exc:
             attempt.end()
+            waits.unwound(exc, key)
             raise
         return _done(attempt, output)
 

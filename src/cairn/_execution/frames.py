@@ -23,8 +23,8 @@ from . import clock as _clock
 from . import failures
 
 if TYPE_CHECKING:
-    from cairn._deadlines import DeadlineBoard
     from cairn._registry import FunctionSpec
+    from cairn.worker._deadlines import DeadlineBoard
 
     from .storage import Flusher
 

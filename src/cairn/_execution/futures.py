@@ -22,6 +22,7 @@ from cairn import _ids, _limits, _registry, _serialization, errors
 from cairn.store import CallKey, ClaimedCall
 from cairn.types import CallStatus
 
+from . import clock as _clock
 from . import failures, frames, scheduler
 from .coroutines import FutureCoroutine, OneShot
 
@@ -85,7 +86,7 @@ class Future:
 
     def run_later(self, start_delay: float) -> Future:
         """Start after ``start_delay`` seconds (durably: a crash does not reset it)."""
-        self._start_delay_s = scheduler.non_negative_s(
+        self._start_delay_s = _clock.non_negative_s(
             start_delay, "run_later(start_delay=...)"
         )
         return self.run()

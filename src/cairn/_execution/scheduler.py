@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import math
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from cairn import _faults, _registry, errors
 from cairn.store import CallKey, ClaimedCall
 
-from . import arguments, failures, frames, journal
+from . import arguments, failures, frames, journal, waits
+from . import clock as _clock
 
 _POLL_MIN_S = 0.0005
 _POLL_MAX_S = 0.02
@@ -45,6 +45,7 @@ class Waitable(Protocol):
 
     _started: bool
     _done: bool
+    _call_id: str | None
     _exception: BaseException | None
     _start_delay_s: float
 
@@ -223,23 +224,9 @@ def run_group(claimed: ClaimedCall, keep_claiming: Callable[[], bool]) -> None:
 
 
 # -- waiting ----------------------------------------------------------------------------------
-def non_negative_s(value: object, what: str) -> float:
-    """``value`` as seconds if it is a finite number >= 0, else SDKUsageError."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value < 0
-    ):
-        raise errors.SDKUsageError(
-            f"{what} must be a finite number of seconds >= 0, got {value!r}"
-        )
-    return float(value)
-
-
 def check_timeout(timeout: object) -> float | None:
     """A wait's timeout in seconds (None: no limit), or SDKUsageError."""
-    return None if timeout is None else non_negative_s(timeout, "timeout")
+    return None if timeout is None else _clock.non_negative_s(timeout, "timeout")
 
 
 def satisfied(futures: Sequence[Waitable], mode: RETURN_WHEN) -> bool:
@@ -326,6 +313,7 @@ def _wait_here(
     futures: Sequence[Waitable], timeout: float | None, mode: RETURN_WHEN
 ) -> _Wait:
     with _Wait(futures, timeout, mode) as wait_:
+        idle_since = wait_.clock.monotonic_s()
         while not wait_.over():
             # Claim until nothing is left before looking again: counting a map
             # group costs O(items), a claim O(log items).
@@ -333,13 +321,32 @@ def _wait_here(
                 lambda size: _claim_for(futures, size), 1
             ):
                 wait_.delay_s = _POLL_MIN_S
+                idle_since = wait_.clock.monotonic_s()
                 continue
+            if (
+                wait_.runs_pending()
+                and wait_.clock.monotonic_s() - idle_since > waits.PARK_AFTER_S
+            ):
+                _park(futures)
             # Told to the supervisor: it starts another executor for the work we
             # wait on rather than let this process hold a slot doing nothing.
             wait_.runtime.board.set_waiting(True)
             wait_.clock.sleep(wait_.pause_s())
             wait_.runtime.board.set_waiting(False)
     return wait_
+
+
+def _park(futures: Sequence[Waitable]) -> None:
+    """Nothing left to run here, and the calls waited on run elsewhere (or wait
+    themselves): give up this process until they have all ended."""
+    groups = [
+        str(future._call_id)
+        for future in futures
+        if future._started and not future._done and future._call_id is not None
+    ]
+    if groups:
+        now_ms = frames.process().clock.now_ms()
+        raise waits.Parked(None, now_ms + waits.CHILDREN_RECHECK_MS, groups)
 
 
 def wait(

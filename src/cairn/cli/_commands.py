@@ -13,8 +13,17 @@ import click
 from rich.logging import RichHandler
 
 import cairn
-from cairn import _limits, _request, errors, observability
-from cairn.cli import _common, _db, _loading, _render, _requests, _serve, _worker
+from cairn import _limits, _request, errors, observability, worker
+from cairn.cli import (
+    _common,
+    _db,
+    _loading,
+    _render,
+    _requests,
+    _schedules,
+    _serve,
+    _worker,
+)
 from cairn.types import RequestStatus
 
 
@@ -166,7 +175,7 @@ def run(
             args,
             kwargs,
             store_url=url,
-            owner=_request.local_owner(url),
+            owner=worker.local_owner(url),
             priority=priority,
         )
     except (errors.SDKUsageError, errors.SerializationError) as error:
@@ -177,6 +186,7 @@ def run(
 
 
 cli.add_command(_requests.requests)
+cli.add_command(_schedules.schedules)
 cli.add_command(_db.db)
 cli.add_command(_worker.worker)
 cli.add_command(_serve.serve)

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
-from cairn import _request
+from cairn import worker
 from cairn.cli import _live, _render
 from cairn.store import RequestRecord, Store, default_url, open_store
 
@@ -96,7 +96,7 @@ def run_live(request_id: str, store_url: str) -> RequestRecord:
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         with _live.LiveProgress(request_id, store_url, err) as live:
-            return _request._run(request_id, store_url, on_tick=live.tick)
+            return worker.run_here(request_id, store_url, on_tick=live.tick)
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted: {resume}") from None
     except _Terminated:

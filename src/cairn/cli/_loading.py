@@ -22,6 +22,7 @@ from typing import Any
 import click
 
 from cairn import _registry
+from cairn.store import RequestRecord
 
 
 def split_target(target: str) -> tuple[str, str | None]:
@@ -242,3 +243,35 @@ def _wrap_hint(keywords: list[str]) -> str:
         f"; to pass a list or an object as the one argument, wrap it: "
         f'{{"{keywords[0]}": ...}}'
     )
+
+
+def load_request_code(record: RequestRecord, app: str | None) -> None:
+    """Load the code of a request to replay: from ``app`` (``--app``) when
+    given, else from the location the request recorded."""
+    if app is not None:
+        source, name = split_target(app)
+        load_source(source)
+        if name is not None and name != record.application:
+            raise click.BadParameter(
+                f"request {record.id} is of application {record.application!r}, "
+                f"not {name!r}",
+                param_hint="'--app'",
+            )
+    elif record.code_ref is None:
+        raise click.UsageError(
+            f"request {record.id} recorded no code location: pass --app FILE_OR_MODULE"
+        )
+    else:
+        try:
+            load_code_ref(record.code_ref)
+        except click.UsageError as error:
+            raise click.UsageError(
+                f"{error.format_message()} (recorded code location of request "
+                f"{record.id}); pass --app FILE_OR_MODULE to load it from elsewhere"
+            ) from None
+    spec = _registry.find(record.application)
+    if spec is None or spec.application is None:
+        raise click.UsageError(
+            f"the loaded code defines no application {record.application!r}"
+            + ("" if app else " (pass --app FILE_OR_MODULE)")
+        )

@@ -1,30 +1,21 @@
-"""``cairn serve``, and the ``--server`` side of ``cairn requests``.
+"""``cairn serve``, and the ``--server`` option of ``cairn requests``.
 
-``serve`` loads the code, then runs the HTTP API with an embedded worker. The
-``remote_*`` functions are ``cairn requests list|show|replay|cancel`` over HTTP:
-they fetch with ``cairn.client.Client`` and render with the same functions as the
-store-backed commands.
+``serve`` loads the code, then runs the HTTP API with an embedded worker.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import click
 
-from cairn import _registry, _remote
+from cairn import _registry
 from cairn.cli import _common, _loading, _render
 from cairn.store import redact_url
-from cairn.types import RequestStatus
 
-if TYPE_CHECKING:
-    from cairn import client
-
-# The server (starlette, uvicorn) and the HTTP client (httpx) are imported by the
-# commands that use them, so that every other command starts fast.
+# The server (starlette, uvicorn) is imported by the command that uses it, so that every other command starts fast.
 
 
 @click.command()
@@ -223,120 +214,3 @@ def _server_or_store(
         ):
             return None
     return value
-
-
-def _client(url: str) -> client.Client:
-    from cairn import client
-
-    return client.Client(url)
-
-
-def remote_list(
-    url: str, application: str | None, status: str | None, limit: int
-) -> None:
-    """``cairn requests list --server URL``."""
-    found: list[dict[str, Any]] = []
-    cursor: str | None = None
-    with _client(url) as http:
-        while len(found) < limit:
-            page = http.requests(
-                application,
-                limit=min(limit - len(found), 100),
-                cursor=cursor,
-                status=status.lower() if status else None,
-            )
-            found += page["requests"]
-            cursor = page["next_cursor"]
-            if cursor is None:
-                break
-    records = [_remote.record_from_metadata(item) for item in found]
-    out = _render.console()
-    if not records:
-        out.print(f"no requests on {url}", markup=False)
-        return
-    out.print(_render.requests_table(records, {}))
-
-
-def remote_show(url: str, request_id: str, tracebacks: bool) -> None:
-    """``cairn requests show ID --server URL``."""
-    with _client(url) as http:
-        metadata = _found(http, request_id)
-        record = _remote.record_from_metadata(metadata)
-        if record.status is RequestStatus.SUCCEEDED:
-            output, _ = http.output_bytes(record.application, request_id)
-            record = dataclasses.replace(record, output=output)
-    calls = _remote.calls_from_metadata(metadata)
-    groups = {run["id"]: run.get("group_id") for run in metadata["function_runs"]}
-    out = _render.console()
-    for line in _render.summary(record, None):
-        out.print(line)
-    out.print()
-    out.print(_render.call_tree(calls, groups, tracebacks))
-    out.print(_render.run_counts(calls, record.run))
-
-
-def remote_replay(
-    url: str, request_id: str, from_call: str | None, strict: bool
-) -> None:
-    """``cairn requests replay ID --server URL``: the server replays with its code."""
-    with _client(url) as http:
-        metadata = _found(http, request_id)
-        application = metadata["application_name"]
-        forced = _resolve_call(metadata, from_call) if from_call else None
-        http.replay(application, request_id, from_call=forced, strict=strict)
-        for _ in http.events(application, request_id, after=None):
-            pass
-        metadata = http.request(application, request_id)
-        record = _remote.record_from_metadata(metadata)
-        if record.status is RequestStatus.SUCCEEDED:
-            output, _ = http.output_bytes(application, request_id)
-            record = dataclasses.replace(record, output=output)
-    out = _render.console()
-    _render.print_result(out, record)
-    calls = _remote.calls_from_metadata(metadata)
-    out.print(_render.run_counts(calls, record.run))
-    sys.exit(0 if record.status is RequestStatus.SUCCEEDED else 1)
-
-
-def remote_cancel(url: str, request_id: str) -> None:
-    """``cairn requests cancel ID --server URL``."""
-    with _client(url) as http:
-        metadata = _found(http, request_id)
-        result = http.cancel(metadata["application_name"], request_id)
-    out = _render.console()
-    if result["cancelled"]:
-        out.print(f"cancelled request {request_id}")
-    else:
-        out.print(
-            f"request {request_id} already finished ({result['status']}); "
-            "nothing to cancel"
-        )
-
-
-def _found(http: client.Client, request_id: str) -> dict[str, Any]:
-    from cairn import client
-
-    try:
-        return http.request(None, request_id)
-    except client.ServerError as error:
-        if error.status_code == 404:
-            raise click.UsageError(
-                f"no request with id {request_id!r} on {http.url}"
-            ) from None
-        raise
-
-
-def _resolve_call(metadata: dict[str, Any], prefix: str) -> str:
-    runs = metadata.get("function_runs")
-    ids = [str(run["id"]) for run in runs] if isinstance(runs, list) else []
-    if prefix in ids:
-        return prefix
-    matches = [i for i in ids if i.startswith(prefix)]
-    if len(matches) == 1:
-        return matches[0]
-    what = "several calls" if matches else "no call"
-    raise click.BadParameter(
-        f"request {metadata.get('id')} has {what} with an id starting {prefix!r} "
-        "(see 'cairn requests show')",
-        param_hint="'--from-call'",
-    )

@@ -6,9 +6,11 @@ import sys
 
 import click
 
-from cairn import _engine, errors
+from cairn import errors
 from cairn.cli import _common, _loading
+from cairn.observability import _metrics
 from cairn.store import redact_url
+from cairn.worker import Engine
 
 
 @click.command()
@@ -40,12 +42,31 @@ from cairn.store import redact_url
     "GPU-heavy or rate-limited functions to the hosts meant for them. Default: "
     "every function the code defines.",
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(min=0, max=65535),
+    default=None,
+    envvar="CAIRN_METRICS_PORT",
+    show_envvar=True,
+    help="Serve Prometheus metrics of this worker and its executors at "
+    "http://HOST:PORT/metrics (default: none).",
+)
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    envvar="CAIRN_METRICS_HOST",
+    show_envvar=True,
+    help="The address the metrics port listens on (0.0.0.0: every interface).",
+)
 @_common.store_option
 def worker(
     source: str,
     concurrency: int | None,
     grace_s: float,
     function_names: tuple[str, ...],
+    metrics_port: int | None,
+    metrics_host: str,
     store_url: str | None,
 ) -> None:
     """Run the calls of the store's requests, until SIGTERM or Ctrl-C.
@@ -58,10 +79,24 @@ def worker(
     --grace; a second one exits at once. Calls of a process that died are taken
     over by the workers that serve its functions once its heartbeat goes stale.
     """
+    if metrics_port is not None:
+        _metrics.enable()  # before the code loads and anything forks
     _loading.load_source(source)
+    if metrics_port is not None:
+        try:
+            _metrics.serve_in_child(metrics_port, metrics_host)
+        except OSError as error:
+            raise click.BadParameter(
+                f"cannot listen on {metrics_host}:{metrics_port}: {error.strerror}",
+                param_hint="'--metrics-port'",
+            ) from None
+        click.echo(
+            f"cairn worker: metrics at http://{metrics_host}:{metrics_port}/metrics",
+            err=True,
+        )
     names = frozenset(n.strip() for ns in function_names for n in ns.split(","))
     try:
-        engine = _engine.Engine(
+        engine = Engine(
             _common.resolve_url(store_url),
             concurrency=concurrency,
             serving=True,

@@ -20,16 +20,31 @@ from __future__ import annotations
 
 import contextvars
 import hashlib
+import os
 import re
+import sys
 import time
 from typing import Any
 
-try:  # the optional extra: cairn[otel]
-    from opentelemetry import context as otel_context
-    from opentelemetry import trace as otel_trace
-except ImportError:  # pragma: no cover - exercised without the extra installed
-    otel_trace = None  # type: ignore[assignment]
-    otel_context = None  # type: ignore[assignment]
+# OpenTelemetry, imported once something needs it: a provider can only have been
+# set by code that imported it, so until then tracing costs a dict lookup, and
+# importing Cairn does not import OpenTelemetry (about 0.1 s).
+otel_trace: Any = None
+otel_context: Any = None
+_PROVIDER_ENV = "OTEL_PYTHON_TRACER_PROVIDER"
+
+
+def _load() -> bool:
+    """Import OpenTelemetry (the ``cairn[otel]`` extra); False without it."""
+    global otel_trace, otel_context
+    if otel_trace is None:
+        try:
+            from opentelemetry import context, trace
+        except ImportError:  # pragma: no cover - without the extra
+            return False
+        otel_trace, otel_context = trace, context
+    return True
+
 
 TRACER_NAME = "cairn"
 TRACEPARENT = "traceparent"
@@ -71,8 +86,12 @@ def tracer() -> Any:
     """Cairn's tracer from the application's tracer provider, or None (no
     OpenTelemetry, or no provider set: Cairn then does no tracing work)."""
     global _tracer
-    if _tracer is not None or otel_trace is None:
+    if _tracer is not None:
         return _tracer
+    if "opentelemetry.trace" not in sys.modules and not os.environ.get(_PROVIDER_ENV):
+        return None
+    if not _load():
+        return None
     provider = otel_trace.get_tracer_provider()
     if isinstance(
         provider, otel_trace.ProxyTracerProvider | otel_trace.NoOpTracerProvider
@@ -110,7 +129,7 @@ def request_span_id(request_id: str, run: int) -> int:
 def parse_traceparent(value: str | None) -> Any:
     """The remote span context of a W3C ``traceparent``, or None when it is absent
     or malformed (the spec says to ignore an invalid one and start a new trace)."""
-    if otel_trace is None or not isinstance(value, str):
+    if not isinstance(value, str) or not _load():
         return None
     match = _TRACEPARENT_RE.match(value.strip().lower())
     if match is None or match.group(1) == "ff":
@@ -144,6 +163,7 @@ class RequestTrace:
     request span's context (the root call's parent)."""
 
     def __init__(self, request_id: str, run: int, headers: dict[str, str]) -> None:
+        _load()
         lowered = {k.lower(): v for k, v in headers.items()}
         self.remote = parse_traceparent(lowered.get(TRACEPARENT))
         self.trace_id = (

@@ -1,7 +1,8 @@
-"""The JSON routes: thin wrappers over ``_request`` (submit, Request) and the store.
+"""The JSON routes: thin wrappers over ``_request_ops`` and the store.
 
 Every route exists under ``/v1/namespaces/{namespace}`` and, for the served
-namespace, without the prefix. Store work runs in worker threads (``StorePool``).
+namespace, without the prefix (``_routes``). Store work runs in worker threads,
+each with a store of the server's pool (``StorePool``): no route opens one.
 """
 
 from __future__ import annotations
@@ -10,15 +11,15 @@ import functools
 import math
 from dataclasses import dataclass
 
+import anyio.to_thread
 import pydantic
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from cairn import (
-    _calls,
     _limits,
     _registry,
-    _request,
+    _request_ops,
     _serialization,
     _values,
     errors,
@@ -195,17 +196,20 @@ async def invoke(request: Request) -> Response:
         )
     except errors.SDKUsageError as error:
         raise _errors.bad_request("invalid_priority", error.message) from None
-    prepare = functools.partial(
-        _request.new_request,
-        spec.name,
-        tuple(args),
-        kwargs,
-        headers=headers,
-        request_id=request_id,
-        priority=priority,
-    )
     try:
-        submission = await state.pool.call(prepare)
+        # Validating the input runs the application's pydantic models: not in the
+        # event loop.
+        submission = await anyio.to_thread.run_sync(
+            functools.partial(
+                _request_ops.new_request,
+                spec.name,
+                tuple(args),
+                kwargs,
+                headers=headers,
+                request_id=request_id,
+                priority=priority,
+            )
+        )
     except (errors.SDKUsageError, errors.SerializationError) as error:
         raise _errors.bad_request("invalid_input", error.message) from None
     created = submission[0].id
@@ -343,11 +347,16 @@ async def list_all_requests(request: Request) -> Response:
 async def _metadata(
     state: ServerState, record: RequestRecord
 ) -> _models.RequestMetadata:
-    records: list[CallRecord] = await state.pool.run(
-        lambda store: store.list_calls(record.id)
-    )
-    calls = await state.pool.call(_request.Request(record.id, state.store_url).calls)
-    waiting = await state.pool.run(lambda store: _request.waiting_for(store, record))
+    def read(
+        store: Store,
+    ) -> tuple[list[CallRecord], list[_request_ops.CallInfo], str | None]:
+        return (
+            store.list_calls(record.id),
+            _request_ops.journal(store, record.id),
+            _request_ops.waiting_for(store, record),
+        )
+
+    records, calls, waiting = await state.pool.run(read)
     return _shapes.request_metadata(
         record, state.version(record.application), calls, records, waiting
     )
@@ -470,21 +479,14 @@ async def replay(request: Request) -> Response:
             "so it cannot replay its requests",
         )
 
-    def start(store: Store) -> int:
-        if from_call is not None:
-            call = store.get_call(from_call)
-            if call is None or call.request_id != record.id:
-                raise _errors.bad_request(
-                    "call_not_found",
-                    f"request {record.id} has no call {from_call[:80]!r} "
-                    "to replay from",
-                )
-        return store.start_replay(
-            record.id, from_call=from_call, strict=strict, now_ms=_calls.now_ms()
-        )
-
     try:
-        run = await state.pool.run(start)
+        run = await state.pool.run(
+            lambda store: _request_ops.replay(
+                store, record.id, from_call=from_call, strict=strict
+            )
+        )
+    except _request_ops.UnknownCall as error:
+        raise _errors.bad_request("call_not_found", error.message) from None
     except errors.SDKUsageError as error:
         raise _errors.conflict("request_running", error.message) from None
     return answer(_models.ReplayResult(request_id=record.id, run=run))
@@ -507,14 +509,10 @@ async def cancel(request: Request) -> Response:
     record = await _record(
         state, _text(request, "application"), _text(request, "request_id")
     )
-    await state.pool.call(_request.Request(record.id, state.store_url).cancel)
-    now = await state.pool.run(lambda store: store.get_request(record.id))
-    status = now.status if now is not None else record.status
+    done = await state.pool.run(lambda store: _request_ops.cancel(store, record.id))
     return answer(
         _models.CancelResult(
-            request_id=record.id,
-            status=status,
-            cancelled=not record.status.finished and status is RequestStatus.CANCELLED,
+            request_id=record.id, status=done.status, cancelled=done.cancelled
         )
     )
 
@@ -525,12 +523,10 @@ async def delete(request: Request) -> Response:
     record = await _record(
         state, _text(request, "application"), _text(request, "request_id")
     )
-    if not record.status.finished:
-        raise _errors.conflict(
-            "request_not_finished",
-            f"request {record.id} is {record.status}: cancel it before deleting it",
-        )
-    deleted = await state.pool.run(lambda store: store.delete_request(record.id))
-    if not deleted:
-        raise _errors.not_found("request_not_found", f"no request {record.id!r}")
+    try:
+        await state.pool.run(lambda store: _request_ops.delete(store, record.id))
+    except errors.RequestNotFinished as error:
+        raise _errors.conflict("request_not_finished", error.message) from None
+    except errors.RequestNotFound as error:
+        raise _errors.not_found("request_not_found", error.message) from None
     return Response(status_code=204)

@@ -21,6 +21,8 @@ _STATUS_OF_CODE = {
     errors.SerializationError.code: 400,
     errors.DeserializationError.code: 400,
     errors.RequestNotFound.code: 404,
+    errors.RequestFinished.code: 409,
+    errors.ScheduleNotFound.code: 404,
     errors.StoreError.code: 503,
 }
 

@@ -14,7 +14,15 @@ from starlette.responses import JSONResponse, Response
 from cairn import _registry
 from cairn.types import RequestStatus
 
-from . import _api, _body, _models, _openapi
+from . import (
+    _api,
+    _body,
+    _models,
+    _observability,
+    _openapi,
+    _schedules_api,
+    _waits_api,
+)
 from ._routing import Answer, Operation, Param, error, ok
 
 _REQ = "/applications/{application}/requests/{request_id}"
@@ -291,6 +299,8 @@ OPERATIONS: tuple[Operation, ...] = (
         parameters=(_APP, _RID),
         answers={200: ok(_models.CancelResult), 403: _CROSS, 404: _NOT_FOUND},
     ),
+    *_waits_api.operations(_REQ, (_APP, _RID)),
+    *_schedules_api.operations(_APP),
     Operation(
         method="get",
         path="/requests",
@@ -313,4 +323,5 @@ OPERATIONS: tuple[Operation, ...] = (
         parameters=(_RID,),
         answers={200: ok(_models.RequestMetadata), 404: _NOT_FOUND},
     ),
+    *_observability.OPERATIONS,
 )

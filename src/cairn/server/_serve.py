@@ -23,8 +23,10 @@ from dataclasses import dataclass
 
 import uvicorn
 
-from cairn import _engine, errors
+from cairn import errors
+from cairn.observability import _metrics
 from cairn.store import open_store
+from cairn.worker import Engine
 
 from . import _auth, _guard, _http
 
@@ -170,9 +172,7 @@ def _worker_main(
         pass
     if os.getppid() != parent:
         return 0
-    engine = _engine.Engine(
-        options.store_url, concurrency=options.concurrency, serving=True
-    )
+    engine = Engine(options.store_url, concurrency=options.concurrency, serving=True)
     engine.start()
     _report(ready_fd, "ready")
     return engine.serve(grace_s=options.grace_s, stop=lambda: os.getppid() != parent)
@@ -206,6 +206,7 @@ def serve(options: ServeOptions) -> int:
     # Open (and migrate) the store once up front, so that a bad URL fails here,
     # before anything is forked; closed again: no connection crosses a fork.
     open_store(options.store_url).close()
+    _metrics.enable()  # before the worker forks: its processes write their figures
     worker = EmbeddedWorker.start(options) if options.worker else None
     app = create_app(
         options.store_url,

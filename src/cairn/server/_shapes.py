@@ -15,7 +15,7 @@ import types
 import typing
 from typing import Any, Literal
 
-from cairn import _events, _registry, _request
+from cairn import _events, _registry, _request_ops
 from cairn.store import CallRecord, RequestRecord
 from cairn.types import CallStatus, FailureReason
 
@@ -195,7 +195,7 @@ def _request_error(record: RequestRecord) -> _models.RequestErrorInfo | None:
 def request_metadata(
     record: RequestRecord,
     app_version: str | None,
-    calls: list[_request.CallInfo],
+    calls: list[_request_ops.CallInfo],
     records: list[CallRecord],
     waiting: str | None,
 ) -> _models.RequestMetadata:
@@ -261,7 +261,7 @@ _ATTEMPT_REASON = {
 
 
 def _function_run(
-    call: _request.CallInfo, group_id: str | None, children: list[str]
+    call: _request_ops.CallInfo, group_id: str | None, children: list[str]
 ) -> _models.FunctionRun:
     allocations = []
     for attempt in call.attempts:

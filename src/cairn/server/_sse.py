@@ -24,6 +24,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
+from cairn.observability import _metrics
 from cairn.store import EventRecord, RequestRecord, Store
 
 from . import _errors, _stores
@@ -94,9 +95,13 @@ async def events(
     watcher: _stores.ChangeWatcher,
     request_id: str,
     after: int,
+    only: frozenset[str] | None = None,
 ) -> AsyncIterator[bytes]:
-    """The SSE byte stream of a request's events after sequence number ``after``."""
+    """The SSE byte stream of a request's events after sequence number ``after``
+    (of the kinds ``only``, if given)."""
     watcher.subscribe()
+    if _metrics.M is not None:
+        _metrics.M.sse_clients.inc()
     try:
         idle_since = time.monotonic()
         while not watcher.stopping:
@@ -107,7 +112,8 @@ async def events(
             if before is None:
                 return  # deleted meanwhile
             for index, event in enumerate(batch):
-                yield frame(event)
+                if only is None or event.kind in only:
+                    yield frame(event)
                 after = event.seq
                 if event.kind == _FINISHED and _ends(later, batch[index + 1 :]):
                     return
@@ -135,6 +141,8 @@ async def events(
                 pass
     finally:
         watcher.unsubscribe()
+        if _metrics.M is not None:
+            _metrics.M.sse_clients.dec()
 
 
 def _ends(record: RequestRecord | None, rest: list[EventRecord]) -> bool:

@@ -125,11 +125,6 @@ class StorePool:
                     raise errors.StoreError(str(error)) from error
                 retried = True
 
-    async def call(self, work: Callable[[], T]) -> T:
-        """Run blocking ``work()`` (which opens what it needs) in a worker thread."""
-        async with self._slots:
-            return await anyio.to_thread.run_sync(work)
-
     def close(self) -> None:
         """Close the idle stores; those in use are closed when their work ends."""
         self._closed = True

@@ -25,11 +25,14 @@ from ._records import (
     RequestRecord,
     RunningCall,
 )
+from ._schedules import ScheduleRecord, Tick
 from ._sqlbase import this_host
 from ._urls import redact as redact_url
+from ._waits import NEVER_MS, Delivery, Park, SignalRecord, WaitRecord
 from .errors import RequestExists
 
 __all__ = [
+    "NEVER_MS",
     "SCHEMA_VERSION",
     "AttemptRecord",
     "Bucket",
@@ -41,11 +44,13 @@ __all__ = [
     "CallSuccess",
     "ClaimScope",
     "ClaimedCall",
+    "Delivery",
     "Event",
     "EventRecord",
     "FlowLimits",
     "GroupTally",
     "NewRequest",
+    "Park",
     "RecordedChild",
     "RequestExists",
     "RequestOutcome",
@@ -53,7 +58,11 @@ __all__ = [
     "RequestRecord",
     "RunSpan",
     "RunningCall",
+    "ScheduleRecord",
+    "SignalRecord",
     "Store",
+    "Tick",
+    "WaitRecord",
     "default_url",
     "open_store",
     "redact_url",

@@ -32,8 +32,10 @@ from ._records import (
     RequestRecord,
     RunningCall,
 )
+from ._schedules import Schedules
+from ._waits import Waits
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 
 class Requests(Protocol):
@@ -293,7 +295,8 @@ class Admin(Protocol):
         """Make the calls of dead workers runnable again; return how many."""
 
 
-class Store(Requests, Journal, Queue, Admin, Reads, Protocol):
+class Store(Requests, Journal, Queue, Admin, Reads, Waits, Schedules, Protocol):
     """Durable state of requests, calls, attempts, events and request state: the
     store's roles in one interface (and ``Reads``: the dashboard's reads of a
-    request a page at a time)."""
+    request a page at a time; ``Waits``: sleeps, signals and parked calls;
+    ``Schedules``)."""

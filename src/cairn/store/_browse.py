@@ -178,6 +178,21 @@ class Reads(Protocol):
     ) -> list[EventRecord]:
         """Progress events newest first, before ``before_seq`` (of one call if given)."""
 
+    def request_stats(
+        self, from_ms: float, durations_limit: int
+    ) -> tuple[list[tuple[str, str, int]], list[tuple[str, float]]]:
+        """Requests created since ``from_ms``: ``(application, status, count)``,
+        and ``(application, duration_ms)`` of the newest ``durations_limit`` that
+        finished (their latest run's)."""
+
+    def list_stream_chunks(
+        self, request_id: str, until_seq: int, limit: int
+    ) -> list[EventRecord]:
+        """Streamed chunks (``RequestStreamChunk``) newest first, up to ``until_seq``."""
+
+    def pending_by_function(self) -> dict[str, int]:
+        """Calls queued for an executor, by function."""
+
 
 def ran_in(record: CallRecord, run: int) -> bool:
     """Whether a call ran (an attempt of it ended) in ``run``."""
@@ -436,16 +451,46 @@ class Browsing(SqlBase):
                 "limit": limit,
             },
         )
-        return [
-            EventRecord(
-                request_id=row[0],
-                seq=int(row[1]),
-                kind=row[2],
-                payload=json.loads(row[3]),
-                created_at_ms=row[4],
-            )
-            for row in rows
-        ]
+        return [_event(row) for row in rows]
+
+    def list_stream_chunks(
+        self, request_id: str, until_seq: int, limit: int
+    ) -> list[EventRecord]:
+        """Streamed chunks (``RequestStreamChunk``) newest first, up to ``until_seq``."""
+        rows = self._all(
+            "stream_chunks",
+            {"request_id": request_id, "until": until_seq, "limit": limit},
+        )
+        return [_event(row) for row in rows]
+
+    def pending_by_function(self) -> dict[str, int]:
+        """Calls queued for an executor, by function."""
+        return {row[0]: int(row[1]) for row in self._all("pending_by_function", {})}
+
+    def request_stats(
+        self, from_ms: float, durations_limit: int
+    ) -> tuple[list[tuple[str, str, int]], list[tuple[str, float]]]:
+        """Requests created since ``from_ms``: ``(application, status, count)``,
+        and ``(application, duration_ms)`` of the newest ``durations_limit`` that
+        finished (their latest run's)."""
+        counts = self._all("stats_counts", {"from_ms": from_ms})
+        durations = self._all(
+            "stats_durations", {"from_ms": from_ms, "limit": durations_limit}
+        )
+        return (
+            [(row[0], str(row[1]), int(row[2])) for row in counts],
+            [(row[0], float(row[1])) for row in durations],
+        )
+
+
+def _event(row: Any) -> EventRecord:
+    return EventRecord(
+        request_id=row[0],
+        seq=int(row[1]),
+        kind=row[2],
+        payload=json.loads(row[3]),
+        created_at_ms=row[4],
+    )
 
 
 def _outcome(value: Any) -> str:

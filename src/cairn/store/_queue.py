@@ -112,16 +112,18 @@ class QueueOps(SqlBase):
             ):
                 raise RollbackWith(None)  # roll the claim back: the call waits
             if claimed.record.kind == "app":
-                # A run of the request starts: in the claim's transaction, not
-                # one of its own after it (the row exists: it was just claimed).
+                # A run of the request starts (unless the call parked on a wait
+                # and resumes now): in the claim's transaction, not one of its
+                # own after it (the request is there: its call was just claimed).
                 request_id = claimed.record.request_id
                 tx.execute(
                     "mark_request_running", {"request_id": request_id, "now_ms": now_ms}
                 )
-                started = _events.request_started(
-                    request_id, claimed.record.function, claimed.request_run, now_ms
-                )
-                tx.execute(*_steps.appending(request_id, [started]))
+                if not _resumes(tx, claimed.record):
+                    started = _events.request_started(
+                        request_id, claimed.record.function, claimed.request_run, now_ms
+                    )
+                    tx.execute(*_steps.appending(request_id, [started]))
             return claimed
 
         # Only a request that starts is news to listeners; other claims are not.
@@ -261,3 +263,11 @@ class QueueOps(SqlBase):
         """Executors of a worker holding running calls of cancelled requests."""
         rows = self._all("executors_of_cancelled", {"worker_id": worker_id})
         return [row[0] for row in rows if row[0] is not None]
+
+
+def _resumes(tx: Tx, record: CallRecord) -> bool:
+    """Whether a claimed call is one that parked (its run goes on, not starts)."""
+    # A parked call is due at a time > 0; a fresh one at 0 (no query for those).
+    if record.not_before_ms <= 0:
+        return False
+    return tx.execute("parked_on", {"call_id": record.id}).fetchone() is not None

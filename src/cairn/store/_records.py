@@ -74,6 +74,20 @@ class CallKey:
     concurrency_key: str | None = None
     """The value of the argument its function's ``concurrency_key`` names."""
 
+    @classmethod
+    def application_call(cls, request_id: str, application: str) -> CallKey:
+        """The key of a request's application call (its id is the request's)."""
+        return cls(
+            id=request_id,
+            request_id=request_id,
+            parent_id=None,
+            seq=0,
+            function=application,
+            kind="app",
+            group_id=request_id,
+            dispatched=True,
+        )
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Bucket:

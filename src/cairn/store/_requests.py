@@ -23,6 +23,15 @@ from ._sqlbase import SqlBase
 from .errors import RequestExists
 
 
+def insert_request(tx: Tx, request: NewRequest, root: CallKey, args: bytes) -> bool:
+    """Insert a request and its pending application call in ``tx``; False if the
+    id was taken (that request is left as it was)."""
+    row = tx.execute("insert_request", _rows.request_params(request)).fetchone()
+    if row is not None:
+        tx.execute("insert_pending_call", _rows.pending_params(root, args, 1, 0.0))
+    return row is not None
+
+
 class RequestOps(SqlBase):
     """Requests of a SQL store."""
 
@@ -38,15 +47,7 @@ class RequestOps(SqlBase):
         where the id was taken (that request is left as it was)."""
 
         def body(tx: Tx) -> list[bool]:
-            created = []
-            for request, root, args in batch:
-                params = _rows.request_params(request)
-                row = tx.execute("insert_request", params).fetchone()
-                if row is not None:
-                    pending = _rows.pending_params(root, args, 1, 0.0)
-                    tx.execute("insert_pending_call", pending)
-                created.append(row is not None)
-            return created
+            return [insert_request(tx, *item) for item in batch]
 
         return self._dialect.write(body, pipelined=True)
 

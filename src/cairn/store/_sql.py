@@ -1,7 +1,7 @@
 """Loading named SQL blocks and numbered migrations shipped as package data.
 
-A dialect's queries are the blocks of ``sql/<dialect>.sql`` and
-``sql/<dialect>_browse.sql`` (the same names in every dialect: a test keeps them
+A dialect's queries are the blocks of ``sql/<dialect>.sql``,
+``sql/<dialect>_browse.sql``, ``_waits.sql`` and ``_schedules.sql`` (the same names in every dialect: a test keeps them
 so); ``{name}`` in a block is replaced by the block of that name (column lists,
 a shared filter). Each store's plumbing, not shared, has its own file
 (``sql/postgres_link.sql``, ``sql/sqlite_file.sql``).
@@ -32,7 +32,12 @@ def blocks(file: str) -> dict[str, LiteralString]:
 @functools.cache
 def queries(dialect: str) -> dict[str, LiteralString]:
     """Every named query of a dialect, with ``{name}`` fragments filled in."""
-    found = {**blocks(dialect), **blocks(f"{dialect}_browse")}
+    found = {
+        **blocks(dialect),
+        **blocks(f"{dialect}_browse"),
+        **blocks(f"{dialect}_waits"),
+        **blocks(f"{dialect}_schedules"),
+    }
 
     def expand(text: str) -> LiteralString:
         # Filled with blocks of the package's own files: literal still.

@@ -9,9 +9,13 @@ from ._dialect import Dialect
 from ._journal import JournalOps
 from ._queue import QueueOps
 from ._requests import RequestOps
+from ._schedules import ScheduleOps
+from ._waits import WaitOps
 
 
-class SqlStore(RequestOps, JournalOps, QueueOps, AdminOps, Browsing):
+class SqlStore(
+    RequestOps, JournalOps, QueueOps, AdminOps, Browsing, WaitOps, ScheduleOps
+):
     """The store on a SQL database, whose dialect runs the named queries."""
 
     def __init__(self, url: str, dialect: Dialect) -> None:

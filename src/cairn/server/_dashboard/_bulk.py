@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from cairn import _calls, _registry, _request, errors
+from cairn import _registry, _request_ops, errors
 from cairn.store import Store
 from cairn.types import RequestStatus
 
@@ -96,7 +96,6 @@ def _body(raw: bytes) -> tuple[str, _search.Filters, float, tuple[float, str] | 
 
 def _do(
     store: Store,
-    store_url: str,
     action: str,
     filters: _search.Filters,
     as_of_ms: float,
@@ -114,11 +113,9 @@ def _do(
                 if _registry.find(application) is None:
                     skipped.append({"id": request_id, "reason": "not served here"})
                     continue
-                store.start_replay(
-                    request_id, from_call=None, strict=False, now_ms=_calls.now_ms()
-                )
+                _request_ops.replay(store, request_id)
             else:
-                _request.Request(request_id, store_url).cancel()
+                _request_ops.cancel(store, request_id)
             done += 1
         except errors.CairnError as error:  # a run still going, or deleted meanwhile
             skipped.append({"id": request_id, "reason": str(error)[:200]})
@@ -144,7 +141,6 @@ async def bulk(request: Request) -> JSONResponse:
     answer = await state.pool.run(
         functools.partial(
             _do,
-            store_url=state.store_url,
             action=action,
             filters=filters,
             as_of_ms=as_of_ms,

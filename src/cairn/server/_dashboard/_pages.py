@@ -32,6 +32,7 @@ from . import (
     _request_page,
     _search,
     _session,
+    _stats,
     _stream,
     _views,
 )
@@ -143,9 +144,10 @@ class Dashboard:
                 )
                 for spec in specs
             }
-            return page, next_cursor, more, counts, recent
+            stats = _stats.figures(store, now_ms)
+            return page, next_cursor, more, counts, recent, stats
 
-        page, next_cursor, more, counts, recent = await state.pool.run(read)
+        page, next_cursor, more, counts, recent, stats = await state.pool.run(read)
         rows = [_views.request_row(r, now_ms) for r in page]
         applications = [
             _views.application(
@@ -179,6 +181,9 @@ class Dashboard:
             bulk_max=_bulk.MAX_REQUESTS,
             as_of_ms=now_ms,
             since_ms=rows[0].created_at_ms if rows else 0.0,
+            app_stats=stats,
+            stats_windows=_stats.WINDOWS,
+            stats_limit=_stats.DURATIONS_LIMIT,
         )
 
     async def stream(self, request: Request) -> Response:

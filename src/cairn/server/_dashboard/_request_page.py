@@ -19,7 +19,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from cairn import _calls, _request
+from cairn import _calls, _request_ops
 from cairn.store import CallCounts, CallRecord, RequestRecord, RunSpan, Store
 from cairn.types import CallStatus, RequestStatus
 
@@ -30,6 +30,7 @@ from . import (
     _live,
     _render,
     _rows,
+    _stream_pane,
     _timeline,
     _tree,
     _values,
@@ -76,6 +77,7 @@ class _Read:
     seq: int
     log: _journal.LogPage
     waiting: str | None = None
+    awaited_signal: str | None = None
     opened: list[_Opened] = field(default_factory=list)
 
 
@@ -152,7 +154,12 @@ def _read(
         rows=rows,
         seq=seq,
         log=_journal.log_page(store, record.id, runs, before=state.log_before),
-        waiting=_request.waiting_for(store, record),
+        waiting=_request_ops.waiting_for(store, record),
+        awaited_signal=None
+        if record.status.finished
+        else next(
+            (w.name for w in store.list_waits(record.id) if w.kind == "signal"), None
+        ),
     )
     shown = {row.id: row for row in rows if isinstance(row, _rows.CallRow)}
     for call_id in state.details:
@@ -294,9 +301,15 @@ class RequestPages:
         built = await self._build(request, _tree.ViewState(), None, 0)
         if built is None:
             return self.missing(request)
+        pane = await _api_state(request).pool.run(
+            functools.partial(
+                _stream_pane.read, request_id=built.record.id, until_seq=built.seq
+            )
+        )
         return self.templates.page(
             "request.html",
             page=built,
+            stream=pane,
             headers={
                 "Server-Timing": f"render;dur={_calls.now_ms() - built.now_ms:.1f}"
             },
@@ -382,7 +395,9 @@ class RequestPages:
         record = read.record
         now_ms = _calls.now_ms()
         timeline = _timeline.timeline(record, read.runs, now_ms)
-        head = _views.head(record, read.counts, now_ms, read.waiting)
+        head = _views.head(
+            record, read.counts, now_ms, read.waiting, read.awaited_signal
+        )
         prints = _prints(read, timeline, head)
         if token is None:
             token, version = self.versions.start(prints)

@@ -163,7 +163,9 @@ class Head:
     counts: CallCounts
     waiting: str | None = None
     """What a pending call waits for: a worker that serves its function, its
-    rate limit, its key's slot (``_request.waiting_for``)."""
+    rate limit, its key's slot, a timer, a signal (``_request_ops.waiting_for``)."""
+    awaited_signal: str | None = None
+    """The signal the request waits for, if any (the signal form's default)."""
 
     def fingerprint(self) -> int:
         """Changes when what the head shows changes (not with the progress, which
@@ -180,12 +182,17 @@ class Head:
                 self.served,
                 self.counts,
                 self.waiting,
+                self.awaited_signal,
             )
         )
 
 
 def head(
-    record: RequestRecord, counts: CallCounts, now_ms: float, waiting: str | None
+    record: RequestRecord,
+    counts: CallCounts,
+    now_ms: float,
+    waiting: str | None,
+    awaited_signal: str | None = None,
 ) -> Head:
     """The summary of a request page."""
     return Head(
@@ -194,6 +201,7 @@ def head(
         served=_registry.find(record.application) is not None,
         counts=counts,
         waiting=waiting,
+        awaited_signal=awaited_signal,
     )
 
 

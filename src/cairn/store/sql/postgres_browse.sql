@@ -144,3 +144,33 @@ SELECT id, application, created_at_ms FROM requests WHERE {request_filter}
   AND (%(after_ms)s::double precision IS NULL OR created_at_ms > %(after_ms)s
        OR (created_at_ms = %(after_ms)s AND id > %(after_id)s))
 ORDER BY created_at_ms, id LIMIT %(limit)s
+
+-- name: stats_counts
+-- The dashboard's per-application figures: requests created since from_ms.
+SELECT application, status, count(*) FROM requests
+WHERE created_at_ms >= %(from_ms)s GROUP BY application, status
+
+-- name: stats_durations
+-- Their latest runs' durations, the newest `limit` (percentiles of a busy day
+-- come from its newest requests, not from millions of rows).
+SELECT application, finished_at_ms - started_at_ms FROM requests
+WHERE created_at_ms >= %(from_ms)s
+  AND finished_at_ms IS NOT NULL AND started_at_ms IS NOT NULL
+ORDER BY created_at_ms DESC LIMIT %(limit)s
+
+-- name: stream_chunks
+-- Streamed output (ctx.stream.write), newest first, up to a sequence number.
+SELECT request_id, seq, kind, payload, created_at_ms FROM events
+WHERE request_id = %(request_id)s AND seq <= %(until)s AND kind = 'RequestStreamChunk'
+ORDER BY seq DESC
+LIMIT %(limit)s
+
+-- name: pending_by_function
+-- Calls queued for an executor (new, or a retry waiting for its backoff), by
+-- function: /metrics's calls waiting (the runnable index holds just these rows);
+-- not those parked on a wait (a sleep, a signal, their children).
+SELECT function, count(*) FROM calls
+WHERE status = 'pending' AND dispatched = 1
+  AND NOT EXISTS (SELECT 1 FROM waits w
+                  WHERE w.call_id = calls.id AND w.status = 'waiting')
+GROUP BY function

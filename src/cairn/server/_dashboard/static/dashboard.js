@@ -761,12 +761,16 @@
       if (source) return;
       source = new EventSource(apiBase + "/progress");
       source.onmessage = function (event) {
-        // The stream starts from the run's first event; the page already shows
-        // every event up to the one it was read at.
-        if (event.lastEventId && Number(event.lastEventId) <= seq) return;
         const data = JSON.parse(event.data);
         const kind = Object.keys(data)[0];
         const payload = data[kind];
+        if (kind === "RequestStreamChunk") {
+          appendChunk(payload, Number(event.lastEventId));
+          return;
+        }
+        // The stream starts from the run's first event; the page already shows
+        // every event up to the one it was read at.
+        if (event.lastEventId && Number(event.lastEventId) <= seq) return;
         if (kind === "RequestProgressUpdated") {
           setProgress(document.getElementById("request-progress"), progressOf(payload));
           appendLog(payload, Number(event.lastEventId));
@@ -780,6 +784,31 @@
         // A stream refused (an expired session) is closed: an update finds out.
         if (source && source.readyState === EventSource.CLOSED) { source = null; update(); }
       };
+    }
+
+    // Streamed output (ctx.stream.write): the pane holds every chunk up to its
+    // data-seq (rendered with the page); later ones come on the progress stream.
+    const streamPane = document.getElementById("stream-pane");
+    let streamRun = null;
+    function appendChunk(chunk, chunkSeq) {
+      if (!streamPane || chunkSeq <= Number(streamPane.dataset.seq)) return;
+      const text = document.getElementById("stream-text");
+      const atEnd = text.scrollTop + text.clientHeight >= text.scrollHeight - 4;
+      if (streamRun === null) streamRun = Number(streamPane.dataset.run || chunk.run);
+      let piece = "text" in chunk ? chunk.text
+        : "json" in chunk ? JSON.stringify(chunk.json) + "\n"
+        : "[" + atob(chunk.bytes_base64).length + " bytes]\n";
+      if (Number(streamPane.dataset.count) > 0 && chunk.run !== streamRun) {
+        piece = "\n── run " + chunk.run + " ──\n" + piece;
+      }
+      streamRun = chunk.run;
+      text.append(document.createTextNode(piece));
+      streamPane.dataset.seq = String(chunkSeq);
+      const count = Number(streamPane.dataset.count) + 1;
+      streamPane.dataset.count = String(count);
+      document.getElementById("stream-state").textContent = count + (count === 1 ? " chunk" : " chunks");
+      streamPane.hidden = false;
+      if (atEnd) text.scrollTop = text.scrollHeight;
     }
 
     function stopFollowing() {
@@ -920,6 +949,31 @@
           history.replaceState(null, "", target.getAttribute("href"));
           await navigator.clipboard.writeText(location.href).catch(function () {});
         }
+      } catch (failure) {
+        show(message, failure.message, "bad");
+      }
+    });
+
+    // Send a signal to the request (wait_for_signal): the value is JSON, as typed.
+    document.addEventListener("submit", async function (event) {
+      const form = event.target.closest("#signal-form");
+      if (!form) return;
+      event.preventDefault();
+      const name = form.elements.signal.value.trim();
+      const text = form.elements.value.value.trim() || "null";
+      try {
+        JSON.parse(text);
+      } catch (failure) {
+        show(message, "The value is not JSON: " + failure.message, "bad");
+        return;
+      }
+      try {
+        await callApi("POST", apiBase + "/signals/" + encodeURIComponent(name), {
+          body: text,
+          headers: { "Content-Type": "application/json" },
+        });
+        show(message, "Sent signal '" + name + "'.", "ok");
+        await update();
       } catch (failure) {
         show(message, failure.message, "bad");
       }

@@ -13,12 +13,13 @@ import os
 import signal
 from typing import cast
 
-from cairn import _faults, _registry, errors, observability
-from cairn._deadlines import DeadlineBoard
+from cairn import _faults, _registry, _schedules, errors, observability
 from cairn._execution import dispatch, frames, scheduler, storage
-from cairn._wake import Wake
-from cairn.observability import _tracing
+from cairn.observability import _metrics, _tracing
 from cairn.store import ClaimScope, Store, open_store
+
+from ._deadlines import DeadlineBoard
+from ._wake import Wake
 
 logger = logging.getLogger(__name__)
 
@@ -75,8 +76,11 @@ def main(
         scope=scope,
     )
     frames.install(runtime)
+    if _metrics.M is not None:
+        _metrics.M.executors.set(1)
     caps = _registry.concurrency_caps()
     limits = _registry.flow_limits()
+    ticker = _schedules.Ticker(store, scope)
     delay = _IDLE_POLL_MIN_S
     while not stopping and os.getppid() == parent_pid:
         try:
@@ -89,18 +93,26 @@ def main(
                 else None
             )
             if claimed is None:
+                if ticker.tick():
+                    continue  # it started requests of schedules: claim them
                 _tracing.flush()  # idle: export the spans of what just ran
                 wake.executors.wait(delay)
                 delay = min(delay * 2, _IDLE_POLL_MAX_S)
                 continue
             delay = _IDLE_POLL_MIN_S
             board.set_busy(True)
+            if _metrics.M is not None:
+                _metrics.M.executors_busy.set(1)
             scheduler.run_group(
                 claimed, lambda: not stopping and os.getppid() == parent_pid
             )
             wake.engine.poke()  # a request may have finished
             board.set_busy(False)
+            if _metrics.M is not None:
+                _metrics.M.executors_busy.set(0)
         except (storage.StoreLost, errors.StoreError) as error:
+            if _metrics.M is not None:
+                _metrics.M.store_errors.labels(type(error).__name__).inc()
             logger.error("cairn executor %d: store error: %s", index, error)
             return EXIT_INFRASTRUCTURE
         except Exception:
