@@ -31,6 +31,8 @@ from report_profile import profile_section
 from report_tables import ranked_items, scale_table, workers_section
 from report_targets import shortfalls, targets
 
+import observability
+
 BENCH = Path(__file__).resolve().parent
 
 
@@ -307,6 +309,7 @@ def markdown(doc: dict[str, Any], plot_name: str | None) -> str:
         *invoke_load.section(doc, 8),
         *progress_latency.section(doc, 9),
         *parked.section(doc, 10),
+        *observability.section(doc, 11),
         "## Issue 7's targets, checked against this run",
         "",
         *targets(doc),
