@@ -18,9 +18,11 @@ import argparse
 import socket
 import sys
 import threading
+import time
 import urllib.parse
 import uuid
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -40,6 +42,9 @@ class CountingLink:
         self.port = int(self._listener.getsockname()[1])
         self._lock = threading.Lock()
         self.turns = 0
+        self.traced: dict[str, int] | None = None
+        self.timeline: list[tuple[float, int, str]] = []
+        self._links = 0
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -48,7 +53,8 @@ class CountingLink:
             server = socket.create_connection(self._target)
             for sock in (client, server):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            state = {"answered": True}
+            self._links += 1
+            state: dict[str, Any] = {"answered": True, "names": {}, "id": self._links}
             threading.Thread(
                 target=self._pipe, args=(client, server, state, True), daemon=True
             ).start()
@@ -60,14 +66,22 @@ class CountingLink:
         self,
         source: socket.socket,
         sink: socket.socket,
-        state: dict[str, bool],
+        state: dict[str, Any],
         from_client: bool,
     ) -> None:
         try:
             while data := source.recv(65536):
                 with self._lock:
-                    if from_client and state["answered"]:
+                    turn = from_client and state["answered"]
+                    if turn:
                         self.turns += 1
+                    if from_client:
+                        what = _statements(data, state["names"])
+                        if turn and self.traced is not None:
+                            self.traced[what] = self.traced.get(what, 0) + 1
+                            self.timeline.append(
+                                (time.perf_counter(), state["id"], what)
+                            )
                     state["answered"] = not from_client
                 sink.sendall(data)
         except OSError:
@@ -79,10 +93,47 @@ class CountingLink:
                 except OSError:
                     pass
 
+    def trace(self) -> dict[str, int]:
+        """Count each turn by the statements it sends, from now on."""
+        with self._lock:
+            self.traced = {}
+            return self.traced
+
     def take(self) -> int:
         with self._lock:
             turns, self.turns = self.turns, 0
         return turns
+
+
+def _statements(data: bytes, names: dict[bytes, str]) -> str:
+    """The statements of a burst of client messages, each by its first words
+    (prepared statements by the text they were prepared with)."""
+    found = []
+    at = 0
+    while at + 5 <= len(data):
+        kind = data[at : at + 1]
+        length = int.from_bytes(data[at + 1 : at + 5], "big")
+        body = data[at + 5 : at + 1 + length]
+        at += 1 + length
+        if kind == b"Q":
+            found.append(_words(body.split(b"\0")[0]))
+        elif kind == b"P":
+            name, query = body.split(b"\0")[:2]
+            names[name] = _words(query)
+            if not name:
+                found.append(names[name])
+        elif kind == b"B":
+            _portal, statement = body.split(b"\0")[:2]
+            if statement:
+                found.append(names.get(statement, "?"))
+    return " | ".join(found) or "(no statement)"
+
+
+def _words(query: bytes) -> str:
+    text = " ".join(
+        line.split("--")[0] for line in query.decode(errors="replace").splitlines()
+    )
+    return " ".join(text.split()[:6])
 
 
 def main() -> int:
@@ -91,6 +142,14 @@ def main() -> int:
         "--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres"
     )
     parser.add_argument("--requests", type=int, default=20)
+    parser.add_argument(
+        "--trace",
+        action="store_true",
+        help="also list the turns of one request",
+    )
+    parser.add_argument(
+        "--trace-calls", type=int, default=3, help="calls of the traced request"
+    )
     args = parser.parse_args()
     parts = urllib.parse.urlsplit(args.pg_url)
     name = f"cairn_roundtrips_{uuid.uuid4().hex[:8]}"
@@ -121,6 +180,15 @@ def main() -> int:
         print(f"round trips per 3-call request: {three:.1f}")
         print(f"round trips per 1-call request: {one:.1f}")
         print(f"round trips per call: {(many - one) / 100:.2f}")
+        if args.trace:
+            traced = link.trace()
+            run(args.trace_calls)
+            for what, count in sorted(traced.items(), key=lambda kv: -kv[1]):
+                print(f"{count:4d}  {what}")
+            print("in order (connection, statements):")
+            start = link.timeline[0][0] if link.timeline else 0.0
+            for at, link_id, what in link.timeline:
+                print(f"  {(at - start) * 1000:7.2f} ms  {link_id:3d}  {what}")
         release_engine()
     finally:
         with psycopg.connect(args.pg_url, autocommit=True) as admin:

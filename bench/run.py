@@ -14,7 +14,9 @@ after). The ``workers`` workload is Cairn's alone: a ``map`` shared by 1, 2 and 
 ``cairn worker`` processes, its rounds rotating over the number of workers
 (``scaling.py``); so are ``invoke`` (``invoke_load.py``) and ``progress``, the
 latency of a progress update to an SSE client (``progress_latency.py``), and
-``parked``, 10,000 requests waiting for a signal (``parked.py``). Then it profiles Cairn with py-spy, and writes:
+``parked``, 10,000 requests waiting for a signal (``parked.py``), and
+``observability``, the per-call cost of tracing and metrics and streamed output's
+latency (``observability.py``). Then it profiles Cairn with py-spy, and writes:
 
 - ``bench/results/latest.json``: every raw timing and figure of this run;
 - ``docs/benchmarks.md``: the tables, machine, versions, settings, command;
@@ -382,6 +384,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             "invoke",
             "progress",
             "parked",
+            "observability",
         ],
         help="run only these workloads",
     )
@@ -419,6 +422,40 @@ def command_line(args: argparse.Namespace, argv: list[str] | None) -> str:
     if not shown:
         return "make bench"
     return f"make bench BENCH_ARGS={shlex.quote(' '.join(shown))}"
+
+
+def cairn_alone(planner: Planner, pg_ok: bool) -> dict[str, dict[str, Any]]:
+    """The workloads that measure Cairn with no peer, each under its own key of
+    the run's document (empty when left out of the plan)."""
+    args = planner.args
+    stores = ["sqlite"] + ([args.pg_url] if pg_ok else [])
+    found: dict[str, dict[str, Any]] = {
+        "invoke": {},
+        "progress": {},
+        "parked": {},
+        "observability": {},
+    }
+    if planner.want("invoke"):
+        import invoke_load
+
+        found["invoke"] = invoke_load.measure_all(stores, 1 if args.quick else 3)
+    if planner.want("progress"):
+        import progress_latency
+
+        found["progress"] = progress_latency.measure_all(stores, 1 if args.quick else 3)
+    if planner.want("parked"):
+        import parked
+
+        found["parked"] = parked.measure_all(stores, 1000 if args.quick else 10_000)
+    if planner.want("observability"):
+        import observability
+
+        found["observability"] = observability.measure_all(
+            planner.rounds(2, 5, 9),
+            1_000 if args.quick else 2_000,
+            50 if args.quick else 200,
+        )
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -468,24 +505,7 @@ def main(argv: list[str] | None = None) -> int:
                     if location.startswith("postgresql"):
                         pg.drop(location)
                 pg.drop_all()
-        invoke: dict[str, Any] = {}
-        if planner.want("invoke"):
-            import invoke_load
-
-            stores = ["sqlite"] + ([args.pg_url] if pg_ok else [])
-            invoke = invoke_load.measure_all(stores, 1 if args.quick else 3)
-        progress: dict[str, Any] = {}
-        if planner.want("progress"):
-            import progress_latency
-
-            stores = ["sqlite"] + ([args.pg_url] if pg_ok else [])
-            progress = progress_latency.measure_all(stores, 1 if args.quick else 3)
-        parked: dict[str, Any] = {}
-        if planner.want("parked"):
-            import parked as parked_requests
-
-            stores = ["sqlite"] + ([args.pg_url] if pg_ok else [])
-            parked = parked_requests.measure_all(stores, 1000 if args.quick else 10_000)
+        alone = cairn_alone(planner, pg_ok)
         env["fsync_ms_after"] = fsync_ms(tmp)
         env["load_after"] = list(os.getloadavg())
         env["job_load"] = [j.load for j in runner.jobs]
@@ -510,9 +530,7 @@ def main(argv: list[str] | None = None) -> int:
         "quick": args.quick,
         "thorough": args.thorough,
         "figures": [f.as_dict() for f in figures],
-        "invoke": invoke,
-        "progress": progress,
-        "parked": parked,
+        **alone,
         "profiles": profiles,
         "jobs": [
             {

@@ -17,31 +17,17 @@ from typing import Any
 from cairn import _serialization
 from cairn._store_cache import borrowed
 from cairn.store import CallRecord, Store
-from cairn.types import CallStatus
 
 # Larger arguments are not loaded just to be shown (a call may take 100 MB).
 _MAX_SHOWN_ARGUMENTS_BYTES = 64 * 1024
 # Tensorlake's limit on the text of one value in these blocks.
 _MAX_VALUE_CHARS = 1000
-_FAILED = (CallStatus.FAILED, CallStatus.TIMED_OUT)
 
 
 def print_failures(request_id: str, store_url: str) -> None:
     """Print each call of the request's latest run that failed for good."""
     with borrowed(store_url) as store:
-        record = store.get_request(request_id)
-        if record is None:
-            return
-        ran = {
-            a.call_id for a in store.list_attempts(request_id) if a.run == record.run
-        }
-        failed = [
-            call
-            for call in store.list_calls(request_id)
-            if call.status in _FAILED and call.id in ran
-        ]
-        failed.sort(key=lambda call: call.finished_at_ms or 0.0)
-        blocks = [_block(store, call) for call in failed]
+        blocks = [_block(store, call) for call in store.failed_calls(request_id)]
     for block in blocks:
         # Read sys.stderr now, not at import: callers (and tests) may replace it.
         print("\n", file=sys.stderr)

@@ -296,9 +296,10 @@ def test_settling_waits_for_a_commit_still_in_flight(pg):
     assert answers == [True, False]
 
 
+@pytest.mark.parametrize("pipelined", [False, True])
 @pytest.mark.parametrize("reached_the_server", [True, False])
 def test_a_write_whose_commit_answer_is_cut_runs_once_and_commits_once(
-    empty_url, reached_the_server
+    empty_url, reached_the_server, pipelined
 ):
     link = LossyLink(empty_url)
     store = open_store(link.url(empty_url))
@@ -311,7 +312,7 @@ def test_a_write_whose_commit_answer_is_cut_runs_once_and_commits_once(
 
     try:
         link.cut_at_commit(forward=reached_the_server)
-        assert store._db.write(body) == "done"
+        assert store._db.write(body, pipelined=pipelined) == "done"
     finally:
         store.close()
         link.close()
@@ -319,6 +320,30 @@ def test_a_write_whose_commit_answer_is_cut_runs_once_and_commits_once(
     # Committed before the cut: not run again (it would fail on the key). Not
     # committed: run again, and committed once.
     assert len(runs) == (1 if reached_the_server else 2)
+    assert sql(empty_url, "SELECT value FROM cairn_meta WHERE key = 'probe'") == [
+        ("x",)
+    ]
+
+
+@pytest.mark.parametrize("reached_the_server", [True, False])
+def test_a_write_sent_whole_whose_commit_answer_is_cut_commits_once(
+    empty_url, reached_the_server
+):
+    """``write_all`` sends BEGIN, its statements and COMMIT at once: a lost answer
+    is settled by the commit mark, and the write runs again only if it did not
+    commit (again, it would fail on the key)."""
+    link = LossyLink(empty_url)
+    store = open_store(link.url(empty_url))
+    insert = "INSERT INTO cairn_meta VALUES ('probe', %(value)s)"
+    try:
+        link.cut_at_commit(forward=reached_the_server)
+        counts = store._db.write_all([(insert, {"value": "x"})])
+    finally:
+        store.close()
+        link.close()
+    assert link.cuts == 1
+    # Its answer lost, a commit that happened has no row counts to tell.
+    assert counts == (None if reached_the_server else [1])
     assert sql(empty_url, "SELECT value FROM cairn_meta WHERE key = 'probe'") == [
         ("x",)
     ]

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 import cairn
+from cairn import _events
 from cairn.store import (
     SCHEMA_VERSION,
     CallFailure,
@@ -471,6 +472,48 @@ def test_claim_any_returns_the_call_with_its_args_and_marks_it_running(contract_
     assert record.status is RequestStatus.RUNNING
     assert record.started_at_ms == T0 + 10
     assert contract_store.claim_call(WORKER, 3, T0 + 10) is None
+
+
+def test_failed_calls_are_those_of_the_latest_run_that_failed_for_good(
+    contract_store,
+):
+    root = new_request(contract_store)
+    contract_store.claim_call(WORKER, 0, T0)
+    a, b, c, d, e = (child(root, name, i) for i, name in enumerate("abcde"))
+    contract_store.record_failure(failure(a, final=True, finished_at_ms=T0 + 30))
+    contract_store.record_failure(
+        failure(b, final=True, finished_at_ms=T0 + 20, status=CallStatus.TIMED_OUT)
+    )
+    contract_store.record_failure(failure(c, final=False))  # to be retried
+    contract_store.commit_success(success(d))
+    # Failed in a run before the request's latest one: not this run's failure.
+    contract_store.record_failure(failure(e, final=True, run=0))
+    failed = contract_store.failed_calls(root.id)
+    assert [(call.id, call.status) for call in failed] == [
+        (b.id, CallStatus.TIMED_OUT),
+        (a.id, CallStatus.FAILED),
+    ]
+    assert contract_store.failed_calls("no-such-request") == []
+
+
+def test_claiming_an_application_call_appends_its_request_started_event(
+    contract_store,
+):
+    root = new_request(contract_store, application="my_app")
+    contract_store.claim_call(WORKER, 0, T0 + 10)
+    item = child(root, "f", 0)
+    contract_store.enqueue_calls([(item, None, 0.0)], 1)
+    contract_store.claim_call(WORKER, 1, T0 + 20)  # not an application call
+    events = contract_store.list_events("req-1")
+    assert [(e.seq, e.kind, e.created_at_ms) for e in events] == [
+        (1, "RequestStarted", T0 + 10)
+    ]
+    assert events[0].payload == {
+        "request_id": "req-1",
+        "application_name": "my_app",
+        "run": 1,
+        "created_at": _events.iso(T0 + 10),
+    }
 
 
 def test_claim_respects_not_before(contract_store):

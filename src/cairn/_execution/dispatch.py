@@ -7,9 +7,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from cairn import _decorators, _events, _faults, _registry, _serialization, errors
+from cairn import _decorators, _faults, _registry, _serialization, errors
 from cairn.observability import _metrics
-from cairn.store import CallKey, CallRecord, CallSuccess, ClaimedCall, RequestOutcome
+from cairn.store import CallKey, CallSuccess, ClaimedCall, RequestOutcome
 from cairn.types import CallStatus, RequestStatus
 
 from . import calls, driver, failures, frames, futures, waits
@@ -80,15 +80,6 @@ def run_claimed(
     attempt = driver.Attempt(run, key, spec, record, None)
     if record.run == run.run:
         attempt.attempts.failed = record.run_attempts
-    if record.kind == "app" and not _resumed(record):
-        runtime.store.append_events(
-            record.request_id,
-            [
-                _events.request_started(
-                    record.request_id, record.function, run.run, runtime.clock.now_ms()
-                )
-            ],
-        )
     _faults.point("dispatched_claimed")
     frame = attempt.begin()
     try:
@@ -108,12 +99,6 @@ def run_claimed(
         attempt.end()
         raise
     attempt.succeeded(output, outcome, deferred)
-
-
-def _resumed(record: CallRecord) -> bool:
-    """Whether a claimed call is one that parked (its run goes on, not starts)."""
-    # A parked call is due at a time > 0; a fresh one at 0 (no query for those).
-    return record.not_before_ms > 0 and frames.process().store.parked_on_wait(record.id)
 
 
 def _app_outcome(

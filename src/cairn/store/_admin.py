@@ -32,7 +32,7 @@ class AdminOps(SqlBase):
     def heartbeat(self, worker_id: str, host: str, pid: int, now_ms: float) -> None:
         """Record that a worker is alive (no wake-up: nobody waits for this)."""
         params = {"id": worker_id, "host": host, "pid": pid, "now_ms": now_ms}
-        self._dialect.write(lambda tx: tx.execute("heartbeat", params), notify=False)
+        self._dialect.write_all([("heartbeat", params)], notify=False)
 
     def serve_functions(self, worker_id: str, versions: Mapping[str, str]) -> None:
         """Record the functions a serving worker has loaded, with their code
@@ -41,12 +41,9 @@ class AdminOps(SqlBase):
             {"worker_id": worker_id, "function": name, "code_version": version}
             for name, version in versions.items()
         ]
-
-        def body(tx: Tx) -> None:
-            tx.execute("forget_functions", {"worker_id": worker_id})
-            tx.executemany("serve_function", served)
-
-        self._dialect.write(body)
+        self._dialect.write_all(
+            [("forget_functions", {"worker_id": worker_id}), ("serve_function", served)]
+        )
 
     def serving_workers(self, function: str, now_ms: float) -> dict[str, str]:
         """Live serving workers that have loaded ``function``: id -> code version."""

@@ -92,6 +92,10 @@ class Requests(Protocol):
     def list_calls(self, request_id: str) -> list[CallRecord]:
         """Every call of a request in start order."""
 
+    def failed_calls(self, request_id: str) -> list[CallRecord]:
+        """Calls of the request's latest run that failed for good (failed or timed
+        out), in the order they ended."""
+
     def list_attempts(self, request_id: str) -> list[AttemptRecord]:
         """Every attempt of every call of a request."""
 
@@ -189,7 +193,9 @@ class Queue(Protocol):
         are those ``limits`` hold back: of a function out of rate-limit tokens, or
         of a concurrency key at its cap. Any call (no group, no id) is one of
         ``scope``: by default, of requests nobody owns, of any function; the due
-        call of the highest-priority request is taken first.
+        call of the highest-priority request is taken first. The claim of an
+        application call starts a run of its request: marks the request running
+        and appends its ``RequestStarted`` event.
         """
 
     def claim_group(

@@ -14,6 +14,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
+# A statement of ``write_all``: a query's name, and its parameters (a list of
+# them: the query runs once per set).
+Statement = tuple[str, Mapping[str, Any] | Sequence[Mapping[str, Any]]]
 
 
 class Cursor(Protocol):
@@ -71,6 +74,14 @@ class Dialect(Protocol):
         processes' waiters, where the dialect notifies. ``pipelined``: the body
         catches no database error, so its statements may be sent without
         waiting for each answer."""
+
+    def write_all(
+        self, statements: Sequence[Statement], *, notify: bool = True
+    ) -> list[int] | None:
+        """Run named queries in one write transaction that reads nothing back
+        before it commits (on PostgreSQL: sent whole, one round trip). Returns
+        each one's row count, or None where the answer was lost but the
+        transaction is known to have committed."""
 
     def stream(self, name: str, params: Mapping[str, Any]) -> Iterator[Any]:
         """The rows of a named query, read a few at a time."""

@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator, Sequence
 
 from . import _rows, _steps
-from ._dialect import Tx
+from ._dialect import Statement, Tx
 from ._records import (
     CallFailure,
     CallRecord,
@@ -17,7 +17,13 @@ from ._records import (
     Event,
     RecordedChild,
 )
-from ._sqlbase import SqlBase, attempt_params, failure_params, success_params
+from ._sqlbase import (
+    AfterCalls,
+    SqlBase,
+    attempt_params,
+    failure_params,
+    success_params,
+)
 
 # How often a store's commits of checkpoints notify listeners, at most (commits
 # that end a request always do). A notifying commit holds PostgreSQL's
@@ -76,6 +82,20 @@ class JournalOps(SqlBase):
         """Commit several checkpoints in one transaction (all or none)."""
         if not successes:
             return
+        plan = AfterCalls.of(successes)
+        if not plan.finishes and not plan.finish_if_last:
+            # Nothing to read before the commit (no request can end here): the
+            # rows, served marks and events go in one round trip.
+            statements: list[Statement] = [
+                ("upsert_success", [success_params(s) for s in successes])
+            ]
+            for run in sorted({run for run, _ in plan.served}):
+                ids = [i for r, i in plan.served if r == run]
+                statements.append(("mark_served", {"run": run, "ids": ids}))
+            for request_id, events in sorted(plan.events.items()):
+                statements.append(_steps.appending(request_id, events))
+            self._dialect.write_all(statements, notify=self._notify_progress(False))
+            return
 
         def body(tx: Tx) -> bool:
             # The call rows first, with no request locked: they are this worker's
@@ -116,26 +136,30 @@ class JournalOps(SqlBase):
             tx.execute("insert_attempt", attempt_params(failure, error_json))
             _steps.after_calls(tx, [failure], failure.finished_at_ms)
 
-        self._dialect.write(body)
+        self._dialect.write(body, pipelined=True)
 
     def append_events(self, request_id: str, events: list[Event]) -> None:
         """Append events with the next sequence numbers."""
         if events:
-            self._dialect.write(lambda tx: _steps.append(tx, request_id, events))
+            counts = self._dialect.write_all([_steps.appending(request_id, events)])
+            _steps.appended(request_id, events, counts[0] if counts else None)
 
     def set_progress(
         self, request_id: str, progress: dict[str, object], event: Event
     ) -> None:
         """Record the latest progress of a request and append its event."""
 
-        def body(tx: Tx) -> None:
-            _steps.append(tx, request_id, [event])
-            tx.execute(
-                "set_progress",
-                {"request_id": request_id, "progress_json": json.dumps(progress)},
-            )
-
-        self._dialect.write(body)
+        progress_json = json.dumps(progress)
+        counts = self._dialect.write_all(
+            [
+                _steps.appending(request_id, [event]),
+                (
+                    "set_progress",
+                    {"request_id": request_id, "progress_json": progress_json},
+                ),
+            ]
+        )
+        _steps.appended(request_id, [event], counts[0] if counts else None)
 
     def state_get(self, request_id: str, key: str) -> bytes | None:
         """A request-state value."""
@@ -144,7 +168,7 @@ class JournalOps(SqlBase):
     def state_set(self, request_id: str, key: str, value: bytes) -> None:
         """Set a request-state value."""
         params = {"request_id": request_id, "key": key, "value": value}
-        self._dialect.write(lambda tx: tx.execute("state_set", params))
+        self._dialect.write_all([("state_set", params)])
 
     def iter_served(self, request_id: str, run: int) -> Iterator[str]:
         """Ids of calls served from checkpoints in a run."""

@@ -20,9 +20,9 @@ import os
 import secrets
 import time
 import weakref
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
-from typing import LiteralString, TypeVar, cast
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, LiteralString, TypeVar, cast
 
 import psycopg
 from psycopg import errors as pgerrors
@@ -48,6 +48,9 @@ from .errors import RollbackWith
 logger = logging.getLogger("cairn.store.postgres")
 
 T = TypeVar("T")
+# A statement of ``write_all``: its query, and its parameters (a list of them: the
+# statement runs once per set).
+Statement = tuple[LiteralString, Mapping[str, Any] | Sequence[Mapping[str, Any]]]
 
 _MIGRATION_LOCK = 7460_0001
 
@@ -208,11 +211,14 @@ class Database:
         waits for (claims, a map's items) should not.
 
         ``pipelined`` sends the statements without waiting for each answer until
-        one is read (a checkpoint waits for three answers instead of five). A
-        statement's error then surfaces at the next read, not at its
-        ``execute``: only for bodies that catch no database error themselves.
+        one is read, and the commit mark with COMMIT (one wait for the begin, the
+        body's reads and the commit: a claim waits twice). A statement's error
+        then surfaces at the next read, not at its ``execute``: only for bodies
+        that catch no database error themselves.
         """
-        return self._retrying(lambda: self._write_once(body, notify, pipelined))
+        if pipelined:
+            return self._retrying(lambda: self._write_piped_once(body, notify))
+        return self._retrying(lambda: self._write_once(body, notify))
 
     @contextmanager
     def connection(self) -> Iterator[Connection]:
@@ -290,32 +296,19 @@ class Database:
                 raise self._failed(error) from None
 
     def _write_once(
-        self,
-        body: Callable[[Connection], T],
-        notify: bool | Callable[[T], bool],
-        pipelined: bool,
+        self, body: Callable[[Connection], T], notify: bool | Callable[[T], bool]
     ) -> T:
         with self._checkout() as conn:
             slot = self._pool.slot(conn)
             mark: int | None = None
             committing = False
             try:
-                with (
-                    conn.pipeline() if pipelined else nullcontext(),
-                    conn.transaction(),
-                ):
+                with conn.transaction():
                     result = body(conn)
                     if callable(notify):
                         notify = notify(result)
                     row = conn.execute(
-                        Q["end_transaction"],
-                        {
-                            "slot": slot,
-                            "mark": next(_marks),
-                            "notify": notify,
-                            "channel": CHANNEL,
-                            "origin": self.origin,
-                        },
+                        Q["end_transaction"], self._stamp(slot, next(_marks), notify)
                     ).fetchone()
                     mark = row[0] if row else None
                     committing = True
@@ -333,9 +326,114 @@ class Database:
                     raise _Retry(error) from None
                 else:
                     raise self._failed(error) from None
-        if mark is not None and notify:
-            self._link.committed()
+        if mark is not None:
+            self._count_commit(notify is True)  # resolved by the body's result
         return result
+
+    def _write_piped_once(
+        self, body: Callable[[Connection], T], notify: bool | Callable[[T], bool]
+    ) -> T:
+        with self._checkout() as conn:
+            slot = self._pool.slot(conn)
+            mark = next(_marks)
+            committing = False
+            try:
+                with conn.pipeline():
+                    conn.execute("BEGIN")
+                    try:
+                        result = body(conn)
+                    except psycopg.Error:
+                        raise  # the transaction is aborted: the pool drops the link
+                    except BaseException:
+                        conn.execute("ROLLBACK")
+                        raise
+                    if callable(notify):
+                        notify = notify(result)
+                    stamp = conn.execute(
+                        Q["end_transaction"], self._stamp(slot, mark, notify)
+                    )
+                    committing = True
+                    conn.execute("COMMIT")
+                row = stamp.fetchone()
+            except RollbackWith as rollback:
+                return cast(T, rollback.value)
+            except psycopg.Error as error:
+                # Once COMMIT was sent (with the mark, in one burst), whether it
+                # happened is settled by the mark, unless the server answered
+                # with a statement's error (then it did not).
+                if committing and not _answered(error, conn):
+                    if not self.committed(slot, mark, error):
+                        raise _Retry(error) from None
+                    self._count_commit(notify is True)
+                    return result
+                if transient(error, conn):
+                    raise _Retry(error) from None
+                raise self._failed(error) from None
+        if row is not None and row[0] is not None:
+            self._count_commit(notify is True)
+        return result
+
+    def write_all(
+        self, statements: Sequence[Statement], *, notify: bool = True
+    ) -> list[int] | None:
+        """Run ``statements`` in one transaction sent whole, in one round trip:
+        ``BEGIN``, the statements, the commit mark, ``COMMIT``, then one wait for
+        every answer. Returns each statement's row count (None when the answer
+        was lost and the commit mark says the transaction committed).
+
+        For writes that read nothing back before they commit. A statement's
+        error rolls the transaction back, as in ``write``; a lost link is
+        settled by the commit mark, since COMMIT may have been sent with it.
+        """
+        return self._retrying(lambda: self._write_all_once(statements, notify))
+
+    def _write_all_once(
+        self, statements: Sequence[Statement], notify: bool
+    ) -> list[int] | None:
+        with self._checkout() as conn:
+            slot = self._pool.slot(conn)
+            mark = next(_marks)
+            cursors: list[psycopg.Cursor[Any]] = []
+            try:
+                with conn.pipeline():
+                    conn.execute("BEGIN")
+                    for query, params in statements:
+                        cursor = conn.cursor()
+                        if isinstance(params, Mapping):
+                            cursor.execute(query, params)
+                        else:
+                            cursor.executemany(query, params)
+                        cursors.append(cursor)
+                    stamp = conn.execute(
+                        Q["end_transaction"], self._stamp(slot, mark, notify)
+                    )
+                    conn.execute("COMMIT")
+                row = stamp.fetchone()
+            except psycopg.Error as error:
+                if not _answered(error, conn):
+                    if not self.committed(slot, mark, error):
+                        raise _Retry(error) from None
+                    self._count_commit(notify)
+                    return None
+                if transient(error, conn):
+                    raise _Retry(error) from None
+                raise self._failed(error) from None
+        if row is not None and row[0] is not None:
+            self._count_commit(notify)
+        return [cursor.rowcount for cursor in cursors]
+
+    def _stamp(self, slot: str, mark: int, notify: bool) -> dict[str, object]:
+        return {
+            "slot": slot,
+            "mark": mark,
+            "notify": notify,
+            "channel": CHANNEL,
+            "origin": self.origin,
+        }
+
+    def _count_commit(self, notify: bool) -> None:
+        if notify:
+            self._link.committed()
 
     def committed(self, slot: str, mark: int, lost: psycopg.Error) -> bool:
         """Whether the transaction that stamped ``mark`` on ``slot`` committed.
@@ -385,3 +483,12 @@ class Database:
     def change_count(self) -> int | None:
         """Commits seen (this process's and notified ones); None while not listening."""
         return self._link.change_count(float(self.params["connect_timeout"]))
+
+
+def _answered(error: psycopg.Error, conn: Connection) -> bool:
+    """Whether the server answered a statement with ``error`` (so the transaction
+    did not commit), rather than the link or the backend going away (so it may
+    have: a backend terminated mid-commit may answer before the link reads as
+    broken)."""
+    state = error.sqlstate or ""
+    return bool(state) and not conn.broken and not state.startswith(("08", "57"))

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from cairn import _events
 from cairn.types import CallStatus
 
 from . import _flow, _rows, _steps
@@ -51,7 +52,7 @@ class QueueOps(SqlBase):
             _rows.pending_params(key, args, run, not_before)
             for key, args, not_before in calls
         ]
-        self._dialect.write(lambda tx: tx.executemany("insert_pending_call", pending))
+        self._dialect.write_all([("insert_pending_call", pending)])
 
     def claim_call(
         self,
@@ -111,16 +112,25 @@ class QueueOps(SqlBase):
             ):
                 raise RollbackWith(None)  # roll the claim back: the call waits
             if claimed.record.kind == "app":
+                # A run of the request starts (unless the call parked on a wait
+                # and resumes now): in the claim's transaction, not one of its
+                # own after it (the request is there: its call was just claimed).
+                request_id = claimed.record.request_id
                 tx.execute(
-                    "mark_request_running",
-                    {"request_id": claimed.record.request_id, "now_ms": now_ms},
+                    "mark_request_running", {"request_id": request_id, "now_ms": now_ms}
                 )
+                if not _resumes(tx, claimed.record):
+                    started = _events.request_started(
+                        request_id, claimed.record.function, claimed.request_run, now_ms
+                    )
+                    tx.execute(*_steps.appending(request_id, [started]))
             return claimed
 
         # Only a request that starts is news to listeners; other claims are not.
         return self._dialect.write(
             body,
             notify=lambda claimed: claimed is not None and claimed.record.kind == "app",
+            pipelined=True,
         )
 
     def claim_group(
@@ -172,7 +182,7 @@ class QueueOps(SqlBase):
         """Make in-process calls visible as running (never over a final status)."""
         if calls:
             params = [running_params(c) for c in calls]
-            self._dialect.write(lambda tx: tx.executemany("mark_running", params))
+            self._dialect.write_all([("mark_running", params)])
 
     def runnable_exists(self, now_ms: float, scope: ClaimScope | None = None) -> bool:
         """Whether any dispatched call of the scope waits for an executor.
@@ -239,9 +249,7 @@ class QueueOps(SqlBase):
 
     def invalidate_checkpoints(self, call_ids: list[str]) -> None:
         """Mark checkpointed calls stale, so that enqueueing them runs them again."""
-        self._dialect.write(
-            lambda tx: tx.execute("invalidate_checkpoints", {"ids": list(call_ids)})
-        )
+        self._dialect.write_all([("invalidate_checkpoints", {"ids": list(call_ids)})])
 
     def release_calls(self, worker_id: str, executor: int | None) -> list[CallRecord]:
         """Put the running calls of a dead executor (or worker) back to pending."""
@@ -255,3 +263,11 @@ class QueueOps(SqlBase):
         """Executors of a worker holding running calls of cancelled requests."""
         rows = self._all("executors_of_cancelled", {"worker_id": worker_id})
         return [row[0] for row in rows if row[0] is not None]
+
+
+def _resumes(tx: Tx, record: CallRecord) -> bool:
+    """Whether a claimed call is one that parked (its run goes on, not starts)."""
+    # A parked call is due at a time > 0; a fresh one at 0 (no query for those).
+    if record.not_before_ms <= 0:
+        return False
+    return tx.execute("parked_on", {"call_id": record.id}).fetchone() is not None

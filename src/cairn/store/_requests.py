@@ -49,7 +49,7 @@ class RequestOps(SqlBase):
         def body(tx: Tx) -> list[bool]:
             return [insert_request(tx, *item) for item in batch]
 
-        return self._dialect.write(body)
+        return self._dialect.write(body, pipelined=True)
 
     def get_request(self, request_id: str) -> RequestRecord | None:
         """The request, or None."""
@@ -118,11 +118,16 @@ class RequestOps(SqlBase):
             if _steps.lock_request(tx, request_id):
                 _steps.finish(tx, request_id, outcome, now_ms)
 
-        self._dialect.write(body)
+        self._dialect.write(body, pipelined=True)
 
     def list_calls(self, request_id: str) -> list[CallRecord]:
         """Every call of a request in start order."""
         rows = self._all("list_calls", {"request_id": request_id})
+        return [_rows.call(row) for row in rows]
+
+    def failed_calls(self, request_id: str) -> list[CallRecord]:
+        """Calls of the request's latest run that failed for good, as they ended."""
+        rows = self._all("failed_calls", {"request_id": request_id})
         return [_rows.call(row) for row in rows]
 
     def list_attempts(self, request_id: str) -> list[AttemptRecord]:
@@ -151,8 +156,5 @@ class RequestOps(SqlBase):
 
     def adopt_request(self, request_id: str, owner: str) -> None:
         """Make an unfinished request nobody owns ``owner``'s."""
-        self._dialect.write(
-            lambda tx: tx.execute(
-                "adopt_request", {"request_id": request_id, "owner": owner}
-            )
-        )
+        params = {"request_id": request_id, "owner": owner}
+        self._dialect.write_all([("adopt_request", params)])

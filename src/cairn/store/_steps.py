@@ -29,9 +29,9 @@ def lock_request(tx: Tx, request_id: str) -> bool:
     return tx.execute("lock_request", {"request_id": request_id}).fetchone() is not None
 
 
-def append(tx: Tx, request_id: str, events: list[Event]) -> None:
-    """Append events with the request's next sequence numbers (one statement)."""
-    inserted = tx.execute(
+def appending(request_id: str, events: list[Event]) -> tuple[str, dict[str, Any]]:
+    """The statement that appends events with the request's next sequence numbers."""
+    return (
         "append_events",
         {
             "request_id": request_id,
@@ -39,9 +39,19 @@ def append(tx: Tx, request_id: str, events: list[Event]) -> None:
             "payloads": [json.dumps(event.payload) for event in events],
             "times": [event.created_at_ms for event in events],
         },
-    ).rowcount
+    )
+
+
+def appended(request_id: str, events: list[Event], inserted: int | None) -> None:
+    """Raise RequestNotFound if an append of ``events`` inserted nothing."""
     if events and inserted == 0:
         raise RequestNotFound(f"no request with id {request_id!r}")
+
+
+def append(tx: Tx, request_id: str, events: list[Event]) -> None:
+    """Append events with the request's next sequence numbers (one statement)."""
+    inserted = tx.execute(*appending(request_id, events)).rowcount
+    appended(request_id, events, inserted)
 
 
 def after_calls(
@@ -90,7 +100,7 @@ def finish(tx: Tx, request_id: str, outcome: RequestOutcome, now_ms: float) -> b
         },
     )
     finished = _events.request_finished(request_id, row[0], outcome, now_ms)
-    append(tx, request_id, [finished])
+    tx.execute(*appending(request_id, [finished]))  # the request is there: no count
     return True
 
 

@@ -33,7 +33,7 @@ from typing import Any, LiteralString, TypeVar
 import psycopg
 
 from . import _sql
-from ._dialect import Tx
+from ._dialect import Statement, Tx
 from ._pg import Database
 from ._pglink import Connection
 from ._store import SqlStore
@@ -103,6 +103,13 @@ class PostgresDialect:
     ) -> T:
         return self.db.write(
             lambda conn: body(_Tx(conn)), notify=notify, pipelined=pipelined
+        )
+
+    def write_all(
+        self, statements: Sequence[Statement], *, notify: bool = True
+    ) -> list[int] | None:
+        return self.db.write_all(
+            [(Q[name], params) for name, params in statements], notify=notify
         )
 
     def stream(self, name: str, params: Mapping[str, Any]) -> Iterator[Any]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from . import _sql
-from ._dialect import Tx
+from ._dialect import Statement, Tx
 from ._sqlite_file import StoreFile
 from ._store import SqlStore
 from .errors import RollbackWith
@@ -73,6 +73,19 @@ class SQLiteDialect:
                 return body(_Tx(conn))
         except RollbackWith as rollback:
             return cast(T, rollback.value)
+
+    def write_all(
+        self, statements: Sequence[Statement], *, notify: bool = True
+    ) -> list[int] | None:
+        with self.file.write() as conn:
+            tx = _Tx(conn)
+            counts = []
+            for name, params in statements:
+                if isinstance(params, Mapping):
+                    counts.append(tx.execute(name, params).rowcount)
+                else:
+                    counts.append(conn.executemany(Q[name], params).rowcount)
+            return counts
 
     def stream(self, name: str, params: Mapping[str, Any]) -> Iterator[Any]:
         yield from self._reads.execute(name, params)

@@ -504,3 +504,12 @@ SELECT value FROM request_state WHERE request_id = :request_id AND key = :key
 
 -- name: served_calls
 SELECT id FROM calls WHERE request_id = :request_id AND served_run = :run
+
+-- name: failed_calls
+-- Calls of the request's latest run that failed for good, in the order they
+-- ended (then in start order).
+SELECT {call_columns} FROM calls
+WHERE request_id = :request_id AND status IN ('failed', 'timed_out')
+  AND EXISTS (SELECT 1 FROM attempts a JOIN requests r ON r.id = a.request_id
+              WHERE a.call_id = calls.id AND a.run = r.run)
+ORDER BY coalesce(finished_at_ms, 0), started_at_ms IS NULL, started_at_ms, seq
