@@ -48,10 +48,15 @@ def _parked(store: Store, ids: list[str]) -> bool:
 
 
 def _descendants(pid: int) -> list[int]:
+    """The live descendants of ``pid``; one that exits while it is read (an idle
+    executor stopping) is left out, not an error."""
     found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            found += [int(child), *_descendants(int(child))]
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                found += [int(child), *_descendants(int(child))]
+    except (FileNotFoundError, ProcessLookupError):
+        pass
     return found
 
 
