@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import sqlite3
 import time
 from pathlib import Path
@@ -482,3 +483,35 @@ def test_concurrent_first_opens_migrate_once(tmp_path):
         second.close()
     columns, _ = _schema(path)
     assert columns == EXPECTED_SCHEMA
+
+
+def _open_at_once(url: str, barrier: Any, outcomes: Any) -> None:
+    from cairn.store import open_store
+
+    barrier.wait()
+    try:
+        open_store(url).close()
+        outcomes.put("ok")
+    except Exception as error:
+        outcomes.put(repr(error))
+
+
+def test_processes_opening_a_new_file_at_once_all_open_it(tmp_path: Path):
+    # Two openers putting a new file in WAL mode at the same instant deadlock in
+    # SQLite, which answers one of them "database is locked" without waiting
+    # (CI saw two `cairn run` on a new store fail so); rare, hence many tries.
+    context = multiprocessing.get_context("fork")
+    failures = []
+    for trial in range(100):
+        url = f"sqlite:///{tmp_path / f'new-{trial}.db'}"
+        barrier, outcomes = context.Barrier(4), context.Queue()
+        openers = [
+            context.Process(target=_open_at_once, args=(url, barrier, outcomes))
+            for _ in range(4)
+        ]
+        for opener in openers:
+            opener.start()
+        for opener in openers:
+            opener.join(timeout=60)
+        failures += [o for o in (outcomes.get(timeout=5) for _ in openers) if o != "ok"]
+    assert failures == []

@@ -122,7 +122,7 @@ class StoreFile:
             # a Cairn store is refused byte-for-byte untouched.
             self._schema_version(conn)
             conn.execute("PRAGMA foreign_keys = ON")
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = self._wal_mode(conn)
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
             if mode.lower() != "wal":
                 raise errors.StoreError(
@@ -138,6 +138,20 @@ class StoreFile:
             conn.close()
             raise
         return conn
+
+    def _wal_mode(self, conn: sqlite3.Connection) -> str:
+        """Put the file in WAL mode; the mode it is in after."""
+        # Changing the journal mode needs the file to itself, and SQLite answers
+        # "database is locked" at once, without its busy handler, while another
+        # process opening the same new file holds it: wait as the busy timeout would.
+        deadline = time.monotonic() + self.busy_timeout_s
+        while True:
+            try:
+                return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.01)
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         # Checking the version takes no lock; only a store that needs migrating is
