@@ -128,6 +128,53 @@ def function_run(
     return Event(kind=kind, payload=payload, created_at_ms=now_ms)
 
 
+# A checkpoint's two events, which the store reads from the call's row
+# (``calls.event_seq``) instead of keeping rows of their own.
+CREATED = "FunctionRunCreated"
+COMPLETED = "FunctionRunCompleted"
+
+
+def call_created(
+    request_id: str,
+    function: str,
+    call_id: str,
+    started_at_ms: float,
+    parent_id: str | None,
+    call_kind: str,
+) -> Event:
+    """A call's first attempt in a run started (written with its first outcome)."""
+    return function_run(
+        CREATED,
+        request_id,
+        function,
+        call_id,
+        started_at_ms,
+        parent_function_run_id=parent_id,
+        call_kind=call_kind,
+    )
+
+
+def call_succeeded(
+    request_id: str,
+    function: str,
+    call_id: str,
+    started_at_ms: float,
+    finished_at_ms: float,
+    attempt: int,
+) -> Event:
+    """A call's attempt that started at ``started_at_ms`` succeeded."""
+    return function_run(
+        COMPLETED,
+        request_id,
+        function,
+        call_id,
+        finished_at_ms,
+        outcome="success",
+        attempt=attempt,
+        duration_ms=round(finished_at_ms - started_at_ms, 3),
+    )
+
+
 def wire(kind: str, payload: dict[str, Any]) -> dict[str, Any]:
     """The externally tagged form sent to clients."""
     return {kind: payload}

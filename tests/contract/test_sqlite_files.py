@@ -62,6 +62,7 @@ EXPECTED_SCHEMA = {
         "code_version",
         "priority",
         "concurrency_key",
+        "event_seq",
     ],
     "events": ["request_id", "seq", "kind", "payload", "created_at_ms"],
     "request_state": ["request_id", "key", "value"],

@@ -66,6 +66,22 @@ class Attempts:
             if frame.state_writes
             else None
         )
+        # The common case, this run's first attempt succeeding: the store reads
+        # both events from the call's row (as _events builds them from it).
+        from_row = self.failed == 0 and bool(self.started_at_ms)
+        events: list[Event] = []
+        if not from_row:
+            events = [
+                *self._created(first=self.failed == 0),
+                _events.call_succeeded(
+                    self.key.request_id,
+                    self.key.function,
+                    self.key.id,
+                    self.started_at_ms,
+                    finished,
+                    self.attempt,
+                ),
+            ]
         return CallSuccess(
             key=self.key,
             run=self.run.run,
@@ -77,19 +93,8 @@ class Attempts:
             started_at_ms=self.started_at_ms,
             finished_at_ms=finished,
             code_version=_registry.code_version(self.key.function),
-            events=[
-                *self._created(first=self.failed == 0),
-                _events.function_run(
-                    "FunctionRunCompleted",
-                    self.key.request_id,
-                    self.key.function,
-                    self.key.id,
-                    finished,
-                    outcome="success",
-                    attempt=self.attempt,
-                    duration_ms=round(finished - self.started_at_ms, 3),
-                ),
-            ],
+            events=events,
+            events_from_row=from_row,
             served_ids=served,
             served_run=self.run.run,
             request_outcome=outcome,
@@ -101,14 +106,13 @@ class Attempts:
         if not first:
             return []
         return [
-            _events.function_run(
-                "FunctionRunCreated",
+            _events.call_created(
                 self.key.request_id,
                 self.key.function,
                 self.key.id,
                 self.started_at_ms or self.clock.now_ms(),
-                parent_function_run_id=self.key.parent_id,
-                call_kind=self.key.kind,
+                self.key.parent_id,
+                self.key.kind,
             )
         ]
 

@@ -83,35 +83,38 @@ class JournalOps(SqlBase):
         if not successes:
             return
         plan = AfterCalls.of(successes)
+        rows = [success_params(s, plan) for s in successes]
+        # A row that already numbers its events (a call committed twice) keeps them.
+        kept = _steps.keep_call_events([s.key.id for s in successes])
         if not plan.finishes and not plan.finish_if_last:
             # Nothing to read before the commit (no request can end here): the
-            # rows, served marks and events go in one round trip.
-            statements: list[Statement] = [
-                ("upsert_success", [success_params(s) for s in successes])
-            ]
+            # rows, served marks and events go in one round trip, each request's
+            # event numbers taken (and, on PostgreSQL, its row locked, in one
+            # order) before the rows that use them.
+            statements: list[Statement] = [kept]
+            for request_id in sorted(plan.counts):
+                statements.append(_steps.numbering(request_id, plan.counts[request_id]))
+            statements.append(("upsert_success", rows))
             for run in sorted({run for run, _ in plan.served}):
                 ids = [i for r, i in plan.served if r == run]
                 statements.append(("mark_served", {"run": run, "ids": ids}))
-            for request_id, events in sorted(plan.events.items()):
-                statements.append(_steps.appending(request_id, events))
+            for request_id, numbered in sorted(plan.events.items()):
+                count = plan.counts[request_id]
+                statements.append(_steps.inserting(request_id, count, numbered))
             self._dialect.write_all(statements, notify=self._notify_progress(False))
             return
 
         def body(tx: Tx) -> bool:
-            # The call rows first, with no request locked: they are this worker's
-            # claimed calls, which no other writer waits for. Then each request's
-            # row, in one order, taken by appending its events (one statement) and
-            # held only for that, the end-of-request check and the commit: with
-            # many workers on one request, round trips under its lock are what
-            # everyone queues for.
-            tx.executemany("upsert_success", [success_params(s) for s in successes])
-            for request_id in sorted({s.key.request_id for s in successes}):
-                if not any(
-                    s.events for s in successes if s.key.request_id == request_id
-                ):
-                    _steps.lock_request(tx, request_id)
+            # Each request's row, in one order, taken with its event numbers (one
+            # statement) and held for the call rows, the end-of-request check and
+            # the commit: the statements before the check go without waiting for
+            # answers, so that with many workers on one request few round trips
+            # are made under its lock, which is what everyone queues for.
+            tx.execute(*kept)
+            _steps.number(tx, plan, (s.key.request_id for s in successes))
+            tx.executemany("upsert_success", rows)
             now_ms = max(s.finished_at_ms for s in successes)
-            return _steps.after_calls(tx, successes, now_ms)
+            return _steps.after_calls(tx, plan, now_ms)
 
         self._dialect.write(body, notify=self._notify_progress, pipelined=True)
 
@@ -130,19 +133,21 @@ class JournalOps(SqlBase):
         """Record a failed attempt, and the call's final failure if it is final."""
         error_json = json.dumps(failure.error)
 
+        plan = AfterCalls.of([failure])
+
         def body(tx: Tx) -> None:
-            _steps.lock_request(tx, failure.key.request_id)
+            _steps.number(tx, plan, [failure.key.request_id])
             tx.execute("upsert_failure", failure_params(failure, error_json))
             tx.execute("insert_attempt", attempt_params(failure, error_json))
-            _steps.after_calls(tx, [failure], failure.finished_at_ms)
+            _steps.after_calls(tx, plan, failure.finished_at_ms)
 
         self._dialect.write(body, pipelined=True)
 
     def append_events(self, request_id: str, events: list[Event]) -> None:
         """Append events with the next sequence numbers."""
         if events:
-            counts = self._dialect.write_all([_steps.appending(request_id, events)])
-            _steps.appended(request_id, events, counts[0] if counts else None)
+            counts = self._dialect.write_all(_steps.appending(request_id, events))
+            _steps.appended(request_id, events, counts[1] if counts else None)
 
     def set_progress(
         self, request_id: str, progress: dict[str, object], event: Event
@@ -152,14 +157,14 @@ class JournalOps(SqlBase):
         progress_json = json.dumps(progress)
         counts = self._dialect.write_all(
             [
-                _steps.appending(request_id, [event]),
+                *_steps.appending(request_id, [event]),
                 (
                     "set_progress",
                     {"request_id": request_id, "progress_json": progress_json},
                 ),
             ]
         )
-        _steps.appended(request_id, [event], counts[0] if counts else None)
+        _steps.appended(request_id, [event], counts[1] if counts else None)
 
     def state_get(self, request_id: str, key: str) -> bytes | None:
         """A request-state value."""

@@ -123,7 +123,7 @@ class QueueOps(SqlBase):
                     started = _events.request_started(
                         request_id, claimed.record.function, claimed.request_run, now_ms
                     )
-                    tx.execute(*_steps.appending(request_id, [started]))
+                    _steps.append(tx, request_id, [started])
             return claimed
 
         # Only a request that starts is news to listeners; other claims are not.
@@ -249,7 +249,12 @@ class QueueOps(SqlBase):
 
     def invalidate_checkpoints(self, call_ids: list[str]) -> None:
         """Mark checkpointed calls stale, so that enqueueing them runs them again."""
-        self._dialect.write_all([("invalidate_checkpoints", {"ids": list(call_ids)})])
+        self._dialect.write_all(
+            [
+                _steps.keep_call_events(list(call_ids)),
+                ("invalidate_checkpoints", {"ids": list(call_ids)}),
+            ]
+        )
 
     def release_calls(self, worker_id: str, executor: int | None) -> list[CallRecord]:
         """Put the running calls of a dead executor (or worker) back to pending."""

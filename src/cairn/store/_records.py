@@ -216,6 +216,10 @@ class CallSuccess:
     request_outcome: RequestOutcome | None = None
     code_version: str | None = None
     """The version of the code that ran the attempt (``_registry.code_version``)."""
+    events_from_row: bool = False
+    """Whether the call's FunctionRunCreated and FunctionRunCompleted (this run's
+    first attempt succeeded) are read from its row (``_events.call_created``,
+    ``call_succeeded``) instead of being in ``events``: numbered before them."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

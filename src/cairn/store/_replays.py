@@ -21,6 +21,7 @@ from __future__ import annotations
 from cairn import errors
 from cairn.types import RequestStatus
 
+from . import _steps
 from ._dialect import Execute
 from ._sqlbase import WORKER_STALE_MS, holder_is_alive
 
@@ -45,6 +46,9 @@ def start(
     run = _admit(execute, request_id, now_ms)
     forced = [] if from_call is None else _fork_set(execute, request_id, from_call)
     new_run = run + 1
+    # The calls this run starts again, and its application call, keep their
+    # earlier events as rows: their own rows change now.
+    execute(*_steps.keep_call_events([request_id, *forced]))
     execute("start_replay_stale", {"request_id": request_id, "forced": forced})
     execute(
         "start_replay_requeue",

@@ -3,7 +3,6 @@ ended and deleted."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 from cairn.types import RequestStatus
@@ -143,16 +142,13 @@ class RequestOps(SqlBase):
             "list_events",
             {"request_id": request_id, "after_seq": after_seq, "limit": limit},
         )
-        return [
-            EventRecord(
-                request_id=request_id,
-                seq=int(row[0]),
-                kind=row[1],
-                payload=json.loads(row[2]),
-                created_at_ms=row[3],
-            )
+        events = [
+            event
             for row in rows
+            for event in _rows.events(request_id, row)
+            if event.seq > after_seq
         ]
+        return events[:limit]
 
     def adopt_request(self, request_id: str, owner: str) -> None:
         """Make an unfinished request nobody owns ``owner``'s."""

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from cairn import _events
 from cairn.types import CallStatus, RequestStatus
 
 from ._records import (
     AttemptRecord,
     CallKey,
     CallRecord,
+    EventRecord,
     NewRequest,
     RecordedChild,
     RequestRecord,
@@ -125,3 +127,38 @@ def attempt(row: Any) -> AttemptRecord:
         retry_delay_s=row[7],
         code_version=row[8],
     )
+
+
+def events(request_id: str, row: Any) -> list[EventRecord]:
+    """A row of ``list_events``: an event row, or (kind NULL) a call row that
+    stands for its FunctionRunCreated and FunctionRunCompleted."""
+    seq = int(row[0])
+    if row[1] is not None:
+        return [
+            EventRecord(
+                request_id=request_id,
+                seq=seq,
+                kind=row[1],
+                payload=json.loads(row[2]),
+                created_at_ms=row[3],
+            )
+        ]
+    function, call_id, parent_id, kind, attempts, started_ms, finished_ms = row[4:11]
+    pair = (
+        _events.call_created(
+            request_id, function, call_id, started_ms, parent_id, kind
+        ),
+        _events.call_succeeded(
+            request_id, function, call_id, started_ms, finished_ms, int(attempts)
+        ),
+    )
+    return [
+        EventRecord(
+            request_id=request_id,
+            seq=seq + i,
+            kind=event.kind,
+            payload=event.payload,
+            created_at_ms=event.created_at_ms,
+        )
+        for i, event in enumerate(pair)
+    ]

@@ -1,7 +1,7 @@
 """Loading named SQL blocks and numbered migrations shipped as package data.
 
 A dialect's queries are the blocks of ``sql/<dialect>.sql``,
-``sql/<dialect>_browse.sql``, ``_waits.sql`` and ``_schedules.sql`` (the same names in every dialect: a test keeps them
+``sql/<dialect>_browse.sql``, ``_waits.sql``, ``_schedules.sql`` and ``_events.sql`` (the same names in every dialect: a test keeps them
 so); ``{name}`` in a block is replaced by the block of that name (column lists,
 a shared filter). Each store's plumbing, not shared, has its own file
 (``sql/postgres_link.sql``, ``sql/sqlite_file.sql``).
@@ -37,6 +37,7 @@ def queries(dialect: str) -> dict[str, LiteralString]:
         **blocks(f"{dialect}_browse"),
         **blocks(f"{dialect}_waits"),
         **blocks(f"{dialect}_schedules"),
+        **blocks(f"{dialect}_events"),
     }
 
     def expand(text: str) -> LiteralString:

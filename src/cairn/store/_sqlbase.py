@@ -93,9 +93,11 @@ def worker_is_dead(host: str, pid: int, heartbeat_at_ms: float, now_ms: float) -
     return host == this_host() and not alive(pid)
 
 
-def success_params(success: CallSuccess) -> dict[str, Any]:
-    """The parameters of the ``upsert_success`` query."""
+def success_params(success: CallSuccess, plan: AfterCalls) -> dict[str, Any]:
+    """The parameters of the ``upsert_success`` query (its event numbers: ``plan``'s)."""
     return {
+        "event_count": plan.counts.get(success.key.request_id, 0),
+        "event_number": plan.from_row.get(success.key.id),
         **key_params(success.key),
         "args": success.args,
         "output": success.output,
@@ -171,10 +173,17 @@ def attempt_params(failure: CallFailure, error_json: str) -> dict[str, Any]:
 class AfterCalls:
     """What committing outcomes of calls does besides their rows, grouped per request,
     so that a batch of map items costs one event append and one end-of-request check
-    per request, not one per item."""
+    per request, not one per item.
+
+    Each request's events of the commit are numbered 1 to ``counts[request]`` in
+    the outcomes' order (its counter moves by that much): ``events`` holds the rows
+    to insert with their numbers, ``from_row`` the number of the FunctionRunCreated
+    of each call whose two events are read from its row."""
 
     served: list[tuple[int, str]] = field(default_factory=list)
-    events: dict[str, list[Event]] = field(default_factory=dict)
+    events: dict[str, list[tuple[int, Event]]] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    from_row: dict[str, int] = field(default_factory=dict)
     finishes: list[tuple[str, RequestOutcome]] = field(default_factory=list)
     finish_if_last: list[str] = field(default_factory=list)
 
@@ -184,11 +193,22 @@ class AfterCalls:
         for outcome in done:
             key = outcome.key
             plan.served += [(outcome.served_run, i) for i in outcome.served_ids]
-            if outcome.events:
-                plan.events.setdefault(key.request_id, []).extend(outcome.events)
+            plan._number(outcome)
             if outcome.request_outcome is not None:
                 plan.finishes.append((key.request_id, outcome.request_outcome))
             elif key.dispatched and key.kind != "app":
                 if key.request_id not in plan.finish_if_last:
                     plan.finish_if_last.append(key.request_id)
         return plan
+
+    def _number(self, outcome: CallSuccess | CallFailure) -> None:
+        request_id = outcome.key.request_id
+        count = self.counts.get(request_id, 0)
+        if isinstance(outcome, CallSuccess) and outcome.events_from_row:
+            self.from_row[outcome.key.id] = count + 1
+            count += 2
+        for event in outcome.events:
+            count += 1
+            self.events.setdefault(request_id, []).append((count, event))
+        if count:
+            self.counts[request_id] = count

@@ -3,7 +3,7 @@
 their rows, and counting a function's running calls for its cap.
 
 On PostgreSQL every step that appends events or may end a request runs with the
-request's row locked (``lock_request``, or the ``append_events`` that takes the
+request's row locked (``lock_request``, or the ``bump_event_seq`` that takes the
 lock), so that event numbers are never reused and exactly one transaction sees a
 request's last call finish. SQLite serializes writers.
 """
@@ -11,7 +11,7 @@ request's last call finish. SQLite serializes writers.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from cairn import _events
@@ -19,9 +19,12 @@ from cairn.types import CallStatus, RequestStatus
 
 from . import _rows
 from ._dialect import Tx
-from ._records import CallFailure, CallSuccess, ClaimedCall, Event, RequestOutcome
+from ._records import ClaimedCall, Event, RequestOutcome
 from ._sqlbase import AfterCalls
 from .errors import RequestNotFound
+
+# A named query and its parameters, run once.
+Named = tuple[str, dict[str, Any]]
 
 
 def lock_request(tx: Tx, request_id: str) -> bool:
@@ -29,17 +32,36 @@ def lock_request(tx: Tx, request_id: str) -> bool:
     return tx.execute("lock_request", {"request_id": request_id}).fetchone() is not None
 
 
-def appending(request_id: str, events: list[Event]) -> tuple[str, dict[str, Any]]:
-    """The statement that appends events with the request's next sequence numbers."""
+def numbering(request_id: str, count: int) -> Named:
+    """The statement that takes ``count`` event numbers from the request's counter
+    (on PostgreSQL, and the request's row lock until commit)."""
+    return ("bump_event_seq", {"request_id": request_id, "count": count})
+
+
+def inserting(request_id: str, count: int, numbered: list[tuple[int, Event]]) -> Named:
+    """The statement that inserts events numbered 1 to ``count`` among the numbers
+    a ``numbering(request_id, count)`` just before took."""
     return (
         "append_events",
         {
             "request_id": request_id,
-            "kinds": [event.kind for event in events],
-            "payloads": [json.dumps(event.payload) for event in events],
-            "times": [event.created_at_ms for event in events],
+            "count": count,
+            "numbers": [number for number, _ in numbered],
+            "kinds": [event.kind for _, event in numbered],
+            "payloads": [json.dumps(event.payload) for _, event in numbered],
+            "times": [event.created_at_ms for _, event in numbered],
         },
     )
+
+
+def appending(request_id: str, events: list[Event]) -> list[Named]:
+    """The statements that append events with the request's next sequence numbers
+    (the second one's row count: how many it inserted)."""
+    count = len(events)
+    return [
+        numbering(request_id, count),
+        inserting(request_id, count, list(enumerate(events, 1))),
+    ]
 
 
 def appended(request_id: str, events: list[Event], inserted: int | None) -> None:
@@ -49,22 +71,37 @@ def appended(request_id: str, events: list[Event], inserted: int | None) -> None
 
 
 def append(tx: Tx, request_id: str, events: list[Event]) -> None:
-    """Append events with the request's next sequence numbers (one statement)."""
-    inserted = tx.execute(*appending(request_id, events)).rowcount
-    appended(request_id, events, inserted)
+    """Append events with the request's next sequence numbers."""
+    bump, insert = appending(request_id, events)
+    tx.execute(*bump)
+    appended(request_id, events, tx.execute(*insert).rowcount)
 
 
-def after_calls(
-    tx: Tx, done: Sequence[CallSuccess | CallFailure], now_ms: float
-) -> bool:
-    """Served marks, events and request ends of committed outcomes (rows locked);
-    True if a request ended."""
-    plan = AfterCalls.of(done)
+def number(tx: Tx, plan: AfterCalls, request_ids: Iterable[str]) -> None:
+    """Take each request's row (in one order: no deadlocks) and the event numbers
+    ``plan`` gives its commit, before the call rows that use them."""
+    for request_id in sorted(set(request_ids)):
+        count = plan.counts.get(request_id, 0)
+        if count:
+            tx.execute(*numbering(request_id, count))
+        else:
+            lock_request(tx, request_id)
+
+
+def keep_call_events(call_ids: list[str]) -> Named:
+    """The statement that makes rows of the events that the rows of ``call_ids``
+    number (event_seq), before those rows change; nothing where none do."""
+    return ("keep_call_events", {"ids": call_ids})
+
+
+def after_calls(tx: Tx, plan: AfterCalls, now_ms: float) -> bool:
+    """Served marks, events and request ends of committed outcomes (rows locked and
+    numbered by ``number``); True if a request ended."""
     for run in sorted({run for run, _ in plan.served}):
         ids = [i for r, i in plan.served if r == run]
         tx.execute("mark_served", {"run": run, "ids": ids})
-    for request_id, events in sorted(plan.events.items()):
-        append(tx, request_id, events)
+    for request_id, numbered in sorted(plan.events.items()):
+        tx.execute(*inserting(request_id, plan.counts[request_id], numbered))
     ended = False
     for request_id, outcome in plan.finishes:
         ended = finish(tx, request_id, outcome, now_ms) or ended
@@ -100,7 +137,8 @@ def finish(tx: Tx, request_id: str, outcome: RequestOutcome, now_ms: float) -> b
         },
     )
     finished = _events.request_finished(request_id, row[0], outcome, now_ms)
-    tx.execute(*appending(request_id, [finished]))  # the request is there: no count
+    for statement in appending(request_id, [finished]):
+        tx.execute(*statement)  # the request is there: no count
     return True
 
 

@@ -230,19 +230,25 @@ WHERE calls.status IN ('pending', 'stale')
    OR (calls.run < excluded.run AND calls.status <> 'succeeded')
 
 -- name: upsert_success
+-- event_seq: the number of the call's FunctionRunCreated when its events are read
+-- from the row (event_number of the event_count numbers this commit took from
+-- the request's counter, bumped before, under its row lock), else NULL.
 INSERT INTO calls (id, request_id, parent_id, seq, function, kind, group_id, dispatched,
                    status, args, output, run, run_attempts, attempts, state_writes,
-                   started_at_ms, finished_at_ms, code_version)
+                   started_at_ms, finished_at_ms, code_version, event_seq)
 VALUES (%(id)s, %(request_id)s, %(parent_id)s, %(seq)s, %(function)s, %(kind)s,
         %(group_id)s, %(dispatched)s, 'succeeded', %(args)s, %(output)s, %(run)s,
         %(run_attempts)s, %(attempts)s, %(state_writes)s, %(started_at_ms)s,
-        %(finished_at_ms)s, %(code_version)s)
+        %(finished_at_ms)s, %(code_version)s,
+        (SELECT event_seq - %(event_count)s::bigint + %(event_number)s::bigint
+         FROM requests WHERE id = %(request_id)s AND %(event_number)s::bigint IS NOT NULL))
 ON CONFLICT (id) DO UPDATE SET
     status = 'succeeded', code_version = excluded.code_version, args = COALESCE(excluded.args, calls.args),
     output = excluded.output, error_json = NULL, run = excluded.run,
     run_attempts = excluded.run_attempts, attempts = excluded.attempts,
     state_writes = excluded.state_writes, started_at_ms = excluded.started_at_ms,
-    finished_at_ms = excluded.finished_at_ms, worker_id = NULL, executor = NULL
+    finished_at_ms = excluded.finished_at_ms, worker_id = NULL, executor = NULL,
+    event_seq = excluded.event_seq
 
 -- name: upsert_failure
 INSERT INTO calls (id, request_id, parent_id, seq, function, kind, group_id, dispatched,
@@ -277,20 +283,23 @@ ON CONFLICT (call_id, attempt) DO UPDATE SET
 -- name: mark_served
 UPDATE calls SET served_run = %(run)s WHERE id = ANY(%(ids)s::text[])
 
+-- name: bump_event_seq
+-- A commit takes count event numbers from its request's counter; its statements
+-- after this one number their events from it. The UPDATE holds the request's row
+-- lock until commit, so the next appender gets the following numbers and readers
+-- see them in commit order.
+UPDATE requests SET event_seq = event_seq + %(count)s WHERE id = %(request_id)s
+
 -- name: append_events
--- Numbers a batch of events and inserts it in one statement (one round trip while
--- the request's row is locked): the UPDATE takes that lock until commit, so the
--- next appender gets the following numbers and readers see them in commit order.
-WITH bumped AS (
-    UPDATE requests SET event_seq = event_seq + cardinality(%(kinds)s::text[])
-    WHERE id = %(request_id)s
-    RETURNING event_seq - cardinality(%(kinds)s::text[]) AS before
-)
+-- Inserts a batch of events numbered by the counter bump_event_seq moved by count
+-- just before (each event's numbers: 1 to count); nothing when there is no such
+-- request.
 INSERT INTO events (request_id, seq, kind, payload, created_at_ms)
-SELECT %(request_id)s, bumped.before + e.ord, e.kind, e.payload, e.created_at_ms
-FROM bumped,
-     unnest(%(kinds)s::text[], %(payloads)s::text[], %(times)s::float8[])
-         WITH ORDINALITY AS e (kind, payload, created_at_ms, ord)
+SELECT %(request_id)s, r.event_seq - %(count)s + e.number, e.kind, e.payload, e.created_at_ms
+FROM requests r,
+     unnest(%(numbers)s::bigint[], %(kinds)s::text[], %(payloads)s::text[], %(times)s::float8[])
+         AS e (number, kind, payload, created_at_ms)
+WHERE r.id = %(request_id)s
 
 -- name: count_unfinished_dispatched
 SELECT count(*) FROM calls
@@ -340,7 +349,8 @@ WHERE id = %(call_id)s AND request_id = %(request_id)s
 SELECT id FROM calls WHERE request_id = %(request_id)s AND started_at_ms >= %(since_ms)s
 
 -- name: start_replay_stale
-UPDATE calls SET status = 'stale', worker_id = NULL, executor = NULL
+-- (keep_call_events made rows of the events of the calls it stales.)
+UPDATE calls SET status = 'stale', worker_id = NULL, executor = NULL, event_seq = NULL
 WHERE request_id = %(request_id)s
   AND (status <> 'succeeded' OR id = ANY(%(forced)s::text[]))
 
@@ -348,7 +358,7 @@ WHERE request_id = %(request_id)s
 -- started_at_ms: when the run was queued, until a worker claims it (and sets it).
 UPDATE calls SET status = 'pending', dispatched = 1, run = %(run)s, run_attempts = 0,
                  not_before_ms = 0, worker_id = NULL, executor = NULL,
-                 started_at_ms = %(now_ms)s
+                 started_at_ms = %(now_ms)s, event_seq = NULL
 WHERE id = %(request_id)s
 
 -- name: clear_state
@@ -523,7 +533,8 @@ WHERE c.worker_id = %(worker_id)s AND c.status = 'running' AND r.status = 'cance
 SELECT id, args FROM calls WHERE group_id = %(group_id)s AND status = 'succeeded'
 
 -- name: invalidate_checkpoints
-UPDATE calls SET status = 'stale'
+-- (keep_call_events made rows of their events.)
+UPDATE calls SET status = 'stale', event_seq = NULL
 WHERE status = 'succeeded' AND id = ANY(%(ids)s::text[])
 
 -- name: group_counts
@@ -532,10 +543,6 @@ SELECT status, count(*) FROM calls WHERE group_id = %(group_id)s GROUP BY status
 -- name: group_outputs
 SELECT seq, CASE WHEN status = 'succeeded' THEN output END
 FROM calls WHERE group_id = %(group_id)s ORDER BY seq
-
--- name: list_events
-SELECT seq, kind, payload, created_at_ms FROM events
-WHERE request_id = %(request_id)s AND seq > %(after_seq)s ORDER BY seq LIMIT %(limit)s
 
 -- name: state_get
 SELECT value FROM request_state WHERE request_id = %(request_id)s AND key = %(key)s

@@ -177,18 +177,25 @@ WHERE calls.status IN ('pending', 'stale')
    OR (calls.run < excluded.run AND calls.status <> 'succeeded')
 
 -- name: upsert_success
+-- event_seq: the number of the call's FunctionRunCreated when its events are read
+-- from the row (:event_number of the :event_count numbers this commit took from
+-- the request's counter, bumped before), else NULL.
 INSERT INTO calls (id, request_id, parent_id, seq, function, kind, group_id, dispatched,
                    status, args, output, run, run_attempts, attempts, state_writes,
-                   started_at_ms, finished_at_ms, code_version)
+                   started_at_ms, finished_at_ms, code_version, event_seq)
 VALUES (:id, :request_id, :parent_id, :seq, :function, :kind, :group_id, :dispatched,
         'succeeded', :args, :output, :run, :run_attempts, :attempts, :state_writes,
-        :started_at_ms, :finished_at_ms, :code_version)
+        :started_at_ms, :finished_at_ms, :code_version,
+        CASE WHEN :event_number IS NOT NULL
+             THEN (SELECT event_seq FROM requests WHERE id = :request_id)
+                  - :event_count + :event_number END)
 ON CONFLICT (id) DO UPDATE SET
     status = 'succeeded', code_version = excluded.code_version, args = COALESCE(excluded.args, calls.args),
     output = excluded.output, error_json = NULL, run = excluded.run,
     run_attempts = excluded.run_attempts, attempts = excluded.attempts,
     state_writes = excluded.state_writes, started_at_ms = excluded.started_at_ms,
-    finished_at_ms = excluded.finished_at_ms, worker_id = NULL, executor = NULL
+    finished_at_ms = excluded.finished_at_ms, worker_id = NULL, executor = NULL,
+    event_seq = excluded.event_seq
 
 -- name: upsert_failure
 INSERT INTO calls (id, request_id, parent_id, seq, function, kind, group_id, dispatched,
@@ -218,20 +225,24 @@ VALUES (:call_id, :attempt, :request_id, :run, :outcome, :error_json, :started_a
 -- name: mark_served
 UPDATE calls SET served_run = :run WHERE id IN (SELECT value FROM json_each(:ids))
 
+-- name: bump_event_seq
+-- A commit takes :count event numbers from its request's counter (read inside the
+-- write transaction, which no other writer shares); its statements after this one
+-- number their events from it.
+UPDATE requests SET event_seq = event_seq + :count WHERE id = :request_id
+
 -- name: append_events
--- Numbers a batch of events after the request's last one (read inside the write
--- transaction, which no other writer shares) and inserts it in one statement;
--- nothing when there is no such request.
+-- Inserts a batch of events numbered by the counter bump_event_seq moved by
+-- :count just before (each event's :numbers: 1 to :count); nothing when there is
+-- no such request.
 INSERT INTO events (request_id, seq, kind, payload, created_at_ms)
-SELECT :request_id,
-       (SELECT coalesce(max(seq), 0) FROM events WHERE request_id = :request_id)
-           + k.key + 1,
-       k.value, p.value, t.value
-FROM json_each(:kinds) k
-JOIN json_each(:payloads) p ON p.key = k.key
-JOIN json_each(:times) t ON t.key = k.key
-WHERE EXISTS (SELECT 1 FROM requests WHERE id = :request_id)
-ORDER BY k.key
+SELECT :request_id, r.event_seq - :count + n.value, k.value, p.value, t.value
+FROM requests r, json_each(:numbers) n
+JOIN json_each(:kinds) k ON k.key = n.key
+JOIN json_each(:payloads) p ON p.key = n.key
+JOIN json_each(:times) t ON t.key = n.key
+WHERE r.id = :request_id
+ORDER BY n.key
 
 -- name: count_unfinished_dispatched
 SELECT count(*) FROM calls
@@ -290,7 +301,8 @@ WITH RECURSIVE up (id, parent_id) AS (
 SELECT id FROM up
 
 -- name: start_replay_stale
-UPDATE calls SET status = 'stale', worker_id = NULL, executor = NULL
+-- (keep_call_events made rows of the events of the calls it stales.)
+UPDATE calls SET status = 'stale', worker_id = NULL, executor = NULL, event_seq = NULL
 WHERE request_id = :request_id
   AND (status <> 'succeeded' OR id IN (SELECT value FROM json_each(:forced)))
 
@@ -298,7 +310,7 @@ WHERE request_id = :request_id
 -- started_at_ms: when the run was queued, until a worker claims it (and sets it).
 UPDATE calls SET status = 'pending', dispatched = 1, run = :run, run_attempts = 0,
                  not_before_ms = 0, worker_id = NULL, executor = NULL,
-                 started_at_ms = :now_ms
+                 started_at_ms = :now_ms, event_seq = NULL
 WHERE id = :request_id
 
 -- name: clear_state
@@ -485,7 +497,8 @@ WHERE c.worker_id = :worker_id AND c.status = 'running' AND r.status = 'cancelle
 SELECT id, args FROM calls WHERE group_id = :group_id AND status = 'succeeded'
 
 -- name: invalidate_checkpoints
-UPDATE calls SET status = 'stale'
+-- (keep_call_events made rows of their events.)
+UPDATE calls SET status = 'stale', event_seq = NULL
 WHERE status = 'succeeded' AND id IN (SELECT value FROM json_each(:ids))
 
 -- name: group_counts
@@ -494,10 +507,6 @@ SELECT status, count(*) FROM calls WHERE group_id = :group_id GROUP BY status
 -- name: group_outputs
 SELECT seq, CASE WHEN status = 'succeeded' THEN output END
 FROM calls WHERE group_id = :group_id ORDER BY seq
-
--- name: list_events
-SELECT seq, kind, payload, created_at_ms FROM events
-WHERE request_id = :request_id AND seq > :after_seq ORDER BY seq LIMIT :limit
 
 -- name: state_get
 SELECT value FROM request_state WHERE request_id = :request_id AND key = :key

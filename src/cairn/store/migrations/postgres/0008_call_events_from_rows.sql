@@ -1,0 +1,6 @@
+-- Cairn schema 8: a checkpoint's FunctionRunCreated and FunctionRunCompleted are
+-- read from its call row, not written as event tuples of their own (a heap tuple
+-- and an index entry fewer per commit). calls.event_seq is the Created event's
+-- number, taken from requests.event_seq (Completed has the next); NULL when the
+-- call's events are rows.
+ALTER TABLE calls ADD COLUMN event_seq BIGINT;
