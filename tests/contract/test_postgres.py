@@ -165,7 +165,7 @@ def test_a_database_made_at_schema_1_is_upgraded_with_its_data(empty_url):
         empty_url,
         "SELECT indexdef FROM pg_indexes WHERE indexname = 'calls_by_request'",
     )
-    assert "(request_id, parent_id, seq)" in str(definition[0])
+    assert "(request_id, parent_id, seq, event_seq)" in str(definition[0])
 
 
 def test_a_newer_schema_is_refused(empty_url):

@@ -446,6 +446,31 @@ def test_a_store_made_at_schema_1_is_upgraded_with_its_data(tmp_path):
     assert _schema(path) == (EXPECTED_SCHEMA, EXPECTED_INDEXES)
 
 
+def test_schema_8_counts_events_on_from_the_last_one_stored(tmp_path):
+    path = tmp_path / "cairn.db"
+    # Schemas 2 to 7 numbered events from max(events.seq), leaving the counter be.
+    write_schema_1_store(
+        path,
+        """
+        INSERT INTO requests (id, application, status, input, event_seq, created_at_ms)
+            VALUES ('old', 'app', 'running', X'7B7D', 0, 1.0);
+        INSERT INTO events VALUES ('old', 1, 'A', '{}', 1.0), ('old', 2, 'B', '{}', 1.0),
+                                  ('old', 3, 'C', '{}', 1.0);
+        """,
+    )
+    store = open_store(_url(path))
+    try:
+        store.append_events("old", [Event(kind="D", payload={}, created_at_ms=2.0)])
+        assert [(e.seq, e.kind) for e in store.list_events("old")] == [
+            (1, "A"),
+            (2, "B"),
+            (3, "C"),
+            (4, "D"),
+        ]
+    finally:
+        store.close()
+
+
 def test_reopening_keeps_data_and_does_not_migrate_again(tmp_path):
     path = tmp_path / "cairn.db"
     store = open_store(_url(path))

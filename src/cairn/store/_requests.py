@@ -138,16 +138,17 @@ class RequestOps(SqlBase):
         self, request_id: str, after_seq: int = 0, limit: int = 1000
     ) -> list[EventRecord]:
         """Events after ``after_seq`` in order."""
-        rows = self._all(
-            "list_events",
-            {"request_id": request_id, "after_seq": after_seq, "limit": limit},
-        )
-        events = [
-            event
-            for row in rows
-            for event in _rows.events(request_id, row)
-            if event.seq > after_seq
-        ]
+        params = {
+            "request_id": request_id,
+            "after_seq": after_seq,
+            "limit": limit,
+            "call_limit": limit // 2 + 1,
+        }
+        events: list[EventRecord] = []
+        for row in self._all("list_events", params):
+            events += _rows.events(request_id, row, after_seq)
+            if len(events) >= limit:
+                break
         return events[:limit]
 
     def adopt_request(self, request_id: str, owner: str) -> None:

@@ -129,9 +129,10 @@ def attempt(row: Any) -> AttemptRecord:
     )
 
 
-def events(request_id: str, row: Any) -> list[EventRecord]:
+def events(request_id: str, row: Any, after_seq: int) -> list[EventRecord]:
     """A row of ``list_events``: an event row, or (kind NULL) a call row that
-    stands for its FunctionRunCreated and FunctionRunCompleted."""
+    stands for its FunctionRunCreated and FunctionRunCompleted (those of them
+    after ``after_seq``)."""
     seq = int(row[0])
     if row[1] is not None:
         return [
@@ -144,18 +145,23 @@ def events(request_id: str, row: Any) -> list[EventRecord]:
             )
         ]
     function, call_id, parent_id, kind, attempts, started_ms, finished_ms = row[4:11]
-    pair = (
-        _events.call_created(
-            request_id, function, call_id, started_ms, parent_id, kind
-        ),
+    pair = []
+    if seq > after_seq:
+        pair.append(
+            _events.call_created(
+                request_id, function, call_id, started_ms, parent_id, kind
+            )
+        )
+    pair.append(
         _events.call_succeeded(
             request_id, function, call_id, started_ms, finished_ms, int(attempts)
-        ),
+        )
     )
+    first = seq + 2 - len(pair)
     return [
         EventRecord(
             request_id=request_id,
-            seq=seq + i,
+            seq=first + i,
             kind=event.kind,
             payload=event.payload,
             created_at_ms=event.created_at_ms,

@@ -54,12 +54,14 @@ round(dv)
 -- A request's event rows after after_seq and, kind NULL, the calls whose rows
 -- number their FunctionRunCreated and FunctionRunCompleted (event_seq and the
 -- next): the store builds those two from the columns. A call row stands for two
--- events, so limit rows hold at least limit events.
+-- events: limit events need call_limit of them at most (the first may bring
+-- only its FunctionRunCompleted).
 SELECT seq, kind, payload, created_at_ms, NULL::text, NULL::text, NULL::text,
        NULL::text, NULL::integer, NULL::float8, NULL::float8 FROM events
 WHERE request_id = %(request_id)s AND seq > %(after_seq)s
 UNION ALL
-SELECT event_seq, NULL, NULL, NULL,
-       function, id, parent_id, kind, attempts, started_at_ms, finished_at_ms FROM calls
-WHERE request_id = %(request_id)s AND event_seq >= %(after_seq)s
+(SELECT event_seq, NULL, NULL, NULL,
+        function, id, parent_id, kind, attempts, started_at_ms, finished_at_ms FROM calls
+ WHERE request_id = %(request_id)s AND event_seq >= %(after_seq)s
+ ORDER BY event_seq LIMIT %(call_limit)s)
 ORDER BY 1 LIMIT %(limit)s

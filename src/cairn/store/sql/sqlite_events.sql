@@ -63,12 +63,15 @@ CAST(dv AS INTEGER) + CASE WHEN dv >= 0
 -- A request's event rows after :after_seq and, kind NULL, the calls whose rows
 -- number their FunctionRunCreated and FunctionRunCompleted (event_seq and the
 -- next): the store builds those two from the columns. A call row stands for two
--- events, so :limit rows hold at least :limit events.
+-- events: :limit events need :call_limit of them at most (the first may bring
+-- only its FunctionRunCompleted), found in the request's index alone.
 SELECT seq, kind, payload, created_at_ms,
        NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM events
 WHERE request_id = :request_id AND seq > :after_seq
 UNION ALL
 SELECT event_seq, NULL, NULL, NULL,
        function, id, parent_id, kind, attempts, started_at_ms, finished_at_ms FROM calls
-WHERE request_id = :request_id AND event_seq >= :after_seq
+WHERE rowid IN (SELECT rowid FROM calls
+                WHERE request_id = :request_id AND event_seq >= :after_seq
+                ORDER BY event_seq LIMIT :call_limit)
 ORDER BY 1 LIMIT :limit

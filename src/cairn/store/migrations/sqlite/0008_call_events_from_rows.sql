@@ -7,3 +7,8 @@
 ALTER TABLE calls ADD COLUMN event_seq INTEGER;
 UPDATE requests
 SET event_seq = (SELECT coalesce(max(seq), 0) FROM events WHERE events.request_id = requests.id);
+-- A request's calls index holds event_seq too: list_events finds the calls that
+-- number events in the index alone, reading only their rows (an in-process call's
+-- commit writes its index entry anyway).
+DROP INDEX calls_by_request;
+CREATE INDEX calls_by_request ON calls (request_id, parent_id, seq, event_seq);
