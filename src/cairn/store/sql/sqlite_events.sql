@@ -64,14 +64,16 @@ CAST(dv AS INTEGER) + CASE WHEN dv >= 0
 -- number their FunctionRunCreated and FunctionRunCompleted (event_seq and the
 -- next): the store builds those two from the columns. A call row stands for two
 -- events: :limit events need :call_limit of them at most (the first may bring
--- only its FunctionRunCompleted), found in the request's index alone.
+-- only its FunctionRunCompleted), found in the request's index alone; none
+-- looked for past the request's last number (a stream that waits for news).
 SELECT seq, kind, payload, created_at_ms,
        NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM events
 WHERE request_id = :request_id AND seq > :after_seq
 UNION ALL
 SELECT event_seq, NULL, NULL, NULL,
        function, id, parent_id, kind, attempts, started_at_ms, finished_at_ms FROM calls
-WHERE rowid IN (SELECT rowid FROM calls
-                WHERE request_id = :request_id AND event_seq >= :after_seq
-                ORDER BY event_seq LIMIT :call_limit)
+WHERE rowid IN (SELECT c.rowid FROM requests r JOIN calls c ON c.request_id = r.id
+                WHERE r.id = :request_id AND r.event_seq > :after_seq
+                  AND c.event_seq >= :after_seq
+                ORDER BY c.event_seq LIMIT :call_limit)
 ORDER BY 1 LIMIT :limit
