@@ -84,17 +84,20 @@ class JournalOps(SqlBase):
             return
         plan = AfterCalls.of(successes)
         rows = [success_params(s, plan) for s in successes]
-        # A row that already numbers its events (a call committed twice) keeps them.
+        # A row that already numbers its events (a call committed twice) keeps
+        # them: read once the request's row is taken, so that on PostgreSQL a
+        # commit of the same call by another transaction is seen, not overwritten.
         kept = _steps.keep_call_events([s.key.id for s in successes])
         if not plan.finishes and not plan.finish_if_last:
             # Nothing to read before the commit (no request can end here): the
             # rows, served marks and events go in one round trip, each request's
             # event numbers taken (and, on PostgreSQL, its row locked, in one
             # order) before the rows that use them.
-            statements: list[Statement] = [kept]
-            for request_id in sorted(plan.counts):
-                statements.append(_steps.numbering(request_id, plan.counts[request_id]))
-            statements.append(("upsert_success", rows))
+            statements: list[Statement] = [
+                _steps.numbering(request_id, plan.counts[request_id])
+                for request_id in sorted(plan.counts)
+            ]
+            statements += [kept, ("upsert_success", rows)]
             for run in sorted({run for run, _ in plan.served}):
                 ids = [i for r, i in plan.served if r == run]
                 statements.append(("mark_served", {"run": run, "ids": ids}))
@@ -110,8 +113,8 @@ class JournalOps(SqlBase):
             # the commit: the statements before the check go without waiting for
             # answers, so that with many workers on one request few round trips
             # are made under its lock, which is what everyone queues for.
-            tx.execute(*kept)
             _steps.number(tx, plan, (s.key.request_id for s in successes))
+            tx.execute(*kept)
             tx.executemany("upsert_success", rows)
             now_ms = max(s.finished_at_ms for s in successes)
             return _steps.after_calls(tx, plan, now_ms)
