@@ -19,7 +19,7 @@ from cairn.observability import _metrics, _tracing
 from cairn.store import ClaimScope, Store, open_store
 
 from ._deadlines import DeadlineBoard
-from ._wake import Wake
+from ._wake import HandOff, Wake
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +39,7 @@ def main(
     parent_pid: int,
     wake: Wake,
     scope: ClaimScope,
+    hand_off: HandOff,
 ) -> int:
     """Run the claim loop until the supervisor goes away or asks us to stop."""
     stopping = False
@@ -85,18 +86,16 @@ def main(
     while not stopping and os.getppid() == parent_pid:
         try:
             now = runtime.clock.now_ms()
-            claimed = (
-                store.claim_call(
+            claimed = hand_off.take()
+            if claimed is None and store.runnable_exists(now, scope):
+                claimed = store.claim_call(
                     worker_id, index, now, caps=caps, scope=scope, limits=limits
                 )
-                if store.runnable_exists(now, scope)
-                else None
-            )
             if claimed is None:
                 if ticker.tick():
                     continue  # it started requests of schedules: claim them
                 _tracing.flush()  # idle: export the spans of what just ran
-                wake.executors.wait(delay)
+                wake.executors.wait(delay, hand_off.read_fd)
                 delay = min(delay * 2, _IDLE_POLL_MAX_S)
                 continue
             delay = _IDLE_POLL_MIN_S

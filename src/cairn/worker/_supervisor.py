@@ -9,6 +9,7 @@ a cancelled request. A store that fails is survived (``supervise_safely``).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import secrets
@@ -27,7 +28,7 @@ from cairn.store import ClaimScope, Store, open_store, redact_url, this_host
 from . import _executor
 from ._deadlines import DeadlineBoard
 from ._policing import Police
-from ._wake import Wake
+from ._wake import HandOff, Wake
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +51,13 @@ def default_concurrency() -> int:
         if number < 1:
             raise errors.SDKUsageError(f"CAIRN_CONCURRENCY must be >= 1, got {number}")
         return number
-    return max(2, os.cpu_count() or 2)
+    return max(2, _cores())
+
+
+@functools.cache
+def _cores() -> int:
+    # Asked on every local run; os.cpu_count() reads /sys each time.
+    return os.cpu_count() or 2
 
 
 @dataclass(eq=False)
@@ -62,6 +69,7 @@ class Executor:
     board: DeadlineBoard
     extra: bool
     started_at: float
+    hand_off: HandOff
     memory_checked_at: float = 0.0
 
 
@@ -170,6 +178,7 @@ class Supervisor:
         index = self._next_index
         self._next_index += 1
         board = DeadlineBoard()
+        hand_off = HandOff()
         parent = os.getpid()
         sys.stdout.flush()
         sys.stderr.flush()
@@ -177,6 +186,7 @@ class Supervisor:
         if pid == 0:  # pragma: no cover - runs in the child
             code = 1
             try:
+                hand_off.in_child()
                 code = _executor.main(
                     self.store_url,
                     self.worker_id,
@@ -185,6 +195,7 @@ class Supervisor:
                     parent,
                     self.wake,
                     self.scope,
+                    hand_off,
                 )
             except BaseException:
                 logger.exception("executor %d stopped on an unexpected error", index)
@@ -192,7 +203,8 @@ class Supervisor:
                 sys.stdout.flush()
                 sys.stderr.flush()
                 os._exit(code)
-        executor = Executor(index, pid, board, extra, time.monotonic())
+        hand_off.in_parent()
+        executor = Executor(index, pid, board, extra, time.monotonic(), hand_off)
         self.executors[index] = executor
         return executor
 
@@ -200,12 +212,14 @@ class Supervisor:
         for executor in list(self.executors.values()):
             self.kill(executor)
             executor.board.close()
+            executor.hand_off.close()
         self.executors.clear()
         self._setting = None
 
     def _stop_all(self) -> None:
         for executor in list(self.executors.values()):
             self.kill(executor)
+            executor.hand_off.close()
         self.executors.clear()
         self.store.release_calls(self.worker_id, None)
 
@@ -226,6 +240,7 @@ class Supervisor:
         if self.executors.pop(executor.index, None) is None:
             return
         executor.board.close()
+        executor.hand_off.close()
         self._unreleased.add(executor.index)
         self._release_pending()
 
