@@ -312,7 +312,7 @@ def markdown(doc: dict[str, Any], plot_name: str | None) -> str:
         *parked.section(doc, 10),
         *observability.section(doc, 11),
         *roundtrips.section(doc, 12),
-        "## Issue 7's targets, checked against this run",
+        "## Issues 7's and 15's targets, checked against this run",
         "",
         *targets(doc),
         "",

@@ -56,3 +56,17 @@ def test_a_hand_off_to_an_executor_that_dies_is_run_again(run, tmp_path: Path):
     assert request.output() == 42
     attempts = next(c for c in request.calls() if c.kind == "app").attempts
     assert [a.outcome for a in attempts] == ["crashed", "success"]
+
+
+def test_the_next_local_run_sees_a_changed_environment(
+    run, monkeypatch: pytest.MonkeyPatch
+):
+    @application()
+    @function()
+    def hand_off_reads_env(name: str) -> str | None:
+        return os.environ.get(name)
+
+    monkeypatch.setenv("CAIRN_HAND_OFF_TEST", "first")
+    assert run(hand_off_reads_env, "CAIRN_HAND_OFF_TEST").output() == "first"
+    monkeypatch.setenv("CAIRN_HAND_OFF_TEST", "second")  # executors forked anew
+    assert run(hand_off_reads_env, "CAIRN_HAND_OFF_TEST").output() == "second"

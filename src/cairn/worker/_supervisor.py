@@ -54,6 +54,13 @@ def default_concurrency() -> int:
     return max(2, _cores())
 
 
+def _environment() -> dict[bytes, bytes]:
+    """The process's environment as it stands, asked at every local run: a copy of
+    ``os.environ``'s own store (bytes on POSIX) costs ~1 us, where
+    ``dict(os.environ)`` decodes every entry (~100 us)."""
+    return dict(os.environ._data)  # type: ignore[attr-defined]
+
+
 @functools.cache
 def _cores() -> int:
     # Asked on every local run; os.cpu_count() reads /sys each time.
@@ -106,7 +113,7 @@ class Supervisor:
         self._next_index = 0
         # What the executors inherited when forked: new functions, a changed
         # environment or working directory need new executors to be seen.
-        self._setting: tuple[int, dict[str, str], str] | None = None
+        self._setting: tuple[int, dict[bytes, bytes], str] | None = None
         self._last_heartbeat = 0.0
         self._max_executors = self.concurrency * 4 + 8
         self._owner_pid = os.getpid()
@@ -121,7 +128,7 @@ class Supervisor:
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
         """Fork the executors (again, if functions, env or working dir changed since)."""
-        setting = (_registry.generation, dict(os.environ), os.getcwd())
+        setting = (_registry.generation, _environment(), os.getcwd())
         if self._setting == setting and self.executors:
             return
         self._stop_all()
