@@ -29,6 +29,7 @@ EXIT_INFRASTRUCTURE = 3
 _IDLE_POLL_MIN_S = 0.0005
 _IDLE_POLL_MAX_S = 0.005
 _PR_SET_PDEATHSIG = 1
+_HAND_OFF_WAIT_S = 1.0
 
 
 def main(
@@ -86,7 +87,10 @@ def main(
     while not stopping and os.getppid() == parent_pid:
         try:
             now = runtime.clock.now_ms()
-            claimed = hand_off.take()
+            # Marked busy while idle: the supervisor chose this executor for a
+            # hand-off and is creating the request; wait for it rather than
+            # take queued work that would hold it up.
+            claimed = hand_off.take(_HAND_OFF_WAIT_S if board.busy_since() else 0.0)
             if claimed is None and store.runnable_exists(now, scope):
                 claimed = store.claim_call(
                     worker_id, index, now, caps=caps, scope=scope, limits=limits

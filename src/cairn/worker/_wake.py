@@ -100,10 +100,9 @@ class HandOff:
             return False
         return True
 
-    def take(self) -> ClaimedCall | None:
-        """A claim sent to this executor, if one is waiting (never blocks on an
-        empty pipe)."""
-        ready, _, _ = select.select([self.read_fd], [], [], 0)
+    def take(self, wait_s: float = 0.0) -> ClaimedCall | None:
+        """A claim sent to this executor, if one comes within ``wait_s``."""
+        ready, _, _ = select.select([self.read_fd], [], [], wait_s)
         if not ready:
             return None
         header = _read_exactly(self.read_fd, _LENGTH.size)
