@@ -252,10 +252,8 @@ class JsonBoundary:
 
 
 @functools.lru_cache(maxsize=1024)
-@functools.lru_cache(maxsize=256)
 def boundary(function: Callable[..., Any]) -> JsonBoundary:
-    """The ``JsonBoundary`` of an application function, built once (pydantic's
-    adapters cost about a millisecond to make)."""
+    """The ``JsonBoundary`` of an application function, built once."""
     return JsonBoundary(function)
 
 
