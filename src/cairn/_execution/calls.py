@@ -9,6 +9,7 @@ item, a tail call) or ``run()`` dispatches it instead.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from cairn import errors
@@ -93,6 +94,8 @@ def _resolve_arguments(
     args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> tuple[tuple[Any, ...], dict[str, Any], list[str]]:
     """Start Future arguments, wait for them, and return plain values plus their ids."""
+    if _all_plain(args) and _all_plain(kwargs.values()):
+        return args, kwargs, []  # nothing to unwrap: no copies
     args = tuple(futures.as_input(v) for v in args)
     kwargs = {k: futures.as_input(v) for k, v in kwargs.items()}
     pending = [v for v in args if isinstance(v, Future)]
@@ -108,6 +111,14 @@ def _resolve_arguments(
         {k: futures.value_of(v) for k, v in kwargs.items()},
         [str(f._call_id) for f in pending],
     )
+
+
+def _all_plain(values: Iterable[Any]) -> bool:
+    plain = futures.PLAIN_TYPES
+    for value in values:
+        if type(value) not in plain:
+            return False
+    return True
 
 
 def call_blocking(
