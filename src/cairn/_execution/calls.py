@@ -127,10 +127,9 @@ def call_blocking(
     """``f(x)`` in sync code: a checkpointed call run in this process."""
     parent = frames.current()
     args, kwargs, dep_ids = _resolve_arguments(args, kwargs)
-    key = parent.child_key(
-        ["FunctionCall", function.name], dep_ids, function.name, "call"
-    )
-    return driver.run_inline(parent, key, function._spec, args, kwargs)
+    spec = function._spec
+    key = parent.child_key(["FunctionCall", spec.name], dep_ids, spec.name, "call")
+    return driver.run_inline(parent, key, spec, args, kwargs)
 
 
 def map_blocking(function: Function[Any, Any], items: Any) -> MapResult:
