@@ -279,8 +279,10 @@ class JsonBoundary:
 
 
 @functools.lru_cache(maxsize=1024)
+@functools.lru_cache(maxsize=256)
 def boundary(function: Callable[..., Any]) -> JsonBoundary:
-    """The ``JsonBoundary`` of an application function, built once."""
+    """The ``JsonBoundary`` of an application function, built once (pydantic's
+    adapters cost about a millisecond to make)."""
     return JsonBoundary(function)
 
 
