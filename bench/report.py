@@ -18,6 +18,7 @@ from typing import Any
 import invoke_load
 import parked
 import progress_latency
+import roundtrips
 from report_common import (
     NAMES,
     SETTING_ORDER,
@@ -310,7 +311,8 @@ def markdown(doc: dict[str, Any], plot_name: str | None) -> str:
         *progress_latency.section(doc, 9),
         *parked.section(doc, 10),
         *observability.section(doc, 11),
-        "## Issue 7's targets, checked against this run",
+        *roundtrips.section(doc, 12),
+        "## Issues 7's and 15's targets, checked against this run",
         "",
         *targets(doc),
         "",

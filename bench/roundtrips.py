@@ -1,4 +1,5 @@
-"""Count Cairn's round trips to PostgreSQL per request and per call.
+"""Count Cairn's round trips to PostgreSQL per request and per call (section 12
+of ``make bench``).
 
 A TCP proxy in front of the server counts, on every connection, the times the
 client speaks again after the server answered: one round trip each (a pipeline's
@@ -6,16 +7,20 @@ statements sent together count once). Every process of the run connects through
 it, the executors included, so the count is the request's whole cost in round
 trips, with what idle executors ask meanwhile.
 
-    .venv/bin/python bench/roundtrips.py [--pg-url URL] [--requests N]
+    .venv/bin/python bench/roundtrips.py [--pg-url URL] [--requests N] [--json]
 
 Prints round trips per 3-call request, and per call (from requests of 1 and of
-101 sequential calls).
+101 sequential calls). ``make bench`` runs it in a process of its own
+(``measure_all``), so that its engine is not the benchmark worker's.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import socket
+import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -136,24 +141,14 @@ def _words(query: bytes) -> str:
     return " ".join(text.split()[:6])
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres"
-    )
-    parser.add_argument("--requests", type=int, default=20)
-    parser.add_argument(
-        "--trace",
-        action="store_true",
-        help="also list the turns of one request",
-    )
-    parser.add_argument(
-        "--trace-calls", type=int, default=3, help="calls of the traced request"
-    )
-    args = parser.parse_args()
-    parts = urllib.parse.urlsplit(args.pg_url)
+def measure(
+    pg_url: str, requests: int, trace_calls: int | None = None
+) -> dict[str, Any]:
+    """Round trips of warm requests on a new database behind a counting link
+    (and, with ``trace_calls``, the turns of one request of that many calls)."""
+    parts = urllib.parse.urlsplit(pg_url)
     name = f"cairn_roundtrips_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(args.pg_url, autocommit=True) as admin:
+    with psycopg.connect(pg_url, autocommit=True) as admin:
         admin.execute(f"CREATE DATABASE {name}")
     try:
         link = CountingLink(parts.hostname or "127.0.0.1", parts.port or 5432)
@@ -168,31 +163,123 @@ def main() -> int:
 
         run(1)  # warm: the engine, its executors and their connections
         link.take()
-        for _ in range(args.requests):
+        for _ in range(requests):
             run(3)
-        three = link.take() / args.requests
-        for _ in range(args.requests):
+        three = link.take() / requests
+        for _ in range(requests):
             run(1)
-        one = link.take() / args.requests
-        for _ in range(args.requests):
+        one = link.take() / requests
+        for _ in range(requests):
             run(101)
-        many = link.take() / args.requests
-        print(f"round trips per 3-call request: {three:.1f}")
-        print(f"round trips per 1-call request: {one:.1f}")
-        print(f"round trips per call: {(many - one) / 100:.2f}")
-        if args.trace:
+        many = link.take() / requests
+        found: dict[str, Any] = {
+            "per_3_call_request": three,
+            "per_1_call_request": one,
+            "per_call": (many - one) / 100,
+            "requests": requests,
+        }
+        if trace_calls is not None:
             traced = link.trace()
-            run(args.trace_calls)
-            for what, count in sorted(traced.items(), key=lambda kv: -kv[1]):
-                print(f"{count:4d}  {what}")
-            print("in order (connection, statements):")
+            run(trace_calls)
+            found["traced"] = dict(sorted(traced.items(), key=lambda kv: -kv[1]))
             start = link.timeline[0][0] if link.timeline else 0.0
-            for at, link_id, what in link.timeline:
-                print(f"  {(at - start) * 1000:7.2f} ms  {link_id:3d}  {what}")
+            found["timeline"] = [
+                ((at - start) * 1000, link_id, what)
+                for at, link_id, what in link.timeline
+            ]
         release_engine()
+        return found
     finally:
-        with psycopg.connect(args.pg_url, autocommit=True) as admin:
+        with psycopg.connect(pg_url, autocommit=True) as admin:
             admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def measure_all(pg_url: str, rounds: int, requests: int) -> dict[str, Any]:
+    """``rounds`` measurements, each in a new process."""
+    runs = []
+    for _ in range(rounds):
+        done = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--pg-url",
+                pg_url,
+                "--requests",
+                str(requests),
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        figures = json.loads(done.stdout.strip().splitlines()[-1])
+        print(f"round trips: {json.dumps(figures)}", file=sys.stderr)
+        runs.append(figures)
+    return {"runs": runs}
+
+
+def section(doc: dict[str, Any], number: int) -> list[str]:
+    """The markdown of the benchmark page's section on round trips."""
+    runs = doc.get("roundtrips", {}).get("runs", [])
+    out = [
+        f"### {number}. Round trips to PostgreSQL",
+        "",
+        "Cairn alone (`bench/roundtrips.py`): every process of a warm "
+        "`run_local_application` (the caller, the engine and its executors) talks "
+        "to PostgreSQL through a proxy that counts the client's turns: a burst of "
+        "statements sent together is one round trip. What idle executors ask "
+        "meanwhile counts too. Per call: from requests of 101 and of 1 sequential "
+        "calls. Median of the runs.",
+        "",
+    ]
+    if not runs:
+        return [*out, "Not run (no PostgreSQL, or left out of the plan).", ""]
+
+    def median(key: str) -> float:
+        return statistics.median(r[key] for r in runs)
+
+    out += [
+        "| round trips | per 3-call request | per 1-call request | per call | runs |",
+        "|---|---|---|---|---|",
+        f"| Cairn | {median('per_3_call_request'):.1f} "
+        f"| {median('per_1_call_request'):.1f} | {median('per_call'):.2f} "
+        f"| {len(runs)} |",
+        "",
+    ]
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres"
+    )
+    parser.add_argument("--requests", type=int, default=20)
+    parser.add_argument("--json", action="store_true", help="print one JSON line")
+    parser.add_argument(
+        "--trace",
+        action="store_true",
+        help="also list the turns of one request",
+    )
+    parser.add_argument(
+        "--trace-calls", type=int, default=3, help="calls of the traced request"
+    )
+    args = parser.parse_args()
+    found = measure(
+        args.pg_url, args.requests, args.trace_calls if args.trace else None
+    )
+    if args.json:
+        print(json.dumps(found))
+        return 0
+    print(f"round trips per 3-call request: {found['per_3_call_request']:.1f}")
+    print(f"round trips per 1-call request: {found['per_1_call_request']:.1f}")
+    print(f"round trips per call: {found['per_call']:.2f}")
+    for what, count in found.get("traced", {}).items():
+        print(f"{count:4d}  {what}")
+    if "timeline" in found:
+        print("in order (connection, statements):")
+        for at_ms, link_id, what in found["timeline"]:
+            print(f"  {at_ms:7.2f} ms  {link_id:3d}  {what}")
     return 0
 
 

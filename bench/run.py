@@ -16,7 +16,8 @@ after). The ``workers`` workload is Cairn's alone: a ``map`` shared by 1, 2 and 
 latency of a progress update to an SSE client (``progress_latency.py``), and
 ``parked``, 10,000 requests waiting for a signal (``parked.py``), and
 ``observability``, the per-call cost of tracing and metrics and streamed output's
-latency (``observability.py``). Then it profiles Cairn with py-spy, and writes:
+latency (``observability.py``), and ``roundtrips``, the round trips to PostgreSQL of
+a request and of a call (``roundtrips.py``). Then it profiles Cairn with py-spy, and writes:
 
 - ``bench/results/latest.json``: every raw timing and figure of this run;
 - ``docs/benchmarks.md``: the tables, machine, versions, settings, command;
@@ -385,6 +386,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             "progress",
             "parked",
             "observability",
+            "roundtrips",
         ],
         help="run only these workloads",
     )
@@ -434,6 +436,7 @@ def cairn_alone(planner: Planner, pg_ok: bool) -> dict[str, dict[str, Any]]:
         "progress": {},
         "parked": {},
         "observability": {},
+        "roundtrips": {},
     }
     if planner.want("invoke"):
         import invoke_load
@@ -454,6 +457,12 @@ def cairn_alone(planner: Planner, pg_ok: bool) -> dict[str, dict[str, Any]]:
             planner.rounds(2, 5, 9),
             1_000 if args.quick else 2_000,
             50 if args.quick else 200,
+        )
+    if pg_ok and planner.want("roundtrips"):
+        import roundtrips
+
+        found["roundtrips"] = roundtrips.measure_all(
+            args.pg_url, 1 if args.quick else 3, 5 if args.quick else 20
         )
     return found
 

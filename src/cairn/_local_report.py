@@ -15,7 +15,6 @@ import sys
 from typing import Any
 
 from cairn import _serialization
-from cairn._store_cache import borrowed
 from cairn.store import CallRecord, Store
 
 # Larger arguments are not loaded just to be shown (a call may take 100 MB).
@@ -24,10 +23,9 @@ _MAX_SHOWN_ARGUMENTS_BYTES = 64 * 1024
 _MAX_VALUE_CHARS = 1000
 
 
-def print_failures(request_id: str, store_url: str) -> None:
+def print_failures(store: Store, request_id: str) -> None:
     """Print each call of the request's latest run that failed for good."""
-    with borrowed(store_url) as store:
-        blocks = [_block(store, call) for call in store.failed_calls(request_id)]
+    blocks = [_block(store, call) for call in store.failed_calls(request_id)]
     for block in blocks:
         # Read sys.stderr now, not at import: callers (and tests) may replace it.
         print("\n", file=sys.stderr)

@@ -35,9 +35,17 @@ if TYPE_CHECKING:
 class Request:
     """A request: its id, output, status, calls, events; replay and cancel it."""
 
-    def __init__(self, request_id: str, store_url: str | None = None) -> None:
+    def __init__(
+        self,
+        request_id: str,
+        store_url: str | None = None,
+        *,
+        finished: RequestRecord | None = None,
+    ) -> None:
         self._id = request_id
         self._store_url = store_url or default_url()
+        # The end of the run this object waited for: output() needs no read.
+        self._finished = finished
 
     @property
     def id(self) -> str:
@@ -66,7 +74,7 @@ class Request:
             ReplayMismatch: a strict replay saw the code take a different path.
             RequestFailed: it failed; ``reason`` says why (``function_error``, ...).
         """
-        record = self._record()
+        record, self._finished = self._finished or self._record(), None
         if not record.status.finished:
             raise errors.RequestNotFinished(f"request {self._id!r} is {record.status}")
         if record.status is RequestStatus.SUCCEEDED:
@@ -130,13 +138,14 @@ class Request:
                 earlier replay not finished yet): nothing was started.
         """
         del upgrade_to_latest_version  # the code loaded in this process is the latest
+        self._finished = None
         owner = worker.local_owner(self._store_url)
         with borrowed(self._store_url) as store:
             _request_ops.replay(
                 store, self._id, from_call=from_call, strict=strict, owner=owner
             )
-        worker.run_here(self._id, self._store_url)
-        _local_report.print_failures(self._id, self._store_url)
+            self._finished = worker.run_here(self._id, self._store_url)
+            _local_report.print_failures(store, self._id)
         return self
 
     def signal(self, name: str, value: Any = None) -> None:
@@ -153,6 +162,7 @@ class Request:
 
     def cancel(self) -> None:
         """Stop the request: nothing more runs for it."""
+        self._finished = None
         with borrowed(self._store_url) as store:
             _request_ops.cancel(store, self._id)
 
@@ -232,18 +242,24 @@ def run_local_application(app: Any, *args: Any, **kwargs: Any) -> Request:
     """
     store_url = kwargs.pop("cairn_store", None) or default_url()
     priority = _limits.priority(kwargs.pop("cairn_priority", 0), "cairn_priority")
-    request_id = submit(
+    submission = _request_ops.new_request(
         app,
         args,
         kwargs,
-        store_url=store_url,
         owner=worker.local_owner(store_url),
         priority=priority,
         headers=_tracing.current_traceparent(),  # its spans join the caller's trace
     )
-    worker.run_here(request_id, store_url)
-    _local_report.print_failures(request_id, store_url)
-    return Request(request_id, store_url)
+    request_id = submission[0].id
+    # One store for the whole run: each borrow checks that the database is still
+    # the one at the URL, a round trip on PostgreSQL.
+    with borrowed(store_url) as store:
+        handed_off = worker.hand_off_here(store_url, store, *submission)
+        if not handed_off:
+            _request_ops.create(store, submission)
+        finished = worker.run_here(request_id, store_url, handed_off=handed_off)
+        _local_report.print_failures(store, request_id)
+    return Request(request_id, store_url, finished=finished)
 
 
 def get_request(request_id: str, store: str | None = None) -> Request | RemoteRequest:

@@ -54,9 +54,34 @@ class _PortablePickler(cloudpickle.Pickler):  # type: ignore[misc]  # untyped pa
         return super().reducer_override(obj)
 
 
+# Exact types the picklers' hooks never see (the C pickler saves them itself), so
+# ``pickle.dumps`` writes the very bytes ``_FastPickler`` would, without building
+# a pickler per value.
+_ATOMS = frozenset({int, float, str, bytes, bool, type(None)})
+
+
+def is_atom(value: Any) -> bool:
+    """Immutable and of a builtin scalar type: a copy of it is the value itself."""
+    return type(value) in _ATOMS
+
+
+def atoms_only(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """Every argument is an atom (``is_atom``)."""
+    atoms = _ATOMS
+    for value in args:
+        if type(value) not in atoms:
+            return False
+    for value in kwargs.values():
+        if type(value) not in atoms:
+            return False
+    return True
+
+
 def _pickle(value: Any) -> bytes:
     # The C pickler is several times faster for the common case; cloudpickle takes
     # over for lambdas, local classes and functions defined in __main__.
+    if type(value) in _ATOMS:
+        return pickle.dumps(value, PICKLE_PROTOCOL)
     buffer = io.BytesIO()
     try:
         _FastPickler(buffer, protocol=PICKLE_PROTOCOL).dump(value)
@@ -106,6 +131,8 @@ def dumps_arguments(
     Raises:
         SerializationError: as ``dumps``.
     """
+    if atoms_only(args, kwargs):
+        return pickle.dumps((args, kwargs), PICKLE_PROTOCOL)
     try:
         return _pickle((args, kwargs))
     except Exception as error:

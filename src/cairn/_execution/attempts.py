@@ -17,6 +17,8 @@ from . import clock as _clock
 from . import failures
 from .frames import Frame, RequestRun
 
+_NO_RETRIES = _retry.RetryPolicy()  # frozen: one instance serves every reduce
+
 
 class Attempts:
     """One call's attempts in this run: numbers, timings, the records they commit."""
@@ -40,9 +42,7 @@ class Attempts:
         self.attempt = 0 if record is None else record.attempts
         self.not_before_ms = 0.0 if fresh or record is None else record.not_before_ms
         self.policy = (
-            _retry.RetryPolicy()
-            if key.kind == "reduce"
-            else spec.retry_policy(run.application)
+            _NO_RETRIES if key.kind == "reduce" else spec.retry_policy(run.application)
         )
         self.args_blob: bytes | None = None
         self.started_at_ms = 0.0

@@ -9,6 +9,7 @@ item, a tail call) or ``run()`` dispatches it instead.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from cairn import errors
@@ -93,6 +94,8 @@ def _resolve_arguments(
     args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> tuple[tuple[Any, ...], dict[str, Any], list[str]]:
     """Start Future arguments, wait for them, and return plain values plus their ids."""
+    if _all_plain(args) and _all_plain(kwargs.values()):
+        return args, kwargs, []  # nothing to unwrap: no copies
     args = tuple(futures.as_input(v) for v in args)
     kwargs = {k: futures.as_input(v) for k, v in kwargs.items()}
     pending = [v for v in args if isinstance(v, Future)]
@@ -110,16 +113,23 @@ def _resolve_arguments(
     )
 
 
+def _all_plain(values: Iterable[Any]) -> bool:
+    plain = futures.PLAIN_TYPES
+    for value in values:
+        if type(value) not in plain:
+            return False
+    return True
+
+
 def call_blocking(
     function: Function[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
     """``f(x)`` in sync code: a checkpointed call run in this process."""
     parent = frames.current()
     args, kwargs, dep_ids = _resolve_arguments(args, kwargs)
-    key = parent.child_key(
-        ["FunctionCall", function.name], dep_ids, function.name, "call"
-    )
-    return driver.run_inline(parent, key, function._spec, args, kwargs)
+    spec = function._spec
+    key = parent.child_key(["FunctionCall", spec.name], dep_ids, spec.name, "call")
+    return driver.run_inline(parent, key, spec, args, kwargs)
 
 
 def map_blocking(function: Function[Any, Any], items: Any) -> MapResult:

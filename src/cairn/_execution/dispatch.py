@@ -4,6 +4,7 @@ the retry a failure asks for."""
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any
 
@@ -82,6 +83,8 @@ def run_claimed(
         attempt.attempts.failed = record.run_attempts
     _faults.point("dispatched_claimed")
     frame = attempt.begin()
+    if claimed.fresh:
+        frame.read_ahead_until = sys.maxsize  # nothing is recorded under it: no read
     try:
         result = _execute(frame, spec, record.kind, claimed.args)
         output = attempt.output(result)

@@ -60,6 +60,8 @@ def settle(result: Any) -> Any:
 
 async def settle_async(result: Any) -> Any:
     """``settle`` on an event loop: a returned coroutine of a call is awaited."""
+    if type(result) in futures.PLAIN_TYPES:
+        return result
     if isinstance(result, coroutines.OneShot):
         if isinstance(result, futures.Future):
             _check_tail(result)
@@ -129,6 +131,9 @@ class Attempt:
         self.runtime = frames.process()
         self.attempts = Attempts(key, spec, run, record, self.runtime.clock)
         self.attempts.args_blob = args_blob
+        #: the caller's own arguments when a copy of them is the same values
+        #: (atoms only): an attempt needs no unpickling to get fresh ones
+        self.given: tuple[tuple[Any, ...], dict[str, Any]] | None = None
         self.frame: Frame | None = None
         self.token: Any = None
         self.trace = _tracing.call_trace(
@@ -144,6 +149,8 @@ class Attempt:
 
     def first_wait_s(self) -> float:
         """Backoff left over from a failed attempt recorded before a restart."""
+        if not self.attempts.not_before_ms:
+            return 0.0
         now = self.runtime.clock.now_ms()
         return max(0.0, (self.attempts.not_before_ms - now) / 1000.0)
 
@@ -181,6 +188,8 @@ class Attempt:
 
     def arguments(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """A fresh copy of the arguments for an attempt (user code may mutate them)."""
+        if self.given is not None:
+            return self.given[0], dict(self.given[1])
         blob = self.attempts.args_blob or b""
         args, kwargs = _serialization.loads(blob, f"arguments of {self.key.function}()")
         return args, kwargs
@@ -278,7 +287,7 @@ class Attempt:
         """Commit the checkpoint (or leave it in ``deferred`` for a batch commit)."""
         self.outcome = "succeeded"
         frame = self.end()
-        if self.parent is not None:
+        if self.parent is not None and frame.state_writes:
             self.parent.state_writes.update(frame.state_writes)
         success = self.attempts.success(output, frame, outcome)
         if self.trace is not None or _metrics.M is not None:
@@ -290,8 +299,11 @@ class Attempt:
             deferred.append(success)
             return
         _faults.point("before_commit")
-        with _metrics.commit_timer():
+        if _metrics.M is None:
             self.runtime.store.commit_success(success)
+        else:
+            with _metrics.commit_timer():
+                self.runtime.store.commit_success(success)
         _faults.point("after_commit")
 
 
@@ -361,7 +373,10 @@ def _prepare(
     hit, value, record = lookup(parent, key, blob)
     if hit:
         return value, None
-    return None, Attempt(parent.run, key, spec, record, blob, parent)
+    attempt = Attempt(parent.run, key, spec, record, blob, parent)
+    if _serialization.atoms_only(args, kwargs):
+        attempt.given = (args, kwargs)
+    return None, attempt
 
 
 def _backoff_s(attempt: Attempt, exc: Exception) -> float:
@@ -372,8 +387,11 @@ def _backoff_s(attempt: Attempt, exc: Exception) -> float:
     return delay or 0.0
 
 
-def _done(attempt: Attempt, output: bytes) -> Any:
+def _done(attempt: Attempt, output: bytes, value: Any) -> Any:
+    """Commit; the caller gets a copy of the output (an atom is its own copy)."""
     attempt.succeeded(output)
+    if _serialization.is_atom(value):
+        return value
     return _serialization.loads(output, f"output of {attempt.key.function}()")
 
 
@@ -406,7 +424,8 @@ def run_inline(
         frame = attempt.begin()
         try:
             result = body(frame, a, kw) if body else invoke(spec, a, kw)
-            output = attempt.output(settle(result))
+            value = settle(result)
+            output = attempt.output(value)
         except Exception as exc:
             wait_s = _backoff_s(attempt, exc)
             continue
@@ -414,7 +433,7 @@ def run_inline(
             attempt.end()
             waits.unwound(exc, key)
             raise
-        return _done(attempt, output)
+        return _done(attempt, output, value)
 
 
 async def run_inline_async(
@@ -442,7 +461,8 @@ async def run_inline_async(
         a, kw = attempt.arguments()
         attempt.begin()
         try:
-            output = attempt.output(await settle_async(await invoke(spec, a, kw)))
+            value = await settle_async(await invoke(spec, a, kw))
+            output = attempt.output(value)
         except Exception as exc:
             wait_s = _backoff_s(attempt, exc)
             continue
@@ -450,7 +470,7 @@ async def run_inline_async(
             attempt.end()
             waits.unwound(exc, key)
             raise
-        return _done(attempt, output)
+        return _done(attempt, output, value)
 
 
 # -- reduces ------------------------------------------------------------------------------------

@@ -15,7 +15,6 @@ from cairn.store import (
     ClaimedCall,
     ClaimScope,
     RecordedChild,
-    RunningCall,
     Store,
 )
 
@@ -183,13 +182,11 @@ def open_frame(run: RequestRun, key: CallKey, spec: FunctionSpec) -> Frame:
     if runtime.flusher is not None:
         runtime.flusher.track(
             id(frame),
-            RunningCall(
-                key=key,
-                run=run.run,
-                worker_id=runtime.worker_id,
-                executor=runtime.executor,
-                started_at_ms=frame.started_at_ms,
-            ),
+            key,
+            run.run,
+            runtime.worker_id,
+            runtime.executor,
+            frame.started_at_ms,
         )
     return frame
 

@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from cairn import errors
-from cairn.store import RunningCall, Store
+from cairn.store import CallKey, RunningCall, Store
 
 # How long an in-process call runs before it is made visible as "running" in the
 # store; shorter calls cost no extra write (their start is recorded with their end).
@@ -43,6 +43,21 @@ class GuardedStore:
         return guarded
 
 
+# A tracked call's key, run, worker id, executor and start (ms).
+_Fields = tuple[CallKey, int, str, int, float]
+
+
+def _running(fields: _Fields) -> RunningCall:
+    key, run, worker_id, executor, started_at_ms = fields
+    return RunningCall(
+        key=key,
+        run=run,
+        worker_id=worker_id,
+        executor=executor,
+        started_at_ms=started_at_ms,
+    )
+
+
 class Flusher(threading.Thread):
     """Makes calls that run longer than ``VISIBLE_AFTER_S`` visible as running.
 
@@ -54,13 +69,27 @@ class Flusher(threading.Thread):
         super().__init__(name="cairn-flusher", daemon=True)
         self._store = store
         self._lock = threading.Lock()
-        self._tracked: dict[int, tuple[RunningCall, float]] = {}
-        self._stop = threading.Event()
+        # token -> (the call's fields, monotonic time since it runs; 0: marked)
+        self._tracked: dict[int, tuple[_Fields, float]] = {}
+        # Not ``_stop``: that is a method of Thread, which ``join`` calls.
+        self._stopping = threading.Event()
 
-    def track(self, token: int, call: RunningCall) -> None:
-        """Start watching a call (``token`` names it for ``untrack``)."""
+    def track(
+        self,
+        token: int,
+        key: CallKey,
+        run: int,
+        worker_id: str,
+        executor: int,
+        started_at_ms: float,
+    ) -> None:
+        """Start watching a call (``token`` names it for ``untrack``).
+
+        Its ``RunningCall`` is built only if it runs long: most calls end first.
+        """
+        fields = (key, run, worker_id, executor, started_at_ms)
         with self._lock:
-            self._tracked[token] = (call, time.monotonic())
+            self._tracked[token] = (fields, time.monotonic())
 
     def untrack(self, token: int) -> None:
         """Stop watching a call; after this returns, it is never marked running again."""
@@ -68,23 +97,23 @@ class Flusher(threading.Thread):
             self._tracked.pop(token, None)
 
     def run(self) -> None:
-        while not self._stop.wait(VISIBLE_AFTER_S / 2):
+        while not self._stopping.wait(VISIBLE_AFTER_S / 2):
             with self._lock:
                 now = time.monotonic()
                 due = [
-                    (key, call)
-                    for key, (call, since) in self._tracked.items()
+                    (token, fields)
+                    for token, (fields, since) in self._tracked.items()
                     if since and now - since >= VISIBLE_AFTER_S
                 ]
                 if not due:
                     continue
                 try:
-                    self._store.mark_running([call for _, call in due])
+                    self._store.mark_running([_running(f) for _, f in due])
                 except (errors.CairnError, sqlite3.Error, OSError):
                     continue  # the store is failing; the next pass tries again
-                for key, call in due:
-                    self._tracked[key] = (call, 0.0)
+                for token, fields in due:
+                    self._tracked[token] = (fields, 0.0)
 
     def stop(self) -> None:
         """Stop the thread."""
-        self._stop.set()
+        self._stopping.set()

@@ -88,7 +88,7 @@ def tracer() -> Any:
     global _tracer
     if _tracer is not None:
         return _tracer
-    if "opentelemetry.trace" not in sys.modules and not os.environ.get(_PROVIDER_ENV):
+    if "opentelemetry.trace" not in sys.modules and not _provider_env():
         return None
     if not _load():
         return None
@@ -107,8 +107,30 @@ def tracer() -> Any:
 
 def reset() -> None:
     """Forget the tracer (tests that swap providers)."""
-    global _tracer
+    global _tracer, _provider_env_set
     _tracer = None
+    _provider_env_set = None
+
+
+# Whether the provider's environment variable is set, read once per process (and
+# again in a forked child): a miss in os.environ costs microseconds, and every
+# call asks whether anyone traces.
+_provider_env_set: bool | None = None
+
+
+def _provider_env() -> bool:
+    global _provider_env_set
+    if _provider_env_set is None:
+        _provider_env_set = bool(os.environ.get(_PROVIDER_ENV))
+    return _provider_env_set
+
+
+def _forget_provider_env() -> None:
+    global _provider_env_set
+    _provider_env_set = None
+
+
+os.register_at_fork(after_in_child=_forget_provider_env)
 
 
 def _id(*parts: object, bits: int) -> int:

@@ -174,6 +174,22 @@ class Queue(Protocol):
         left as it is; one left failed by an earlier run starts afresh.
         """
 
+    def create_claimed(
+        self,
+        request: NewRequest,
+        root: CallKey,
+        args: bytes,
+        worker_id: str,
+        executor: int,
+        now_ms: float,
+    ) -> ClaimedCall:
+        """Create a request with its application call claimed by ``executor`` of
+        ``worker_id`` (the request's owner), in one transaction: its run starts.
+
+        Raises:
+            RequestExists: the id is taken (nothing was written).
+        """
+
     def claim_call(
         self,
         worker_id: str,

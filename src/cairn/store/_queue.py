@@ -8,6 +8,7 @@ call and never wait on each other), started, released, and their map groups.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Iterator, Mapping
@@ -24,10 +25,12 @@ from ._records import (
     ClaimedCall,
     ClaimScope,
     FlowLimits,
+    NewRequest,
     RunningCall,
 )
+from ._requests import insert_request
 from ._sqlbase import RETRY_AFFINITY_MS, SqlBase, running_params, scope_params
-from .errors import RollbackWith
+from .errors import RequestExists, RollbackWith
 
 # An idle worker asks the database whether work is due at least this often, even
 # when no commit was heard of (a safety net; notifications are not lost).
@@ -112,18 +115,7 @@ class QueueOps(SqlBase):
             ):
                 raise RollbackWith(None)  # roll the claim back: the call waits
             if claimed.record.kind == "app":
-                # A run of the request starts (unless the call parked on a wait
-                # and resumes now): in the claim's transaction, not one of its
-                # own after it (the request is there: its call was just claimed).
-                request_id = claimed.record.request_id
-                tx.execute(
-                    "mark_request_running", {"request_id": request_id, "now_ms": now_ms}
-                )
-                if not _resumes(tx, claimed.record):
-                    started = _events.request_started(
-                        request_id, claimed.record.function, claimed.request_run, now_ms
-                    )
-                    _steps.append(tx, request_id, [started])
+                _start_run(tx, claimed, now_ms, resumes=_resumes(tx, claimed.record))
             return claimed
 
         # Only a request that starts is news to listeners; other claims are not.
@@ -132,6 +124,39 @@ class QueueOps(SqlBase):
             notify=lambda claimed: claimed is not None and claimed.record.kind == "app",
             pipelined=True,
         )
+
+    def create_claimed(
+        self,
+        request: NewRequest,
+        root: CallKey,
+        args: bytes,
+        worker_id: str,
+        executor: int,
+        now_ms: float,
+    ) -> ClaimedCall:
+        """Create a request with its application call claimed by ``executor``."""
+        params: dict[str, Any] = {
+            "worker_id": worker_id,
+            "executor": executor,
+            "now_ms": now_ms,
+            "call_id": root.id,
+            "full": [],
+            "full_keys": [],
+            **scope_params(ClaimScope(owner=request.owner, functions=None)),
+        }
+
+        def body(tx: Tx) -> ClaimedCall | None:
+            if not insert_request(tx, request, root, args):
+                raise RollbackWith(None)
+            row = tx.execute("claim_one", params).fetchone()
+            claimed = dataclasses.replace(_steps.claimed(row), fresh=True)
+            _start_run(tx, claimed, now_ms, resumes=False)
+            return claimed
+
+        claimed = self._dialect.write(body, pipelined=True)
+        if claimed is None:
+            raise RequestExists(f"request {request.id!r} already exists")
+        return claimed
 
     def claim_group(
         self,
@@ -201,11 +226,9 @@ class QueueOps(SqlBase):
             and time.monotonic() < self._idle_recheck_at
         ):
             return False
-        if self._one("due_now", {"now_ms": now_ms, **scope_params(scope)}):
-            self._idle_token = None
-            return True
         if not caching:
-            return False
+            return bool(self._one("due_now", {"now_ms": now_ms, **scope_params(scope)}))
+        # One query says both whether a call is due and until when none will be.
         row = self._one("next_due", scope_params(scope))
         next_due = row[0] if row and row[0] is not None else math.inf
         if next_due <= now_ms:
@@ -268,6 +291,19 @@ class QueueOps(SqlBase):
         """Executors of a worker holding running calls of cancelled requests."""
         rows = self._all("executors_of_cancelled", {"worker_id": worker_id})
         return [row[0] for row in rows if row[0] is not None]
+
+
+def _start_run(tx: Tx, claimed: ClaimedCall, now_ms: float, *, resumes: bool) -> None:
+    """The claim of an application call starts a run of its request (unless the
+    call parked on a wait and resumes now): in the claim's transaction, not one of
+    its own after it (the request is there: its call was just claimed)."""
+    request_id = claimed.record.request_id
+    tx.execute("mark_request_running", {"request_id": request_id, "now_ms": now_ms})
+    if not resumes:
+        started = _events.request_started(
+            request_id, claimed.record.function, claimed.request_run, now_ms
+        )
+        _steps.append(tx, request_id, [started])
 
 
 def _resumes(tx: Tx, record: CallRecord) -> bool:

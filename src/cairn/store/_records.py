@@ -159,6 +159,8 @@ class ClaimedCall:
     request_run: int
     strict_replay: bool
     application: str
+    fresh: bool = False
+    """Created with its claim just now: nothing is recorded under it yet."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

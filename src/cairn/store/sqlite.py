@@ -25,6 +25,13 @@ T = TypeVar("T")
 Q = _sql.queries("sqlite")
 
 
+def _has_list(params: Mapping[str, Any]) -> bool:
+    for value in params.values():
+        if isinstance(value, list):
+            return True
+    return False
+
+
 class _Tx:
     """A transaction (or the reads) of the store's one connection."""
 
@@ -34,6 +41,8 @@ class _Tx:
         self._conn = conn
 
     def execute(self, name: str, params: Mapping[str, Any], /) -> sqlite3.Cursor:
+        if type(params) is dict and not _has_list(params):
+            return self._conn.execute(Q[name], params)  # as given: no copy
         # SQLite binds no lists: a list goes as JSON, read with json_each.
         return self._conn.execute(
             Q[name],

@@ -12,13 +12,20 @@
 from __future__ import annotations
 
 from ._engine import Engine
-from ._local import close_local_engine, local_engine, local_owner, run_here
+from ._local import (
+    close_local_engine,
+    hand_off_here,
+    local_engine,
+    local_owner,
+    run_here,
+)
 from ._supervisor import default_concurrency
 
 __all__ = [
     "Engine",
     "close_local_engine",
     "default_concurrency",
+    "hand_off_here",
     "local_engine",
     "local_owner",
     "run_here",

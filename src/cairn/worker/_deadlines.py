@@ -25,6 +25,7 @@ _FREE = 0.0
 _SLOT = struct.Struct(f"<ddd{_KEY_BYTES}s")
 _SEP = "\x1f"
 _DOUBLE = struct.Struct("<d")
+_TIMES = struct.Struct("<dd")  # started, timeout_s
 
 
 class DeadlineBoard:
@@ -46,29 +47,30 @@ class DeadlineBoard:
             self._used = slot + 1
             _DOUBLE.pack_into(self._map, 16, float(self._used))
         now = time.monotonic()
+        at = _HEADER_BYTES + slot * _SLOT_BYTES
         encoded = encode_key(key)
         # The key goes in first, the deadline last: a reader that sees the deadline
         # also sees whose it is.
-        self._map[self._at(slot) + 24 : self._at(slot) + 24 + _KEY_BYTES] = encoded
-        _DOUBLE.pack_into(self._map, self._at(slot) + 8, now)
-        _DOUBLE.pack_into(self._map, self._at(slot) + 16, timeout_s)
-        _DOUBLE.pack_into(self._map, self._at(slot), now + timeout_s)
+        self._map[at + 24 : at + 24 + len(encoded)] = encoded
+        _TIMES.pack_into(self._map, at + 8, now, timeout_s)
+        _DOUBLE.pack_into(self._map, at, now + timeout_s)
         return slot
 
     def extend(self, slot: int, timeout_s: float) -> None:
         """Push a slot's deadline to ``now + timeout_s``."""
         if slot >= 0:
-            _DOUBLE.pack_into(self._map, self._at(slot), time.monotonic() + timeout_s)
+            at = _HEADER_BYTES + slot * _SLOT_BYTES
+            _DOUBLE.pack_into(self._map, at, time.monotonic() + timeout_s)
 
     def suspend(self, slot: int) -> None:
         """Stop a slot's clock: its call waits on children, who have their own."""
         if slot >= 0:
-            _DOUBLE.pack_into(self._map, self._at(slot), math.inf)
+            _DOUBLE.pack_into(self._map, _HEADER_BYTES + slot * _SLOT_BYTES, math.inf)
 
     def release(self, slot: int) -> None:
         """Free a slot when its call ends."""
         if slot >= 0:
-            _DOUBLE.pack_into(self._map, self._at(slot), _FREE)
+            _DOUBLE.pack_into(self._map, _HEADER_BYTES + slot * _SLOT_BYTES, _FREE)
             self._free.append(slot)
             # Reuse the lowest slots first, so the scanned range stays small.
             if len(self._free) > 1 and self._free[-2] < slot:
@@ -141,7 +143,8 @@ class DeadlineBoard:
 
 
 def encode_key(key: CallKey) -> bytes:
-    """A call key in a fixed-size field (the function name is cut if it is huge)."""
+    """A call key for the key field, NUL-terminated (the function name is cut if it
+    is huge): only its own bytes are written, not the whole field."""
     fields = [
         key.id,
         key.request_id,
@@ -152,12 +155,13 @@ def encode_key(key: CallKey) -> bytes:
         "1" if key.dispatched else "0",
         key.function,
     ]
-    return _SEP.join(fields).encode()[:_KEY_BYTES].ljust(_KEY_BYTES, b"\0")
+    return _SEP.join(fields).encode()[: _KEY_BYTES - 1] + b"\0"
 
 
 def decode_key(raw: bytes) -> CallKey:
     """The key ``encode_key`` wrote."""
-    parts = raw.rstrip(b"\0").decode(errors="replace").split(_SEP)
+    # What follows the NUL is left over from a longer key an earlier call wrote.
+    parts = raw.partition(b"\0")[0].decode(errors="replace").split(_SEP)
     call_id, request_id, parent_id, seq, kind, group_id, dispatched, function = parts
     return CallKey(
         id=call_id,

@@ -10,11 +10,13 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 
-from cairn import errors
-from cairn.store import RequestRecord, redact_url
+from cairn import _registry, errors
+from cairn._execution import clock
+from cairn.store import CallKey, NewRequest, RequestRecord, Store, redact_url
 from cairn.types import RequestStatus
 
 from ._supervisor import Supervisor
@@ -24,6 +26,11 @@ logger = logging.getLogger(__name__)
 _TICK_MIN_S = 0.001
 _TICK_MAX_S = 0.005
 _SERVE_TICK_S = 0.005
+# While a request runs, its waiter reads it when an executor says some work ended;
+# commits heard of otherwise (a cancel from elsewhere) are looked at this often.
+_READ_ON_CHANGE_EVERY_S = 0.02
+# Larger inputs go through the queue: a hand-off is one pipe write.
+_HAND_OFF_MAX_INPUT_BYTES = 16 * 1024
 
 
 class _StopNow(BaseException):
@@ -32,6 +39,52 @@ class _StopNow(BaseException):
 
 class Engine(Supervisor):
     """Runs requests durably on one machine with a pool of executor processes."""
+
+    _choosing = threading.Lock()
+
+    def hand_off(
+        self, store: Store, request: NewRequest, root: CallKey, args: bytes
+    ) -> bool:
+        """Create this engine's own request with its application call claimed by
+        an idle executor, and send the claim to it: the run starts at once, with
+        no queue poll and no claim query. False when no executor is idle (or the
+        call must be claimed under limits): nothing was written, the caller
+        creates the request for the queue.
+
+        Raises:
+            RequestExists: the id is taken.
+        """
+        spec = _registry.find(root.function)
+        if (
+            self.serving
+            or self.draining
+            or request.owner != self.worker_id
+            or spec is None
+            or _registry.is_flow_limited(spec)
+            or len(args) > _HAND_OFF_MAX_INPUT_BYTES
+        ):
+            return False
+        with self._choosing:
+            idle = [
+                e
+                for e in self.executors.values()
+                if e.board.busy_since() == 0 and e.board.waiting_since() == 0
+            ]
+            if not idle:
+                return False
+            executor = min(idle, key=lambda e: e.index)
+            executor.board.set_busy(True)  # taken: the next hand-off picks another
+        try:
+            claimed = store.create_claimed(
+                request, root, args, self.worker_id, executor.index, clock.now_ms()
+            )
+        except BaseException:
+            executor.board.set_busy(False)
+            raise
+        if not executor.hand_off.send(claimed):
+            # Gone meanwhile: policing hands its calls (this one too) back.
+            self.wake.executors.poke()
+        return True
 
     def __enter__(self) -> Engine:
         self.start()
@@ -45,21 +98,32 @@ class Engine(Supervisor):
         request_id: str,
         on_tick: Callable[[], None] | None = None,
         timeout_s: float | None = None,
+        *,
+        handed_off: bool = False,
     ) -> RequestRecord:
-        """Supervise until the request reaches a final state; return its record."""
+        """Supervise until the request reaches a final state; return its record.
+        ``handed_off``: an executor already holds its application call."""
         self.start()
-        self.wake.executors.poke()  # the request (or its replay) is new work
+        if not handed_off:
+            self.wake.executors.poke()  # the request (or its replay) is new work
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         tick = _TICK_MIN_S
-        token = -1
+        token = self.store.change_token() if handed_off else -1
+        poked = False
+        read_at = 0.0
         while True:
             acted = self.supervise_once()
             current = self.store.change_token()
-            if current != token or acted:
+            now = time.monotonic()
+            if (
+                poked
+                or acted
+                or (current != token and now - read_at >= _READ_ON_CHANGE_EVERY_S)
+            ):
                 # Commits change the token all the time while work runs; the tick is
                 # not reset for them, so that supervising stays cheap (measured: a few
                 # percent of a core, down from ~30%).
-                token = current
+                token, read_at = current, now
                 record = self.store.get_request(request_id)
                 if record is None:
                     raise errors.RequestNotFound(f"no request with id {request_id!r}")
@@ -77,7 +141,7 @@ class Engine(Supervisor):
                 raise errors.TimeoutError(
                     f"request {request_id!r} did not finish in {timeout_s}s"
                 )
-            self.wake.engine.wait(tick)
+            poked = self.wake.engine.wait(tick)
             tick = min(tick * 2, _TICK_MAX_S)
 
     def serve(

@@ -19,7 +19,7 @@ from cairn.observability import _metrics, _tracing
 from cairn.store import ClaimScope, Store, open_store
 
 from ._deadlines import DeadlineBoard
-from ._wake import Wake
+from ._wake import HandOff, Wake
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +29,7 @@ EXIT_INFRASTRUCTURE = 3
 _IDLE_POLL_MIN_S = 0.0005
 _IDLE_POLL_MAX_S = 0.005
 _PR_SET_PDEATHSIG = 1
+_HAND_OFF_WAIT_S = 1.0
 
 
 def main(
@@ -39,6 +40,7 @@ def main(
     parent_pid: int,
     wake: Wake,
     scope: ClaimScope,
+    hand_off: HandOff,
 ) -> int:
     """Run the claim loop until the supervisor goes away or asks us to stop."""
     stopping = False
@@ -85,18 +87,19 @@ def main(
     while not stopping and os.getppid() == parent_pid:
         try:
             now = runtime.clock.now_ms()
-            claimed = (
-                store.claim_call(
+            # Marked busy while idle: the supervisor chose this executor for a
+            # hand-off and is creating the request; wait for it rather than
+            # take queued work that would hold it up.
+            claimed = hand_off.take(_HAND_OFF_WAIT_S if board.busy_since() else 0.0)
+            if claimed is None and store.runnable_exists(now, scope):
+                claimed = store.claim_call(
                     worker_id, index, now, caps=caps, scope=scope, limits=limits
                 )
-                if store.runnable_exists(now, scope)
-                else None
-            )
             if claimed is None:
                 if ticker.tick():
                     continue  # it started requests of schedules: claim them
                 _tracing.flush()  # idle: export the spans of what just ran
-                wake.executors.wait(delay)
+                wake.executors.wait(delay, hand_off.read_fd)
                 delay = min(delay * 2, _IDLE_POLL_MAX_S)
                 continue
             delay = _IDLE_POLL_MIN_S

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from cairn import errors
 from cairn._execution import frames
-from cairn.store import RequestRecord
+from cairn.store import CallKey, NewRequest, RequestRecord, Store
 
 from ._engine import Engine
 from ._supervisor import default_concurrency
@@ -60,14 +60,31 @@ def local_owner(store_url: str) -> str:
     return engine.worker_id
 
 
+def hand_off_here(
+    store_url: str, store: Store, request: NewRequest, root: CallKey, args: bytes
+) -> bool:
+    """Create a request of this process's engine (``request.owner``, from
+    ``local_owner``) with an idle executor already running it; False when none
+    is idle (nothing was written)."""
+    _outside_calls()
+    return local_engine(store_url).hand_off(store, request, root, args)
+
+
 def run_here(
-    request_id: str, store_url: str, on_tick: Callable[[], None] | None = None
+    request_id: str,
+    store_url: str,
+    on_tick: Callable[[], None] | None = None,
+    *,
+    handed_off: bool = False,
 ) -> RequestRecord:
-    """Run a request with this process's engine until it finishes."""
+    """Run a request with this process's engine until it finishes
+    (``handed_off``: ``hand_off_here`` started it)."""
     _outside_calls()
     engine = local_engine(store_url)
     try:
-        return engine.run_until_finished(request_id, on_tick=on_tick)
+        return engine.run_until_finished(
+            request_id, on_tick=on_tick, handed_off=handed_off
+        )
     except BaseException:
         # Interrupted (Ctrl-C) or broken: stop the executors now, hand their calls back.
         close_local_engine()

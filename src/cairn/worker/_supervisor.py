@@ -9,6 +9,7 @@ a cancelled request. A store that fails is survived (``supervise_safely``).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import secrets
@@ -27,7 +28,7 @@ from cairn.store import ClaimScope, Store, open_store, redact_url, this_host
 from . import _executor
 from ._deadlines import DeadlineBoard
 from ._policing import Police
-from ._wake import Wake
+from ._wake import HandOff, Wake
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +51,20 @@ def default_concurrency() -> int:
         if number < 1:
             raise errors.SDKUsageError(f"CAIRN_CONCURRENCY must be >= 1, got {number}")
         return number
-    return max(2, os.cpu_count() or 2)
+    return max(2, _cores())
+
+
+def _environment() -> dict[bytes, bytes]:
+    """The process's environment as it stands, asked at every local run: a copy of
+    ``os.environ``'s own store (bytes on POSIX) costs ~1 us, where
+    ``dict(os.environ)`` decodes every entry (~100 us)."""
+    return dict(os.environ._data)  # type: ignore[attr-defined]
+
+
+@functools.cache
+def _cores() -> int:
+    # Asked on every local run; os.cpu_count() reads /sys each time.
+    return os.cpu_count() or 2
 
 
 @dataclass(eq=False)
@@ -62,6 +76,7 @@ class Executor:
     board: DeadlineBoard
     extra: bool
     started_at: float
+    hand_off: HandOff
     memory_checked_at: float = 0.0
 
 
@@ -98,7 +113,7 @@ class Supervisor:
         self._next_index = 0
         # What the executors inherited when forked: new functions, a changed
         # environment or working directory need new executors to be seen.
-        self._setting: tuple[int, dict[str, str], str] | None = None
+        self._setting: tuple[int, dict[bytes, bytes], str] | None = None
         self._last_heartbeat = 0.0
         self._max_executors = self.concurrency * 4 + 8
         self._owner_pid = os.getpid()
@@ -113,7 +128,7 @@ class Supervisor:
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
         """Fork the executors (again, if functions, env or working dir changed since)."""
-        setting = (_registry.generation, dict(os.environ), os.getcwd())
+        setting = (_registry.generation, _environment(), os.getcwd())
         if self._setting == setting and self.executors:
             return
         self._stop_all()
@@ -170,6 +185,7 @@ class Supervisor:
         index = self._next_index
         self._next_index += 1
         board = DeadlineBoard()
+        hand_off = HandOff()
         parent = os.getpid()
         sys.stdout.flush()
         sys.stderr.flush()
@@ -177,6 +193,7 @@ class Supervisor:
         if pid == 0:  # pragma: no cover - runs in the child
             code = 1
             try:
+                hand_off.in_child()
                 code = _executor.main(
                     self.store_url,
                     self.worker_id,
@@ -185,6 +202,7 @@ class Supervisor:
                     parent,
                     self.wake,
                     self.scope,
+                    hand_off,
                 )
             except BaseException:
                 logger.exception("executor %d stopped on an unexpected error", index)
@@ -192,7 +210,8 @@ class Supervisor:
                 sys.stdout.flush()
                 sys.stderr.flush()
                 os._exit(code)
-        executor = Executor(index, pid, board, extra, time.monotonic())
+        hand_off.in_parent()
+        executor = Executor(index, pid, board, extra, time.monotonic(), hand_off)
         self.executors[index] = executor
         return executor
 
@@ -200,12 +219,14 @@ class Supervisor:
         for executor in list(self.executors.values()):
             self.kill(executor)
             executor.board.close()
+            executor.hand_off.close()
         self.executors.clear()
         self._setting = None
 
     def _stop_all(self) -> None:
         for executor in list(self.executors.values()):
             self.kill(executor)
+            executor.hand_off.close()
         self.executors.clear()
         self.store.release_calls(self.worker_id, None)
 
@@ -226,6 +247,7 @@ class Supervisor:
         if self.executors.pop(executor.index, None) is None:
             return
         executor.board.close()
+        executor.hand_off.close()
         self._unreleased.add(executor.index)
         self._release_pending()
 

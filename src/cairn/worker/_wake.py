@@ -11,7 +11,14 @@ stays as the fallback (other processes on the same store cannot write to them).
 from __future__ import annotations
 
 import os
+import pickle
 import select
+import struct
+from typing import cast
+
+from cairn.store import ClaimedCall
+
+_LENGTH = struct.Struct("<I")
 
 
 class _Pipe:
@@ -26,14 +33,17 @@ class _Pipe:
         except (BlockingIOError, OSError):
             pass  # full: a wake-up is pending anyway; closed: nobody waits
 
-    def wait(self, timeout_s: float) -> None:
-        """Sleep until poked or ``timeout_s`` passes, then swallow the pokes."""
+    def wait(self, timeout_s: float, *also: int) -> bool:
+        """Sleep until poked, ``timeout_s`` passes or one of the ``also`` file
+        descriptors is readable; swallow the pokes. True if poked."""
         try:
-            ready, _, _ = select.select([self.read_fd], [], [], timeout_s)
-            if ready:
+            ready, _, _ = select.select([self.read_fd, *also], [], [], timeout_s)
+            if self.read_fd in ready:
                 os.read(self.read_fd, 4096)
+                return True
         except (BlockingIOError, InterruptedError):
             pass  # another process took the byte, or a signal came first
+        return False
 
     def close(self) -> None:
         for fd in (self.read_fd, self.write_fd):
@@ -53,3 +63,71 @@ class Wake:
     def close(self) -> None:
         self.executors.close()
         self.engine.close()
+
+
+class HandOff:
+    """A call its supervisor claimed for one executor, sent to it directly.
+
+    The local engine creates its own request with the application call already
+    claimed by an idle executor, and sends the claim down this pipe: the
+    executor starts at once, with no poll, no claim query and no race with its
+    siblings. The store holds the claim either way, so an executor that dies
+    before reading it has its calls released as always.
+    """
+
+    def __init__(self) -> None:
+        self.read_fd, self.write_fd = os.pipe()
+
+    def in_child(self) -> None:
+        """The executor keeps the reading end only."""
+        os.close(self.write_fd)
+        self.write_fd = -1
+
+    def in_parent(self) -> None:
+        """The supervisor keeps the writing end only: a dead executor's pipe
+        then fails the write (EPIPE) instead of filling up."""
+        os.close(self.read_fd)
+        self.read_fd = -1
+
+    def send(self, claimed: ClaimedCall) -> bool:
+        """Send a claim (False: the executor is gone)."""
+        body = pickle.dumps(claimed, protocol=pickle.HIGHEST_PROTOCOL)
+        message = memoryview(_LENGTH.pack(len(body)) + body)
+        try:
+            while message:
+                message = message[os.write(self.write_fd, message) :]
+        except OSError:
+            return False
+        return True
+
+    def take(self, wait_s: float = 0.0) -> ClaimedCall | None:
+        """A claim sent to this executor, if one comes within ``wait_s``."""
+        ready, _, _ = select.select([self.read_fd], [], [], wait_s)
+        if not ready:
+            return None
+        header = _read_exactly(self.read_fd, _LENGTH.size)
+        if header is None:
+            return None  # the supervisor closed its end
+        body = _read_exactly(self.read_fd, _LENGTH.unpack(header)[0])
+        return None if body is None else cast(ClaimedCall, pickle.loads(body))
+
+    def close(self) -> None:
+        for fd in (self.read_fd, self.write_fd):
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self.read_fd = self.write_fd = -1
+
+
+def _read_exactly(fd: int, size: int) -> bytes | None:
+    """``size`` bytes from a blocking pipe (None at its end)."""
+    parts, left = [], size
+    while left:
+        part = os.read(fd, left)
+        if not part:
+            return None
+        parts.append(part)
+        left -= len(part)
+    return b"".join(parts)

@@ -421,13 +421,16 @@ WHERE c.status = 'pending' AND c.dispatched = 1 AND c.not_before_ms <= %(now_ms)
 LIMIT 1
 
 -- name: next_due
--- When the next dispatched call of the claimer's scope is due (see claim_any).
-SELECT min(c.not_before_ms) FROM calls c
+-- When the next dispatched call of the claimer's scope is due (see claim_any):
+-- walks calls_due in time order and stops at the first of the scope.
+SELECT c.not_before_ms FROM calls c
 WHERE c.status = 'pending' AND c.dispatched = 1
   AND (%(served)s::text[] IS NULL OR c.function = ANY(%(served)s::text[]))
   AND EXISTS (SELECT 1 FROM requests r
               WHERE r.id = c.request_id
                 AND r.owner IS NOT DISTINCT FROM %(owner)s::text)
+ORDER BY c.not_before_ms
+LIMIT 1
 
 -- name: forget_functions
 DELETE FROM worker_functions WHERE worker_id = %(worker_id)s

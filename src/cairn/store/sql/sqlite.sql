@@ -400,11 +400,13 @@ LIMIT 1
 
 -- name: next_due
 -- When the next dispatched call of the claimer's scope is due (see claim_any).
-SELECT min(not_before_ms) FROM calls
+SELECT not_before_ms FROM calls
 WHERE status = 'pending' AND dispatched = 1
   AND (:served IS NULL OR function IN (SELECT value FROM json_each(:served)))
   AND EXISTS (SELECT 1 FROM requests r
               WHERE r.id = calls.request_id AND r.owner IS :owner)
+ORDER BY not_before_ms
+LIMIT 1
 
 -- name: lock_function
 -- Writers are serialized already: nothing to lock.

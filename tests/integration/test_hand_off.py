@@ -1,0 +1,72 @@
+"""The local engine hands its own new request to an idle executor: the run
+starts without a queue claim, and a hand-off to an executor that dies is
+released and run again like any claimed call."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from cairn import Retries, application, function, worker
+from cairn.store import _queue
+
+
+@pytest.fixture
+def no_queue_claims(monkeypatch: pytest.MonkeyPatch, store_url: str) -> None:
+    """Executors forked from now on fail any claim from the queue."""
+    worker.close_local_engine()
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("claimed from the queue")
+
+    monkeypatch.setattr(_queue.QueueOps, "claim_call", refuse)
+    yield
+    worker.close_local_engine()
+
+
+def test_a_local_request_runs_without_a_queue_claim(run, no_queue_claims):
+    @function()
+    def hand_off_double(x: int) -> int:
+        return 2 * x
+
+    @application()
+    @function()
+    def hand_off_sum(n: int) -> int:
+        return sum(hand_off_double(i) for i in range(n))
+
+    for n in (3, 4, 5):  # every request of the run, not only the first
+        assert run(hand_off_sum, n).output() == n * (n - 1)
+
+
+def test_a_hand_off_to_an_executor_that_dies_is_run_again(run, tmp_path: Path):
+    marker = tmp_path / "killed-once"
+
+    @application()
+    @function(retries=Retries(max_retries=1, initial_delay=0.01))
+    def hand_off_dies_once(x: int) -> int:
+        if not marker.exists():
+            marker.touch()
+            os.kill(os.getpid(), signal.SIGKILL)  # the executor holding the claim
+        return x + 1
+
+    request = run(hand_off_dies_once, 41)
+    assert request.output() == 42
+    attempts = next(c for c in request.calls() if c.kind == "app").attempts
+    assert [a.outcome for a in attempts] == ["crashed", "success"]
+
+
+def test_the_next_local_run_sees_a_changed_environment(
+    run, monkeypatch: pytest.MonkeyPatch
+):
+    @application()
+    @function()
+    def hand_off_reads_env(name: str) -> str | None:
+        return os.environ.get(name)
+
+    monkeypatch.setenv("CAIRN_HAND_OFF_TEST", "first")
+    assert run(hand_off_reads_env, "CAIRN_HAND_OFF_TEST").output() == "first"
+    monkeypatch.setenv("CAIRN_HAND_OFF_TEST", "second")  # executors forked anew
+    assert run(hand_off_reads_env, "CAIRN_HAND_OFF_TEST").output() == "second"
