@@ -114,7 +114,7 @@ class JournalOps(SqlBase):
             # answers, so that with many workers on one request few round trips
             # are made under its lock, which is what everyone queues for.
             _steps.number(tx, plan, (s.key.request_id for s in successes))
-            tx.execute(*kept)
+            tx.executemany(*kept)
             tx.executemany("upsert_success", rows)
             now_ms = max(s.finished_at_ms for s in successes)
             return _steps.after_calls(tx, plan, now_ms)

@@ -48,7 +48,9 @@ def start(
     new_run = run + 1
     # The calls this run starts again, and its application call, keep their
     # earlier events as rows: their own rows change now.
-    execute(*_steps.keep_call_events([request_id, *forced]))
+    name, each = _steps.keep_call_events([request_id, *forced])
+    for params in each:
+        execute(name, params)
     execute("start_replay_stale", {"request_id": request_id, "forced": forced})
     execute(
         "start_replay_requeue",

@@ -88,10 +88,11 @@ def number(tx: Tx, plan: AfterCalls, request_ids: Iterable[str]) -> None:
             lock_request(tx, request_id)
 
 
-def keep_call_events(call_ids: list[str]) -> Named:
-    """The statement that makes rows of the events that the rows of ``call_ids``
-    number (event_seq), before those rows change; nothing where none do."""
-    return ("keep_call_events", {"ids": call_ids})
+def keep_call_events(call_ids: Iterable[str]) -> tuple[str, list[dict[str, Any]]]:
+    """The statement (run once per call) that makes rows of the events that the
+    rows of ``call_ids`` number (event_seq), before those rows change; nothing
+    where none do."""
+    return ("keep_call_events", [{"id": i} for i in dict.fromkeys(call_ids)])
 
 
 def after_calls(tx: Tx, plan: AfterCalls, now_ms: float) -> bool:

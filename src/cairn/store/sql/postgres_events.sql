@@ -6,7 +6,9 @@
 -- FunctionRunCreated and FunctionRunCompleted become rows, exactly as
 -- _events.call_created and call_succeeded build them (round() of a double rounds
 -- half to even, as Python does; duration_ms is written as Python writes a float).
--- Nothing when no such row has event_seq.
+-- Nothing when the row has no event_seq. Run once per call (executemany): with
+-- one key, the generic plan PostgreSQL keeps for this prepared statement costs
+-- what a custom one does, so it stops planning it anew on every commit (~0.3 ms).
 INSERT INTO events (request_id, seq, kind, payload, created_at_ms)
 SELECT c.request_id, c.event_seq + e.n, e.kind,
        CASE e.n
@@ -37,7 +39,7 @@ FROM (SELECT request_id, event_seq, function, id, parent_id, kind, attempts,
       FROM (SELECT calls.*, started_at_ms * 1000 AS sv, finished_at_ms * 1000 AS fv,
                    (finished_at_ms - started_at_ms) * 1000 AS dv
             FROM calls
-            WHERE id = ANY(%(ids)s::text[]) AND event_seq IS NOT NULL) AS kept) AS c,
+            WHERE id = %(id)s AND event_seq IS NOT NULL) AS kept) AS c,
      (VALUES (0, 'FunctionRunCreated'), (1, 'FunctionRunCompleted')) AS e (n, kind)
 ORDER BY c.event_seq, e.n
 

@@ -6,7 +6,7 @@
 -- FunctionRunCreated and FunctionRunCompleted become rows, exactly as
 -- _events.call_created and call_succeeded build them (created_at: the time in
 -- microseconds rounded half to even, as Python rounds; duration_ms: rounded to
--- thousandths so). Nothing when no such row has event_seq.
+-- thousandths so). Nothing when the row has no event_seq. Run once per call.
 INSERT INTO events (request_id, seq, kind, payload, created_at_ms)
 SELECT c.request_id, c.event_seq + e.n, e.kind,
        CASE e.n
@@ -33,7 +33,7 @@ FROM (SELECT request_id, event_seq, function, id, parent_id, kind, attempts,
       FROM (SELECT *, started_at_ms * 1000 AS sv, finished_at_ms * 1000 AS fv,
                    (finished_at_ms - started_at_ms) * 1000 AS dv
             FROM calls
-            WHERE id IN (SELECT value FROM json_each(:ids)) AND event_seq IS NOT NULL)) c
+            WHERE id = :id AND event_seq IS NOT NULL)) c
 JOIN (SELECT 0 AS n, 'FunctionRunCreated' AS kind
       UNION ALL SELECT 1, 'FunctionRunCompleted') e
 ORDER BY c.event_seq, e.n
