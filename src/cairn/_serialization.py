@@ -341,7 +341,7 @@ def encode_json_input(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
 
     A File argument is stored in its JSON form (bytes in base64, content type).
     """
-    adapter: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(Any)
+    adapter = _any_adapter()
     files_as_json = {
         "args": [_as_json(value) for value in args],
         "kwargs": {name: _as_json(value) for name, value in kwargs.items()},
@@ -352,6 +352,12 @@ def encode_json_input(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
         raise errors.SerializationError(
             f"application input is not JSON-serializable: {error}"
         ) from error
+
+
+@functools.cache
+def _any_adapter() -> pydantic.TypeAdapter[Any]:
+    # Made once: building an adapter costs more than encoding a small input.
+    return pydantic.TypeAdapter(Any)
 
 
 def _as_json(value: Any) -> Any:
