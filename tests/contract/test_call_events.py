@@ -219,3 +219,16 @@ def test_deleting_a_request_removes_its_call_events(contract_store):
     contract_store.commit_success(from_row(child(root, "a", 0, dispatched=False)))
     assert contract_store.delete_request("req-1")
     assert contract_store.list_events("req-1") == []
+
+
+def test_last_event_seq_is_the_number_of_the_latest_event(contract_store):
+    assert contract_store.last_event_seq("no-such-request") == 0
+    root = new_request(contract_store)
+    assert contract_store.last_event_seq("req-1") == 0
+    contract_store.claim_call(WORKER, 0, T0 + 1)  # RequestStarted
+    for i in range(3):  # each commit numbers a derived pair
+        key = child(root, "f", i)
+        contract_store.commit_success(from_row(key))
+    events = contract_store.list_events("req-1")
+    assert [e.seq for e in events] == list(range(1, 8))
+    assert contract_store.last_event_seq("req-1") == 7

@@ -29,12 +29,7 @@ _REFRESH_EVERY_S = 0.1
 
 def last_event_seq(store: Store, request_id: str) -> int:
     """The sequence number of the request's latest event (0 if none)."""
-    seq = 0
-    while True:
-        events = store.list_events(request_id, seq, limit=1000)
-        if not events:
-            return seq
-        seq = events[-1].seq
+    return store.last_event_seq(request_id)
 
 
 class LiveProgress:

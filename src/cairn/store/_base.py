@@ -104,6 +104,9 @@ class Requests(Protocol):
     ) -> list[EventRecord]:
         """Events after ``after_seq`` in order."""
 
+    def last_event_seq(self, request_id: str) -> int:
+        """The number of the request's latest event (0: none, or no request)."""
+
     def adopt_request(self, request_id: str, owner: str) -> None:
         """Make an unfinished request nobody owns ``owner``'s."""
 

@@ -151,6 +151,13 @@ class RequestOps(SqlBase):
                 break
         return events[:limit]
 
+    def last_event_seq(self, request_id: str) -> int:
+        """The number of the request's latest event (0: none, or no request)."""
+        # Every event, a row or one read from a call row, is numbered from the
+        # request's counter in the transaction that records it.
+        row = self._one("last_event_seq", {"request_id": request_id})
+        return int(row[0]) if row else 0
+
     def adopt_request(self, request_id: str, owner: str) -> None:
         """Make an unfinished request nobody owns ``owner``'s."""
         params = {"request_id": request_id, "owner": owner}

@@ -2,8 +2,7 @@
 
 The store reads progress events newest first (``list_progress``); each message
 is shown with the run it belongs to (the last run started before it). The last
-sequence number of a request (``last_seq``) is found with a handful of indexed
-probes, since a request with a large map has tens of thousands of events.
+sequence number of a request (``last_seq``) is its event counter.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ from typing import Any
 
 from cairn.store import RunSpan, Store
 
-_WINDOW = 1000
 # Progress messages per page of the log.
 LOG_PAGE = 50
 
@@ -52,20 +50,7 @@ class ProgressLine:
 
 def last_seq(store: Store, request_id: str) -> int:
     """The highest event sequence number of a request (0 if it has none)."""
-    low = 0  # an event after `low` exists (or low is 0)
-    if not store.list_events(request_id, 0, limit=1):
-        return 0
-    high = _WINDOW
-    while store.list_events(request_id, high, limit=1):
-        low, high = high, high * 2
-    # Now: some event is after `low`, none after `high`.
-    while high - low > 1:
-        middle = (low + high) // 2
-        if store.list_events(request_id, middle, limit=1):
-            low = middle
-        else:
-            high = middle
-    return high
+    return store.last_event_seq(request_id)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -474,6 +474,9 @@ WHERE id = %(request_id)s AND owner IS NULL AND status IN ('pending', 'running')
 -- name: delete_worker
 DELETE FROM workers WHERE id = %(worker_id)s
 
+-- name: last_event_seq
+SELECT event_seq FROM requests WHERE id = %(request_id)s
+
 -- name: get_request
 SELECT {request_columns} FROM requests WHERE id = %(request_id)s
 

@@ -437,6 +437,9 @@ VALUES (:request_id, :key, :value)
 -- name: delete_worker
 DELETE FROM workers WHERE id = :worker_id
 
+-- name: last_event_seq
+SELECT event_seq FROM requests WHERE id = :request_id
+
 -- name: get_request
 SELECT {request_columns} FROM requests WHERE id = :request_id
 
