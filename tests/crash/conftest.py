@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -28,6 +29,7 @@ class Workers:
         self.effects = effects
         self.apps = apps
         self.running: list[subprocess.Popen[bytes]] = []
+        self._logs: dict[int, Path] = {}
 
     def start(
         self, faults: str = "", prefix: Sequence[str] = (), **env: str
@@ -49,7 +51,18 @@ class Workers:
                 stderr=stderr,
             )
         self.running.append(process)
+        self._logs[process.pid] = log
         return process
+
+    def wait_serving(self, process: subprocess.Popen[bytes], timeout_s: float) -> None:
+        """Until the worker has started its executors and serves (its log says so)."""
+        log = self._logs[process.pid]
+        deadline = time.monotonic() + timeout_s
+        # The engine's "worker ID serving URL with N executor(s)", once started.
+        while not re.search(r"worker \S+ serving ", log.read_text(errors="replace")):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"worker did not start serving: {log.read_text()}")
+            time.sleep(0.01)
 
     def logs(self) -> str:
         """Everything the workers wrote to stderr."""

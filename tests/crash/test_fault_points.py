@@ -113,6 +113,9 @@ def test_sigkill_at_random_instants_until_done(workers, crash_store, store_url):
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         worker = workers.start(CAIRN_TEST_STEP_S="0.05")
+        # Killed at a random instant of its work, not of its start: on a slow
+        # machine a worker's imports alone can take most of a fixed window.
+        workers.wait_serving(worker, timeout_s=30)
         try:
             worker.wait(timeout=rng.uniform(0.4, 0.9))
         except Exception:
