@@ -107,9 +107,9 @@ def tracer() -> Any:
 
 def reset() -> None:
     """Forget the tracer (tests that swap providers)."""
-    global _tracer, _provider_env_set
+    global _tracer
     _tracer = None
-    _provider_env_set = None
+    _forget_provider_env()
 
 
 # Whether the provider's environment variable is set, read once per process (and

@@ -98,12 +98,7 @@ class JournalOps(SqlBase):
                 for request_id in sorted(plan.counts)
             ]
             statements += [kept, ("upsert_success", rows)]
-            for run in sorted({run for run, _ in plan.served}):
-                ids = [i for r, i in plan.served if r == run]
-                statements.append(("mark_served", {"run": run, "ids": ids}))
-            for request_id, numbered in sorted(plan.events.items()):
-                count = plan.counts[request_id]
-                statements.append(_steps.inserting(request_id, count, numbered))
+            statements += _steps.marks_and_events(plan)
             self._dialect.write_all(statements, notify=self._notify_progress(False))
             return
 

@@ -76,17 +76,7 @@ class QueueOps(SqlBase):
             query = "claim_in_group"
         else:
             query = "claim_any"
-        params: dict[str, Any] = {
-            "worker_id": worker_id,
-            "executor": executor,
-            "now_ms": now_ms,
-            "group_id": group_id,
-            "call_id": call_id,
-            "full": [],
-            "full_keys": [],
-            "affinity_ms": RETRY_AFFINITY_MS,
-            **scope_params(scope),
-        }
+        params = _claim_params(worker_id, executor, now_ms, scope, group_id, call_id)
         if call_id is not None or group_id is not None:
             # Waiting callers ask often and mostly find nothing: one read says so
             # without a write transaction.
@@ -135,15 +125,8 @@ class QueueOps(SqlBase):
         now_ms: float,
     ) -> ClaimedCall:
         """Create a request with its application call claimed by ``executor``."""
-        params: dict[str, Any] = {
-            "worker_id": worker_id,
-            "executor": executor,
-            "now_ms": now_ms,
-            "call_id": root.id,
-            "full": [],
-            "full_keys": [],
-            **scope_params(ClaimScope(owner=request.owner, functions=None)),
-        }
+        scope = ClaimScope(owner=request.owner, functions=None)
+        params = _claim_params(worker_id, executor, now_ms, scope, None, root.id)
 
         def body(tx: Tx) -> ClaimedCall | None:
             if not insert_request(tx, request, root, args):
@@ -291,6 +274,28 @@ class QueueOps(SqlBase):
         """Executors of a worker holding running calls of cancelled requests."""
         rows = self._all("executors_of_cancelled", {"worker_id": worker_id})
         return [row[0] for row in rows if row[0] is not None]
+
+
+def _claim_params(
+    worker_id: str,
+    executor: int,
+    now_ms: float,
+    scope: ClaimScope | None,
+    group_id: str | None,
+    call_id: str | None,
+) -> dict[str, Any]:
+    """The parameters of the claim queries (no function full yet)."""
+    return {
+        "worker_id": worker_id,
+        "executor": executor,
+        "now_ms": now_ms,
+        "group_id": group_id,
+        "call_id": call_id,
+        "full": [],
+        "full_keys": [],
+        "affinity_ms": RETRY_AFFINITY_MS,
+        **scope_params(scope),
+    }
 
 
 def _start_run(tx: Tx, claimed: ClaimedCall, now_ms: float, *, resumes: bool) -> None:

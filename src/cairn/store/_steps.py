@@ -95,14 +95,23 @@ def keep_call_events(call_ids: Iterable[str]) -> tuple[str, list[dict[str, Any]]
     return ("keep_call_events", [{"id": i} for i in dict.fromkeys(call_ids)])
 
 
+def marks_and_events(plan: AfterCalls) -> list[Named]:
+    """The statements of ``plan``'s served marks and event rows (numbered by
+    ``number`` or a ``numbering`` before them)."""
+    statements: list[Named] = []
+    for run in sorted({run for run, _ in plan.served}):
+        ids = [i for r, i in plan.served if r == run]
+        statements.append(("mark_served", {"run": run, "ids": ids}))
+    for request_id, numbered in sorted(plan.events.items()):
+        statements.append(inserting(request_id, plan.counts[request_id], numbered))
+    return statements
+
+
 def after_calls(tx: Tx, plan: AfterCalls, now_ms: float) -> bool:
     """Served marks, events and request ends of committed outcomes (rows locked and
     numbered by ``number``); True if a request ended."""
-    for run in sorted({run for run, _ in plan.served}):
-        ids = [i for r, i in plan.served if r == run]
-        tx.execute("mark_served", {"run": run, "ids": ids})
-    for request_id, numbered in sorted(plan.events.items()):
-        tx.execute(*inserting(request_id, plan.counts[request_id], numbered))
+    for statement in marks_and_events(plan):
+        tx.execute(*statement)
     ended = False
     for request_id, outcome in plan.finishes:
         ended = finish(tx, request_id, outcome, now_ms) or ended

@@ -47,7 +47,7 @@ class DeadlineBoard:
             self._used = slot + 1
             _DOUBLE.pack_into(self._map, 16, float(self._used))
         now = time.monotonic()
-        at = _HEADER_BYTES + slot * _SLOT_BYTES
+        at = self._at(slot)
         encoded = encode_key(key)
         # The key goes in first, the deadline last: a reader that sees the deadline
         # also sees whose it is.
@@ -59,18 +59,17 @@ class DeadlineBoard:
     def extend(self, slot: int, timeout_s: float) -> None:
         """Push a slot's deadline to ``now + timeout_s``."""
         if slot >= 0:
-            at = _HEADER_BYTES + slot * _SLOT_BYTES
-            _DOUBLE.pack_into(self._map, at, time.monotonic() + timeout_s)
+            _DOUBLE.pack_into(self._map, self._at(slot), time.monotonic() + timeout_s)
 
     def suspend(self, slot: int) -> None:
         """Stop a slot's clock: its call waits on children, who have their own."""
         if slot >= 0:
-            _DOUBLE.pack_into(self._map, _HEADER_BYTES + slot * _SLOT_BYTES, math.inf)
+            _DOUBLE.pack_into(self._map, self._at(slot), math.inf)
 
     def release(self, slot: int) -> None:
         """Free a slot when its call ends."""
         if slot >= 0:
-            _DOUBLE.pack_into(self._map, _HEADER_BYTES + slot * _SLOT_BYTES, _FREE)
+            _DOUBLE.pack_into(self._map, self._at(slot), _FREE)
             self._free.append(slot)
             # Reuse the lowest slots first, so the scanned range stays small.
             if len(self._free) > 1 and self._free[-2] < slot:
