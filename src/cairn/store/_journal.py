@@ -5,7 +5,6 @@ checkpoints and replays them, their failed attempts, events, progress and state.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator, Sequence
 
 from . import _rows, _steps
@@ -25,17 +24,9 @@ from ._sqlbase import (
     success_params,
 )
 
-# How often a store's commits of checkpoints notify listeners, at most (commits
-# that end a request always do). A notifying commit holds PostgreSQL's
-# database-wide notify lock through its WAL flush; event streams poll each
-# second besides.
-_NOTIFY_EVERY_S = 0.05
-
 
 class JournalOps(SqlBase):
     """The journal of a SQL store."""
-
-    _notified_at = 0.0
 
     def get_call(self, call_id: str) -> CallRecord | None:
         """One call, without blobs."""
@@ -115,17 +106,6 @@ class JournalOps(SqlBase):
             return _steps.after_calls(tx, plan, now_ms)
 
         self._dialect.write(body, notify=self._notify_progress, pipelined=True)
-
-    def _notify_progress(self, ended: bool) -> bool:
-        """Whether a commit of checkpoints wakes listeners: always when it ended a
-        request (engines wait for that), else at most every _NOTIFY_EVERY_S from
-        this store, so that a map's thousands of item commits do not queue on
-        PostgreSQL's notify lock while streams still see them within a moment."""
-        now = time.monotonic()
-        if ended or now - self._notified_at >= _NOTIFY_EVERY_S:
-            self._notified_at = now
-            return True
-        return False
 
     def record_failure(self, failure: CallFailure) -> None:
         """Record a failed attempt, and the call's final failure if it is final."""

@@ -43,7 +43,7 @@ from ._pglink import (
     sqlstate,
     transient,
 )
-from .errors import RollbackWith
+from .errors import DuplicateKey, RollbackWith
 
 logger = logging.getLogger("cairn.store.postgres")
 
@@ -477,7 +477,8 @@ class Database:
     def _failed(self, error: psycopg.Error) -> errors.StoreError:
         detail = " ".join(str(error).split())
         state = f" [{error.sqlstate}]" if error.sqlstate else ""
-        return errors.StoreError(f"{self.where} failed a query{state}: {detail}")
+        failed = DuplicateKey if error.sqlstate == "23505" else errors.StoreError
+        return failed(f"{self.where} failed a query{state}: {detail}")
 
     # -- wake-ups ---------------------------------------------------------------------------
     def change_count(self) -> int | None:

@@ -8,7 +8,6 @@ call and never wait on each other), started, released, and their map groups.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from collections.abc import Iterator, Mapping
@@ -28,9 +27,8 @@ from ._records import (
     NewRequest,
     RunningCall,
 )
-from ._requests import insert_request
 from ._sqlbase import RETRY_AFFINITY_MS, SqlBase, running_params, scope_params
-from .errors import RequestExists, RollbackWith
+from .errors import DuplicateKey, RequestExists, RollbackWith
 
 # An idle worker asks the database whether work is due at least this often, even
 # when no commit was heard of (a safety net; notifications are not lost).
@@ -124,21 +122,64 @@ class QueueOps(SqlBase):
         executor: int,
         now_ms: float,
     ) -> ClaimedCall:
-        """Create a request with its application call claimed by ``executor``."""
-        scope = ClaimScope(owner=request.owner, functions=None)
-        params = _claim_params(worker_id, executor, now_ms, scope, None, root.id)
+        """Create a request with its application call claimed by ``executor``.
 
-        def body(tx: Tx) -> ClaimedCall | None:
-            if not insert_request(tx, request, root, args):
-                raise RollbackWith(None)
-            row = tx.execute("claim_one", params).fetchone()
-            claimed = dataclasses.replace(_steps.claimed(row), fresh=True)
-            _start_run(tx, claimed, now_ms, resumes=False)
-            return claimed
-
-        claimed = self._dialect.write(body, pipelined=True)
-        if claimed is None:
-            raise RequestExists(f"request {request.id!r} already exists")
+        Everything it writes is known beforehand, so it goes in one burst (on
+        PostgreSQL, one round trip): the request running, its call held, its
+        RequestStarted. A taken id breaks the call's key and writes nothing.
+        """
+        claimed = ClaimedCall(
+            record=CallRecord(
+                id=root.id,
+                request_id=root.request_id,
+                parent_id=root.parent_id,
+                seq=root.seq,
+                function=root.function,
+                kind=root.kind,
+                group_id=root.group_id,
+                dispatched=root.dispatched,
+                status=CallStatus.RUNNING,
+                error=None,
+                run=1,
+                run_attempts=0,
+                attempts=0,
+                served_run=None,
+                not_before_ms=0.0,
+                worker_id=worker_id,
+                executor=executor,
+                has_state_writes=False,
+                started_at_ms=now_ms,
+                finished_at_ms=None,
+            ),
+            args=args,
+            request_run=1,
+            strict_replay=False,
+            application=request.application,
+            fresh=True,
+        )
+        started = _events.request_started(request.id, root.function, 1, now_ms)
+        request_params = {**_rows.request_params(request), "now_ms": now_ms}
+        call_params = {
+            **_rows.key_params(root),
+            "args": args,
+            "concurrency_key": root.concurrency_key,
+            "priority": request.priority,
+            "worker_id": worker_id,
+            "executor": executor,
+            "now_ms": now_ms,
+        }
+        try:
+            self._dialect.write_all(
+                [
+                    ("insert_started_request", request_params),
+                    ("insert_claimed_call", call_params),
+                    _steps.inserting(request.id, 1, [(1, started)]),
+                ],
+                # Nobody can claim the call: only streams care, as for progress.
+                notify=self._notify_progress(False),
+            )
+        except DuplicateKey:
+            raise RequestExists(f"request {request.id!r} already exists") from None
         return claimed
 
     def claim_group(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import os
 import socket
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,11 @@ from ._records import (
 )
 from ._rows import key_params
 
+# How often a store's commits of progress notify listeners, at most (commits that
+# end a request always do). A notifying commit holds PostgreSQL's database-wide
+# notify lock through its WAL flush; event streams poll each second besides.
+_NOTIFY_EVERY_S = 0.05
+
 
 class SqlBase:
     """What every part of the SQL store stands on: the dialect that runs its
@@ -31,6 +37,18 @@ class SqlBase:
 
     url: str
     _dialect: Dialect
+    _notified_at = 0.0
+
+    def _notify_progress(self, ended: bool) -> bool:
+        """Whether a commit of checkpoints wakes listeners: always when it ended a
+        request (engines wait for that), else at most every _NOTIFY_EVERY_S from
+        this store, so that a map's thousands of item commits do not queue on
+        PostgreSQL's notify lock while streams still see them within a moment."""
+        now = time.monotonic()
+        if ended or now - self._notified_at >= _NOTIFY_EVERY_S:
+            self._notified_at = now
+            return True
+        return False
 
     def _one(self, name: str, params: Mapping[str, Any]) -> Any:
         return self._dialect.read(lambda tx: tx.execute(name, params).fetchone())

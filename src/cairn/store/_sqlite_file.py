@@ -24,6 +24,7 @@ from cairn import errors
 from . import _sql
 from ._base import SCHEMA_VERSION
 from ._urls import timeout_option
+from .errors import DuplicateKey
 
 SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL", "extra": "EXTRA", "off": "OFF"}
 # How long a writer waits for another process's transaction before giving up
@@ -228,9 +229,11 @@ class StoreFile:
             if _unwritable(error):
                 raise self._cannot_write(error) from error
             raise
-        except BaseException:
+        except BaseException as error:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+            if isinstance(error, sqlite3.IntegrityError) and "UNIQUE" in str(error):
+                raise DuplicateKey(f"store {str(self.path)!r}: {error}") from error
             raise
         if self.path in _refused:
             self._shrink_wal(full=False)

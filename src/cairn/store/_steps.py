@@ -124,16 +124,15 @@ def finish(tx: Tx, request_id: str, outcome: RequestOutcome, now_ms: float) -> b
     """End a request (its row locked), unless it succeeded with calls still running;
     True if it ended now."""
     params = {"request_id": request_id}
-    if outcome.status is RequestStatus.SUCCEEDED:
-        row = tx.execute("count_unfinished_dispatched", params).fetchone()
-        if row and row[0]:
-            # Fire-and-forget calls hold the request open; the last one ends it.
-            tx.execute("request_output", {**params, "output": outcome.output})
-            return False
-    else:
+    succeeded = outcome.status is RequestStatus.SUCCEEDED
+    if not succeeded:
         tx.execute("cancel_pending", params)
     row = tx.execute("request_status", params).fetchone()
     if row is None or RequestStatus(row[1]).finished:
+        return False
+    if succeeded and row[2]:
+        # Fire-and-forget calls hold the request open; the last one ends it.
+        tx.execute("request_output", {**params, "output": outcome.output})
         return False
     tx.execute(
         "finish_request",

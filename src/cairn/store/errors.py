@@ -1,6 +1,6 @@
 """Errors the store raises, and the one signal its transactions share.
 
-``RequestExists`` is the store's own; the others are public (``cairn.errors``)
+``RequestExists`` and ``DuplicateKey`` are the store's own; the others are public (``cairn.errors``)
 and named here too, so that the store's modules find all of them in one place.
 """
 
@@ -17,6 +17,10 @@ class RequestExists(errors.CairnError):
     """A request with that id already exists."""
 
     code = "request_exists"
+
+
+class DuplicateKey(errors.StoreError):
+    """A write broke a unique key; its transaction rolled back."""
 
 
 class RollbackWith(Exception):

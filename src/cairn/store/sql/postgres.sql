@@ -27,6 +27,26 @@ VALUES (%(id)s, %(application)s, %(code_ref)s, 'pending', %(input)s, %(headers_j
 ON CONFLICT (id) DO NOTHING
 RETURNING id
 
+-- name: insert_started_request
+-- A request created with its application call claimed (create_claimed): running
+-- from now_ms, its counter past the RequestStarted numbered 1. Nothing when the id
+-- is taken (its application call's id is then taken too: insert_claimed_call
+-- breaks that key and the transaction rolls back).
+INSERT INTO requests (id, application, code_ref, status, input, headers_json, created_at_ms,
+                      started_at_ms, event_seq, owner, priority)
+VALUES (%(id)s, %(application)s, %(code_ref)s, 'running', %(input)s, %(headers_json)s,
+        %(created_at_ms)s, %(now_ms)s, 1, %(owner)s, %(priority)s)
+ON CONFLICT (id) DO NOTHING
+
+-- name: insert_claimed_call
+-- The application call of insert_started_request, held by its executor.
+INSERT INTO calls (id, request_id, parent_id, seq, function, kind, group_id, dispatched,
+                   status, args, run, not_before_ms, concurrency_key, priority, worker_id,
+                   executor, started_at_ms)
+VALUES (%(id)s, %(request_id)s, %(parent_id)s, %(seq)s, %(function)s, %(kind)s,
+        %(group_id)s, %(dispatched)s, 'running', %(args)s, 1, 0, %(concurrency_key)s,
+        %(priority)s, %(worker_id)s, %(executor)s, %(now_ms)s)
+
 -- name: insert_pending_call
 -- A call has its request's priority, for claim_any to order by with an index.
 INSERT INTO calls (id, request_id, parent_id, seq, function, kind, group_id, dispatched,
@@ -499,7 +519,13 @@ DELETE FROM requests WHERE id = %(request_id)s RETURNING id
 UPDATE requests SET progress_json = %(progress_json)s WHERE id = %(request_id)s
 
 -- name: request_status
-SELECT application, status FROM requests WHERE id = %(request_id)s
+-- With the count of dispatched calls still to finish (which hold a request open
+-- when its application call succeeded): one read before a request ends.
+SELECT application, status,
+       (SELECT count(*) FROM calls
+        WHERE request_id = %(request_id)s AND dispatched = 1 AND id <> %(request_id)s
+          AND status IN ('pending', 'running'))
+FROM requests WHERE id = %(request_id)s
 
 -- name: request_output
 -- A request whose application call returned while calls it started still run.

@@ -26,6 +26,26 @@ VALUES (:id, :application, :code_ref, 'pending', :input, :headers_json, :created
 ON CONFLICT (id) DO NOTHING
 RETURNING id
 
+-- name: insert_started_request
+-- A request created with its application call claimed (create_claimed): running
+-- from now_ms, its counter past the RequestStarted numbered 1. Nothing when the id
+-- is taken (its application call's id is then taken too: insert_claimed_call
+-- breaks that key and the transaction rolls back).
+INSERT INTO requests (id, application, code_ref, status, input, headers_json, created_at_ms,
+                      started_at_ms, event_seq, owner, priority)
+VALUES (:id, :application, :code_ref, 'running', :input, :headers_json,
+        :created_at_ms, :now_ms, 1, :owner, :priority)
+ON CONFLICT (id) DO NOTHING
+
+-- name: insert_claimed_call
+-- The application call of insert_started_request, held by its executor.
+INSERT INTO calls (id, request_id, parent_id, seq, function, kind, group_id, dispatched,
+                   status, args, run, not_before_ms, concurrency_key, priority, worker_id,
+                   executor, started_at_ms)
+VALUES (:id, :request_id, :parent_id, :seq, :function, :kind,
+        :group_id, :dispatched, 'running', :args, 1, 0, :concurrency_key,
+        :priority, :worker_id, :executor, :now_ms)
+
 -- name: insert_pending_call
 -- A call has its request's priority, for claim_any to order by with an index.
 INSERT INTO calls (id, request_id, parent_id, seq, function, kind, group_id, dispatched,
@@ -462,7 +482,13 @@ DELETE FROM requests WHERE id = :request_id RETURNING id
 UPDATE requests SET progress_json = :progress_json WHERE id = :request_id
 
 -- name: request_status
-SELECT application, status FROM requests WHERE id = :request_id
+-- With the count of dispatched calls still to finish (which hold a request open
+-- when its application call succeeded): one read before a request ends.
+SELECT application, status,
+       (SELECT count(*) FROM calls
+        WHERE request_id = :request_id AND dispatched = 1 AND id <> :request_id
+          AND status IN ('pending', 'running'))
+FROM requests WHERE id = :request_id
 
 -- name: request_output
 -- A request whose application call returned while calls it started still run.
