@@ -17,12 +17,13 @@ from collections.abc import Callable
 
 
 class LossyLink:
-    """Forwards 127.0.0.1:<port> to a PostgreSQL server, cutting at one COMMIT."""
+    """Forwards 127.0.0.1:<port> (``port``, or a free one) to a PostgreSQL server,
+    cutting at one COMMIT."""
 
-    def __init__(self, server_url: str) -> None:
+    def __init__(self, server_url: str, port: int = 0) -> None:
         parts = urllib.parse.urlsplit(server_url)
         self._target = (parts.hostname or "127.0.0.1", parts.port or 5432)
-        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener = socket.create_server(("127.0.0.1", port))
         self.port = int(self._listener.getsockname()[1])
         self._armed: tuple[bool, Callable[[], None]] | None = None
         self._lock = threading.Lock()
@@ -31,11 +32,7 @@ class LossyLink:
 
     def url(self, server_url: str) -> str:
         """``server_url`` through the link (without TLS, so COMMIT can be seen)."""
-        parts = urllib.parse.urlsplit(server_url)
-        user = f"{parts.username}@" if parts.username else ""
-        query = "&".join(filter(None, [parts.query, "sslmode=disable"]))
-        netloc = f"{user}127.0.0.1:{self.port}"
-        return urllib.parse.urlunsplit(parts._replace(netloc=netloc, query=query))
+        return through(server_url, self.port)
 
     def cut_at_commit(
         self, *, forward: bool, meanwhile: Callable[[], None] = lambda: None
@@ -85,6 +82,15 @@ class LossyLink:
             break
         for end in (client, server):
             _shut(end)
+
+
+def through(server_url: str, port: int) -> str:
+    """``server_url`` through a link on 127.0.0.1:``port``, without TLS."""
+    parts = urllib.parse.urlsplit(server_url)
+    user = f"{parts.username}@" if parts.username else ""
+    query = "&".join(filter(None, [parts.query, "sslmode=disable"]))
+    netloc = f"{user}127.0.0.1:{port}"
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def _downstream(

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 import sys
+import time
+from collections.abc import Callable
 
 import click
 
 from cairn import errors
 from cairn.cli import _common, _loading
 from cairn.observability import _metrics
-from cairn.store import redact_url
+from cairn.store import StoreUnreachable, redact_url
 from cairn.worker import Engine
+
+logger = logging.getLogger(__name__)
+
+# How long a worker that cannot reach its store waits before it tries again: from
+# the first wait, doubled each time, up to the last.
+_RETRY_FIRST_S = 0.5
+_RETRY_MAX_S = 5.0
 
 
 @click.command()
@@ -95,12 +105,15 @@ def worker(
             err=True,
         )
     names = frozenset(n.strip() for ns in function_names for n in ns.split(","))
+    url = _common.resolve_url(store_url)
     try:
-        engine = Engine(
-            _common.resolve_url(store_url),
-            concurrency=concurrency,
-            serving=True,
-            functions=(names - {""}) or None,
+        engine = _open_engine(
+            lambda: Engine(
+                url,
+                concurrency=concurrency,
+                serving=True,
+                functions=(names - {""}) or None,
+            )
         )
     except errors.SDKUsageError as error:
         raise click.BadParameter(error.message, param_hint="'--functions'") from None
@@ -111,3 +124,23 @@ def worker(
         err=True,
     )
     sys.exit(engine.serve(grace_s=grace_s))
+
+
+def _open_engine(make: Callable[[], Engine]) -> Engine:
+    """The worker's engine, once its store can be reached: a worker started
+    before its database (with it, by a service manager, or while it restarts)
+    waits for it, as it rides out the database's restarts once serving. A store
+    that refused it for good (a bad password, no such database) fails at once."""
+    delay_s = _RETRY_FIRST_S
+    while True:
+        try:
+            return make()
+        except StoreUnreachable as error:
+            logger.warning(
+                "%s; trying again in %.1fs",
+                error.message,
+                delay_s,
+                extra={"action": "store_unreachable"},
+            )
+        time.sleep(delay_s)
+        delay_s = min(delay_s * 2, _RETRY_MAX_S)

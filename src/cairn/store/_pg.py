@@ -43,7 +43,7 @@ from ._pglink import (
     sqlstate,
     transient,
 )
-from .errors import DuplicateKey, RollbackWith
+from .errors import DuplicateKey, RollbackWith, StoreUnreachable
 
 logger = logging.getLogger("cairn.store.postgres")
 
@@ -159,12 +159,13 @@ class Database:
                 found = identity(conn)
                 conn.execute(Q["prune_commit_marks"])
             except psycopg.Error as error:
-                stale = reused is not None and transient(error, conn)
+                passing = transient(error, conn)
                 conn.close()
-                if stale:
+                if passing and reused is not None:
                     reused = None
                     continue
-                raise errors.StoreError(
+                failed = StoreUnreachable if passing else errors.StoreError
+                raise failed(
                     f"cannot check the schema of {self.where}: "
                     f"{' '.join(str(error).split())}"
                 ) from None
@@ -179,8 +180,10 @@ class Database:
         try:
             return psycopg.connect(self.conninfo, autocommit=True)
         except psycopg.Error as error:
-            message, _transient_error = explain(error, self.params)
-            raise errors.StoreError(message) from None
+            message, passing = explain(error, self.params)
+            raise (StoreUnreachable if passing else errors.StoreError)(
+                message
+            ) from None
 
     def close(self) -> None:
         """Stop the listener and close every connection."""

@@ -1,6 +1,6 @@
 """Errors the store raises, and the one signal its transactions share.
 
-``RequestExists`` and ``DuplicateKey`` are the store's own; the others are public (``cairn.errors``)
+``RequestExists``, ``StoreUnreachable`` and ``DuplicateKey`` are the store's own; the others are public (``cairn.errors``)
 and named here too, so that the store's modules find all of them in one place.
 """
 
@@ -17,6 +17,11 @@ class RequestExists(errors.CairnError):
     """A request with that id already exists."""
 
     code = "request_exists"
+
+
+class StoreUnreachable(errors.StoreError):
+    """The store could not be reached, for a reason that may pass (a server
+    starting, restarting or not listening yet); trying again may succeed."""
 
 
 class DuplicateKey(errors.StoreError):
