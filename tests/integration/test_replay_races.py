@@ -36,13 +36,18 @@ from pathlib import Path
 from cairn import application, function
 
 EFFECTS = Path(__file__).with_name("effects.log")
+HOLD = Path(__file__).with_name("hold")
 
 
 @function()
 def race_effect(n: int) -> int:
     with open(EFFECTS, "a") as handle:
         handle.write("effect\\n")
-    time.sleep(3.0)  # the run is still going while the other replays arrive
+    # The run goes on while the test holds it (the other replays arrive meanwhile),
+    # however slowly they come on a loaded machine.
+    deadline = time.monotonic() + 120
+    while HOLD.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
     return n + 1
 
 
@@ -111,11 +116,12 @@ def test_concurrent_replays_over_http_accept_one(
 ) -> None:
     app = tmp_path / "race_app.py"
     app.write_text(APP)
+    hold = tmp_path / "hold"
     effects = SideEffects(tmp_path / "effects.log")
     server = launch(tmp_path / "server", store_url=store_url, apps=app)
     try:
         with server.client() as http:
-            path = _check_http(server.url, http, effects)
+            path = _check_http(server.url, http, effects, hold)
             request_id = path.rsplit("/", 1)[-1]
             # The CLI and a remote Request are refused too while run 2 goes on.
             cli = subprocess.run(
@@ -131,20 +137,22 @@ def test_concurrent_replays_over_http_accept_one(
             with pytest.raises(cairn.RequestRunning, match="run 2") as refused:
                 cairn.get_request(request_id).replay()
             assert refused.value.run == 2
+            hold.unlink()
             wait_for(lambda: http.get(path).json()["status"] == "succeeded", 60)
         assert effects.count("effect") == 2
     finally:
         server.stop()
 
 
-def _check_http(url: str, http: httpx.Client, effects: SideEffects) -> str:
-    """Run race_app once, then replay it from its side effect 20 times at once;
-    the request's path."""
+def _check_http(url: str, http: httpx.Client, effects: SideEffects, hold: Path) -> str:
+    """Run race_app once, then replay it from its side effect 20 times at once,
+    its run 2 held until ``hold`` is deleted; the request's path."""
     invoked = http.post("/applications/race_app", json=1)
     assert invoked.status_code == 200, invoked.text
     path = f"/applications/race_app/requests/{invoked.json()['request_id']}"
     wait_for(lambda: http.get(path).json()["status"] == "succeeded", 60)
     assert effects.count("effect") == 1
+    hold.touch()
 
     runs = http.get(path).json()["function_runs"]
     (effect,) = [run["id"] for run in runs if run["name"] == "race_effect"]
