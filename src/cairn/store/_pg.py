@@ -181,9 +181,8 @@ class Database:
             return psycopg.connect(self.conninfo, autocommit=True)
         except psycopg.Error as error:
             message, passing = explain(error, self.params)
-            raise (StoreUnreachable if passing else errors.StoreError)(
-                message
-            ) from None
+            failed = StoreUnreachable if passing else errors.StoreError
+            raise failed(message) from None
 
     def close(self) -> None:
         """Stop the listener and close every connection."""

@@ -40,10 +40,11 @@ class SqlBase:
     _notified_at = 0.0
 
     def _notify_progress(self, ended: bool) -> bool:
-        """Whether a commit of checkpoints wakes listeners: always when it ended a
-        request (engines wait for that), else at most every _NOTIFY_EVERY_S from
-        this store, so that a map's thousands of item commits do not queue on
-        PostgreSQL's notify lock while streams still see them within a moment."""
+        """Whether a commit that shows progress (checkpoints, a request created
+        already claimed) wakes listeners: always when it ended a request (engines
+        wait for that), else at most every _NOTIFY_EVERY_S from this store, so
+        that a map's thousands of item commits do not queue on PostgreSQL's
+        notify lock while streams still see them within a moment."""
         now = time.monotonic()
         if ended or now - self._notified_at >= _NOTIFY_EVERY_S:
             self._notified_at = now
