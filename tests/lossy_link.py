@@ -5,6 +5,9 @@ the link before its answer comes back (the commit happened, the client cannot
 know); ``forward=False`` cuts it before the server sees the ``COMMIT`` (it never
 happens). ``meanwhile`` runs while the client still waits for its answer (a
 server restart, say). Links made after the cut pass everything through.
+
+``turns`` counts round trips: the times a client speaks again after the server
+answered (statements sent together in a pipeline count once).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ class LossyLink:
         self._armed: tuple[bool, Callable[[], None]] | None = None
         self._lock = threading.Lock()
         self.cuts = 0
+        self.turns = 0
         threading.Thread(target=self._accept, daemon=True).start()
 
     def url(self, server_url: str) -> str:
@@ -52,18 +56,29 @@ class LossyLink:
                 return
             server = socket.create_connection(self._target)
             cut = threading.Event()
+            answered = threading.Event()
+            answered.set()
             threading.Thread(
-                target=self._upstream, args=(client, server, cut), daemon=True
+                target=self._upstream,
+                args=(client, server, cut, answered),
+                daemon=True,
             ).start()
             threading.Thread(
-                target=_downstream, args=(server, client, cut), daemon=True
+                target=_downstream, args=(server, client, cut, answered), daemon=True
             ).start()
 
     def _upstream(
-        self, client: socket.socket, server: socket.socket, cut: threading.Event
+        self,
+        client: socket.socket,
+        server: socket.socket,
+        cut: threading.Event,
+        answered: threading.Event,
     ) -> None:
         while chunk := _recv(client):
             with self._lock:
+                if answered.is_set():
+                    answered.clear()
+                    self.turns += 1
                 armed = self._armed if b"COMMIT" in chunk else None
                 if armed is not None:
                     self._armed = None
@@ -94,9 +109,13 @@ def through(server_url: str, port: int) -> str:
 
 
 def _downstream(
-    server: socket.socket, client: socket.socket, cut: threading.Event
+    server: socket.socket,
+    client: socket.socket,
+    cut: threading.Event,
+    answered: threading.Event,
 ) -> None:
     while (chunk := _recv(server)) and not cut.is_set():
+        answered.set()
         try:
             client.sendall(chunk)
         except OSError:

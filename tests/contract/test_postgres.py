@@ -490,3 +490,25 @@ def test_a_group_claim_takes_items_in_order_and_never_twice(pg):
     every = [i for ids in taken for i in ids]
     assert sorted(every) == sorted(k.id for k in keys)
     assert len(set(every)) == len(every)
+
+
+def test_the_commit_that_ends_a_request_reads_nothing_back(empty_url):
+    """The application call's checkpoint, the request's end and its RequestFinished
+    go in one round trip: nothing is read back before the COMMIT."""
+    link = LossyLink(empty_url)
+    store = open_store(link.url(empty_url))
+    try:
+        root = new_request(store)
+        before = link.turns
+        store.commit_success(success(root, request_outcome=succeeded_app()))
+        turns = link.turns - before
+        record = store.get_request("req-1")
+        events = store.list_events("req-1")
+    finally:
+        store.close()
+        link.close()
+    assert turns == 1
+    assert record is not None and record.status is RequestStatus.SUCCEEDED
+    assert record.output == b'"done"'
+    assert [e.kind for e in events][-1] == "RequestFinished"
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))

@@ -114,8 +114,9 @@ class RequestOps(SqlBase):
         """Record how a request ended, outside any call commit."""
 
         def body(tx: Tx) -> None:
-            if _steps.lock_request(tx, request_id):
-                _steps.finish(tx, request_id, outcome, now_ms)
+            application = _steps.lock_request(tx, request_id)
+            if application is not None:
+                _steps.finish(tx, request_id, application, outcome, now_ms)
 
         self._dialect.write(body, pipelined=True)
 

@@ -17,6 +17,7 @@ from cairn.types import CallStatus
 from ._dialect import Dialect
 from ._records import (
     CallFailure,
+    CallKey,
     CallSuccess,
     ClaimScope,
     Event,
@@ -203,7 +204,7 @@ class AfterCalls:
     events: dict[str, list[tuple[int, Event]]] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     from_row: dict[str, int] = field(default_factory=dict)
-    finishes: list[tuple[str, RequestOutcome]] = field(default_factory=list)
+    finishes: list[tuple[CallKey, RequestOutcome]] = field(default_factory=list)
     finish_if_last: list[str] = field(default_factory=list)
 
     @classmethod
@@ -214,7 +215,7 @@ class AfterCalls:
             plan.served += [(outcome.served_run, i) for i in outcome.served_ids]
             plan._number(outcome)
             if outcome.request_outcome is not None:
-                plan.finishes.append((key.request_id, outcome.request_outcome))
+                plan.finishes.append((key, outcome.request_outcome))
             elif key.dispatched and key.kind != "app":
                 if key.request_id not in plan.finish_if_last:
                     plan.finish_if_last.append(key.request_id)

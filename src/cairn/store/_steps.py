@@ -18,7 +18,7 @@ from cairn import _events
 from cairn.types import CallStatus, RequestStatus
 
 from . import _rows
-from ._dialect import Tx
+from ._dialect import Cursor, Tx
 from ._records import ClaimedCall, Event, RequestOutcome
 from ._sqlbase import AfterCalls
 from .errors import RequestNotFound
@@ -27,9 +27,10 @@ from .errors import RequestNotFound
 Named = tuple[str, dict[str, Any]]
 
 
-def lock_request(tx: Tx, request_id: str) -> bool:
-    """Take the request's row lock; False if there is no request."""
-    return tx.execute("lock_request", {"request_id": request_id}).fetchone() is not None
+def lock_request(tx: Tx, request_id: str) -> str | None:
+    """Take the request's row lock; its application, None if there is no request."""
+    row = tx.execute("lock_request", {"request_id": request_id}).fetchone()
+    return None if row is None else str(row[0])
 
 
 def numbering(request_id: str, count: int) -> Named:
@@ -85,7 +86,8 @@ def number(tx: Tx, plan: AfterCalls, request_ids: Iterable[str]) -> None:
         if count:
             tx.execute(*numbering(request_id, count))
         else:
-            lock_request(tx, request_id)
+            # Not read: on PostgreSQL the lock goes with the rest, in one burst.
+            tx.execute("lock_request", {"request_id": request_id})
 
 
 def keep_call_events(call_ids: Iterable[str]) -> tuple[str, list[dict[str, Any]]]:
@@ -109,50 +111,50 @@ def marks_and_events(plan: AfterCalls) -> list[Named]:
 
 def after_calls(tx: Tx, plan: AfterCalls, now_ms: float) -> bool:
     """Served marks, events and request ends of committed outcomes (rows locked and
-    numbered by ``number``); True if a request ended."""
+    numbered by ``number``); True if a request may have ended (its end is then
+    known only once committed: nothing is read back for it)."""
     for statement in marks_and_events(plan):
         tx.execute(*statement)
-    ended = False
-    for request_id, outcome in plan.finishes:
-        ended = finish(tx, request_id, outcome, now_ms) or ended
+    for key, outcome in plan.finishes:
+        finish(tx, key.request_id, key.function, outcome, now_ms)
+    may_end = bool(plan.finishes)
     for request_id in plan.finish_if_last:
-        ended = finish_if_last(tx, request_id, now_ms) or ended
-    return ended
+        may_end = finish_if_last(tx, request_id, now_ms) or may_end
+    return may_end
 
 
-def finish(tx: Tx, request_id: str, outcome: RequestOutcome, now_ms: float) -> bool:
-    """End a request (its row locked), unless it succeeded with calls still running;
-    True if it ended now."""
+def finish(
+    tx: Tx, request_id: str, application: str, outcome: RequestOutcome, now_ms: float
+) -> Cursor:
+    """End a request (its row locked) with its RequestFinished, unless it has ended
+    already or it succeeded with calls still running (those keep its output, and the
+    last one ends it). Reads nothing: the answer's row count, 1 if it ended, is
+    there once the transaction is sent."""
     params = {"request_id": request_id}
     succeeded = outcome.status is RequestStatus.SUCCEEDED
-    if not succeeded:
-        tx.execute("cancel_pending", params)
-    row = tx.execute("request_status", params).fetchone()
-    if row is None or RequestStatus(row[1]).finished:
-        return False
-    if succeeded and row[2]:
-        # Fire-and-forget calls hold the request open; the last one ends it.
+    if succeeded:
         tx.execute("request_output", {**params, "output": outcome.output})
-        return False
-    tx.execute(
-        "finish_request",
+    else:
+        tx.execute("cancel_pending", params)
+    finished = _events.request_finished(request_id, application, outcome, now_ms)
+    return tx.execute(
+        "end_request",
         {
             **params,
             "status": str(outcome.status),
+            "succeeded": succeeded,
             "output": outcome.output,
             "failure_reason": outcome.failure_reason,
             "error_json": json.dumps(outcome.error) if outcome.error else None,
+            "payload": json.dumps(finished.payload),
             "now_ms": now_ms,
         },
     )
-    finished = _events.request_finished(request_id, row[0], outcome, now_ms)
-    for statement in appending(request_id, [finished]):
-        tx.execute(*statement)  # the request is there: no count
-    return True
 
 
 def finish_if_last(tx: Tx, request_id: str, now_ms: float) -> bool:
-    """End a request whose application call succeeded, if no call it started runs."""
+    """End a request whose application call succeeded, if no call it started runs;
+    True if it may have ended."""
     root = tx.execute("root_outcome", {"request_id": request_id}).fetchone()
     if (
         root is None
@@ -161,12 +163,14 @@ def finish_if_last(tx: Tx, request_id: str, now_ms: float) -> bool:
     ):
         return False
     output = None if root[1] is None else bytes(root[1])
-    return finish(
+    finish(
         tx,
         request_id,
+        root[3],
         RequestOutcome(status=RequestStatus.SUCCEEDED, output=output),
         now_ms,
     )
+    return True
 
 
 def at_cap(tx: Tx, caps: Mapping[str, int]) -> list[str]:

@@ -25,6 +25,18 @@ T = TypeVar("T")
 Q = _sql.queries("sqlite")
 
 
+def _statements(query: str) -> list[str]:
+    code = "\n".join(
+        line for line in query.splitlines() if not line.lstrip().startswith("--")
+    )
+    return [part.strip() for part in code.split(";\n") if part.strip()]
+
+
+# Queries of several statements (SQLite has no UPDATE inside a WITH), run in order;
+# the last one's cursor is the answer.
+_SEVERAL = {name: parts for name, q in Q.items() if len(parts := _statements(q)) > 1}
+
+
 def _has_list(params: Mapping[str, Any]) -> bool:
     for value in params.values():
         if isinstance(value, list):
@@ -41,16 +53,18 @@ class _Tx:
         self._conn = conn
 
     def execute(self, name: str, params: Mapping[str, Any], /) -> sqlite3.Cursor:
-        if type(params) is dict and not _has_list(params):
-            return self._conn.execute(Q[name], params)  # as given: no copy
-        # SQLite binds no lists: a list goes as JSON, read with json_each.
-        return self._conn.execute(
-            Q[name],
-            {
+        if not (type(params) is dict and not _has_list(params)):
+            # SQLite binds no lists: a list goes as JSON, read with json_each.
+            params = {
                 key: json.dumps(value) if isinstance(value, list) else value
                 for key, value in params.items()
-            },
-        )
+            }
+        several = _SEVERAL.get(name)
+        if several is None:
+            return self._conn.execute(Q[name], params)
+        for statement in several[:-1]:
+            self._conn.execute(statement, params)
+        return self._conn.execute(several[-1], params)
 
     def executemany(self, name: str, params: Sequence[Mapping[str, Any]]) -> None:
         self._conn.executemany(Q[name], params)

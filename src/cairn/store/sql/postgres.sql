@@ -326,11 +326,24 @@ SELECT count(*) FROM calls
 WHERE request_id = %(request_id)s AND dispatched = 1 AND id <> %(request_id)s
   AND status IN ('pending', 'running')
 
--- name: finish_request
-UPDATE requests SET status = %(status)s, output = %(output)s,
-                    failure_reason = %(failure_reason)s, error_json = %(error_json)s,
-                    finished_at_ms = %(now_ms)s
-WHERE id = %(request_id)s
+-- name: end_request
+-- Ends a request still open, unless it succeeded and a dispatched call it started
+-- is still to finish (that call's commit ends it), and appends its RequestFinished
+-- with the next number of its counter. One statement that reads nothing back, so
+-- that the commit ending a request is sent whole; its row count: 1 if it ended.
+WITH ended AS (
+    UPDATE requests SET status = %(status)s, output = %(output)s,
+                        failure_reason = %(failure_reason)s, error_json = %(error_json)s,
+                        finished_at_ms = %(now_ms)s, event_seq = event_seq + 1
+    WHERE id = %(request_id)s AND status IN ('pending', 'running')
+      AND NOT (%(succeeded)s AND EXISTS (
+          SELECT 1 FROM calls
+          WHERE request_id = %(request_id)s AND dispatched = 1 AND id <> %(request_id)s
+            AND status IN ('pending', 'running')))
+    RETURNING event_seq
+)
+INSERT INTO events (request_id, seq, kind, payload, created_at_ms)
+SELECT %(request_id)s, event_seq, 'RequestFinished', %(payload)s, %(now_ms)s FROM ended
 
 -- name: cancel_pending
 UPDATE calls SET status = 'cancelled', worker_id = NULL, executor = NULL
@@ -518,21 +531,14 @@ DELETE FROM requests WHERE id = %(request_id)s RETURNING id
 -- name: set_progress
 UPDATE requests SET progress_json = %(progress_json)s WHERE id = %(request_id)s
 
--- name: request_status
--- With the count of dispatched calls still to finish (which hold a request open
--- when its application call succeeded): one read before a request ends.
-SELECT application, status,
-       (SELECT count(*) FROM calls
-        WHERE request_id = %(request_id)s AND dispatched = 1 AND id <> %(request_id)s
-          AND status IN ('pending', 'running'))
-FROM requests WHERE id = %(request_id)s
-
 -- name: request_output
--- A request whose application call returned while calls it started still run.
-UPDATE requests SET output = %(output)s WHERE id = %(request_id)s
+-- A request whose application call returned while calls it started still run
+-- (they end it); a request that ended meanwhile keeps what it has.
+UPDATE requests SET output = %(output)s
+WHERE id = %(request_id)s AND status IN ('pending', 'running')
 
 -- name: root_outcome
-SELECT c.status, r.output, r.status FROM calls c JOIN requests r ON r.id = c.request_id
+SELECT c.status, r.output, r.status, r.application FROM calls c JOIN requests r ON r.id = c.request_id
 WHERE c.id = %(request_id)s
 
 -- name: get_call

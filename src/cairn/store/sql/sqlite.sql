@@ -269,10 +269,23 @@ SELECT count(*) FROM calls
 WHERE request_id = :request_id AND dispatched = 1 AND id <> :request_id
   AND status IN ('pending', 'running')
 
--- name: finish_request
+-- name: end_request
+-- Ends a request still open, unless it succeeded and a dispatched call it started
+-- is still to finish (that call's commit ends it), and appends its RequestFinished
+-- with the next number of its counter. Two statements (SQLite has no UPDATE in a
+-- WITH): the INSERT runs only where the UPDATE changed the row (changes(), of the
+-- statement completed last). The last one's row count: 1 if it ended.
 UPDATE requests SET status = :status, output = :output, failure_reason = :failure_reason,
-                    error_json = :error_json, finished_at_ms = :now_ms
-WHERE id = :request_id
+                    error_json = :error_json, finished_at_ms = :now_ms,
+                    event_seq = event_seq + 1
+WHERE id = :request_id AND status IN ('pending', 'running')
+  AND NOT (:succeeded AND EXISTS (
+      SELECT 1 FROM calls
+      WHERE request_id = :request_id AND dispatched = 1 AND id <> :request_id
+        AND status IN ('pending', 'running')));
+INSERT INTO events (request_id, seq, kind, payload, created_at_ms)
+SELECT :request_id, event_seq, 'RequestFinished', :payload, :now_ms FROM requests
+WHERE id = :request_id AND changes() = 1
 
 -- name: cancel_pending
 UPDATE calls SET status = 'cancelled', worker_id = NULL, executor = NULL
@@ -481,21 +494,14 @@ DELETE FROM requests WHERE id = :request_id RETURNING id
 -- name: set_progress
 UPDATE requests SET progress_json = :progress_json WHERE id = :request_id
 
--- name: request_status
--- With the count of dispatched calls still to finish (which hold a request open
--- when its application call succeeded): one read before a request ends.
-SELECT application, status,
-       (SELECT count(*) FROM calls
-        WHERE request_id = :request_id AND dispatched = 1 AND id <> :request_id
-          AND status IN ('pending', 'running'))
-FROM requests WHERE id = :request_id
-
 -- name: request_output
--- A request whose application call returned while calls it started still run.
-UPDATE requests SET output = :output WHERE id = :request_id
+-- A request whose application call returned while calls it started still run
+-- (they end it); a request that ended meanwhile keeps what it has.
+UPDATE requests SET output = :output
+WHERE id = :request_id AND status IN ('pending', 'running')
 
 -- name: root_outcome
-SELECT c.status, r.output, r.status FROM calls c JOIN requests r ON r.id = c.request_id
+SELECT c.status, r.output, r.status, r.application FROM calls c JOIN requests r ON r.id = c.request_id
 WHERE c.id = :request_id
 
 -- name: get_call
