@@ -10,7 +10,7 @@ from typing import Any
 
 from cairn import _decorators, _faults, _registry, _serialization, errors
 from cairn.observability import _metrics
-from cairn.store import CallKey, CallSuccess, ClaimedCall, RequestOutcome
+from cairn.store import CallKey, ClaimedCall, RequestOutcome, StoreRefused
 from cairn.types import CallStatus, RequestStatus
 
 from . import calls, driver, failures, frames, futures, waits
@@ -23,25 +23,38 @@ def run_batch(batch: list[ClaimedCall]) -> float:
     (not the commit's: a commit slowed by other workers must not shrink batches,
     which would only make more commits)."""
     started = time.monotonic()
-    successes: list[CallSuccess] = []
+    deferred: list[driver.Deferred] = []
     try:
         for claimed in batch:
-            run_claimed(claimed, deferred=successes)
+            run_claimed(claimed, deferred=deferred)
         took_s = time.monotonic() - started
     finally:
         # Whatever finished is committed, even if a later item stopped the batch.
-        if successes:
+        if deferred:
             _faults.point("before_commit")
-            with _metrics.commit_timer():
-                frames.process().store.commit_successes(successes)
+            _commit_all(deferred)
             _faults.point("after_commit")
     # A caller parked on these calls' Futures may go on once they all ended.
     waits.wake_parents(c.record.group_id for c in batch if c.record.kind != "app")
     return took_s
 
 
+def _commit_all(deferred: list[driver.Deferred]) -> None:
+    """Commit successes in one transaction; if the store refuses it for good, each
+    on its own, so that only the one it refuses fails."""
+    try:
+        with _metrics.commit_timer():
+            frames.process().store.commit_successes([s for _, s in deferred])
+    except StoreRefused:
+        for attempt, success in deferred:
+            try:
+                attempt.commit(success)
+            except failures.Refused:
+                pass  # recorded: the call failed
+
+
 def run_claimed(
-    claimed: ClaimedCall, deferred: list[CallSuccess] | None = None
+    claimed: ClaimedCall, deferred: list[driver.Deferred] | None = None
 ) -> None:
     """Run one attempt of a claimed call and record how it ended.
 
@@ -101,7 +114,10 @@ def run_claimed(
     except BaseException:
         attempt.end()
         raise
-    attempt.succeeded(output, outcome, deferred)
+    try:
+        attempt.succeeded(output, outcome, deferred)
+    except failures.Refused:
+        pass  # recorded: the call failed
 
 
 def _app_outcome(

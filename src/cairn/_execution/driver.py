@@ -26,6 +26,7 @@ from cairn.store import (
     FlowLimits,
     RecordedChild,
     RunningCall,
+    StoreRefused,
     _flow,
 )
 from cairn.types import RequestStatus
@@ -38,6 +39,8 @@ from .frames import Frame, RequestRun
 _CAP_POLL_S = 0.01
 
 Body = Callable[[Frame, tuple[Any, ...], dict[str, Any]], Any]
+# A success left for a batch commit, with the attempt that made it.
+Deferred = tuple["Attempt", CallSuccess]
 
 
 def invoke(spec: FunctionSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -282,9 +285,13 @@ class Attempt:
         self,
         output: bytes,
         outcome: Any = None,
-        deferred: list[CallSuccess] | None = None,
+        deferred: list[Deferred] | None = None,
     ) -> None:
-        """Commit the checkpoint (or leave it in ``deferred`` for a batch commit)."""
+        """Commit the checkpoint (or leave it in ``deferred`` for a batch commit).
+
+        Raises:
+            Refused: see ``commit``.
+        """
         self.outcome = "succeeded"
         frame = self.end()
         if self.parent is not None and frame.state_writes:
@@ -296,15 +303,36 @@ class Attempt:
             )
             self._final("failed" if failed else "succeeded", None)
         if deferred is not None and outcome is None:
-            deferred.append(success)
+            deferred.append((self, success))
             return
         _faults.point("before_commit")
-        if _metrics.M is None:
-            self.runtime.store.commit_success(success)
-        else:
-            with _metrics.commit_timer():
-                self.runtime.store.commit_success(success)
+        self.commit(success)
         _faults.point("after_commit")
+
+    def commit(self, success: CallSuccess) -> None:
+        """Commit the attempt's checkpoint.
+
+        Raises:
+            Refused: the store refused it for good (a value too large for it,
+                say); the call failed with that, once: run again, it would end
+                the same way, and an executor that stopped on it would see the
+                call handed back and run again without end.
+        """
+        try:
+            if _metrics.M is None:
+                self.runtime.store.commit_success(success)
+            else:
+                with _metrics.commit_timer():
+                    self.runtime.store.commit_success(success)
+        except StoreRefused as refused:
+            error = errors.SerializationError(
+                f"the store refused the checkpoint of {self.key.function}(): {refused}"
+            )
+            # Its trace and metrics already say how the attempt ended: succeeded.
+            self.run.served[:0] = success.served_ids
+            failure, _ = self.attempts.failure(error, retryable=False)
+            self.runtime.store.record_failure(failure)
+            raise failures.Refused(error) from None
 
 
 # -- inline calls ------------------------------------------------------------------------------
@@ -389,7 +417,10 @@ def _backoff_s(attempt: Attempt, exc: Exception) -> float:
 
 def _done(attempt: Attempt, output: bytes, value: Any) -> Any:
     """Commit; the caller gets a copy of the output (an atom is its own copy)."""
-    attempt.succeeded(output)
+    try:
+        attempt.succeeded(output)
+    except failures.Refused as refused:
+        attempt.raise_final(refused.error)
     if _serialization.is_atom(value):
         return value
     return _serialization.loads(output, f"output of {attempt.key.function}()")

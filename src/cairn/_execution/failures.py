@@ -30,6 +30,15 @@ class Diverged(BaseException):
         self.message = message
 
 
+class Refused(Exception):
+    """The store refused a call's checkpoint for good; the call failed with
+    ``error`` (recorded), as it would end the same way if run again."""
+
+    def __init__(self, error: errors.SerializationError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 def user_traceback(exc: BaseException) -> str:
     """``exc``'s traceback text without Cairn's own frames (chained ones too)."""
     summary = traceback.TracebackException.from_exception(exc)

@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from cairn import errors
-from cairn.store import CallKey, RunningCall, Store
+from cairn.store import CallKey, RunningCall, Store, StoreRefused
 
 # How long an in-process call runs before it is made visible as "running" in the
 # store; shorter calls cost no extra write (their start is recorded with their end).
@@ -22,8 +22,15 @@ class StoreLost(BaseException):
     ``except Exception`` cannot swallow a checkpoint that was never committed."""
 
 
+# Writes of what user code made: refused for good, they fail it, not the executor.
+_REFUSED_TO_CALLER = frozenset({"commit_success", "commit_successes", "set_progress"})
+
+
 class GuardedStore:
-    """The executor's store: any store failure becomes ``StoreLost``."""
+    """The executor's store: any store failure becomes ``StoreLost``, but a write of
+    what user code made (a checkpoint, progress) refused for good
+    (``StoreRefused``): a refused checkpoint fails its call, refused progress is
+    an error its code may catch."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
@@ -36,6 +43,10 @@ class GuardedStore:
         def guarded(*args: Any, **kwargs: Any) -> Any:
             try:
                 return attribute(*args, **kwargs)
+            except StoreRefused as error:
+                if name in _REFUSED_TO_CALLER:
+                    raise  # the store is fine: the write's caller decides
+                raise StoreLost(f"{name}: {error}") from error
             except (errors.StoreError, sqlite3.Error, OSError) as error:
                 raise StoreLost(f"{name}: {error}") from error
 

@@ -29,7 +29,7 @@ from ._schedules import ScheduleRecord, Tick
 from ._sqlbase import this_host
 from ._urls import redact as redact_url
 from ._waits import NEVER_MS, Delivery, Park, SignalRecord, WaitRecord
-from .errors import RequestExists, StoreUnreachable
+from .errors import RequestExists, StoreRefused, StoreUnreachable
 
 __all__ = [
     "NEVER_MS",
@@ -61,6 +61,7 @@ __all__ = [
     "ScheduleRecord",
     "SignalRecord",
     "Store",
+    "StoreRefused",
     "StoreUnreachable",
     "Tick",
     "WaitRecord",

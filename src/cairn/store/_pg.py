@@ -43,7 +43,7 @@ from ._pglink import (
     sqlstate,
     transient,
 )
-from .errors import DuplicateKey, RollbackWith, StoreUnreachable
+from .errors import DuplicateKey, RollbackWith, StoreRefused, StoreUnreachable
 
 logger = logging.getLogger("cairn.store.postgres")
 
@@ -53,6 +53,9 @@ T = TypeVar("T")
 Statement = tuple[LiteralString, Mapping[str, Any] | Sequence[Mapping[str, Any]]]
 
 _MIGRATION_LOCK = 7460_0001
+# SQLSTATE classes of a write refused for good: data exceptions (a value the column
+# cannot hold), integrity constraints, program limits (a value over 1 GB).
+_REFUSALS = ("22", "23", "54")
 
 Q: dict[str, LiteralString] = _sql.blocks("postgres_link")
 
@@ -479,7 +482,11 @@ class Database:
     def _failed(self, error: psycopg.Error) -> errors.StoreError:
         detail = " ".join(str(error).split())
         state = f" [{error.sqlstate}]" if error.sqlstate else ""
-        failed = DuplicateKey if error.sqlstate == "23505" else errors.StoreError
+        failed = errors.StoreError
+        if error.sqlstate == "23505":
+            failed = DuplicateKey
+        elif (error.sqlstate or "")[:2] in _REFUSALS:
+            failed = StoreRefused
         return failed(f"{self.where} failed a query{state}: {detail}")
 
     # -- wake-ups ---------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import sqlite3
 import time
 import urllib.parse
@@ -24,13 +25,15 @@ from cairn import errors
 from . import _sql
 from ._base import SCHEMA_VERSION
 from ._urls import timeout_option
-from .errors import DuplicateKey
+from .errors import DuplicateKey, StoreRefused
 
 SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL", "extra": "EXTRA", "off": "OFF"}
 # How long a writer waits for another process's transaction before giving up
 # (``?timeout=SECONDS`` in the URL).
 BUSY_TIMEOUT_S = 30.0
 # SQLite's primary result codes of a full disk and of a failing write.
+# The end of a statement in a script: a semicolon that ends its line.
+_END = re.compile(r";[ \t]*$", re.MULTILINE)
 _SQLITE_FULL = 13
 _SQLITE_IOERR = 10
 # After a full disk: how often the WAL checkpoint is tried, and how long it waits
@@ -170,7 +173,7 @@ class StoreFile:
             version = self.schema_before = self._schema_version(conn)
             for number, _name, script in _sql.migrations("sqlite"):
                 if number > version:
-                    for statement in _statements(script):
+                    for statement in statements(script):
                         conn.execute(statement)
                     conn.execute(Q["set_schema_version"], {"version": str(number)})
             conn.execute("COMMIT")
@@ -234,6 +237,9 @@ class StoreFile:
                 conn.execute("ROLLBACK")
             if isinstance(error, sqlite3.IntegrityError) and "UNIQUE" in str(error):
                 raise DuplicateKey(f"store {str(self.path)!r}: {error}") from error
+            if isinstance(error, sqlite3.IntegrityError | sqlite3.DataError):
+                # A constraint the write breaks, a value too big: for good.
+                raise StoreRefused(f"store {str(self.path)!r}: {error}") from error
             raise
         if self.path in _refused:
             self._shrink_wal(full=False)
@@ -303,6 +309,8 @@ def _unwritable(error: sqlite3.Error) -> bool:
     return code is not None and code & 0xFF in (_SQLITE_FULL, _SQLITE_IOERR)
 
 
-def _statements(script: str) -> list[str]:
+def statements(script: str) -> list[str]:
+    """The statements of a script (or of a named query), without its comment lines:
+    each ends with a ``;`` at the end of a line."""
     lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
-    return [part.strip() for part in "\n".join(lines).split(";") if part.strip()]
+    return [part.strip() for part in _END.split("\n".join(lines)) if part.strip()]

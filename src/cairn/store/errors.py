@@ -1,7 +1,8 @@
 """Errors the store raises, and the one signal its transactions share.
 
-``RequestExists``, ``StoreUnreachable`` and ``DuplicateKey`` are the store's own; the others are public (``cairn.errors``)
-and named here too, so that the store's modules find all of them in one place.
+``RequestExists``, ``StoreUnreachable``, ``DuplicateKey`` and ``StoreRefused`` are the
+store's own; the others are public (``cairn.errors``) and named here too, so that
+the store's modules find all of them in one place.
 """
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ class StoreUnreachable(errors.StoreError):
 
 class DuplicateKey(errors.StoreError):
     """A write broke a unique key; its transaction rolled back."""
+
+
+class StoreRefused(errors.StoreError):
+    """The database answered a write with an error that trying again does not
+    change: a value it cannot hold (too large, say), a constraint the write
+    breaks. The transaction rolled back; the store itself is fine."""
 
 
 class RollbackWith(Exception):

@@ -16,7 +16,7 @@ from typing import Any, TypeVar, cast
 
 from . import _sql
 from ._dialect import Statement, Tx
-from ._sqlite_file import StoreFile
+from ._sqlite_file import StoreFile, statements
 from ._store import SqlStore
 from .errors import RollbackWith
 
@@ -25,16 +25,9 @@ T = TypeVar("T")
 Q = _sql.queries("sqlite")
 
 
-def _statements(query: str) -> list[str]:
-    code = "\n".join(
-        line for line in query.splitlines() if not line.lstrip().startswith("--")
-    )
-    return [part.strip() for part in code.split(";\n") if part.strip()]
-
-
 # Queries of several statements (SQLite has no UPDATE inside a WITH), run in order;
 # the last one's cursor is the answer.
-_SEVERAL = {name: parts for name, q in Q.items() if len(parts := _statements(q)) > 1}
+_SEVERAL = {name: parts for name, q in Q.items() if len(parts := statements(q)) > 1}
 
 
 def _has_list(params: Mapping[str, Any]) -> bool:

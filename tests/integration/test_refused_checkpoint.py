@@ -1,0 +1,129 @@
+"""A checkpoint the store refuses for good (a value too large for it, say) fails its
+call once, with an error its caller can catch, instead of stopping the executor,
+which handed the call back to run again, and again, without end.
+
+The refusal is a trigger on the calls table that rejects outputs over 10 kB, as a
+database rejects a value over its limit (1 GB on both): with the same kind of error
+(PostgreSQL's program_limit_exceeded, SQLite's ABORT)."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import psycopg
+import pytest
+
+from cairn import application, function
+from cairn.errors import RequestFailed
+from cairn.store import open_store
+from cairn.types import CallStatus
+
+_LIMIT_BYTES = 10_000
+
+_SQLITE = [
+    f"""CREATE TRIGGER refuse_large_{when} BEFORE {when} ON calls
+    WHEN length(NEW.output) > {_LIMIT_BYTES}
+    BEGIN SELECT RAISE(ABORT, 'value too large'); END"""
+    for when in ("insert", "update")
+]
+_POSTGRES = [
+    f"""CREATE FUNCTION refuse_large() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF octet_length(NEW.output) > {_LIMIT_BYTES} THEN
+            RAISE EXCEPTION 'value too large' USING ERRCODE = 'program_limit_exceeded';
+        END IF;
+        RETURN NEW;
+    END $$""",
+    """CREATE TRIGGER refuse_large BEFORE INSERT OR UPDATE ON calls
+    FOR EACH ROW EXECUTE FUNCTION refuse_large()""",
+]
+
+
+@pytest.fixture
+def refusing(store_url: str) -> str:
+    """The test's store, refusing call outputs over 10 kB."""
+    open_store(store_url).close()  # its schema
+    if store_url.startswith("sqlite:///"):
+        with sqlite3.connect(store_url.removeprefix("sqlite:///")) as conn:
+            for statement in _SQLITE:
+                conn.execute(statement)
+    else:
+        with psycopg.connect(store_url, autocommit=True) as conn:
+            for statement in _POSTGRES:
+                conn.execute(statement)
+    return store_url
+
+
+def test_a_refused_output_fails_its_call_once_and_its_caller_can_catch_it(
+    refusing, run, effects
+):
+    @function()
+    def refused_large_output() -> str:
+        effects.record("large")
+        return "x" * 2 * _LIMIT_BYTES
+
+    @function()
+    def refused_small_output() -> str:
+        effects.record("small")
+        return "fits"
+
+    @application()
+    @function()
+    def refused_catching_parent() -> str:
+        try:
+            refused_large_output()
+        except Exception as error:
+            return f"caught {type(error).__name__}: {error}; {refused_small_output()}"
+        return "stored"
+
+    request = run(refused_catching_parent)
+    output = request.output()
+    assert output.startswith("caught"), output
+    assert output.endswith("; fits")
+    assert effects.count("large") == 1  # not run again: it would end the same way
+    call = next(
+        c for c in request.calls() if c.function.endswith("refused_large_output")
+    )
+    assert call.status is CallStatus.FAILED
+    error = call.attempts[-1].error
+    assert error["type"] == "SerializationError"
+    assert "the store refused the checkpoint of " in error["message"]
+    assert "refused_large_output(): " in error["message"]
+    assert "value too large" in error["message"]
+
+
+def test_a_refused_application_output_fails_the_request_once(refusing, run, effects):
+    @application()
+    @function()
+    def refused_app_output() -> str:
+        effects.record("app")
+        return "y" * 2 * _LIMIT_BYTES
+
+    request = run(refused_app_output)
+    with pytest.raises(RequestFailed):
+        request.output()
+    assert effects.count("app") == 1
+
+
+def test_a_refused_map_item_fails_alone(refusing, run, effects):
+    @function()
+    def refused_map_item(size: int) -> str:
+        effects.record(f"item {size}")
+        return "z" * size
+
+    @application()
+    @function()
+    def refused_mapping() -> list[int]:
+        sizes = [1, 2 * _LIMIT_BYTES, 3]
+        try:
+            return [len(s) for s in refused_map_item.map(sizes)]
+        except Exception:
+            return []
+
+    request = run(refused_mapping)
+    assert request.output() == []
+    assert sorted(effects.lines()) == ["item 1", "item 20000", "item 3"]
+    statuses = {
+        c.status for c in request.calls() if c.function.endswith("refused_map_item")
+    }
+    assert statuses == {CallStatus.SUCCEEDED, CallStatus.FAILED}
