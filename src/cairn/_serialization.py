@@ -12,6 +12,7 @@ import functools
 import inspect
 import io
 import json
+import os
 import pickle
 import types
 import typing
@@ -26,6 +27,11 @@ import pydantic_core
 from cairn import _main_classes, _values, errors
 
 PICKLE_PROTOCOL = 5
+# The most a value one call stores may take serialized (its arguments, its output,
+# its state writes; CAIRN_MAX_VALUE_BYTES may lower it): a call's row holds three,
+# and PostgreSQL takes at most 1 GB in one message. Over it, the value fails where
+# it is made, for good, instead of a commit the database refuses.
+MAX_VALUE_BYTES = 256 << 20
 
 
 class _ByValueNeeded(Exception):
@@ -106,11 +112,44 @@ def dumps(value: Any, what: str) -> bytes:
             is or holds a Function or a Future (those refuse to be pickled).
     """
     try:
-        return _pickle(value)
+        data = _pickle(value)
     except Exception as error:
         raise errors.SerializationError(
             f"cannot serialize {what} ({type(value).__name__}): {error}"
         ) from error
+    return sized(data, what)
+
+
+@functools.cache
+def _value_limit(setting: str | None) -> int:
+    if setting is None:
+        return MAX_VALUE_BYTES
+    try:
+        limit = int(setting)
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= MAX_VALUE_BYTES:
+        raise errors.SDKUsageError(
+            f"CAIRN_MAX_VALUE_BYTES must be a number of bytes from 1 to "
+            f"{MAX_VALUE_BYTES}, got {setting!r}"
+        )
+    return limit
+
+
+def sized(data: bytes, what: str) -> bytes:
+    """``data``, if it is not larger than a call may store.
+
+    Raises:
+        SerializationError: it is.
+    """
+    limit = _value_limit(os.environ.get("CAIRN_MAX_VALUE_BYTES"))
+    if len(data) > limit:
+        raise errors.SerializationError(
+            f"{what} takes {len(data):,} bytes serialized, more than the {limit:,} "
+            "a call may store (CAIRN_MAX_VALUE_BYTES): keep it elsewhere (a file, "
+            "a bucket, a table) and pass where it is"
+        )
+    return data
 
 
 def loads(data: bytes, what: str) -> Any:
@@ -131,18 +170,18 @@ def dumps_arguments(
     Raises:
         SerializationError: as ``dumps``.
     """
+    what = f"the arguments of {function_name}()"
     if atoms_only(args, kwargs):
-        return pickle.dumps((args, kwargs), PICKLE_PROTOCOL)
+        return sized(pickle.dumps((args, kwargs), PICKLE_PROTOCOL), what)
     try:
-        return _pickle((args, kwargs))
+        data = _pickle((args, kwargs))
     except Exception as error:
         for position, value in enumerate(args):
             _check_one(value, f"argument {position} of {function_name}()")
         for name, value in kwargs.items():
             _check_one(value, f"argument {name!r} of {function_name}()")
-        raise errors.SerializationError(
-            f"cannot serialize the arguments of {function_name}(): {error}"
-        ) from error
+        raise errors.SerializationError(f"cannot serialize {what}: {error}") from error
+    return sized(data, what)
 
 
 def _check_one(value: Any, what: str) -> None:
@@ -257,9 +296,11 @@ class JsonBoundary:
                     f"output of application {application!r} must be a File, as "
                     f"its return type says, got {type(value).__name__}"
                 )
-            return _values.file_json_bytes(value)
+            return sized(
+                _values.file_json_bytes(value), f"output of application {application!r}"
+            )
         try:
-            return self.output.dump_json(self.output.validate_python(value))
+            data = self.output.dump_json(self.output.validate_python(value))
         except pydantic.ValidationError as error:
             raise errors.SerializationError(
                 f"output of application {application!r} does not match its return "
@@ -269,6 +310,7 @@ class JsonBoundary:
             raise errors.SerializationError(
                 f"output of application {application!r} is not JSON-serializable: {error}"
             ) from error
+        return sized(data, f"output of application {application!r}")
 
     def decode_output(self, data: bytes) -> Any:
         """The output ``encode_output`` stored, as the caller gets it back."""
@@ -347,11 +389,12 @@ def encode_json_input(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
         "kwargs": {name: _as_json(value) for name, value in kwargs.items()},
     }
     try:
-        return adapter.dump_json(files_as_json)
+        data = adapter.dump_json(files_as_json)
     except pydantic_core.PydanticSerializationError as error:
         raise errors.SerializationError(
             f"application input is not JSON-serializable: {error}"
         ) from error
+    return sized(data, "application input")
 
 
 @functools.cache

@@ -127,3 +127,28 @@ def test_a_refused_map_item_fails_alone(refusing, run, effects):
         c.status for c in request.calls() if c.function.endswith("refused_map_item")
     }
     assert statuses == {CallStatus.SUCCEEDED, CallStatus.FAILED}
+
+
+def test_an_output_over_the_value_limit_fails_its_call_once(
+    store_url, run, effects, monkeypatch
+):
+    """A value no store would take (over 1 GB, or CAIRN_MAX_VALUE_BYTES) fails
+    where it is made, before any commit."""
+    monkeypatch.setenv("CAIRN_MAX_VALUE_BYTES", str(_LIMIT_BYTES))
+
+    @function(retries=3)
+    def over_the_limit() -> str:
+        effects.record("made")
+        return "x" * 2 * _LIMIT_BYTES
+
+    @application()
+    @function()
+    def over_the_limit_parent() -> str:
+        try:
+            over_the_limit()
+        except Exception as error:
+            return str(error)
+        return "stored"
+
+    assert "takes" in run(over_the_limit_parent).output()
+    assert effects.count("made") == 1  # not retried: it would be as large again

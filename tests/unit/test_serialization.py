@@ -389,3 +389,21 @@ def test_an_opaque_hint_checks_values_by_isinstance():
         boundary.bind_input([{"n": 1}], {}, "opaque_app")
     with pytest.raises(cairn.SerializationError, match="opaque_app"):
         boundary.encode_output(value, "opaque_app")
+
+
+def test_a_value_over_the_limit_is_refused_where_it_is_made(monkeypatch):
+    monkeypatch.setenv("CAIRN_MAX_VALUE_BYTES", "1000")
+    assert _serialization.loads(_serialization.dumps("x" * 900, "v"), "v") == "x" * 900
+    with pytest.raises(cairn.SerializationError, match=r"output of big\(\) takes"):
+        _serialization.dumps("x" * 2000, "output of big()")
+    with pytest.raises(cairn.SerializationError, match=r"the arguments of f\(\) takes"):
+        _serialization.dumps_arguments("f", ("x" * 2000,), {})
+    with pytest.raises(cairn.SerializationError, match="application input takes"):
+        _serialization.encode_json_input(("x" * 2000,), {})
+
+
+@pytest.mark.parametrize("setting", ["lots", "0", "-5", str(2**40)])
+def test_a_bad_value_limit_is_named(monkeypatch, setting):
+    monkeypatch.setenv("CAIRN_MAX_VALUE_BYTES", setting)
+    with pytest.raises(cairn.SDKUsageError, match="CAIRN_MAX_VALUE_BYTES must be"):
+        _serialization.dumps(1, "v")
