@@ -18,7 +18,7 @@ from cairn import _events
 from cairn.types import CallStatus, RequestStatus
 
 from . import _rows
-from ._dialect import Cursor, Tx
+from ._dialect import Tx
 from ._records import ClaimedCall, Event, RequestOutcome
 from ._sqlbase import AfterCalls
 from .errors import RequestNotFound
@@ -125,11 +125,11 @@ def after_calls(tx: Tx, plan: AfterCalls, now_ms: float) -> bool:
 
 def finish(
     tx: Tx, request_id: str, application: str, outcome: RequestOutcome, now_ms: float
-) -> Cursor:
+) -> None:
     """End a request (its row locked) with its RequestFinished, unless it has ended
     already or it succeeded with calls still running (those keep its output, and the
-    last one ends it). Reads nothing: the answer's row count, 1 if it ended, is
-    there once the transaction is sent."""
+    last one ends it). Reads nothing back, so that on PostgreSQL the commit is sent
+    whole."""
     params = {"request_id": request_id}
     succeeded = outcome.status is RequestStatus.SUCCEEDED
     if succeeded:
@@ -137,7 +137,7 @@ def finish(
     else:
         tx.execute("cancel_pending", params)
     finished = _events.request_finished(request_id, application, outcome, now_ms)
-    return tx.execute(
+    tx.execute(
         "end_request",
         {
             **params,
