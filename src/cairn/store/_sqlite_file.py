@@ -22,7 +22,7 @@ from pathlib import Path
 
 from cairn import errors
 
-from . import _sql
+from . import _sql, _wal
 from ._base import SCHEMA_VERSION
 from ._urls import timeout_option
 from .errors import DuplicateKey, StoreRefused
@@ -108,6 +108,9 @@ class StoreFile:
         self.schema_before = 0
         """The schema version the file had when opened (0: opening created it)."""
         self.conn = self._connect()
+        self._checkpointer: _wal.Checkpointer | None = _wal.acquire(
+            self.path, self.synchronous
+        )
         opened = self.path.stat()
         self._identity = (opened.st_dev, opened.st_ino)
 
@@ -128,6 +131,7 @@ class StoreFile:
             conn.execute("PRAGMA foreign_keys = ON")
             mode = self._wal_mode(conn)
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+            conn.execute(f"PRAGMA wal_autocheckpoint = {_wal.AUTOCHECKPOINT_PAGES}")
             if mode.lower() != "wal":
                 raise errors.StoreError(
                     f"cannot put {str(self.path)!r} in WAL mode ({mode})"
@@ -210,6 +214,9 @@ class StoreFile:
     def close(self) -> None:
         """Close the connection."""
         self.conn.close()
+        if self._checkpointer is not None:
+            _wal.release(self._checkpointer)
+            self._checkpointer = None
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
@@ -226,6 +233,8 @@ class StoreFile:
         try:
             yield conn
             conn.execute("COMMIT")
+            if self._checkpointer is not None:
+                self._checkpointer.committed()
         except sqlite3.OperationalError as error:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -256,7 +265,7 @@ class StoreFile:
     def _shrink_wal(self, *, full: bool) -> None:
         """Checkpoint the WAL into the database and truncate it, after a full disk.
 
-        A WAL keeps its largest size (up to the auto-checkpoint's 1,000 pages):
+        A WAL keeps its largest size (up to the auto-checkpoint's threshold):
         left alone after a full disk, it grows back into the space just freed.
         Tried by the first write that succeeds, then by later ones until it
         succeeds, and while writes fail (a checkpoint that frees space may make
