@@ -36,8 +36,13 @@ def test_a_due_tick_starts_one_request_across_workers_and_after_downtime(
     wait_workers: Workers, crash_store: Store, store_url: str
 ):
     schedules = cairn.Schedules(store_url)
-    made = schedules.add(wait_apps.scheduled, "* * * * *", "tick")
-    assert made.next_at_ms > _calls.now_ms()
+    # Every minute of the last ten, hourly: ten ticks missed below, and none due
+    # while the test runs (a tick of every minute would start a second request
+    # when the test runs across a minute's end).
+    minute = time.gmtime().tm_min
+    cron = ",".join(str((minute - back) % 60) for back in range(1, 11)) + " * * * *"
+    made = schedules.add(wait_apps.scheduled, cron, "tick")
+    assert made.next_at_ms > _calls.now_ms() + 40 * 60_000
     # Ten minutes of ticks were missed (no worker ran): due since then.
     crash_store.pause_schedule(made.id, False, _calls.now_ms() - 600_000)
     for _ in range(3):
