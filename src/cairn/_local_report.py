@@ -15,7 +15,7 @@ import sys
 from typing import Any
 
 from cairn import _serialization
-from cairn.store import CallRecord, Store
+from cairn.store import CallRecord, RequestRecord, Store
 
 # Larger arguments are not loaded just to be shown (a call may take 100 MB).
 _MAX_SHOWN_ARGUMENTS_BYTES = 64 * 1024
@@ -23,9 +23,12 @@ _MAX_SHOWN_ARGUMENTS_BYTES = 64 * 1024
 _MAX_VALUE_CHARS = 1000
 
 
-def print_failures(store: Store, request_id: str) -> None:
-    """Print each call of the request's latest run that failed for good."""
-    blocks = [_block(store, call) for call in store.failed_calls(request_id)]
+def print_failures(store: Store, finished: RequestRecord) -> None:
+    """Print each call of the request's latest run (``finished``) that failed for
+    good; read only if an attempt of the run failed."""
+    if not finished.attempts_failed:
+        return
+    blocks = [_block(store, call) for call in store.failed_calls(finished.id)]
     for block in blocks:
         # Read sys.stderr now, not at import: callers (and tests) may replace it.
         print("\n", file=sys.stderr)

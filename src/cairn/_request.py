@@ -145,7 +145,7 @@ class Request:
                 store, self._id, from_call=from_call, strict=strict, owner=owner
             )
             self._finished = worker.run_here(self._id, self._store_url)
-            _local_report.print_failures(store, self._id)
+            _local_report.print_failures(store, self._finished)
         return self
 
     def signal(self, name: str, value: Any = None) -> None:
@@ -258,7 +258,7 @@ def run_local_application(app: Any, *args: Any, **kwargs: Any) -> Request:
         if not handed_off:
             _request_ops.create(store, submission)
         finished = worker.run_here(request_id, store_url, handed_off=handed_off)
-        _local_report.print_failures(store, request_id)
+        _local_report.print_failures(store, finished)
     return Request(request_id, store_url, finished=finished)
 
 

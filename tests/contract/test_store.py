@@ -496,6 +496,25 @@ def test_failed_calls_are_those_of_the_latest_run_that_failed_for_good(
     assert contract_store.failed_calls("no-such-request") == []
 
 
+def test_a_request_says_whether_an_attempt_of_its_latest_run_failed(contract_store):
+    # A local run reads its failed calls only when this says one may have failed.
+    def attempts_failed() -> bool:
+        record = contract_store.get_request(root.id)
+        assert record is not None
+        return record.attempts_failed
+
+    root = new_request(contract_store)
+    contract_store.claim_call(WORKER, 0, T0)
+    a, b = child(root, "a", 0), child(root, "b", 1)
+    contract_store.commit_success(success(a))
+    assert not attempts_failed()
+    contract_store.record_failure(failure(b, final=True, run=0))  # an earlier run
+    assert not attempts_failed()
+    contract_store.record_failure(failure(b, final=False))  # retried, then succeeds
+    assert attempts_failed()
+    assert [r.attempts_failed for r in contract_store.list_requests()] == [True]
+
+
 def test_claiming_an_application_call_appends_its_request_started_event(
     contract_store,
 ):

@@ -10,6 +10,7 @@ import pytest
 
 import cairn
 from cairn import application, function
+from cairn.store._requests import RequestOps
 
 
 def test_what_cannot_be_a_value_is_a_serialization_error_the_caller_catches(run):
@@ -110,3 +111,21 @@ def test_a_failed_application_call_is_printed_with_its_json_input(run, capsys):
     err = capsys.readouterr().err
     assert f"Future {refuses.name}(\n  'magic',\n) failed due to exception: \n" in err
     assert "RuntimeError: no magic" in err
+
+
+def test_a_local_run_where_no_attempt_failed_reads_no_failed_calls(run, monkeypatch):
+    # Its request's record says so: the end of a clean run costs no query more.
+    def unread(self: object, request_id: str) -> list[object]:
+        raise AssertionError(f"failed calls of {request_id} were read")
+
+    @function()
+    def double(x: int) -> int:
+        return 2 * x
+
+    @application()
+    @function()
+    def clean_app(x: int) -> int:
+        return double(x)
+
+    monkeypatch.setattr(RequestOps, "failed_calls", unread)
+    assert run(clean_app, 21).output() == 42

@@ -47,6 +47,9 @@ class RequestRecord:
     started_at_ms: float | None
     finished_at_ms: float | None
     owner: str | None = None
+    attempts_failed: bool = True
+    """Whether an attempt of its latest run failed (False: no call of the run
+    failed for good, and ``failed_calls`` would find none)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

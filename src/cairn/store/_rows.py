@@ -111,6 +111,7 @@ def request(row: Any) -> RequestRecord:
         started_at_ms=row[13],
         finished_at_ms=row[14],
         owner=row[15],
+        attempts_failed=bool(row[16]),
     )
 
 

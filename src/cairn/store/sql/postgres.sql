@@ -14,9 +14,12 @@ FROM calls WHERE request_id = %(request_id)s AND parent_id = %(parent_id)s
 ORDER BY seq LIMIT %(limit)s
 
 -- name: request_columns
+-- The last: whether an attempt of its latest run failed (attempts holds only
+-- failed ones), without which no call of the run failed for good.
 id, application, code_ref, status, failure_reason, error_json, input, output,
 headers_json, run, strict_replay, progress_json, created_at_ms, started_at_ms,
-finished_at_ms, owner
+finished_at_ms, owner,
+EXISTS (SELECT 1 FROM attempts a WHERE a.request_id = requests.id AND a.run = requests.run)
 
 -- name: insert_request
 -- Nothing, and no row back, when the id is taken.
