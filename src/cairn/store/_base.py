@@ -35,7 +35,7 @@ from ._records import (
 from ._schedules import Schedules
 from ._waits import Waits
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 
 class Requests(Protocol):

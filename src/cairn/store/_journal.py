@@ -74,11 +74,10 @@ class JournalOps(SqlBase):
         if not successes:
             return
         plan = AfterCalls.of(successes)
-        rows = [success_params(s, plan) for s in successes]
         # A row that already numbers its events (a call committed twice) keeps
-        # them: read once the request's row is taken, so that on PostgreSQL a
-        # commit of the same call by another transaction is seen, not overwritten.
-        kept = _steps.keep_call_events([s.key.id for s in successes])
+        # them: the upsert renumbers it, and the calls_keep_events trigger makes
+        # rows of its old events (on PostgreSQL, of the version it locked).
+        rows = [success_params(s, plan) for s in successes]
         if not plan.finishes and not plan.finish_if_last:
             # Nothing to read before the commit (no request can end here): the
             # rows, served marks and events go in one round trip, each request's
@@ -88,7 +87,7 @@ class JournalOps(SqlBase):
                 _steps.numbering(request_id, plan.counts[request_id])
                 for request_id in sorted(plan.counts)
             ]
-            statements += [kept, ("upsert_success", rows)]
+            statements.append(("upsert_success", rows))
             statements += _steps.marks_and_events(plan)
             self._dialect.write_all(statements, notify=self._notify_progress(False))
             return
@@ -100,7 +99,6 @@ class JournalOps(SqlBase):
             # answers, so that with many workers on one request few round trips
             # are made under its lock, which is what everyone queues for.
             _steps.number(tx, plan, (s.key.request_id for s in successes))
-            tx.executemany(*kept)
             tx.executemany("upsert_success", rows)
             now_ms = max(s.finished_at_ms for s in successes)
             return _steps.after_calls(tx, plan, now_ms)

@@ -296,12 +296,7 @@ class QueueOps(SqlBase):
 
     def invalidate_checkpoints(self, call_ids: list[str]) -> None:
         """Mark checkpointed calls stale, so that enqueueing them runs them again."""
-        self._dialect.write_all(
-            [
-                _steps.keep_call_events(list(call_ids)),
-                ("invalidate_checkpoints", {"ids": list(call_ids)}),
-            ]
-        )
+        self._dialect.write_all([("invalidate_checkpoints", {"ids": list(call_ids)})])
 
     def release_calls(self, worker_id: str, executor: int | None) -> list[CallRecord]:
         """Put the running calls of a dead executor (or worker) back to pending."""

@@ -21,7 +21,6 @@ from __future__ import annotations
 from cairn import errors
 from cairn.types import RequestStatus
 
-from . import _steps
 from ._dialect import Execute
 from ._sqlbase import WORKER_STALE_MS, holder_is_alive
 
@@ -47,10 +46,7 @@ def start(
     forced = [] if from_call is None else _fork_set(execute, request_id, from_call)
     new_run = run + 1
     # The calls this run starts again, and its application call, keep their
-    # earlier events as rows: their own rows change now.
-    name, each = _steps.keep_call_events([request_id, *forced])
-    for params in each:
-        execute(name, params)
+    # earlier events as rows (the calls_keep_events trigger): their rows change now.
     execute("start_replay_stale", {"request_id": request_id, "forced": forced})
     execute(
         "start_replay_requeue",

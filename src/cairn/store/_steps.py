@@ -90,13 +90,6 @@ def number(tx: Tx, plan: AfterCalls, request_ids: Iterable[str]) -> None:
             tx.execute("lock_request", {"request_id": request_id})
 
 
-def keep_call_events(call_ids: Iterable[str]) -> tuple[str, list[dict[str, Any]]]:
-    """The statement (run once per call) that makes rows of the events that the
-    rows of ``call_ids`` number (event_seq), before those rows change; nothing
-    where none do."""
-    return ("keep_call_events", [{"id": i} for i in dict.fromkeys(call_ids)])
-
-
 def marks_and_events(plan: AfterCalls) -> list[Named]:
     """The statements of ``plan``'s served marks and event rows (numbered by
     ``number`` or a ``numbering`` before them)."""

@@ -385,7 +385,7 @@ WHERE id = %(call_id)s AND request_id = %(request_id)s
 SELECT id FROM calls WHERE request_id = %(request_id)s AND started_at_ms >= %(since_ms)s
 
 -- name: start_replay_stale
--- (keep_call_events made rows of the events of the calls it stales.)
+-- (the calls_keep_events trigger makes rows of the events of the calls it stales.)
 UPDATE calls SET status = 'stale', worker_id = NULL, executor = NULL, event_seq = NULL
 WHERE request_id = %(request_id)s
   AND (status <> 'succeeded' OR id = ANY(%(forced)s::text[]))
@@ -574,7 +574,7 @@ WHERE c.worker_id = %(worker_id)s AND c.status = 'running' AND r.status = 'cance
 SELECT id, args FROM calls WHERE group_id = %(group_id)s AND status = 'succeeded'
 
 -- name: invalidate_checkpoints
--- (keep_call_events made rows of their events.)
+-- (the calls_keep_events trigger makes rows of their events.)
 UPDATE calls SET status = 'stale', event_seq = NULL
 WHERE status = 'succeeded' AND id = ANY(%(ids)s::text[])
 

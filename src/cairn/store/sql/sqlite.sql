@@ -337,7 +337,7 @@ WITH RECURSIVE up (id, parent_id) AS (
 SELECT id FROM up
 
 -- name: start_replay_stale
--- (keep_call_events made rows of the events of the calls it stales.)
+-- (the calls_keep_events trigger makes rows of the events of the calls it stales.)
 UPDATE calls SET status = 'stale', worker_id = NULL, executor = NULL, event_seq = NULL
 WHERE request_id = :request_id
   AND (status <> 'succeeded' OR id IN (SELECT value FROM json_each(:forced)))
@@ -537,7 +537,7 @@ WHERE c.worker_id = :worker_id AND c.status = 'running' AND r.status = 'cancelle
 SELECT id, args FROM calls WHERE group_id = :group_id AND status = 'succeeded'
 
 -- name: invalidate_checkpoints
--- (keep_call_events made rows of their events.)
+-- (the calls_keep_events trigger makes rows of their events.)
 UPDATE calls SET status = 'stale', event_seq = NULL
 WHERE status = 'succeeded' AND id IN (SELECT value FROM json_each(:ids))
 
