@@ -1,10 +1,12 @@
 """A checkpoint the store refuses for good (a value too large for it, say) fails its
 call once, with an error its caller can catch, instead of stopping the executor,
-which handed the call back to run again, and again, without end.
+which handed the call back to run again, and again, without end; a failure record
+it refuses is recorded cut down, for the same reason.
 
-The refusal is a trigger on the calls table that rejects outputs over 10 kB, as a
-database rejects a value over its limit (1 GB on both): with the same kind of error
-(PostgreSQL's program_limit_exceeded, SQLite's ABORT)."""
+The refusal is a trigger on the calls and attempts tables that rejects outputs and
+error records over 10 kB, as a database rejects a value over its limit (1 GB on
+both): with the same kind of error (PostgreSQL's program_limit_exceeded, SQLite's
+ABORT)."""
 
 from __future__ import annotations
 
@@ -20,28 +22,37 @@ from cairn.types import CallStatus
 
 _LIMIT_BYTES = 10_000
 
+_TOO_LARGE = {
+    "calls": f"length(NEW.output) > {_LIMIT_BYTES} OR length(NEW.error_json) > {_LIMIT_BYTES}",
+    "attempts": f"length(NEW.error_json) > {_LIMIT_BYTES}",
+}
 _SQLITE = [
-    f"""CREATE TRIGGER refuse_large_{when} BEFORE {when} ON calls
-    WHEN length(NEW.output) > {_LIMIT_BYTES}
+    f"""CREATE TRIGGER refuse_large_{table}_{when} BEFORE {when} ON {table}
+    WHEN {too_large}
     BEGIN SELECT RAISE(ABORT, 'value too large'); END"""
+    for table, too_large in _TOO_LARGE.items()
     for when in ("insert", "update")
 ]
 _POSTGRES = [
-    f"""CREATE FUNCTION refuse_large() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-        IF octet_length(NEW.output) > {_LIMIT_BYTES} THEN
-            RAISE EXCEPTION 'value too large' USING ERRCODE = 'program_limit_exceeded';
-        END IF;
-        RETURN NEW;
-    END $$""",
-    """CREATE TRIGGER refuse_large BEFORE INSERT OR UPDATE ON calls
-    FOR EACH ROW EXECUTE FUNCTION refuse_large()""",
+    statement
+    for table, too_large in _TOO_LARGE.items()
+    for statement in (
+        f"""CREATE FUNCTION refuse_large_{table}() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF {too_large.replace("length(NEW.output)", "octet_length(NEW.output)")} THEN
+                RAISE EXCEPTION 'value too large' USING ERRCODE = 'program_limit_exceeded';
+            END IF;
+            RETURN NEW;
+        END $$""",
+        f"""CREATE TRIGGER refuse_large_{table} BEFORE INSERT OR UPDATE ON {table}
+        FOR EACH ROW EXECUTE FUNCTION refuse_large_{table}()""",
+    )
 ]
 
 
 @pytest.fixture
 def refusing(store_url: str) -> str:
-    """The test's store, refusing call outputs over 10 kB."""
+    """The test's store, refusing call outputs and error records over 10 kB."""
     open_store(store_url).close()  # its schema
     if store_url.startswith("sqlite:///"):
         with sqlite3.connect(store_url.removeprefix("sqlite:///")) as conn:
@@ -152,3 +163,48 @@ def test_an_output_over_the_value_limit_fails_its_call_once(
 
     assert "takes" in run(over_the_limit_parent).output()
     assert effects.count("made") == 1  # not retried: it would be as large again
+
+
+def test_a_refused_failure_record_is_recorded_cut_and_ends_the_call(
+    refusing, run, effects
+):
+    @function(retries=1)
+    def fails_at_length() -> str:
+        effects.record("ran")
+        raise ValueError("e" * 2 * _LIMIT_BYTES)
+
+    @application()
+    @function()
+    def catches_long_failures() -> str:
+        try:
+            fails_at_length()
+        except Exception as error:
+            return f"caught {type(error).__name__}"
+        return "no failure"
+
+    request = run(catches_long_failures)
+    assert request.output() == "caught FunctionError"
+    assert effects.count("ran") == 2  # its retry, and no more
+    call = next(c for c in request.calls() if c.function.endswith("fails_at_length"))
+    assert call.status is CallStatus.FAILED
+    for attempt in call.attempts:
+        assert attempt.error["type"] == "ValueError"
+        assert attempt.error["message"].startswith("e" * 1000 + " [cut: the store")
+        assert "value too large" in attempt.error["message"]
+        assert attempt.error["traceback"] is None
+
+
+def test_a_huge_error_message_is_recorded_bounded(store_url, run):
+    @application()
+    @function()
+    def fails_with_a_body() -> str:
+        raise RuntimeError("<html>" + "b" * 1_000_000 + "</html>")
+
+    request = run(fails_with_a_body)
+    with pytest.raises(RequestFailed):
+        request.output()
+    (call,) = request.calls()
+    message = call.attempts[-1].error["message"]
+    assert message.startswith("<html>bbb") and message.endswith("bbb</html>")
+    assert "characters cut ...]" in message
+    assert len(message) < 70_000

@@ -193,3 +193,20 @@ def test_a_caller_waiting_on_all_runs_its_futures_pending_calls_itself(tmp_path)
             16,
         ]
     assert not c.clock.slept  # nothing waited on the clock: all of it ran here
+
+
+def test_a_failure_whose_message_cannot_be_made_is_still_recorded():
+    class Unprintable(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no text")
+
+    try:
+        raise Unprintable()
+    except Unprintable as error:
+        record = failures.error_record(error, "f")
+    assert record["type"].endswith("Unprintable")
+    assert record["message"] == (
+        "<str() of the test_a_failure_whose_message_cannot_be_made_is_still_recorded."
+        "<locals>.Unprintable failed: RuntimeError('no text')>"
+    )
+    assert "raise Unprintable()" in record["traceback"]

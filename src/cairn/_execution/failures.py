@@ -8,18 +8,25 @@ here, and every path that raises one reads it here.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import traceback
 from dataclasses import dataclass
 from typing import Any
 
 from cairn import errors
-from cairn.store import CallKey, CallRecord, RequestOutcome
+from cairn.store import CallFailure, CallKey, CallRecord, RequestOutcome
 from cairn.types import CallStatus, FailureReason, RequestStatus
 
 # Frames of files under this directory are Cairn's, not the user's: recorded
 # tracebacks leave them out, so a user reads where *their* code failed.
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+# A recorded message or traceback keeps this much of its start and of its end: an
+# exception that carries a whole response body is recorded, not refused by the
+# store, and read back without loading megabytes.
+MAX_ERROR_TEXT_CHARS = 64 * 1024
+# What is kept of the message when the store refuses even a bounded record.
+_CUT_MESSAGE_CHARS = 1000
 
 
 class Diverged(BaseException):
@@ -58,17 +65,33 @@ def _strip(summary: traceback.TracebackException, seen: set[int]) -> None:
             _strip(nested, seen)
 
 
+def _bounded(text: str) -> str:
+    if len(text) <= MAX_ERROR_TEXT_CHARS:
+        return text
+    half = MAX_ERROR_TEXT_CHARS // 2
+    cut = len(text) - 2 * half
+    return f"{text[:half]}\n[... {cut:,} characters cut ...]\n{text[-half:]}"
+
+
+def _message(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception as error:  # a __str__ that fails must not lose the failure
+        return f"<str() of the {type(exc).__qualname__} failed: {error!r}>"
+
+
 def error_record(exc: BaseException, function: str) -> dict[str, Any]:
-    """How a failed attempt is recorded: type, message, the user's traceback."""
+    """How a failed attempt is recorded: type, message, the user's traceback
+    (each bounded to ``MAX_ERROR_TEXT_CHARS``)."""
     data: dict[str, Any] = {
         "type": type(exc).__qualname__,
-        "message": str(exc),
-        "traceback": user_traceback(exc),
+        "message": _bounded(_message(exc)),
+        "traceback": _bounded(user_traceback(exc)),
         "function_name": function,
     }
     if isinstance(exc, errors.RequestError):
         data["request_error"] = True
-        data["message"] = exc.message
+        data["message"] = _bounded(exc.message)
         data["function_name"] = exc.function_name or function
     if isinstance(exc, errors.FunctionTimeout):
         data["timeout"] = True
@@ -77,6 +100,23 @@ def error_record(exc: BaseException, function: str) -> dict[str, Any]:
         data["message"] = exc.message
         data["replay_mismatch"] = True
     return data
+
+
+def cut(failure: CallFailure, refused: Exception) -> CallFailure:
+    """``failure`` with its record cut to its type, flags and the start of its
+    message, saying why: what is recorded when the store refuses the whole one."""
+    error = {
+        **{k: v for k, v in failure.error.items() if k not in ("message", "traceback")},
+        "message": (
+            f"{str(failure.error.get('message', ''))[:_CUT_MESSAGE_CHARS]} "
+            f"[cut: the store refused the whole failure record: {refused}]"
+        ),
+        "traceback": None,
+    }
+    outcome = failure.request_outcome
+    if outcome is not None and outcome.error is not None:
+        outcome = dataclasses.replace(outcome, error=error)
+    return dataclasses.replace(failure, error=error, request_outcome=outcome)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,9 @@ import time
 from typing import Any
 
 from cairn import errors
-from cairn.store import CallKey, RunningCall, Store, StoreRefused
+from cairn.store import CallFailure, CallKey, RunningCall, Store, StoreRefused
+
+from . import failures
 
 # How long an in-process call runs before it is made visible as "running" in the
 # store; shorter calls cost no extra write (their start is recorded with their end).
@@ -52,6 +54,18 @@ class GuardedStore:
 
         setattr(self, name, guarded)  # looked up once per method
         return guarded
+
+    def record_failure(self, failure: CallFailure) -> None:
+        """Record a failed attempt. One the store refuses for good (a record too
+        large for it, say) is recorded again cut down, so that the call ends
+        instead of stopping its executor and running again without end."""
+        try:
+            try:
+                self._store.record_failure(failure)
+            except StoreRefused as refused:
+                self._store.record_failure(failures.cut(failure, refused))
+        except (errors.StoreError, sqlite3.Error, OSError) as error:
+            raise StoreLost(f"record_failure: {error}") from error
 
 
 # A tracked call's key, run, worker id, executor and start (ms).
