@@ -64,3 +64,20 @@ def test_the_checkpoint_thread_stops_with_the_last_store_of_its_file(
         second.close()
     assert not _checkpoint_threads()
     assert not Path(f"{path}-wal").exists()  # the last connection folded it in
+
+
+def test_at_full_a_commit_checkpoints_as_sqlite_does(tmp_path: Path) -> None:
+    # There every commit fsyncs the WAL: a longer WAL and a checkpoint's fsyncs
+    # beside those commits cost them more than the checkpoint in the commit does.
+    path = tmp_path / "s.db"
+    store = open_store(f"sqlite:///{path}")
+    try:
+        for i in range(_wal.CHECKPOINT_EVERY_COMMITS + 10):
+            store.heartbeat(f"worker-{i}", "host", i, float(i))
+        assert not _checkpoint_threads()
+        (pages,) = store._dialect.file.conn.execute(
+            "PRAGMA wal_autocheckpoint"
+        ).fetchone()
+        assert pages == 1000
+    finally:
+        store.close()

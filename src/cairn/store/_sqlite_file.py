@@ -108,8 +108,10 @@ class StoreFile:
         self.schema_before = 0
         """The schema version the file had when opened (0: opening created it)."""
         self.conn = self._connect()
-        self._checkpointer: _wal.Checkpointer | None = _wal.acquire(
-            self.path, self.synchronous
+        self._checkpointer = (
+            _wal.acquire(self.path, self.synchronous)
+            if _wal.checkpoints_aside(self.synchronous)
+            else None
         )
         opened = self.path.stat()
         self._identity = (opened.st_dev, opened.st_ino)
@@ -131,7 +133,8 @@ class StoreFile:
             conn.execute("PRAGMA foreign_keys = ON")
             mode = self._wal_mode(conn)
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
-            conn.execute(f"PRAGMA wal_autocheckpoint = {_wal.AUTOCHECKPOINT_PAGES}")
+            if _wal.checkpoints_aside(self.synchronous):
+                conn.execute(f"PRAGMA wal_autocheckpoint = {_wal.AUTOCHECKPOINT_PAGES}")
             if mode.lower() != "wal":
                 raise errors.StoreError(
                     f"cannot put {str(self.path)!r} in WAL mode ({mode})"

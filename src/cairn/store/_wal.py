@@ -1,18 +1,23 @@
-"""WAL checkpoints off the commit path.
+"""WAL checkpoints off the commit path, where commits do not fsync.
 
 SQLite's auto-checkpoint runs inside the commit that takes the WAL past its
-threshold: that commit copies the WAL's pages back into the database (and, from
-``synchronous=NORMAL`` up, fsyncs both) while the caller waits: at NORMAL, a
-third of an average checkpoint's COMMIT. Here a thread of the writing process
-checkpoints instead, every ``CHECKPOINT_EVERY_COMMITS`` commits of the process,
-in PASSIVE mode, so that writers of every process go on meanwhile. At FULL, where
-each commit's own fsync dominates, it changes little either way.
+threshold: that commit copies the WAL's pages back into the database and fsyncs it
+while the caller waits. At ``synchronous=NORMAL`` (and OFF), where a commit itself
+waits for no disk, that was a third of an average checkpoint's COMMIT. There a
+thread of the writing process checkpoints instead, every
+``CHECKPOINT_EVERY_COMMITS`` commits of the process, in PASSIVE mode, so that
+writers of every process go on meanwhile.
 
 The writer's own auto-checkpoint stays, at ``AUTOCHECKPOINT_PAGES``: a PASSIVE
 checkpoint beside a busy writer rarely catches up with it, and only a complete
 checkpoint lets the next write start the WAL over from its beginning. That backstop
 then finds little left to copy, and it alone checkpoints for a process that commits
 too rarely to wake a thread.
+
+At FULL and EXTRA SQLite's own scheme stays (1,000 pages, in the commit): there
+every commit fsyncs the WAL, and a WAL that grows past 1,000 pages makes those
+fsyncs write the file's new size too, while a checkpoint's fsyncs beside them
+delay them (measured: a 1,000-call request 0.275 -> 0.35 ms per call).
 """
 
 from __future__ import annotations
@@ -95,6 +100,11 @@ class Checkpointer:
         self._due.set()
         if self._thread is not None and os.getpid() == self._pid:
             self._thread.join(_JOIN_TIMEOUT_S)
+
+
+def checkpoints_aside(synchronous: str) -> bool:
+    """Whether a store file opened at this ``synchronous`` level uses a thread."""
+    return synchronous in ("NORMAL", "OFF")
 
 
 _lock = threading.Lock()
