@@ -386,6 +386,48 @@ def test_change_token_sees_other_processes_and_survives_a_lost_listener(pg):
     assert seen
 
 
+def _in_another_process(url: str, code: str) -> None:
+    """Run ``code`` with ``s``, a store on ``url``, in a process of its own."""
+    script = (
+        "import sys\nfrom cairn.store import Event, open_store\n"
+        f"s = open_store(sys.argv[1])\n{code}\ns.close()"
+    )
+    subprocess.run([sys.executable, "-c", script, url], check=True)
+
+
+def _until_moved(token_of, token: int) -> int:
+    deadline = time.monotonic() + 10
+    while (now := token_of()) == token:
+        assert time.monotonic() < deadline, "no notification from the other process"
+        time.sleep(0.01)
+    return now
+
+
+def test_idle_workers_look_for_work_only_after_commits_that_may_make_some(pg):
+    # Progress, checkpoints and a request's end notify as progress only: waiters
+    # of requests see them, an idle worker's "nothing due" stands.
+    root = new_request(pg)
+    pg.claim_call("w", 0, T0 + 10)
+    token = pg.change_token()
+    queue_token = pg._dialect.change_token(queue=True)
+    queries: list[str] = []
+    one = pg._one
+    pg._one = lambda name, params: queries.append(name) or one(name, params)
+    assert not pg.runnable_exists(T0 + 10)
+    assert queries == ["next_due"]
+    progress = "s.set_progress('req-1', {'n': 1}, Event(kind='P', payload={}, created_at_ms=0.0))"
+    _in_another_process(pg.url, progress)
+    token = _until_moved(pg.change_token, token)
+    pg.commit_success(success(child(root, "a", 0)))  # this process's checkpoint
+    assert pg._dialect.change_token(queue=True) == queue_token
+    assert not pg.runnable_exists(T0 + 10)
+    assert queries == ["next_due"]  # not asked again: nothing can have become due
+    _in_another_process(pg.url, "s.state_set('req-1', 'k', b'v')")
+    _until_moved(lambda: pg._dialect.change_token(queue=True), queue_token)
+    assert not pg.runnable_exists(T0 + 10)
+    assert queries == ["next_due", "next_due"]
+
+
 def test_check_notices_a_dropped_database_or_dropped_tables(empty_url):
     store = open_store(empty_url)
     store.check()

@@ -11,9 +11,14 @@ PostgreSQL and are plain reads on SQLite, whose writers are serialized.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 T = TypeVar("T")
+# How a commit wakes other processes' waiters: not at all, as a change of the
+# queue (work may be due: idle workers look), or as progress only (a checkpoint,
+# a progress update, a request's end: waiters of requests look, idle workers not).
+Notify = bool | Literal["progress"]
+PROGRESS: Literal["progress"] = "progress"
 # A statement of ``write_all``: a query's name, and its parameters (a list of
 # them: the query runs once per set).
 Statement = tuple[str, Mapping[str, Any] | Sequence[Mapping[str, Any]]]
@@ -64,19 +69,19 @@ class Dialect(Protocol):
         self,
         body: Callable[[Tx], T],
         *,
-        notify: bool | Callable[[T], bool] = True,
+        notify: Notify | Callable[[T], Notify] = True,
         pipelined: bool = False,
     ) -> T:
         """Run ``body`` in one write transaction and commit it; ``RollbackWith``
         raised by the body rolls back and returns its value.
 
-        ``notify`` (or ``notify(result)``): whether the commit wakes other
-        processes' waiters, where the dialect notifies. ``pipelined``: the body
+        ``notify`` (or ``notify(result)``): whether, and as what, the commit
+        wakes other processes' waiters, where the dialect notifies. ``pipelined``: the body
         catches no database error, so its statements may be sent without
         waiting for each answer."""
 
     def write_all(
-        self, statements: Sequence[Statement], *, notify: bool = True
+        self, statements: Sequence[Statement], *, notify: Notify = True
     ) -> list[int] | None:
         """Run named queries in one write transaction that reads nothing back
         before it commits (on PostgreSQL: sent whole, one round trip). Returns
@@ -86,8 +91,9 @@ class Dialect(Protocol):
     def stream(self, name: str, params: Mapping[str, Any]) -> Iterator[Any]:
         """The rows of a named query, read a few at a time."""
 
-    def change_token(self) -> int:
-        """A number that changes when another connection commits (cheap to poll)."""
+    def change_token(self, *, queue: bool = False) -> int:
+        """A number that changes when another connection commits (cheap to poll);
+        ``queue``: only on commits that may have made work due."""
 
     def check(self) -> None:
         """Raise StoreError if the store is unusable (StoreReplaced if it is gone)."""

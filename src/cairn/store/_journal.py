@@ -8,7 +8,7 @@ import json
 from collections.abc import Iterator, Sequence
 
 from . import _rows, _steps
-from ._dialect import Statement, Tx
+from ._dialect import PROGRESS, Statement, Tx
 from ._records import (
     CallFailure,
     CallRecord,
@@ -138,7 +138,8 @@ class JournalOps(SqlBase):
                     "set_progress",
                     {"request_id": request_id, "progress_json": progress_json},
                 ),
-            ]
+            ],
+            notify=PROGRESS,
         )
         _steps.appended(request_id, [event], counts[1] if counts else None)
 

@@ -32,6 +32,7 @@ from cairn import errors
 
 from . import _pgshare, _sql
 from ._base import SCHEMA_VERSION
+from ._dialect import PROGRESS, Notify
 from ._pglink import (
     BACKOFF_FIRST_S,
     BACKOFF_MAX_S,
@@ -60,7 +61,8 @@ _REFUSALS = ("22", "23", "54")
 Q: dict[str, LiteralString] = _sql.blocks("postgres_link")
 
 # Notifications carry the origin of their commit: a listener skips its own
-# process's, which that process counts at once (``_pgshare.Link.committed``).
+# process's, which that process counts at once (``_pgshare.Link.committed``);
+# after a space, "progress" for a commit that made no work due.
 _PROCESS_NONCE = secrets.token_hex(6)
 # Commit marks: unique within a slot is enough, and a slot is one connection's.
 _marks = itertools.count(1)
@@ -203,7 +205,7 @@ class Database:
         self,
         body: Callable[[Connection], T],
         *,
-        notify: bool | Callable[[T], bool] = True,
+        notify: Notify | Callable[[T], Notify] = True,
         pipelined: bool = False,
     ) -> T:
         """Run ``body`` in one READ COMMITTED transaction and commit it.
@@ -301,7 +303,7 @@ class Database:
                 raise self._failed(error) from None
 
     def _write_once(
-        self, body: Callable[[Connection], T], notify: bool | Callable[[T], bool]
+        self, body: Callable[[Connection], T], notify: Notify | Callable[[T], Notify]
     ) -> T:
         with self._checkout() as conn:
             slot = self._pool.slot(conn)
@@ -332,11 +334,11 @@ class Database:
                 else:
                     raise self._failed(error) from None
         if mark is not None:
-            self._count_commit(notify is True)  # resolved by the body's result
+            self._count_commit(notify)
         return result
 
     def _write_piped_once(
-        self, body: Callable[[Connection], T], notify: bool | Callable[[T], bool]
+        self, body: Callable[[Connection], T], notify: Notify | Callable[[T], Notify]
     ) -> T:
         with self._checkout() as conn:
             slot = self._pool.slot(conn)
@@ -369,17 +371,17 @@ class Database:
                 if committing and not _answered(error, conn):
                     if not self.committed(slot, mark, error):
                         raise _Retry(error) from None
-                    self._count_commit(notify is True)
+                    self._count_commit(notify)
                     return result
                 if transient(error, conn):
                     raise _Retry(error) from None
                 raise self._failed(error) from None
         if row is not None and row[0] is not None:
-            self._count_commit(notify is True)
+            self._count_commit(notify)
         return result
 
     def write_all(
-        self, statements: Sequence[Statement], *, notify: bool = True
+        self, statements: Sequence[Statement], *, notify: Notify = True
     ) -> list[int] | None:
         """Run ``statements`` in one transaction sent whole, in one round trip:
         ``BEGIN``, the statements, the commit mark, ``COMMIT``, then one wait for
@@ -393,7 +395,7 @@ class Database:
         return self._retrying(lambda: self._write_all_once(statements, notify))
 
     def _write_all_once(
-        self, statements: Sequence[Statement], notify: bool
+        self, statements: Sequence[Statement], notify: Notify
     ) -> list[int] | None:
         with self._checkout() as conn:
             slot = self._pool.slot(conn)
@@ -427,18 +429,22 @@ class Database:
             self._count_commit(notify)
         return [cursor.rowcount for cursor in cursors]
 
-    def _stamp(self, slot: str, mark: int, notify: bool) -> dict[str, object]:
+    def _stamp(self, slot: str, mark: int, notify: Notify) -> dict[str, object]:
         return {
             "slot": slot,
             "mark": mark,
-            "notify": notify,
+            "notify": bool(notify),
             "channel": CHANNEL,
-            "origin": self.origin,
+            "origin": f"{self.origin} {PROGRESS}"
+            if notify == PROGRESS
+            else self.origin,
         }
 
-    def _count_commit(self, notify: bool) -> None:
-        if notify:
-            self._link.committed()
+    def _count_commit(self, notify: Notify | Callable[[Any], Notify]) -> None:
+        """Count a commit that notified (``notify`` resolved by the body's result;
+        still a callable when the body never ran to the end)."""
+        if notify and not callable(notify):
+            self._link.committed(queue=notify is True)
 
     def committed(self, slot: str, mark: int, lost: psycopg.Error) -> bool:
         """Whether the transaction that stamped ``mark`` on ``slot`` committed.
@@ -490,9 +496,12 @@ class Database:
         return failed(f"{self.where} failed a query{state}: {detail}")
 
     # -- wake-ups ---------------------------------------------------------------------------
-    def change_count(self) -> int | None:
-        """Commits seen (this process's and notified ones); None while not listening."""
-        return self._link.change_count(float(self.params["connect_timeout"]))
+    def change_count(self, *, queue: bool = False) -> int | None:
+        """Commits seen (this process's and notified ones; ``queue``: those that
+        may have made work due); None while not listening."""
+        return self._link.change_count(
+            float(self.params["connect_timeout"]), queue=queue
+        )
 
 
 def _answered(error: psycopg.Error, conn: Connection) -> bool:

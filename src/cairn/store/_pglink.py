@@ -20,6 +20,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from cairn import errors
 
+from ._dialect import PROGRESS
 from ._urls import redact, timeout_option
 
 logger = logging.getLogger("cairn.store.postgres")
@@ -258,8 +259,11 @@ class Pool:
             conn.close()
 
 
-_COUNTS = struct.Struct("<qqq")  # state, notifications heard, the owner's commits
+# state; notifications heard; the owner's commits; the same two for commits that
+# were not progress only (that may have made work due)
+_COUNTS = struct.Struct("<qqqqq")
 _CONNECTING, _LISTENING, _STOPPED = 0, 1, 2
+_HEARD, _LOCAL, _QUEUE_HEARD, _QUEUE_LOCAL = 8, 16, 24, 32
 
 
 class Changes:
@@ -267,16 +271,21 @@ class Changes:
     that processes forked from the one listening read the count (``_pgshare``).
 
     One writer per field: the listener thread writes the state and what it heard;
-    the listening process adds its own commits, which the listener skips.
+    the listening process adds its own commits, which the listener skips. Commits
+    notified as progress only are counted apart: idle workers look for due work
+    only when the other count moves.
     """
 
     def __init__(self) -> None:
         self._map = mmap.mmap(-1, _COUNTS.size)
 
-    def count(self) -> int | None:
-        """Commits so far, or None while not listening (a change may be missed)."""
-        state, heard, local = _COUNTS.unpack_from(self._map)
-        return heard + local if state == _LISTENING else None
+    def count(self, *, queue: bool = False) -> int | None:
+        """Commits so far (``queue``: those not progress only), or None while not
+        listening (a change may be missed)."""
+        state, heard, local, queue_heard, queue_local = _COUNTS.unpack_from(self._map)
+        if state != _LISTENING:
+            return None
+        return int(queue_heard + queue_local if queue else heard + local)
 
     def stopped(self) -> bool:
         """Whether the listener stopped for good (its process closed its stores)."""
@@ -285,13 +294,19 @@ class Changes:
     def set_state(self, state: int) -> None:
         struct.pack_into("<q", self._map, 0, state)
 
-    def add_heard(self) -> None:
-        heard = struct.unpack_from("<q", self._map, 8)[0]
-        struct.pack_into("<q", self._map, 8, heard + 1)
+    def add_heard(self, *, queue: bool = True) -> None:
+        self._add(_HEARD)
+        if queue:
+            self._add(_QUEUE_HEARD)
 
-    def add_local(self) -> None:
-        local = struct.unpack_from("<q", self._map, 16)[0]
-        struct.pack_into("<q", self._map, 16, local + 1)
+    def add_local(self, *, queue: bool) -> None:
+        self._add(_LOCAL)
+        if queue:
+            self._add(_QUEUE_LOCAL)
+
+    def _add(self, offset: int) -> None:
+        value = struct.unpack_from("<q", self._map, offset)[0]
+        struct.pack_into("<q", self._map, offset, value + 1)
 
 
 class Listener:
@@ -371,5 +386,6 @@ class Listener:
         self._listening.set()
         while not self._stopping.is_set():
             for note in conn.notifies(timeout=_LISTEN_POLL_S):
-                if note.payload != self._origin:
-                    self.changes.add_heard()
+                origin, _, kind = note.payload.partition(" ")
+                if origin != self._origin:
+                    self.changes.add_heard(queue=kind != PROGRESS)

@@ -40,6 +40,7 @@ class Link:
         self._inherited = parent.changes() if parent is not None else None
         self._listener: Listener | None = None
         self._local = 0  # this process's commits that notified
+        self._local_queue = 0  # of which, those that may have made work due
         self._lock = threading.Lock()
 
     def changes(self) -> Changes | None:
@@ -47,21 +48,25 @@ class Link:
         listener = self._listener
         return listener.changes if listener is not None else self._inherited
 
-    def committed(self) -> None:
-        """Count a commit of this process that notified: a listener skips its own
-        process's notifications, which its stores (and children) see at once."""
+    def committed(self, *, queue: bool) -> None:
+        """Count a commit of this process that notified (``queue``: not as progress
+        only): a listener skips its own process's notifications, which its stores
+        (and children) see at once."""
         with self._lock:
             self._local += 1
+            self._local_queue += queue
             if self._listener is not None:
-                self._listener.changes.add_local()
+                self._listener.changes.add_local(queue=queue)
 
-    def change_count(self, timeout_s: float) -> int | None:
-        """Commits seen (this process's and notified ones); None while not listening."""
+    def change_count(self, timeout_s: float, *, queue: bool = False) -> int | None:
+        """Commits seen (this process's and notified ones; ``queue``: those not
+        notified as progress only); None while not listening."""
         inherited = self._inherited
         if self._listener is None and inherited is not None:
             if not inherited.stopped():
-                count = inherited.count()
-                return None if count is None else count + self._local
+                count = inherited.count(queue=queue)
+                local = self._local_queue if queue else self._local
+                return None if count is None else count + local
         with self._lock:
             started = self._listener is None
             if started:
@@ -72,7 +77,7 @@ class Link:
         assert listener is not None
         if started:
             listener.wait_listening(timeout_s)
-        return listener.changes.count()
+        return listener.changes.count(queue=queue)
 
     def close(self) -> None:
         """Stop listening and close the idle connections."""

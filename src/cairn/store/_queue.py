@@ -237,11 +237,11 @@ class QueueOps(SqlBase):
         """Whether any dispatched call of the scope waits for an executor.
 
         Idle workers call this in a loop: where the dialect's change token counts
-        every commit, while none came since the database said "nothing due
-        before T", the answer is no without a query.
+        every commit, while none that may make work due came since the database
+        said "nothing due before T", the answer is no without a query.
         """
         caching = self._dialect.caches_idle
-        token = self._dialect.change_token() if caching else None
+        token = self._dialect.change_token(queue=True) if caching else None
         if (
             caching
             and token == self._idle_token

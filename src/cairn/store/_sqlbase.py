@@ -14,7 +14,7 @@ from typing import Any
 
 from cairn.types import CallStatus
 
-from ._dialect import Dialect
+from ._dialect import PROGRESS, Dialect, Notify
 from ._records import (
     CallFailure,
     CallKey,
@@ -40,16 +40,17 @@ class SqlBase:
     _dialect: Dialect
     _notified_at = 0.0
 
-    def _notify_progress(self, ended: bool) -> bool:
+    def _notify_progress(self, ended: bool) -> Notify:
         """Whether a commit that shows progress (checkpoints, a request created
         already claimed) wakes listeners: always when it ended a request (engines
         wait for that), else at most every _NOTIFY_EVERY_S from this store, so
         that a map's thousands of item commits do not queue on PostgreSQL's
-        notify lock while streams still see them within a moment."""
+        notify lock while streams still see them within a moment. As progress
+        only: it makes no work due, so idle workers need not look."""
         now = time.monotonic()
         if ended or now - self._notified_at >= _NOTIFY_EVERY_S:
             self._notified_at = now
-            return True
+            return PROGRESS
         return False
 
     def _one(self, name: str, params: Mapping[str, Any]) -> Any:

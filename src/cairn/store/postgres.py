@@ -33,7 +33,7 @@ from typing import Any, LiteralString, TypeVar
 import psycopg
 
 from . import _sql
-from ._dialect import Statement, Tx
+from ._dialect import Notify, Statement, Tx
 from ._pg import Database
 from ._pglink import Connection
 from ._store import SqlStore
@@ -98,7 +98,7 @@ class PostgresDialect:
         self,
         body: Callable[[Tx], T],
         *,
-        notify: bool | Callable[[T], bool] = True,
+        notify: Notify | Callable[[T], Notify] = True,
         pipelined: bool = False,
     ) -> T:
         return self.db.write(
@@ -106,7 +106,7 @@ class PostgresDialect:
         )
 
     def write_all(
-        self, statements: Sequence[Statement], *, notify: bool = True
+        self, statements: Sequence[Statement], *, notify: Notify = True
     ) -> list[int] | None:
         return self.db.write_all(
             [(Q[name], params) for name, params in statements], notify=notify
@@ -124,11 +124,12 @@ class PostgresDialect:
             of = ", ".join(repr(value) for value in params.values())
             raise StoreError(f"reading {name} of {of} failed: {detail}") from None
 
-    def change_token(self) -> int:
+    def change_token(self, *, queue: bool = False) -> int:
         """Counts commits: this process's at once, other processes' as PostgreSQL
-        notifies them. While the listening connection is down, every call returns a
-        new value, so that waiters look at the store instead of missing a change."""
-        count = self.db.change_count()
+        notifies them (``queue``: only those that may have made work due). While
+        the listening connection is down, every call returns a new value, so that
+        waiters look at the store instead of missing a change."""
+        count = self.db.change_count(queue=queue)
         if count is None:
             self._fallback_token += 1
             return -self._fallback_token

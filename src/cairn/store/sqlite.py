@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from . import _sql
-from ._dialect import Statement, Tx
+from ._dialect import Notify, Statement, Tx
 from ._sqlite_file import StoreFile, statements
 from ._store import SqlStore
 from .errors import RollbackWith
@@ -80,7 +80,7 @@ class SQLiteDialect:
         self,
         body: Callable[[Tx], T],
         *,
-        notify: bool | Callable[[T], bool] = True,
+        notify: Notify | Callable[[T], Notify] = True,
         pipelined: bool = False,
     ) -> T:
         # Other processes learn of commits by polling data_version: no notify.
@@ -91,7 +91,7 @@ class SQLiteDialect:
             return cast(T, rollback.value)
 
     def write_all(
-        self, statements: Sequence[Statement], *, notify: bool = True
+        self, statements: Sequence[Statement], *, notify: Notify = True
     ) -> list[int] | None:
         with self.file.write() as conn:
             tx = _Tx(conn)
@@ -106,7 +106,7 @@ class SQLiteDialect:
     def stream(self, name: str, params: Mapping[str, Any]) -> Iterator[Any]:
         yield from self._reads.execute(name, params)
 
-    def change_token(self) -> int:
+    def change_token(self, *, queue: bool = False) -> int:
         """SQLite's data_version: changes when another connection commits."""
         return int(self.file.conn.execute("PRAGMA data_version").fetchone()[0])
 
