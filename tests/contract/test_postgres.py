@@ -415,7 +415,10 @@ def test_idle_workers_look_for_work_only_after_commits_that_may_make_some(pg):
     pg._one = lambda name, params: queries.append(name) or one(name, params)
     assert not pg.runnable_exists(T0 + 10)
     assert queries == ["next_due"]
-    progress = "s.set_progress('req-1', {'n': 1}, Event(kind='P', payload={}, created_at_ms=0.0))"
+    progress = (
+        "s.set_progress('req-1', {'n': 1}, "
+        "Event(kind='P', payload={}, created_at_ms=0.0))"
+    )
     _in_another_process(pg.url, progress)
     token = _until_moved(pg.change_token, token)
     pg.commit_success(success(child(root, "a", 0)))  # this process's checkpoint

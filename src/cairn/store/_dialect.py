@@ -76,9 +76,9 @@ class Dialect(Protocol):
         raised by the body rolls back and returns its value.
 
         ``notify`` (or ``notify(result)``): whether, and as what, the commit
-        wakes other processes' waiters, where the dialect notifies. ``pipelined``: the body
-        catches no database error, so its statements may be sent without
-        waiting for each answer."""
+        wakes other processes' waiters, where the dialect notifies.
+        ``pipelined``: the body catches no database error, so its statements
+        may be sent without waiting for each answer."""
 
     def write_all(
         self, statements: Sequence[Statement], *, notify: Notify = True
