@@ -18,9 +18,9 @@ import threading
 from collections.abc import Iterator
 
 from cairn import errors
-from cairn.store import Store, open_store
+from cairn.store import KeptStore, Store, open_store
 
-_kept: dict[tuple[int, int], Store] = {}
+_kept: dict[tuple[int, int], KeptStore] = {}
 _lock = threading.Lock()
 
 
@@ -29,33 +29,33 @@ def borrowed(url: str) -> Iterator[Store]:
     """The thread's store on ``url`` (opened if needed), given back after use."""
     slot = (os.getpid(), threading.get_ident())
     with _lock:
-        store = _kept.pop(slot, None)
-    if store is not None and store.url != url:
-        store.close()
-        store = None
-    if store is not None:
+        kept = _kept.pop(slot, None)
+    if kept is not None and kept.store.url != url:
+        kept.store.close()
+        kept = None
+    if kept is not None:
         try:
-            store.check()  # the file or database may have been replaced meanwhile
+            kept.check()  # the file or database may have been replaced meanwhile
         except errors.CairnError:
-            store.close()
-            store = None
-    store = store or open_store(url)
+            kept.store.close()
+            kept = None
+    kept = kept or KeptStore(open_store(url))
     try:
-        yield store
+        yield kept.store
     except BaseException:
-        store.close()  # it may be broken; the next use opens a fresh one
+        kept.store.close()  # it may be broken; the next use opens a fresh one
         raise
     with _lock:
         previous = _kept.pop(slot, None)
-        _kept[slot] = store
+        _kept[slot] = kept
     if previous is not None:
-        previous.close()
+        previous.store.close()
 
 
 @atexit.register
 def _close_all() -> None:
     with _lock:
         mine = [key for key in _kept if key[0] == os.getpid()]
-        stores = [_kept.pop(key) for key in mine]
-    for store in stores:
-        store.close()
+        kept_stores = [_kept.pop(key) for key in mine]
+    for kept in kept_stores:
+        kept.store.close()

@@ -16,8 +16,9 @@ import psycopg
 import pytest
 
 import cairn
-from cairn.store import SCHEMA_VERSION, Store, open_store
+from cairn.store import SCHEMA_VERSION, KeptStore, Store, open_store
 from cairn.store import _pg as pgmod
+from cairn.store._kept import CHECK_DATABASE_EVERY_S
 from cairn.types import CallStatus, RequestStatus
 from tests import postgres_server
 from tests.lossy_link import LossyLink
@@ -445,6 +446,40 @@ def test_check_notices_a_dropped_database_or_dropped_tables(empty_url):
     with pytest.raises(cairn.StoreReplaced, match="dropped"):
         other.check()
     other.close()
+
+
+def test_a_kept_store_asks_the_database_at_most_once_a_second(empty_url, monkeypatch):
+    asked: list[int] = []
+    real_identity = pgmod.identity
+
+    def counted(conn: psycopg.Connection) -> tuple[int, int]:
+        asked.append(1)
+        return real_identity(conn)
+
+    monkeypatch.setattr(pgmod, "identity", counted)
+    kept = KeptStore(open_store(empty_url))
+    assert asked == [1]  # read as it opened
+    kept.check()
+    assert asked == [1]
+    sql(empty_url, "DROP TABLE attempts, events, request_state, calls")
+    kept.check()  # within the second: not asked, and so not noticed...
+    assert asked == [1]
+    with pytest.raises(cairn.StoreReplaced, match="dropped while in use"):
+        kept.store.get_call("call-1")  # ...until a statement finds no table
+    kept.checked_at -= CHECK_DATABASE_EVERY_S
+    with pytest.raises(cairn.StoreReplaced):
+        kept.check()
+    assert asked == [1, 1]
+    kept.store.close()
+
+
+def test_a_kept_sqlite_store_is_checked_before_every_use(tmp_path):
+    kept = KeptStore(open_store(f"sqlite:///{tmp_path / 'kept.db'}"))
+    kept.check()
+    (tmp_path / "kept.db").unlink()
+    with pytest.raises(cairn.StoreReplaced, match="deleted"):
+        kept.check()
+    kept.store.close()
 
 
 # -- races ------------------------------------------------------------------------------------------

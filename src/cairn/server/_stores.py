@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 from typing import TypeVar
 
 import anyio.to_thread
 
 from cairn import errors
-from cairn.store import Store, open_store, redact_url
+from cairn.store import KeptStore, Store, open_store, redact_url
 
 logger = logging.getLogger(__name__)
 
@@ -34,41 +33,19 @@ _POOL_SIZE = 8
 # How often the watcher asks whether anything was committed. A progress update
 # reaches a stream within about this long plus one events query.
 _WATCH_EVERY_S = 0.01
-# How often a store is asked whether it is still the one at its URL. A SQLite
-# check is one stat() (~2 µs): before every use, so that no answer comes from a
-# deleted file. A PostgreSQL check is a query: at most once a second (a dropped
-# database also fails the next query, which the pool retries on a fresh store).
-_CHECK_FILE_EVERY_S = 0.0
-_CHECK_DATABASE_EVERY_S = 1.0
 
 
-class _Opened:
-    """A store and when it was last found to be the one at its URL."""
-
-    def __init__(self, url: str) -> None:
-        self.store = open_store(url)
-        self.checked_at = time.monotonic()
-
-
-def _check_every_s(url: str) -> float:
-    return _CHECK_FILE_EVERY_S if url.startswith("sqlite:") else _CHECK_DATABASE_EVERY_S
-
-
-def _still_current(opened: _Opened, url: str) -> bool:
-    """Whether ``opened`` is still the store at ``url`` (closed if not)."""
-    now = time.monotonic()
-    if now - opened.checked_at < _check_every_s(url):
-        return True
+def _still_current(opened: KeptStore) -> bool:
+    """Whether ``opened`` is still the store at its URL (closed if not)."""
     try:
-        opened.store.check()
+        opened.check()
     except errors.StoreReplaced as error:
         _forget(opened, error)
         return False
-    opened.checked_at = now
     return True
 
 
-def _forget(opened: _Opened, error: errors.StoreReplaced) -> None:
+def _forget(opened: KeptStore, error: errors.StoreReplaced) -> None:
     logger.warning(
         "store %s: %s; reopening it",
         redact_url(opened.store.url),
@@ -90,13 +67,13 @@ class StorePool:
     def __init__(self, url: str, size: int = _POOL_SIZE) -> None:
         self.url = url
         self._slots = asyncio.Semaphore(size)
-        self._idle: list[_Opened] = []
+        self._idle: list[KeptStore] = []
         self._closed = False
 
     async def run(self, work: Callable[[Store], T]) -> T:
         """Run ``work(store)`` in a worker thread with a store of the pool."""
         async with self._slots:
-            held: list[_Opened] = self._idle[-1:]
+            held: list[KeptStore] = self._idle[-1:]
             del self._idle[-1:]
             try:
                 return await anyio.to_thread.run_sync(self._with_store, held, work)
@@ -107,14 +84,14 @@ class StorePool:
                     else:
                         self._idle.append(opened)
 
-    def _with_store(self, held: list[_Opened], work: Callable[[Store], T]) -> T:
+    def _with_store(self, held: list[KeptStore], work: Callable[[Store], T]) -> T:
         # ``held`` is what goes back to the pool: a replaced store leaves it.
-        if held and not _still_current(held[0], self.url):
+        if held and not _still_current(held[0]):
             held.clear()
         retried = False
         while True:
             if not held:
-                held.append(_Opened(self.url))
+                held.append(KeptStore(open_store(self.url)))
             try:
                 return work(held[0].store)
             except errors.StoreReplaced as error:
@@ -141,7 +118,7 @@ class ChangeWatcher:
         self._changed = asyncio.Event()
         self._listeners = 0
         self._task: asyncio.Task[None] | None = None
-        self._opened: _Opened | None = None
+        self._opened: KeptStore | None = None
         self._opens = 0
         self._stopping = False
 
@@ -180,10 +157,10 @@ class ChangeWatcher:
         # One store, used by one watcher task at a time, in whichever thread. A
         # deleted file's token never changes again: follow the store at the URL,
         # and count the stores opened, since a new one's token means nothing yet.
-        if self._opened is not None and not _still_current(self._opened, self.url):
+        if self._opened is not None and not _still_current(self._opened):
             self._opened = None
         if self._opened is None:
-            self._opened = _Opened(self.url)
+            self._opened = KeptStore(open_store(self.url))
             self._opens += 1
         return self._opens, self._opened.store.change_token()
 

@@ -7,6 +7,7 @@ import urllib.parse
 from . import errors
 from ._base import SCHEMA_VERSION, Store
 from ._browse import CallCounts, CallEntry, GroupTally, RequestQuery, RunSpan
+from ._kept import KeptStore
 from ._records import (
     AttemptRecord,
     Bucket,
@@ -49,6 +50,7 @@ __all__ = [
     "EventRecord",
     "FlowLimits",
     "GroupTally",
+    "KeptStore",
     "NewRequest",
     "Park",
     "RecordedChild",

@@ -491,6 +491,11 @@ class Database:
         failed = errors.StoreError
         if error.sqlstate == "23505":
             failed = DuplicateKey
+        elif error.sqlstate == "42P01":
+            # Cairn's tables were there when the store opened (it made them).
+            return errors.StoreReplaced(
+                f"the Cairn tables of {self.where} were dropped while in use: {detail}"
+            )
         elif (error.sqlstate or "")[:2] in _REFUSALS:
             failed = StoreRefused
         return failed(f"{self.where} failed a query{state}: {detail}")
