@@ -761,17 +761,19 @@ def test_request_finishes_when_the_app_call_commits(contract_store):
     root = new_request(contract_store)
     contract_store.claim_call(WORKER, 0, T0, call_id=root.id)
     inline = child(root, "inline", 0, dispatched=False)
-    contract_store.commit_success(success(inline))
-    contract_store.commit_success(
+    assert contract_store.commit_success(success(inline), read_back=True) is None
+    ended = contract_store.commit_success(
         success(
             root,
             output=b'"app-out"',
             finished_at_ms=T0 + 40,
             request_outcome=succeeded_app(b'"app-out"'),
-        )
+        ),
+        read_back=True,
     )
     record = contract_store.get_request("req-1")
     assert record is not None
+    assert ended == record  # read in the commit, as a read after it finds it
     assert record.status is RequestStatus.SUCCEEDED
     assert record.output == b'"app-out"'
     assert record.finished_at_ms == T0 + 40
@@ -788,9 +790,11 @@ def test_dispatched_calls_hold_the_request_open_until_the_last_finishes(
     contract_store.claim_call(WORKER, 0, T0, call_id=root.id)
     a, b = child(root, "a", 0), child(root, "b", 1)
     contract_store.enqueue_calls([(a, None, 0.0), (b, None, 0.0)], 1)
-    contract_store.commit_success(
-        success(root, output=b'"app"', request_outcome=succeeded_app(b'"app"'))
+    ended = contract_store.commit_success(
+        success(root, output=b'"app"', request_outcome=succeeded_app(b'"app"')),
+        read_back=True,
     )
+    assert ended is None  # not ended: its calls still run
     record = contract_store.get_request("req-1")
     assert record is not None
     assert not record.status.finished

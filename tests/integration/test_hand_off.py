@@ -4,6 +4,7 @@ released and run again like any claimed call."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 from pathlib import Path
@@ -11,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from cairn import Retries, application, function, worker
-from cairn.store import _queue
+from cairn.store import RequestRecord, _queue
+from cairn.types import RequestStatus
 
 
 @pytest.fixture
@@ -70,3 +72,28 @@ def test_the_next_local_run_sees_a_changed_environment(
     assert run(hand_off_reads_env, "CAIRN_HAND_OFF_TEST").output() == "first"
     monkeypatch.setenv("CAIRN_HAND_OFF_TEST", "second")  # executors forked anew
     assert run(hand_off_reads_env, "CAIRN_HAND_OFF_TEST").output() == "second"
+
+
+@pytest.mark.timeout(60)
+def test_the_caller_gets_the_record_read_in_the_commit_that_ended_it(
+    run, store_url: str, monkeypatch: pytest.MonkeyPatch
+):
+    @application()
+    @function()
+    def hand_off_echo(x: int) -> int:
+        return x
+
+    assert run(hand_off_echo, 0).output() == 0  # the engine and executors started
+    engine = worker.local_engine(store_url)
+    read = engine.store.get_request
+
+    def never_ended(request_id: str) -> RequestRecord | None:
+        record = read(request_id)
+        if record is None:
+            return None
+        return dataclasses.replace(record, status=RequestStatus.RUNNING)
+
+    # The engine's own reads never see it end: only the executor's record can.
+    monkeypatch.setattr(engine.store, "get_request", never_ended)
+    request = run(hand_off_echo, 7)
+    assert request.output() == 7

@@ -92,6 +92,7 @@ def run_claimed(
     if record.kind in ("reduce", "map"):
         spec = driver.reduce_spec(spec)
     attempt = driver.Attempt(run, key, spec, record, None)
+    attempt.report_end = claimed.awaited
     if record.run == run.run:
         attempt.attempts.failed = record.run_attempts
     _faults.point("dispatched_claimed")

@@ -149,6 +149,8 @@ class Attempt:
         )
         self.outcome = "interrupted"  # the attempt's, for its span
         self.error: BaseException | None = None
+        #: the request's engine waits for its end here (``ClaimedCall.awaited``)
+        self.report_end = False
 
     def first_wait_s(self) -> float:
         """Backoff left over from a failed attempt recorded before a restart."""
@@ -318,12 +320,15 @@ class Attempt:
                 the same way, and an executor that stopped on it would see the
                 call handed back and run again without end.
         """
+        read_back = self.report_end and success.request_outcome is not None
         try:
             if _metrics.M is None:
-                self.runtime.store.commit_success(success)
+                ended = self.runtime.store.commit_success(success, read_back=read_back)
             else:
                 with _metrics.commit_timer():
-                    self.runtime.store.commit_success(success)
+                    ended = self.runtime.store.commit_success(
+                        success, read_back=read_back
+                    )
         except StoreRefused as refused:
             error = errors.SerializationError(
                 f"the store refused the checkpoint of {self.key.function}(): {refused}"
@@ -333,6 +338,8 @@ class Attempt:
             failure, _ = self.attempts.failure(error, retryable=False)
             self.runtime.store.record_failure(failure)
             raise failures.Refused(error) from None
+        if ended is not None:
+            self.runtime.ended.append(ended)
 
 
 # -- inline calls ------------------------------------------------------------------------------

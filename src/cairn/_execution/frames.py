@@ -15,6 +15,7 @@ from cairn.store import (
     ClaimedCall,
     ClaimScope,
     RecordedChild,
+    RequestRecord,
     Store,
 )
 
@@ -247,6 +248,9 @@ class Process:
     #: the functions this process serves: a waiting caller runs its pending
     #: children only of those (None: any)
     scope: ClaimScope | None = None
+    #: requests that a commit here ended, read back in it for the engine that
+    #: waits for them (``ClaimedCall.awaited``); the executor sends them on
+    ended: list[RequestRecord] = field(default_factory=list)
 
 
 _process: Process | None = None

@@ -137,8 +137,12 @@ class Journal(Protocol):
         with the outputs of those that succeeded (one query for many replayed calls).
         """
 
-    def commit_success(self, success: CallSuccess) -> None:
-        """Commit a checkpoint, its events and, for the last call, the request's end."""
+    def commit_success(
+        self, success: CallSuccess, *, read_back: bool = False
+    ) -> RequestRecord | None:
+        """Commit a checkpoint, its events and, for the last call, the request's
+        end. ``read_back``: return the request's record if this commit ended it,
+        read in its transaction (on PostgreSQL, with no round trip of its own)."""
 
     def commit_successes(self, successes: Sequence[CallSuccess]) -> None:
         """Commit several checkpoints in one transaction (all or none)."""

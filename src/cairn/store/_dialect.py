@@ -51,6 +51,14 @@ class Tx(Protocol):
     def executemany(self, name: str, params: Sequence[Mapping[str, Any]]) -> None:
         """Run a named query once per parameter set."""
 
+    def read_after_commit(
+        self, name: str, params: Mapping[str, Any], /
+    ) -> Callable[[], Any]:
+        """Run a named query in the write transaction, its one row to be read
+        once the transaction has committed (on PostgreSQL its answer comes with
+        the commit's, in the same round trip): the row, or None (none, or the
+        answer was lost)."""
+
 
 class Dialect(Protocol):
     """One database, as the SQL store uses it."""

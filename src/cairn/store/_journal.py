@@ -5,7 +5,8 @@ checkpoints and replays them, their failed attempts, events, progress and state.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from . import _rows, _steps
 from ._dialect import PROGRESS, Statement, Tx
@@ -15,6 +16,7 @@ from ._records import (
     CallSuccess,
     Event,
     RecordedChild,
+    RequestRecord,
 )
 from ._sqlbase import (
     AfterCalls,
@@ -65,14 +67,23 @@ class JournalOps(SqlBase):
         rows = self._all("recorded_children", params)
         return [_rows.recorded_child(row) for row in rows]
 
-    def commit_success(self, success: CallSuccess) -> None:
-        """Commit a checkpoint, its events and, for the last call, the request's end."""
-        self.commit_successes([success])
+    def commit_success(
+        self, success: CallSuccess, *, read_back: bool = False
+    ) -> RequestRecord | None:
+        """Commit a checkpoint, its events and, for the last call, the request's
+        end. ``read_back``: return the request's record if this commit ended it,
+        read in its transaction (on PostgreSQL, with no round trip of its own)."""
+        return self._commit([success], read_back)
 
     def commit_successes(self, successes: Sequence[CallSuccess]) -> None:
         """Commit several checkpoints in one transaction (all or none)."""
+        self._commit(successes, False)
+
+    def _commit(
+        self, successes: Sequence[CallSuccess], read_back: bool
+    ) -> RequestRecord | None:
         if not successes:
-            return
+            return None
         plan = AfterCalls.of(successes)
         # A row that already numbers its events (a call committed twice) keeps
         # them: the upsert renumbers it, and the calls_keep_events trigger makes
@@ -90,9 +101,10 @@ class JournalOps(SqlBase):
             statements.append(("upsert_success", rows))
             statements += _steps.marks_and_events(plan)
             self._dialect.write_all(statements, notify=self._notify_progress(False))
-            return
+            return None
+        ending = [s.key.request_id for s in successes if s.request_outcome]
 
-        def body(tx: Tx) -> bool:
+        def body(tx: Tx) -> tuple[bool, Callable[[], Any] | None]:
             # Each request's row, in one order, taken with its event numbers (one
             # statement) and held for the call rows, the end-of-request check and
             # the commit: the statements before the check go without waiting for
@@ -101,9 +113,20 @@ class JournalOps(SqlBase):
             _steps.number(tx, plan, (s.key.request_id for s in successes))
             tx.executemany("upsert_success", rows)
             now_ms = max(s.finished_at_ms for s in successes)
-            return _steps.after_calls(tx, plan, now_ms)
+            may_end = _steps.after_calls(tx, plan, now_ms)
+            if not (read_back and len(ending) == 1):
+                return may_end, None
+            request = {"request_id": ending[0]}
+            return may_end, tx.read_after_commit("get_request", request)
 
-        self._dialect.write(body, notify=self._notify_progress, pipelined=True)
+        _, ended = self._dialect.write(
+            body,
+            notify=lambda result: self._notify_progress(result[0]),
+            pipelined=True,
+        )
+        row = None if ended is None else ended()
+        record = None if row is None else _rows.request(row)
+        return record if record is not None and record.status.finished else None
 
     def record_failure(self, failure: CallFailure) -> None:
         """Record a failed attempt, and the call's final failure if it is final."""

@@ -164,6 +164,9 @@ class ClaimedCall:
     application: str
     fresh: bool = False
     """Created with its claim just now: nothing is recorded under it yet."""
+    awaited: bool = False
+    """Its request's caller waits in the engine that handed it to this executor,
+    which therefore reports the request's end to it (read in the ending commit)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

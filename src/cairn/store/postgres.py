@@ -79,6 +79,19 @@ class _Tx:
         with self._conn.cursor() as cursor:
             cursor.executemany(Q[name], params)
 
+    def read_after_commit(
+        self, name: str, params: Mapping[str, Any], /
+    ) -> Callable[[], Any]:
+        cursor = self.execute(name, params)
+
+        def row() -> Any:
+            try:
+                return cursor.fetchone()
+            except psycopg.Error:
+                return None  # the commit's answer was lost (it is settled apart)
+
+        return row
+
 
 class PostgresDialect:
     """One PostgreSQL database: pooled connections, retried transactions, and

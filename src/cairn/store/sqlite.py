@@ -62,6 +62,12 @@ class _Tx:
     def executemany(self, name: str, params: Sequence[Mapping[str, Any]]) -> None:
         self._conn.executemany(Q[name], params)
 
+    def read_after_commit(
+        self, name: str, params: Mapping[str, Any], /
+    ) -> Callable[[], Any]:
+        row = self.execute(name, params).fetchone()  # no round trip to save
+        return lambda: row
+
 
 class SQLiteDialect:
     """One SQLite file: reads on its connection, writes under ``BEGIN IMMEDIATE``."""

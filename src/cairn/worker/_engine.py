@@ -7,6 +7,7 @@ and the same policing either way.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
@@ -81,7 +82,7 @@ class Engine(Supervisor):
         except BaseException:
             executor.board.set_busy(False)
             raise
-        if not executor.hand_off.send(claimed):
+        if not executor.hand_off.send(dataclasses.replace(claimed, awaited=True)):
             # Gone meanwhile: policing hands its calls (this one too) back.
             self.wake.executors.poke()
         return True
@@ -106,13 +107,28 @@ class Engine(Supervisor):
         self.start()
         if not handed_off:
             self.wake.executors.poke()  # the request (or its replay) is new work
+        with self.wake.ended.awaiting(request_id):
+            return self._supervise_until_finished(
+                request_id, on_tick, timeout_s, handed_off
+            )
+
+    def _supervise_until_finished(
+        self,
+        request_id: str,
+        on_tick: Callable[[], None] | None,
+        timeout_s: float | None,
+        handed_off: bool,
+    ) -> RequestRecord:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        tick = _TICK_MIN_S
         token = self.store.change_token() if handed_off else -1
         poked = False
         read_at = 0.0
+        tick = _TICK_MIN_S
         while True:
             acted = self.supervise_once()
+            ended = self.wake.ended.reported(request_id)
+            if ended is not None:
+                return ended  # read in the commit that ended it: no read here
             current = self.store.change_token()
             now = time.monotonic()
             if (

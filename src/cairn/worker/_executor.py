@@ -109,6 +109,8 @@ def main(
             scheduler.run_group(
                 claimed, lambda: not stopping and os.getppid() == parent_pid
             )
+            wake.ended.send_all(runtime.ended)
+            runtime.ended.clear()
             wake.engine.poke()  # a request may have finished
             board.set_busy(False)
             if _metrics.M is not None:

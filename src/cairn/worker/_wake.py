@@ -4,19 +4,24 @@ Polling alone makes a small request pay for the sleeps of both sides: an idle
 executor sleeps up to a few milliseconds before it claims the new request, and
 the waiting caller sleeps as long again before it sees the request finished. Two
 pipes, made before the executors fork, carry a byte each way: the engine writes
-one when it has submitted work, an executor when it has finished some. Polling
-stays as the fallback (other processes on the same store cannot write to them).
+one when it has submitted work, an executor when it has finished some. A third
+carries the records of the requests an executor ended to the engine waiting for
+them, so that it need not read them back from the store. Polling stays as the
+fallback (other processes on the same store cannot write to them).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import select
 import struct
+import threading
+from collections.abc import Iterable, Iterator
 from typing import cast
 
-from cairn.store import ClaimedCall
+from cairn.store import ClaimedCall, RequestRecord
 
 _LENGTH = struct.Struct("<I")
 
@@ -53,16 +58,90 @@ class _Pipe:
                 pass
 
 
+class EndedRequests(_Pipe):
+    """Records of requests an executor's commit ended, for the engine that
+    waits for them (it then need not read them from the store).
+
+    Each is one write of at most PIPE_BUF bytes, which a pipe takes whole or not
+    at all: every executor writes here without interleaving, and none blocks
+    when nobody reads. A record that does not fit (a large input or output), or
+    finds the pipe full, is not sent: the engine reads it from the store.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        # The engine's side: the requests its threads wait for, and their records
+        # once taken from the pipe (records of no awaited request are dropped).
+        self._awaited: dict[str, RequestRecord | None] = {}
+
+    @contextlib.contextmanager
+    def awaiting(self, request_id: str) -> Iterator[None]:
+        """While the caller waits for ``request_id``, keep its record if it comes."""
+        with self._lock:
+            self._awaited[request_id] = None
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._awaited.pop(request_id, None)
+
+    def reported(self, request_id: str) -> RequestRecord | None:
+        """The record of ``request_id`` (awaited), if an executor sent it."""
+        with self._lock:
+            for record in self._take_all():
+                if record.id in self._awaited:
+                    self._awaited[record.id] = record
+            return self._awaited.get(request_id)
+
+    def send_all(self, records: Iterable[RequestRecord]) -> None:
+        """Send records (what does not fit is not sent)."""
+        for record in records:
+            self.send(record)
+
+    def send(self, record: RequestRecord) -> bool:
+        """Send a record (False: not sent)."""
+        body = pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
+        message = _LENGTH.pack(len(body)) + body
+        if len(message) > select.PIPE_BUF:
+            return False
+        try:
+            os.write(self.write_fd, message)
+        except OSError:
+            return False  # full (or closed): the engine reads the store instead
+        return True
+
+    def _take_all(self) -> list[RequestRecord]:
+        """The records sent since the last call (whole messages only: each was
+        written at once)."""
+        data = bytearray()
+        try:
+            while part := os.read(self.read_fd, 65536):
+                data += part
+        except (BlockingIOError, InterruptedError):
+            pass  # drained
+        records, at = [], 0
+        while at + _LENGTH.size <= len(data):
+            (size,) = _LENGTH.unpack_from(data, at)
+            body = data[at + _LENGTH.size : at + _LENGTH.size + size]
+            at += _LENGTH.size + size
+            records.append(cast(RequestRecord, pickle.loads(body)))
+        return records
+
+
 class Wake:
-    """The two directions: work for the executors, news for the engine."""
+    """The two directions: work for the executors, news for the engine (and the
+    records of the requests that news ended)."""
 
     def __init__(self) -> None:
         self.executors = _Pipe()
         self.engine = _Pipe()
+        self.ended = EndedRequests()
 
     def close(self) -> None:
         self.executors.close()
         self.engine.close()
+        self.ended.close()
 
 
 class HandOff:
