@@ -97,3 +97,28 @@ def test_the_caller_gets_the_record_read_in_the_commit_that_ended_it(
     monkeypatch.setattr(engine.store, "get_request", never_ended)
     request = run(hand_off_echo, 7)
     assert request.output() == 7
+
+
+def test_a_replay_does_not_end_on_an_earlier_runs_record(run, store_url, effects):
+    @function()
+    def replayed_step(i: int) -> int:
+        effects.record(f"step {i}")
+        return i
+
+    @application()
+    @function()
+    def replayed_app() -> int:
+        return replayed_step(1)
+
+    request = run(replayed_app)
+    engine = worker.local_engine(store_url)
+    first_run = engine.store.get_request(request.id)
+    assert first_run is not None and first_run.status is RequestStatus.SUCCEEDED
+    # The record of the first run still in the pipe, as when the engine read the
+    # end itself before the executor's record came.
+    assert engine.wake.ended.send(first_run)
+    step = next(c for c in request.calls() if c.function.endswith("replayed_step"))
+    effects.clear()
+    request.replay(from_call=step.id)
+    assert request.output() == 1
+    assert effects.lines() == ["step 1"]  # the replay ran, it did not end at once

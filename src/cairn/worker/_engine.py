@@ -7,6 +7,7 @@ and the same policing either way.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -107,7 +108,14 @@ class Engine(Supervisor):
         self.start()
         if not handed_off:
             self.wake.executors.poke()  # the request (or its replay) is new work
-        with self.wake.ended.awaiting(request_id):
+        # Only a handed-off request's end comes down the pipe: one it runs again
+        # (a replay) must not take a record of an earlier run still in the pipe.
+        awaiting = (
+            self.wake.ended.awaiting(request_id)
+            if handed_off
+            else contextlib.nullcontext()
+        )
+        with awaiting:
             return self._supervise_until_finished(
                 request_id, on_tick, timeout_s, handed_off
             )
