@@ -19,7 +19,9 @@ latency of a progress update to an SSE client (``progress_latency.py``), and
 latency (``observability.py``), and ``roundtrips``, the round trips to PostgreSQL of
 a request and of a call (``roundtrips.py``). Then it profiles Cairn with py-spy, and writes:
 
-- ``bench/results/latest.json``: every raw timing and figure of this run;
+- ``bench/results/latest.json``: every raw timing and figure of this run (and,
+  when it writes the docs, ``bench/results/docs.json``, which a later
+  ``--no-docs`` run leaves alone: the figures behind the committed docs);
 - ``docs/benchmarks.md``: the tables, machine, versions, settings, command;
 - ``docs/images/bench_overhead.png``: per-call overhead against calls per request.
 
@@ -560,6 +562,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(render_console(document))
     if not args.no_docs:
+        (RESULTS / "docs.json").write_text(out.read_text())
         write_docs(document, DOC, PLOT, args.dbos_python)
         print(f"wrote {DOC.relative_to(REPO)} and {PLOT.relative_to(REPO)}")
     print(f"raw figures: {out.relative_to(REPO)}; total {env['elapsed_s']:.0f}s")
