@@ -73,15 +73,16 @@ class JournalOps(SqlBase):
         """Commit a checkpoint, its events and, for the last call, the request's
         end. ``read_back``: return the request's record if this commit ended it,
         read in its transaction (on PostgreSQL, with no round trip of its own)."""
-        return self._commit([success], read_back)
+        return self._commit([success], success.key.request_id if read_back else None)
 
     def commit_successes(self, successes: Sequence[CallSuccess]) -> None:
         """Commit several checkpoints in one transaction (all or none)."""
-        self._commit(successes, False)
+        self._commit(successes, None)
 
     def _commit(
-        self, successes: Sequence[CallSuccess], read_back: bool
+        self, successes: Sequence[CallSuccess], read_back: str | None
     ) -> RequestRecord | None:
+        """``read_back``: the request whose record to return, if this ends it."""
         if not successes:
             return None
         plan = AfterCalls.of(successes)
@@ -102,7 +103,6 @@ class JournalOps(SqlBase):
             statements += _steps.marks_and_events(plan)
             self._dialect.write_all(statements, notify=self._notify_progress(False))
             return None
-        ending = [s.key.request_id for s in successes if s.request_outcome]
 
         def body(tx: Tx) -> tuple[bool, Callable[[], Any] | None]:
             # Each request's row, in one order, taken with its event numbers (one
@@ -114,9 +114,9 @@ class JournalOps(SqlBase):
             tx.executemany("upsert_success", rows)
             now_ms = max(s.finished_at_ms for s in successes)
             may_end = _steps.after_calls(tx, plan, now_ms)
-            if not (read_back and len(ending) == 1):
+            if read_back is None:
                 return may_end, None
-            request = {"request_id": ending[0]}
+            request = {"request_id": read_back}
             return may_end, tx.read_after_commit("get_request", request)
 
         _, ended = self._dialect.write(
