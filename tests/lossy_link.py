@@ -3,7 +3,8 @@
 ``cut_at_commit(forward=True)`` lets the next ``COMMIT`` reach the server and cuts
 the link before its answer comes back (the commit happened, the client cannot
 know); ``forward=False`` cuts it before the server sees the ``COMMIT`` (it never
-happens). ``meanwhile`` runs while the client still waits for its answer (a
+happens). ``marker`` cuts at other bytes instead: a statement that commits alone
+sends no COMMIT, but its parameters. ``meanwhile`` runs while the client still waits for its answer (a
 server restart, say). Links made after the cut pass everything through.
 
 ``turns`` counts round trips: the times a client speaks again after the server
@@ -28,7 +29,7 @@ class LossyLink:
         self._target = (parts.hostname or "127.0.0.1", parts.port or 5432)
         self._listener = socket.create_server(("127.0.0.1", port))
         self.port = int(self._listener.getsockname()[1])
-        self._armed: tuple[bool, Callable[[], None]] | None = None
+        self._armed: tuple[bytes, bool, Callable[[], None]] | None = None
         self._lock = threading.Lock()
         self.cuts = 0
         self.turns = 0
@@ -39,11 +40,15 @@ class LossyLink:
         return through(server_url, self.port)
 
     def cut_at_commit(
-        self, *, forward: bool, meanwhile: Callable[[], None] = lambda: None
+        self,
+        *,
+        forward: bool,
+        meanwhile: Callable[[], None] = lambda: None,
+        marker: bytes = b"COMMIT",
     ) -> None:
-        """Cut the link of the next COMMIT sent through it."""
+        """Cut the link of the next COMMIT (or ``marker``) sent through it."""
         with self._lock:
-            self._armed = (forward, meanwhile)
+            self._armed = (marker, forward, meanwhile)
 
     def close(self) -> None:
         self._listener.close()
@@ -79,13 +84,15 @@ class LossyLink:
                 if answered.is_set():
                     answered.clear()
                     self.turns += 1
-                armed = self._armed if b"COMMIT" in chunk else None
-                if armed is not None:
+                armed = self._armed
+                if armed is not None and armed[0] in chunk:
                     self._armed = None
+                else:
+                    armed = None
             if armed is None:
                 server.sendall(chunk)
                 continue
-            forward, meanwhile = armed
+            _, forward, meanwhile = armed
             cut.set()  # no answer goes back from here on
             if forward:
                 server.sendall(chunk)

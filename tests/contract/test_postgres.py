@@ -335,19 +335,65 @@ def test_a_write_sent_whole_whose_commit_answer_is_cut_commits_once(
     commit (again, it would fail on the key)."""
     link = LossyLink(empty_url)
     store = open_store(link.url(empty_url))
-    insert = "INSERT INTO cairn_meta VALUES ('probe', %(value)s)"
+    insert = "INSERT INTO cairn_meta VALUES (%(key)s, 'x')"
     try:
         link.cut_at_commit(forward=reached_the_server)
-        counts = store._db.write_all([(insert, {"value": "x"})])
+        counts = store._db.write_all(
+            [(insert, {"key": "probe"}), (insert, {"key": "probe-2"})]
+        )
     finally:
         store.close()
         link.close()
     assert link.cuts == 1
     # Its answer lost, a commit that happened has no row counts to tell.
+    assert counts == (None if reached_the_server else [1, 1])
+    assert sql(
+        empty_url, "SELECT key FROM cairn_meta WHERE key LIKE 'probe%' ORDER BY key"
+    ) == [("probe",), ("probe-2",)]
+
+
+@pytest.mark.parametrize("reached_the_server", [True, False])
+def test_a_statement_sent_alone_whose_answer_is_cut_commits_once(
+    empty_url, reached_the_server
+):
+    """A ``write_all`` of one statement sends it alone, its own transaction with
+    the commit mark in its WITH list: no BEGIN, no COMMIT, and still a lost
+    answer is settled by the mark (run again, it would fail on the key)."""
+    link = LossyLink(empty_url)
+    store = open_store(link.url(empty_url))
+    insert = "INSERT INTO cairn_meta VALUES ('probe', %(value)s)"
+    try:
+        link.cut_at_commit(forward=reached_the_server, marker=b"sent-alone")
+        counts = store._db.write_all([(insert, {"value": "sent-alone"})])
+        again = insert.replace("'probe'", "%(key)s")
+        store._db.write_all([(again, {"key": "probe-2", "value": "y"})])  # reconnects
+        turns = link.turns
+        store._db.write_all([(again, {"key": "probe-3", "value": "y"})])
+        assert link.turns == turns + 1  # one message and one answer
+    finally:
+        store.close()
+        link.close()
+    assert link.cuts == 1
     assert counts == (None if reached_the_server else [1])
     assert sql(empty_url, "SELECT value FROM cairn_meta WHERE key = 'probe'") == [
-        ("x",)
+        ("sent-alone",)
     ]
+
+
+def test_the_commit_mark_goes_first_in_a_statement_sent_alone():
+    plain = "-- a comment\nINSERT INTO t VALUES (%(v)s)"
+    assert pgmod.with_commit_mark(plain).startswith("WITH commit_mark AS (")
+    assert pgmod.with_commit_mark(plain).endswith(")\nINSERT INTO t VALUES (%(v)s)")
+    with_list = "WITH a AS (SELECT 1)\nSELECT * FROM a"
+    assert pgmod.with_commit_mark(with_list).endswith(
+        "),\na AS (SELECT 1)\nSELECT * FROM a"
+    )
+    recursive = "WITH RECURSIVE a (n) AS (SELECT 1) SELECT * FROM a"
+    marked = pgmod.with_commit_mark(recursive)
+    assert marked.startswith("WITH RECURSIVE commit_mark AS (")
+    assert marked.endswith("),\na (n) AS (SELECT 1) SELECT * FROM a")
+    with pytest.raises(ValueError, match="commit mark"):
+        pgmod.with_commit_mark("UPDATE t SET mark = %(mark)s")
 
 
 def test_a_write_that_wrote_nothing_stamps_nothing(pg):

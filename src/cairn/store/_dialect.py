@@ -92,7 +92,8 @@ class Dialect(Protocol):
         self, statements: Sequence[Statement], *, notify: Notify = True
     ) -> list[int] | None:
         """Run named queries in one write transaction that reads nothing back
-        before it commits (on PostgreSQL: sent whole, one round trip). Returns
+        before it commits (on PostgreSQL: sent whole, one round trip; a single
+        statement is sent alone, its own transaction). Returns
         each one's row count, or None where the answer was lost but the
         transaction is known to have committed."""
 

@@ -95,13 +95,20 @@ class JournalOps(SqlBase):
             # rows, served marks and events go in one round trip, each request's
             # event numbers taken (and, on PostgreSQL, its row locked, in one
             # order) before the rows that use them.
+            notify = self._notify_progress(False)
+            if len(rows) == 1 and not plan.served and not plan.events:
+                # One call, no other rows: one statement, which PostgreSQL
+                # commits alone.
+                one = "commit_checkpoint" if plan.counts else "upsert_success"
+                self._dialect.write_all([(one, rows[0])], notify=notify)
+                return None
             statements: list[Statement] = [
                 _steps.numbering(request_id, plan.counts[request_id])
                 for request_id in sorted(plan.counts)
             ]
             statements.append(("upsert_success", rows))
             statements += _steps.marks_and_events(plan)
-            self._dialect.write_all(statements, notify=self._notify_progress(False))
+            self._dialect.write_all(statements, notify=notify)
             return None
 
         def body(tx: Tx) -> tuple[bool, Callable[[], Any] | None]:

@@ -13,10 +13,12 @@ lost one look committed.)
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import logging
 import os
+import re
 import secrets
 import time
 import weakref
@@ -66,6 +68,8 @@ Q: dict[str, LiteralString] = _sql.blocks("postgres_link")
 _PROCESS_NONCE = secrets.token_hex(6)
 # Commit marks: unique within a slot is enough, and a slot is one connection's.
 _marks = itertools.count(1)
+# The parameters of with_commit_mark, which a statement sent alone must not use.
+_STAMP_PARAMS = re.compile(r"%\((slot|mark|notify|channel|origin)\)s")
 
 
 class _Retry(Exception):
@@ -385,12 +389,14 @@ class Database:
     ) -> list[int] | None:
         """Run ``statements`` in one transaction sent whole, in one round trip:
         ``BEGIN``, the statements, the commit mark, ``COMMIT``, then one wait for
-        every answer. Returns each statement's row count (None when the answer
-        was lost and the commit mark says the transaction committed).
+        every answer. A single statement (with one set of parameters) goes alone
+        instead, with the commit mark in its WITH list: it is its own transaction,
+        one message and one answer. Returns each statement's row count (None when
+        the answer was lost and the commit mark says the transaction committed).
 
         For writes that read nothing back before they commit. A statement's
         error rolls the transaction back, as in ``write``; a lost link is
-        settled by the commit mark, since COMMIT may have been sent with it.
+        settled by the commit mark, since the commit may have been sent with it.
         """
         return self._retrying(lambda: self._write_all_once(statements, notify))
 
@@ -398,24 +404,15 @@ class Database:
         self, statements: Sequence[Statement], notify: Notify
     ) -> list[int] | None:
         with self._checkout() as conn:
-            slot = self._pool.slot(conn)
-            mark = next(_marks)
-            cursors: list[psycopg.Cursor[Any]] = []
+            slot, mark = self._pool.slot(conn), next(_marks)
+            stamp = self._stamp(slot, mark, notify)
+            query, params = statements[0] if len(statements) == 1 else ("", ())
             try:
-                with conn.pipeline():
-                    conn.execute("BEGIN")
-                    for query, params in statements:
-                        cursor = conn.cursor()
-                        if isinstance(params, Mapping):
-                            cursor.execute(query, params)
-                        else:
-                            cursor.executemany(query, params)
-                        cursors.append(cursor)
-                    stamp = conn.execute(
-                        Q["end_transaction"], self._stamp(slot, mark, notify)
-                    )
-                    conn.execute("COMMIT")
-                row = stamp.fetchone()
+                if isinstance(params, Mapping):
+                    cursor = conn.execute(with_commit_mark(query), {**params, **stamp})
+                    counts, wrote = [cursor.rowcount], True
+                else:
+                    counts, wrote = _send_whole(conn, statements, stamp)
             except psycopg.Error as error:
                 if not _answered(error, conn):
                     if not self.committed(slot, mark, error):
@@ -425,9 +422,9 @@ class Database:
                 if transient(error, conn):
                     raise _Retry(error) from None
                 raise self._failed(error) from None
-        if row is not None and row[0] is not None:
+        if wrote:
             self._count_commit(notify)
-        return [cursor.rowcount for cursor in cursors]
+        return counts
 
     def _stamp(self, slot: str, mark: int, notify: Notify) -> dict[str, object]:
         return {
@@ -507,6 +504,55 @@ class Database:
         return self._link.change_count(
             float(self.params["connect_timeout"]), queue=queue
         )
+
+
+def _send_whole(
+    conn: Connection, statements: Sequence[Statement], stamp: dict[str, Any]
+) -> tuple[list[int], bool]:
+    """BEGIN, ``statements``, the commit mark and COMMIT in one pipeline: each
+    statement's row count, and whether the transaction wrote (stamped its mark)."""
+    cursors: list[psycopg.Cursor[Any]] = []
+    with conn.pipeline():
+        conn.execute("BEGIN")
+        for query, params in statements:
+            cursor = conn.cursor()
+            if isinstance(params, Mapping):
+                cursor.execute(query, params)
+            else:
+                cursor.executemany(query, params)
+            cursors.append(cursor)
+        stamped = conn.execute(Q["end_transaction"], stamp)
+        conn.execute("COMMIT")
+    row = stamped.fetchone()
+    return [cursor.rowcount for cursor in cursors], row is not None and row[
+        0
+    ] is not None
+
+
+@functools.cache
+def with_commit_mark(query: LiteralString) -> LiteralString:
+    """``query`` with the commit mark first in its WITH list (``with_commit_mark``
+    of postgres_link.sql): a statement that commits alone and can be settled."""
+    body = _uncommented(query)
+    if _STAMP_PARAMS.search(body):
+        raise ValueError(f"a parameter of the commit mark is also the query's: {body}")
+    mark = _uncommented(Q["with_commit_mark"])
+    first, rest = body.split(None, 1)
+    if first.lower() != "with":
+        return f"{mark}\n{body}"
+    if not rest.lower().startswith("recursive"):
+        return f"{mark},\n{rest}"
+    keyword, ctes = mark.split(None, 1)
+    recursive, rest = rest.split(None, 1)
+    return f"{keyword} {recursive} {ctes},\n{rest}"
+
+
+def _uncommented(query: LiteralString) -> LiteralString:
+    """A named block without its leading comment lines."""
+    lines = query.splitlines()
+    while lines and (not lines[0].strip() or lines[0].lstrip().startswith("--")):
+        del lines[0]
+    return "\n".join(lines)
 
 
 def _answered(error: psycopg.Error, conn: Connection) -> bool:

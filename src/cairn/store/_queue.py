@@ -8,6 +8,7 @@ call and never wait on each other), started, released, and their map groups.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Iterator, Mapping
@@ -124,9 +125,10 @@ class QueueOps(SqlBase):
     ) -> ClaimedCall:
         """Create a request with its application call claimed by ``executor``.
 
-        Everything it writes is known beforehand, so it goes in one burst (on
-        PostgreSQL, one round trip): the request running, its call held, its
-        RequestStarted. A taken id breaks the call's key and writes nothing.
+        Everything it writes is known beforehand, so it is one named query (on
+        PostgreSQL, one statement sent alone): the request running, its call
+        held, its RequestStarted. A taken id breaks the call's key and writes
+        nothing.
         """
         claimed = ClaimedCall(
             record=CallRecord(
@@ -158,23 +160,20 @@ class QueueOps(SqlBase):
             fresh=True,
         )
         started = _events.request_started(request.id, root.function, 1, now_ms)
-        request_params = {**_rows.request_params(request), "now_ms": now_ms}
-        call_params = {
+        params = {
+            **_rows.request_params(request),
             **_rows.key_params(root),
             "args": args,
             "concurrency_key": root.concurrency_key,
-            "priority": request.priority,
             "worker_id": worker_id,
             "executor": executor,
             "now_ms": now_ms,
+            "event_kind": started.kind,
+            "event_payload": json.dumps(started.payload),
         }
         try:
             self._dialect.write_all(
-                [
-                    ("insert_started_request", request_params),
-                    ("insert_claimed_call", call_params),
-                    _steps.inserting(request.id, 1, [(1, started)]),
-                ],
+                [("create_claimed", params)],
                 # Nobody can claim the call: only streams care, as for progress.
                 notify=self._notify_progress(False),
             )

@@ -50,6 +50,20 @@ VALUES (%(id)s, %(request_id)s, %(parent_id)s, %(seq)s, %(function)s, %(kind)s,
         %(group_id)s, %(dispatched)s, 'running', %(args)s, 1, 0, %(concurrency_key)s,
         %(priority)s, %(worker_id)s, %(executor)s, %(now_ms)s)
 
+-- name: create_claimed
+-- A request created with its application call claimed and its RequestStarted
+-- numbered 1, in one statement that the store sends alone (the application call's
+-- id is the request's: one id serves both rows). A taken id inserts no request
+-- and no event, and the call breaks its key: nothing is written.
+WITH request AS (
+{insert_started_request}
+    RETURNING id
+), application_call AS (
+{insert_claimed_call}
+)
+INSERT INTO events (request_id, seq, kind, payload, created_at_ms)
+SELECT id, 1, %(event_kind)s, %(event_payload)s, %(now_ms)s FROM request
+
 -- name: insert_pending_call
 -- A call has its request's priority, for claim_any to order by with an index.
 INSERT INTO calls (id, request_id, parent_id, seq, function, kind, group_id, dispatched,
@@ -253,9 +267,25 @@ WHERE calls.status IN ('pending', 'stale')
    OR (calls.run < excluded.run AND calls.status <> 'succeeded')
 
 -- name: upsert_success
+-- A succeeded call's row, its event numbers taken by a bump_event_seq before it in
+-- the same transaction (under the request's row lock).
+WITH numbered AS (SELECT event_seq FROM requests WHERE id = %(request_id)s)
+{success_row}
+
+-- name: commit_checkpoint
+-- One call's checkpoint with its events' numbers in one statement, which the store
+-- sends alone (its own transaction: one message, one answer). The UPDATE takes the
+-- numbers from the request's counter, and its row lock, before the row uses them.
+WITH numbered AS (
+    UPDATE requests SET event_seq = event_seq + %(event_count)s WHERE id = %(request_id)s
+    RETURNING event_seq
+)
+{success_row}
+
+-- name: success_row
 -- event_seq: the number of the call's FunctionRunCreated when its events are read
 -- from the row (event_number of the event_count numbers this commit took from
--- the request's counter, bumped before, under its row lock), else NULL.
+-- the request's counter, which ``numbered`` holds after the bump), else NULL.
 INSERT INTO calls (id, request_id, parent_id, seq, function, kind, group_id, dispatched,
                    status, args, output, run, run_attempts, attempts, state_writes,
                    started_at_ms, finished_at_ms, code_version, event_seq)
@@ -264,7 +294,7 @@ VALUES (%(id)s, %(request_id)s, %(parent_id)s, %(seq)s, %(function)s, %(kind)s,
         %(run_attempts)s, %(attempts)s, %(state_writes)s, %(started_at_ms)s,
         %(finished_at_ms)s, %(code_version)s,
         (SELECT event_seq - %(event_count)s::bigint + %(event_number)s::bigint
-         FROM requests WHERE id = %(request_id)s AND %(event_number)s::bigint IS NOT NULL))
+         FROM numbered WHERE %(event_number)s::bigint IS NOT NULL))
 ON CONFLICT (id) DO UPDATE SET
     status = 'succeeded', code_version = excluded.code_version, args = COALESCE(excluded.args, calls.args),
     output = excluded.output, error_json = NULL, run = excluded.run,

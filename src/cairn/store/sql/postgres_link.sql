@@ -38,6 +38,20 @@ SELECT (SELECT mark FROM stamped),
        CASE WHEN %(notify)s AND EXISTS (SELECT FROM stamped)
             THEN pg_notify(%(channel)s, %(origin)s) END
 
+-- name: with_commit_mark
+-- The commit mark of a write of one statement sent alone (its own transaction, no
+-- BEGIN or COMMIT: one message, one answer), put first in that statement's WITH
+-- list. A data-modifying CTE always runs, so the mark commits exactly when the
+-- statement does; the wake-up is sent from inside it, as end_transaction's.
+WITH commit_mark AS (
+    INSERT INTO commit_marks (slot, mark, used_at)
+    VALUES (%(slot)s, %(mark)s,
+            CASE WHEN %(notify)s
+                 THEN (SELECT now() FROM pg_notify(%(channel)s, %(origin)s))
+                 ELSE now() END)
+    ON CONFLICT (slot) DO UPDATE SET mark = excluded.mark, used_at = excluded.used_at
+)
+
 -- name: settle_commit
 -- The mark a connection's last commit left. Waits, on the row lock, for a
 -- transaction of that connection still committing. Marks a slot never stamped.

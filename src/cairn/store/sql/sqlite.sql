@@ -49,6 +49,16 @@ VALUES (:id, :request_id, :parent_id, :seq, :function, :kind,
         :group_id, :dispatched, 'running', :args, 1, 0, :concurrency_key,
         :priority, :worker_id, :executor, :now_ms)
 
+-- name: create_claimed
+-- A request created with its application call claimed and its RequestStarted
+-- numbered 1 (the application call's id is the request's: one id serves both
+-- rows): three statements, SQLite having no INSERT inside a WITH. A taken id
+-- inserts no request, and the call breaks its key: the transaction rolls back.
+{insert_started_request};
+{insert_claimed_call};
+INSERT INTO events (request_id, seq, kind, payload, created_at_ms)
+VALUES (:id, 1, :event_kind, :event_payload, :now_ms)
+
 -- name: insert_pending_call
 -- A call has its request's priority, for claim_any to order by with an index.
 INSERT INTO calls (id, request_id, parent_id, seq, function, kind, group_id, dispatched,
@@ -200,9 +210,21 @@ WHERE calls.status IN ('pending', 'stale')
    OR (calls.run < excluded.run AND calls.status <> 'succeeded')
 
 -- name: upsert_success
+-- A succeeded call's row, its event numbers taken by a bump_event_seq before it in
+-- the same transaction.
+WITH numbered AS (SELECT event_seq FROM requests WHERE id = :request_id)
+{success_row}
+
+-- name: commit_checkpoint
+-- One call's checkpoint with its events' numbers: the bump, then the row (two
+-- statements, SQLite having no UPDATE inside a WITH), in one transaction.
+UPDATE requests SET event_seq = event_seq + :event_count WHERE id = :request_id;
+{upsert_success}
+
+-- name: success_row
 -- event_seq: the number of the call's FunctionRunCreated when its events are read
 -- from the row (:event_number of the :event_count numbers this commit took from
--- the request's counter, bumped before), else NULL.
+-- the request's counter, which ``numbered`` holds after the bump), else NULL.
 INSERT INTO calls (id, request_id, parent_id, seq, function, kind, group_id, dispatched,
                    status, args, output, run, run_attempts, attempts, state_writes,
                    started_at_ms, finished_at_ms, code_version, event_seq)
@@ -210,8 +232,7 @@ VALUES (:id, :request_id, :parent_id, :seq, :function, :kind, :group_id, :dispat
         'succeeded', :args, :output, :run, :run_attempts, :attempts, :state_writes,
         :started_at_ms, :finished_at_ms, :code_version,
         CASE WHEN :event_number IS NOT NULL
-             THEN (SELECT event_seq FROM requests WHERE id = :request_id)
-                  - :event_count + :event_number END)
+             THEN (SELECT event_seq FROM numbered) - :event_count + :event_number END)
 ON CONFLICT (id) DO UPDATE SET
     status = 'succeeded', code_version = excluded.code_version, args = COALESCE(excluded.args, calls.args),
     output = excluded.output, error_json = NULL, run = excluded.run,
