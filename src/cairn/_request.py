@@ -251,8 +251,8 @@ def run_local_application(app: Any, *args: Any, **kwargs: Any) -> Request:
         headers=_tracing.current_traceparent(),  # its spans join the caller's trace
     )
     request_id = submission[0].id
-    # One store for the whole run: each borrow checks that the database is still
-    # the one at the URL, a round trip on PostgreSQL.
+    # One store for the whole run: a borrow may check that the database is still
+    # the one at the URL (on PostgreSQL at most once a second, a round trip).
     with borrowed(store_url) as store:
         handed_off = worker.hand_off_here(store_url, store, *submission)
         if not handed_off:
