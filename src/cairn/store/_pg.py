@@ -524,9 +524,8 @@ def _send_whole(
         stamped = conn.execute(Q["end_transaction"], stamp)
         conn.execute("COMMIT")
     row = stamped.fetchone()
-    return [cursor.rowcount for cursor in cursors], row is not None and row[
-        0
-    ] is not None
+    wrote = row is not None and row[0] is not None
+    return [cursor.rowcount for cursor in cursors], wrote
 
 
 @functools.cache
