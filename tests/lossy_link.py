@@ -8,7 +8,8 @@ sends no COMMIT, but its parameters. ``meanwhile`` runs while the client still w
 server restart, say). Links made after the cut pass everything through.
 
 ``turns`` counts round trips: the times a client speaks again after the server
-answered (statements sent together in a pipeline count once).
+answered (statements sent together in a pipeline count once); ``sent`` holds
+every byte clients sent.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class LossyLink:
         self._lock = threading.Lock()
         self.cuts = 0
         self.turns = 0
+        self.sent = bytearray()
         threading.Thread(target=self._accept, daemon=True).start()
 
     def url(self, server_url: str) -> str:
@@ -81,6 +83,7 @@ class LossyLink:
     ) -> None:
         while chunk := _recv(client):
             with self._lock:
+                self.sent += chunk
                 if answered.is_set():
                     answered.clear()
                     self.turns += 1

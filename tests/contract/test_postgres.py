@@ -618,23 +618,105 @@ def test_a_group_claim_takes_items_in_order_and_never_twice(pg):
     assert len(set(every)) == len(every)
 
 
-def test_the_commit_that_ends_a_request_reads_nothing_back(empty_url):
+def test_the_commit_that_ends_a_request_is_one_statement_sent_alone(empty_url):
     """The application call's checkpoint, the request's end and its RequestFinished
-    go in one round trip: nothing is read back before the COMMIT."""
+    go in one statement, its own transaction: one message and one answer, no
+    BEGIN and no COMMIT."""
     link = LossyLink(empty_url)
     store = open_store(link.url(empty_url))
     try:
         root = new_request(store)
-        before = link.turns
+        before, sent_before = link.turns, len(link.sent)
         store.commit_success(success(root, request_outcome=succeeded_app()))
-        turns = link.turns - before
+        turns, sent = link.turns - before, bytes(link.sent[sent_before:])
         record = store.get_request("req-1")
         events = store.list_events("req-1")
     finally:
         store.close()
         link.close()
     assert turns == 1
+    assert b"BEGIN" not in sent and b"COMMIT" not in sent
     assert record is not None and record.status is RequestStatus.SUCCEEDED
     assert record.output == b'"done"'
     assert [e.kind for e in events][-1] == "RequestFinished"
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
+
+
+def _ended_once(store: Store, request_id: str) -> None:
+    """The request succeeded, with one RequestFinished (its last event), its
+    application call's events once each, and no gap in its numbers."""
+    record = store.get_request(request_id)
+    assert record is not None and record.status is RequestStatus.SUCCEEDED
+    events = store.list_events(request_id)
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    kinds = [e.kind for e in events]
+    assert kinds.count("RequestFinished") == 1 and kinds[-1] == "RequestFinished"
+    root_events = [
+        e.kind for e in events if e.payload.get("function_run_id") == request_id
+    ]
+    assert sorted(root_events) == ["FunctionRunCompleted", "FunctionRunCreated"]
+
+
+@pytest.mark.parametrize("reached_the_server", [True, False])
+def test_a_lost_answer_to_the_commit_that_ends_a_request_is_settled(
+    empty_url, reached_the_server
+):
+    """The answer of the one statement that ends a request is cut: committed, its
+    record is read back (it wrote the application call's row as this attempt
+    finished it); not committed, it is sent again. Either way it ends once."""
+    link = LossyLink(empty_url)
+    store = open_store(link.url(empty_url))
+    try:
+        root = new_request(store)
+        store.claim_call("w", 0, T0, call_id=root.id)
+        link.cut_at_commit(forward=reached_the_server, marker=b"'RequestFinished'")
+        ended = store.commit_success(
+            success(root, request_outcome=succeeded_app(), events_from_row=True),
+            read_back=True,
+        )
+        assert link.cuts == 1
+        assert ended is not None and ended == store.get_request("req-1")
+        _ended_once(store, "req-1")
+    finally:
+        store.close()
+        link.close()
+
+
+def test_an_application_call_that_ends_as_its_last_dispatched_call_does_ends_once(
+    pg, empty_url
+):
+    """The statement that ends a request reads its dispatched calls in a snapshot
+    taken before it waits for the request's row lock. The last dispatched call's
+    commit holds that lock, finishes the call and, seeing the application call
+    still running, leaves the request open; the ending statement then sees that
+    call as still running and writes nothing, and the store commits the general
+    way, which looks again under the lock: the request ends, once."""
+    root = new_request(pg, "req-late")
+    pg.claim_call("w", 0, T0, call_id=root.id)
+    last = child(root, "last", 0)
+    pg.enqueue_calls([(last, None, 0.0)], 1)
+    assert pg.claim_call("w", 1, T0, call_id=last.id)
+    answers: list[object] = []
+    with psycopg.connect(empty_url) as conn:
+        conn.execute("SELECT 1 FROM requests WHERE id = 'req-late' FOR UPDATE")
+        conn.execute("UPDATE calls SET status = 'succeeded' WHERE id = %s", [last.id])
+        ending = threading.Thread(
+            target=lambda: answers.append(
+                pg.commit_success(
+                    success(
+                        root, request_outcome=succeeded_app(), events_from_row=True
+                    ),
+                    read_back=True,
+                )
+            )
+        )
+        ending.start()
+        waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        deadline = time.monotonic() + 10
+        while sql(empty_url, waiting) != [(1,)]:
+            assert time.monotonic() < deadline, "the ending statement never waited"
+            time.sleep(0.01)
+        conn.commit()
+    ending.join(10)
+    assert answers == [pg.get_request("req-late")]
+    _ended_once(pg, "req-late")

@@ -25,6 +25,7 @@ from cairn.store import (
     Store,
     this_host,
 )
+from cairn.store._sqlbase import AfterCalls, success_params
 from cairn.types import CallStatus, RequestStatus
 
 T0 = 1_700_000_000_000.0
@@ -781,6 +782,62 @@ def test_request_finishes_when_the_app_call_commits(contract_store):
     assert last.kind == "RequestFinished"
     assert last.payload["outcome"] == "success"
     assert last.payload["output"]["body"] == "app-out"
+
+
+def test_an_application_call_that_returns_after_a_cancel_keeps_its_checkpoint(
+    contract_store,
+):
+    """The commit that would end a request finds it cancelled: the request stays
+    as it ended, and the call's row and events are committed all the same."""
+    root = new_request(contract_store)
+    contract_store.claim_call(WORKER, 0, T0, call_id=root.id)
+    cancelled = RequestOutcome(
+        status=RequestStatus.CANCELLED, failure_reason="cancelled"
+    )
+    contract_store.finish_request("req-1", cancelled, T0 + 10)
+    ended = contract_store.commit_success(
+        success(root, request_outcome=succeeded_app(), events_from_row=True),
+        read_back=True,
+    )
+    assert ended is not None and ended.status is RequestStatus.CANCELLED
+    record = contract_store.get_request("req-1")
+    assert record is not None and record.status is RequestStatus.CANCELLED
+    assert record.output is None
+    assert status_of(contract_store, root.id) is CallStatus.SUCCEEDED
+    events = contract_store.list_events("req-1")
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    kinds = [e.kind for e in events]
+    assert kinds.count("RequestFinished") == 1
+    assert kinds[-2:] == ["FunctionRunCreated", "FunctionRunCompleted"]
+
+
+@pytest.mark.parametrize("holding_it_open", ["a cancel", "a dispatched call"])
+def test_the_statement_that_ends_a_request_writes_nothing_if_it_may_not(
+    contract_store, holding_it_open
+):
+    """``end_with_checkpoint`` writes the call's row only with the request's end:
+    where the request has ended or a dispatched call may still run, it writes
+    nothing (the store then commits the general way)."""
+    root = new_request(contract_store)
+    contract_store.claim_call(WORKER, 0, T0, call_id=root.id)
+    if holding_it_open == "a cancel":
+        cancelled = RequestOutcome(
+            status=RequestStatus.CANCELLED, failure_reason="cancelled"
+        )
+        contract_store.finish_request("req-1", cancelled, T0 + 10)
+    else:
+        contract_store.enqueue_calls([(child(root, "a", 0), None, 0.0)], 1)
+    before = contract_store.list_events("req-1")
+    done = success(root, request_outcome=succeeded_app(), events_from_row=True)
+    params = {
+        **success_params(done, AfterCalls.of([done])),
+        "request_output": b'"done"',
+        "payload": "{}",
+        "now_ms": T0 + 20,
+    }
+    assert contract_store._dialect.write_one("end_with_checkpoint", params) == []
+    assert status_of(contract_store, root.id) is CallStatus.RUNNING
+    assert contract_store.list_events("req-1") == before
 
 
 def test_dispatched_calls_hold_the_request_open_until_the_last_finishes(

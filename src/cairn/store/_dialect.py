@@ -97,6 +97,13 @@ class Dialect(Protocol):
         each one's row count, or None where the answer was lost but the
         transaction is known to have committed."""
 
+    def write_one(
+        self, name: str, params: Mapping[str, Any], *, notify: Notify = True
+    ) -> list[Any] | None:
+        """Run one named query as a write transaction of its own (on PostgreSQL,
+        one statement sent alone: one message, one answer). Returns its rows, or
+        None where the answer was lost but it is known to have committed."""
+
     def stream(self, name: str, params: Mapping[str, Any]) -> Iterator[Any]:
         """The rows of a named query, read a few at a time."""
 

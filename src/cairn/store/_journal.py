@@ -8,6 +8,9 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from cairn import _events
+from cairn.types import CallStatus, RequestStatus
+
 from . import _rows, _steps
 from ._dialect import PROGRESS, Statement, Tx
 from ._records import (
@@ -16,6 +19,7 @@ from ._records import (
     CallSuccess,
     Event,
     RecordedChild,
+    RequestOutcome,
     RequestRecord,
 )
 from ._sqlbase import (
@@ -111,6 +115,13 @@ class JournalOps(SqlBase):
             self._dialect.write_all(statements, notify=notify)
             return None
 
+        if _ends_alone(plan, rows):
+            record = self._end_with_checkpoint(
+                successes[0], plan.finishes[0][1], rows[0]
+            )
+            if record is not None:
+                return record if read_back is not None else None
+
         def body(tx: Tx) -> tuple[bool, Callable[[], Any] | None]:
             # Each request's row, in one order, taken with its event numbers (one
             # statement) and held for the call rows, the end-of-request check and
@@ -137,6 +148,38 @@ class JournalOps(SqlBase):
         row = None if ended is None else ended()
         record = None if row is None else _rows.request(row)
         return record if record is not None and record.status.finished else None
+
+    def _end_with_checkpoint(
+        self, success: CallSuccess, outcome: RequestOutcome, row: dict[str, Any]
+    ) -> RequestRecord | None:
+        """Commit a succeeded application call and its request's end in one
+        statement; the request's record, or None if it wrote nothing (the request
+        had ended, or a dispatched call it started may still run)."""
+        key, now_ms = success.key, success.finished_at_ms
+        finished = _events.request_finished(
+            key.request_id, key.function, outcome, now_ms
+        )
+        params = {
+            **row,
+            "request_output": outcome.output,
+            "payload": json.dumps(finished.payload),
+            "now_ms": now_ms,
+        }
+        notify = self._notify_progress(True)
+        answer = self._dialect.write_one("end_with_checkpoint", params, notify=notify)
+        if answer is not None:
+            return _rows.request(answer[0]) if answer else None
+        # Its answer lost after it committed: it wrote the call's row (as this
+        # attempt finished it) if and only if it ended the request.
+        call = self.get_call(key.id)
+        if call is None or (call.status, call.run, call.finished_at_ms) != (
+            CallStatus.SUCCEEDED,
+            success.run,
+            now_ms,
+        ):
+            return None
+        request = self._one("get_request", {"request_id": key.request_id})
+        return _rows.request(request)
 
     def record_failure(self, failure: CallFailure) -> None:
         """Record a failed attempt, and the call's final failure if it is final."""
@@ -189,3 +232,14 @@ class JournalOps(SqlBase):
         """Ids of calls served from checkpoints in a run."""
         rows = self._all("served_calls", {"request_id": request_id, "run": run})
         return iter([row[0] for row in rows])
+
+
+def _ends_alone(plan: AfterCalls, rows: list[dict[str, Any]]) -> bool:
+    """Whether a commit is one succeeded application call that may end its
+    request, with nothing else to write: ``end_with_checkpoint``'s case."""
+    return (
+        len(rows) == 1
+        and len(plan.finishes) == 1
+        and plan.finishes[0][1].status is RequestStatus.SUCCEEDED
+        and not (plan.served or plan.events or plan.finish_if_last)
+    )

@@ -403,16 +403,46 @@ class Database:
     def _write_all_once(
         self, statements: Sequence[Statement], notify: Notify
     ) -> list[int] | None:
+        def send(conn: Connection, stamp: dict[str, object]) -> tuple[list[int], bool]:
+            query, params = statements[0] if len(statements) == 1 else ("", ())
+            if isinstance(params, Mapping):
+                cursor = conn.execute(with_commit_mark(query), {**params, **stamp})
+                return [cursor.rowcount], True
+            return _send_whole(conn, statements, stamp)
+
+        return self._write_settled(send, notify)
+
+    def write_one(
+        self,
+        query: LiteralString,
+        params: Mapping[str, Any],
+        *,
+        notify: Notify = True,
+        binary: bool = False,
+    ) -> list[Any] | None:
+        """Run one statement as its own transaction, sent alone with the commit
+        mark in its WITH list (as ``write_all`` sends a single statement); its
+        rows, or None when the answer was lost but it is known to have committed."""
+
+        def send(conn: Connection, stamp: dict[str, object]) -> tuple[list[Any], bool]:
+            marked = with_commit_mark(query)
+            cursor = conn.execute(marked, {**params, **stamp}, binary=binary)
+            return cursor.fetchall(), True
+
+        return self._retrying(lambda: self._write_settled(send, notify))
+
+    def _write_settled(
+        self,
+        send: Callable[[Connection, dict[str, object]], tuple[T, bool]],
+        notify: Notify,
+    ) -> T | None:
+        """``send(conn, stamp)`` a write that reads nothing back before it commits,
+        with ``stamp`` its commit mark's parameters; its result and whether it
+        wrote. A lost answer is settled by the mark: None if it committed."""
         with self._checkout() as conn:
             slot, mark = self._pool.slot(conn), next(_marks)
-            stamp = self._stamp(slot, mark, notify)
-            query, params = statements[0] if len(statements) == 1 else ("", ())
             try:
-                if isinstance(params, Mapping):
-                    cursor = conn.execute(with_commit_mark(query), {**params, **stamp})
-                    counts, wrote = [cursor.rowcount], True
-                else:
-                    counts, wrote = _send_whole(conn, statements, stamp)
+                result, wrote = send(conn, self._stamp(slot, mark, notify))
             except psycopg.Error as error:
                 if not _answered(error, conn):
                     if not self.committed(slot, mark, error):
@@ -424,7 +454,7 @@ class Database:
                 raise self._failed(error) from None
         if wrote:
             self._count_commit(notify)
-        return counts
+        return result
 
     def _stamp(self, slot: str, mark: int, notify: Notify) -> dict[str, object]:
         return {

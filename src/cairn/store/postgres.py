@@ -13,7 +13,10 @@ SQLite relied on serialized writers:
   Checkpoint commits write their own (claimed) call rows before taking it, so the
   lock is held for one statement, the end check and the commit: with many workers
   on one map, time under that lock is what they queue for. (Deadlocks, should two
-  transactions ever cross, are retried like lost connections.)
+  transactions ever cross, are retried like lost connections.) The commit of an
+  application call that ends its request is one statement, which looks at the
+  request's dispatched calls before it waits for the lock: where it sees one still
+  to finish, it writes nothing and the commit goes the general way.
 - ``max_concurrency`` counts a function's running calls under a transaction-level
   advisory lock per function, so the cap holds across workers.
 
@@ -47,6 +50,7 @@ Q: dict[str, LiteralString] = _sql.queries("postgres")
 _BINARY = frozenset(
     {
         "get_request",
+        "end_with_checkpoint",
         "list_requests",
         "recorded_children",
         "call_output",
@@ -124,6 +128,11 @@ class PostgresDialect:
         return self.db.write_all(
             [(Q[name], params) for name, params in statements], notify=notify
         )
+
+    def write_one(
+        self, name: str, params: Mapping[str, Any], *, notify: Notify = True
+    ) -> list[Any] | None:
+        return self.db.write_one(Q[name], params, notify=notify, binary=name in _BINARY)
 
     def stream(self, name: str, params: Mapping[str, Any]) -> Iterator[Any]:
         try:

@@ -109,6 +109,12 @@ class SQLiteDialect:
                     counts.append(conn.executemany(Q[name], params).rowcount)
             return counts
 
+    def write_one(
+        self, name: str, params: Mapping[str, Any], *, notify: Notify = True
+    ) -> list[Any] | None:
+        with self.file.write() as conn:
+            return _Tx(conn).execute(name, params).fetchall()
+
     def stream(self, name: str, params: Mapping[str, Any]) -> Iterator[Any]:
         yield from self._reads.execute(name, params)
 

@@ -269,7 +269,8 @@ WHERE calls.status IN ('pending', 'stale')
 -- name: upsert_success
 -- A succeeded call's row, its event numbers taken by a bump_event_seq before it in
 -- the same transaction (under the request's row lock).
-WITH numbered AS (SELECT event_seq FROM requests WHERE id = %(request_id)s)
+WITH numbered AS (SELECT event_seq FROM requests WHERE id = %(request_id)s),
+gate AS (SELECT)
 {success_row}
 
 -- name: commit_checkpoint
@@ -279,22 +280,25 @@ WITH numbered AS (SELECT event_seq FROM requests WHERE id = %(request_id)s)
 WITH numbered AS (
     UPDATE requests SET event_seq = event_seq + %(event_count)s WHERE id = %(request_id)s
     RETURNING event_seq
-)
+), gate AS (SELECT)
 {success_row}
 
 -- name: success_row
 -- event_seq: the number of the call's FunctionRunCreated when its events are read
 -- from the row (event_number of the event_count numbers this commit took from
 -- the request's counter, which ``numbered`` holds after the bump), else NULL.
+-- Written once per row of ``gate``: (SELECT), or none where a statement holds the
+-- row back.
 INSERT INTO calls (id, request_id, parent_id, seq, function, kind, group_id, dispatched,
                    status, args, output, run, run_attempts, attempts, state_writes,
                    started_at_ms, finished_at_ms, code_version, event_seq)
-VALUES (%(id)s, %(request_id)s, %(parent_id)s, %(seq)s, %(function)s, %(kind)s,
-        %(group_id)s, %(dispatched)s, 'succeeded', %(args)s, %(output)s, %(run)s,
-        %(run_attempts)s, %(attempts)s, %(state_writes)s, %(started_at_ms)s,
-        %(finished_at_ms)s, %(code_version)s,
-        (SELECT event_seq - %(event_count)s::bigint + %(event_number)s::bigint
-         FROM numbered WHERE %(event_number)s::bigint IS NOT NULL))
+SELECT %(id)s, %(request_id)s, %(parent_id)s, %(seq)s, %(function)s, %(kind)s,
+       %(group_id)s, %(dispatched)s, 'succeeded', %(args)s, %(output)s, %(run)s,
+       %(run_attempts)s, %(attempts)s, %(state_writes)s, %(started_at_ms)s,
+       %(finished_at_ms)s, %(code_version)s,
+       (SELECT event_seq - %(event_count)s::bigint + %(event_number)s::bigint
+        FROM numbered WHERE %(event_number)s::bigint IS NOT NULL)
+FROM gate WHERE true
 ON CONFLICT (id) DO UPDATE SET
     status = 'succeeded', code_version = excluded.code_version, args = COALESCE(excluded.args, calls.args),
     output = excluded.output, error_json = NULL, run = excluded.run,
@@ -355,9 +359,7 @@ FROM requests r,
 WHERE r.id = %(request_id)s
 
 -- name: count_unfinished_dispatched
-SELECT count(*) FROM calls
-WHERE request_id = %(request_id)s AND dispatched = 1 AND id <> %(request_id)s
-  AND status IN ('pending', 'running')
+SELECT count(*) FROM ({unfinished_dispatched}) AS unfinished
 
 -- name: end_request
 -- Ends a request still open, unless it succeeded and a dispatched call it started
@@ -369,14 +371,46 @@ WITH ended AS (
                         failure_reason = %(failure_reason)s, error_json = %(error_json)s,
                         finished_at_ms = %(now_ms)s, event_seq = event_seq + 1
     WHERE id = %(request_id)s AND status IN ('pending', 'running')
-      AND NOT (%(succeeded)s AND EXISTS (
-          SELECT 1 FROM calls
-          WHERE request_id = %(request_id)s AND dispatched = 1 AND id <> %(request_id)s
-            AND status IN ('pending', 'running')))
+      AND NOT (%(succeeded)s AND EXISTS ({unfinished_dispatched}))
     RETURNING event_seq
 )
 INSERT INTO events (request_id, seq, kind, payload, created_at_ms)
 SELECT %(request_id)s, event_seq, 'RequestFinished', %(payload)s, %(now_ms)s FROM ended
+
+-- name: unfinished_dispatched
+-- A dispatched call the request started that is still to finish: while there is
+-- one, a request whose application call succeeded stays open (that call ends it).
+SELECT 1 FROM calls
+WHERE request_id = %(request_id)s AND dispatched = 1 AND id <> %(request_id)s
+  AND status IN ('pending', 'running')
+
+-- name: end_with_checkpoint
+-- The commit of a succeeded application call that ends its request, in one
+-- statement that the store sends alone: the request's row takes the call's event
+-- numbers and one more for its RequestFinished (and its row lock), its output
+-- and its end; the call's row and the event go in with it. Only if the request
+-- is open and no dispatched call it started is still to finish: otherwise nothing
+-- is written, no row comes back, and the store commits the general way, which
+-- looks again under the lock. (The EXISTS reads the statement's snapshot, taken
+-- before the lock: it may see a call finish late, never one start late, as only
+-- the request's own code starts its calls, and that code is done or running.)
+-- The answer: the request's columns (and the counter before RequestFinished).
+WITH numbered AS (
+    UPDATE requests SET status = 'succeeded', output = %(request_output)s,
+                        failure_reason = NULL, error_json = NULL,
+                        finished_at_ms = %(now_ms)s,
+                        event_seq = event_seq + %(event_count)s + 1
+    WHERE id = %(request_id)s AND status IN ('pending', 'running')
+      AND NOT EXISTS ({unfinished_dispatched})
+    RETURNING {request_columns}, event_seq - 1 AS event_seq
+), gate AS (SELECT FROM numbered), checkpoint AS (
+{success_row}
+), finished AS (
+    INSERT INTO events (request_id, seq, kind, payload, created_at_ms)
+    SELECT %(request_id)s, event_seq + 1, 'RequestFinished', %(payload)s, %(now_ms)s
+    FROM numbered
+)
+SELECT * FROM numbered
 
 -- name: cancel_pending
 UPDATE calls SET status = 'cancelled', worker_id = NULL, executor = NULL

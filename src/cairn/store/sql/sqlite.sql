@@ -212,7 +212,8 @@ WHERE calls.status IN ('pending', 'stale')
 -- name: upsert_success
 -- A succeeded call's row, its event numbers taken by a bump_event_seq before it in
 -- the same transaction.
-WITH numbered AS (SELECT event_seq FROM requests WHERE id = :request_id)
+WITH numbered AS (SELECT event_seq FROM requests WHERE id = :request_id),
+gate AS (SELECT 1)
 {success_row}
 
 -- name: commit_checkpoint
@@ -225,14 +226,17 @@ UPDATE requests SET event_seq = event_seq + :event_count WHERE id = :request_id;
 -- event_seq: the number of the call's FunctionRunCreated when its events are read
 -- from the row (:event_number of the :event_count numbers this commit took from
 -- the request's counter, which ``numbered`` holds after the bump), else NULL.
+-- Written once per row of ``gate``: (SELECT 1), or none where a statement holds
+-- the row back. (WHERE true: an upsert's SELECT needs a WHERE, for the parser.)
 INSERT INTO calls (id, request_id, parent_id, seq, function, kind, group_id, dispatched,
                    status, args, output, run, run_attempts, attempts, state_writes,
                    started_at_ms, finished_at_ms, code_version, event_seq)
-VALUES (:id, :request_id, :parent_id, :seq, :function, :kind, :group_id, :dispatched,
-        'succeeded', :args, :output, :run, :run_attempts, :attempts, :state_writes,
-        :started_at_ms, :finished_at_ms, :code_version,
-        CASE WHEN :event_number IS NOT NULL
-             THEN (SELECT event_seq FROM numbered) - :event_count + :event_number END)
+SELECT :id, :request_id, :parent_id, :seq, :function, :kind, :group_id, :dispatched,
+       'succeeded', :args, :output, :run, :run_attempts, :attempts, :state_writes,
+       :started_at_ms, :finished_at_ms, :code_version,
+       CASE WHEN :event_number IS NOT NULL
+            THEN (SELECT event_seq FROM numbered) - :event_count + :event_number END
+FROM gate WHERE true
 ON CONFLICT (id) DO UPDATE SET
     status = 'succeeded', code_version = excluded.code_version, args = COALESCE(excluded.args, calls.args),
     output = excluded.output, error_json = NULL, run = excluded.run,
@@ -289,9 +293,7 @@ WHERE r.id = :request_id
 ORDER BY n.key
 
 -- name: count_unfinished_dispatched
-SELECT count(*) FROM calls
-WHERE request_id = :request_id AND dispatched = 1 AND id <> :request_id
-  AND status IN ('pending', 'running')
+SELECT count(*) FROM ({unfinished_dispatched}) AS unfinished
 
 -- name: end_request
 -- Ends a request still open, unless it succeeded and a dispatched call it started
@@ -303,13 +305,40 @@ UPDATE requests SET status = :status, output = :output, failure_reason = :failur
                     error_json = :error_json, finished_at_ms = :now_ms,
                     event_seq = event_seq + 1
 WHERE id = :request_id AND status IN ('pending', 'running')
-  AND NOT (:succeeded AND EXISTS (
-      SELECT 1 FROM calls
-      WHERE request_id = :request_id AND dispatched = 1 AND id <> :request_id
-        AND status IN ('pending', 'running')));
+  AND NOT (:succeeded AND EXISTS ({unfinished_dispatched}));
 INSERT INTO events (request_id, seq, kind, payload, created_at_ms)
 SELECT :request_id, event_seq, 'RequestFinished', :payload, :now_ms FROM requests
 WHERE id = :request_id AND changes() = 1
+
+-- name: unfinished_dispatched
+-- A dispatched call the request started that is still to finish: while there is
+-- one, a request whose application call succeeded stays open (that call ends it).
+SELECT 1 FROM calls
+WHERE request_id = :request_id AND dispatched = 1 AND id <> :request_id
+  AND status IN ('pending', 'running')
+
+-- name: end_with_checkpoint
+-- The commit of a succeeded application call that ends its request: the
+-- request's row takes the call's event numbers and one more for its
+-- RequestFinished, its output and its end, then the call's row and the event go
+-- in. Only if the request is open and no dispatched call it started is still to
+-- finish: otherwise nothing is written, no row comes back, and the store commits
+-- the general way. Each statement after the first runs only where the one
+-- completed before it changed a row (changes()). The answer: the request.
+UPDATE requests SET status = 'succeeded', output = :request_output,
+                    failure_reason = NULL, error_json = NULL, finished_at_ms = :now_ms,
+                    event_seq = event_seq + :event_count + 1
+WHERE id = :request_id AND status IN ('pending', 'running')
+  AND NOT EXISTS ({unfinished_dispatched});
+WITH numbered AS (
+    SELECT event_seq - 1 AS event_seq FROM requests
+    WHERE id = :request_id AND changes() = 1
+), gate AS (SELECT 1 FROM numbered)
+{success_row};
+INSERT INTO events (request_id, seq, kind, payload, created_at_ms)
+SELECT :request_id, event_seq, 'RequestFinished', :payload, :now_ms FROM requests
+WHERE id = :request_id AND changes() = 1;
+SELECT {request_columns} FROM requests WHERE id = :request_id AND changes() = 1
 
 -- name: cancel_pending
 UPDATE calls SET status = 'cancelled', worker_id = NULL, executor = NULL
