@@ -18,7 +18,6 @@ import os
 import pwd
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 import urllib.parse
@@ -27,6 +26,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
+
+from tests.ports import free_port
 
 ENV_URL = "CAIRN_TEST_POSTGRES_URL"
 ENV_START = "CAIRN_TEST_POSTGRES_START"
@@ -154,7 +155,7 @@ def _start_throwaway() -> Server:
     """initdb + pg_ctl start in a temporary directory (as ``postgres`` when root)."""
     cluster = Cluster.create()
     atexit.register(cluster.stop)
-    cluster.start(_free_port())
+    cluster.start(free_port())
     problem = _try(cluster.url)
     if problem:
         raise ServerUnavailable(
@@ -292,9 +293,3 @@ class Cluster:
             raise ServerUnavailable(
                 f"{program} failed: {(result.stderr or result.stdout)[-500:]}"
             )
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])

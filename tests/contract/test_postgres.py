@@ -22,6 +22,7 @@ from cairn.store._kept import CHECK_DATABASE_EVERY_S
 from cairn.types import CallStatus, RequestStatus
 from tests import postgres_server
 from tests.lossy_link import LossyLink
+from tests.ports import free_port
 
 from .test_sqlite_files import EXPECTED_SCHEMA, schema_1_sql
 from .test_store import T0, child, event, new_request, succeeded_app, success
@@ -53,12 +54,6 @@ def sql(url: str, query: str) -> list[tuple[object, ...]]:
 def with_db(url: str, name: str) -> str:
     parts = urllib.parse.urlsplit(url)
     return urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 # -- bad input -----------------------------------------------------------------------------------

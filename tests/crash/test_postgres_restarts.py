@@ -18,6 +18,7 @@ from cairn.store import Store, open_store
 from cairn.types import RequestStatus
 from tests import postgres_server
 from tests.lossy_link import LossyLink
+from tests.ports import free_port
 
 from . import apps
 from .conftest import (
@@ -36,7 +37,7 @@ def own_server() -> Iterator[postgres_server.Cluster]:
         # WAL stays unwritten until a crash loses it (and its id), as it does
         # under a busy server's next commit only by chance.
         cluster.start(
-            postgres_server._free_port(),
+            free_port(),
             durable=True,
             settings=("wal_writer_delay=10s",),
         )

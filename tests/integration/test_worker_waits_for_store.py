@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.parse
@@ -18,6 +17,7 @@ from cairn.store import open_store
 from cairn.types import RequestStatus
 from tests.integration.test_isolation import CAIRN, submit_nobodys, wait_until
 from tests.lossy_link import LossyLink, through
+from tests.ports import free_port
 
 pytestmark = pytest.mark.postgres_only
 
@@ -35,11 +35,6 @@ def double(n: int) -> int:
 def waits_app(n: int) -> int:
     return double(n)
 """
-
-
-def free_port() -> int:
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        return int(listener.getsockname()[1])
 
 
 def start_worker(app: Path, url: str, log: Path) -> subprocess.Popen[bytes]:

@@ -14,7 +14,8 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.server.support import free_port, invoke, launch, wait_for
+from tests.ports import free_port
+from tests.server.support import invoke, launch, wait_for
 
 APP = Path(__file__).with_name("metered_app.py")
 CAIRN = str(Path(sys.executable).parent / "cairn")

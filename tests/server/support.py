@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,16 +15,11 @@ from typing import Any
 
 import httpx
 
+from tests.ports import free_port
+
 CAIRN = str(Path(sys.executable).parent / "cairn")
 APPS = Path(__file__).with_name("apps.py")
 _START_TIMEOUT_S = 30.0
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
