@@ -18,6 +18,7 @@ import pytest
 import cairn
 from cairn.store import SCHEMA_VERSION, KeptStore, Store, open_store
 from cairn.store import _pg as pgmod
+from cairn.store import _pgmarks as pgmarks
 from cairn.store._kept import CHECK_DATABASE_EVERY_S
 from cairn.types import CallStatus, RequestStatus
 from tests import postgres_server
@@ -377,18 +378,18 @@ def test_a_statement_sent_alone_whose_answer_is_cut_commits_once(
 
 def test_the_commit_mark_goes_first_in_a_statement_sent_alone():
     plain = "-- a comment\nINSERT INTO t VALUES (%(v)s)"
-    assert pgmod.with_commit_mark(plain).startswith("WITH commit_mark AS (")
-    assert pgmod.with_commit_mark(plain).endswith(")\nINSERT INTO t VALUES (%(v)s)")
+    assert pgmarks.with_commit_mark(plain).startswith("WITH commit_mark AS (")
+    assert pgmarks.with_commit_mark(plain).endswith(")\nINSERT INTO t VALUES (%(v)s)")
     with_list = "WITH a AS (SELECT 1)\nSELECT * FROM a"
-    assert pgmod.with_commit_mark(with_list).endswith(
+    assert pgmarks.with_commit_mark(with_list).endswith(
         "),\na AS (SELECT 1)\nSELECT * FROM a"
     )
     recursive = "WITH RECURSIVE a (n) AS (SELECT 1) SELECT * FROM a"
-    marked = pgmod.with_commit_mark(recursive)
+    marked = pgmarks.with_commit_mark(recursive)
     assert marked.startswith("WITH RECURSIVE commit_mark AS (")
     assert marked.endswith("),\na (n) AS (SELECT 1) SELECT * FROM a")
     with pytest.raises(ValueError, match="commit mark"):
-        pgmod.with_commit_mark("UPDATE t SET mark = %(mark)s")
+        pgmarks.with_commit_mark("UPDATE t SET mark = %(mark)s")
 
 
 def test_a_write_that_wrote_nothing_stamps_nothing(pg):

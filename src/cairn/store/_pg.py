@@ -13,12 +13,10 @@ lost one look committed.)
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import itertools
 import logging
 import os
-import re
 import secrets
 import time
 import weakref
@@ -46,14 +44,12 @@ from ._pglink import (
     sqlstate,
     transient,
 )
+from ._pgmarks import Statement, answered, send_alone, send_whole
 from .errors import DuplicateKey, RollbackWith, StoreRefused, StoreUnreachable
 
 logger = logging.getLogger("cairn.store.postgres")
 
 T = TypeVar("T")
-# A statement of ``write_all``: its query, and its parameters (a list of them: the
-# statement runs once per set).
-Statement = tuple[LiteralString, Mapping[str, Any] | Sequence[Mapping[str, Any]]]
 
 _MIGRATION_LOCK = 7460_0001
 # SQLSTATE classes of a write refused for good: data exceptions (a value the column
@@ -68,8 +64,6 @@ Q: dict[str, LiteralString] = _sql.blocks("postgres_link")
 _PROCESS_NONCE = secrets.token_hex(6)
 # Commit marks: unique within a slot is enough, and a slot is one connection's.
 _marks = itertools.count(1)
-# The parameters of with_commit_mark, which a statement sent alone must not use.
-_STAMP_PARAMS = re.compile(r"%\((slot|mark|notify|channel|origin)\)s")
 
 
 class _Retry(Exception):
@@ -372,7 +366,7 @@ class Database:
                 # Once COMMIT was sent (with the mark, in one burst), whether it
                 # happened is settled by the mark, unless the server answered
                 # with a statement's error (then it did not).
-                if committing and not _answered(error, conn):
+                if committing and not answered(error, conn):
                     if not self.committed(slot, mark, error):
                         raise _Retry(error) from None
                     self._count_commit(notify)
@@ -406,9 +400,8 @@ class Database:
         def send(conn: Connection, stamp: dict[str, object]) -> tuple[list[int], bool]:
             query, params = statements[0] if len(statements) == 1 else ("", ())
             if isinstance(params, Mapping):
-                cursor = conn.execute(with_commit_mark(query), {**params, **stamp})
-                return [cursor.rowcount], True
-            return _send_whole(conn, statements, stamp)
+                return [send_alone(conn, query, params, stamp).rowcount], True
+            return send_whole(conn, statements, stamp)
 
         return self._write_settled(send, notify)
 
@@ -425,8 +418,7 @@ class Database:
         rows, or None when the answer was lost but it is known to have committed."""
 
         def send(conn: Connection, stamp: dict[str, object]) -> tuple[list[Any], bool]:
-            marked = with_commit_mark(query)
-            cursor = conn.execute(marked, {**params, **stamp}, binary=binary)
+            cursor = send_alone(conn, query, params, stamp, binary=binary)
             return cursor.fetchall(), True
 
         return self._retrying(lambda: self._write_settled(send, notify))
@@ -444,7 +436,7 @@ class Database:
             try:
                 result, wrote = send(conn, self._stamp(slot, mark, notify))
             except psycopg.Error as error:
-                if not _answered(error, conn):
+                if not answered(error, conn):
                     if not self.committed(slot, mark, error):
                         raise _Retry(error) from None
                     self._count_commit(notify)
@@ -534,60 +526,3 @@ class Database:
         return self._link.change_count(
             float(self.params["connect_timeout"]), queue=queue
         )
-
-
-def _send_whole(
-    conn: Connection, statements: Sequence[Statement], stamp: dict[str, Any]
-) -> tuple[list[int], bool]:
-    """BEGIN, ``statements``, the commit mark and COMMIT in one pipeline: each
-    statement's row count, and whether the transaction wrote (stamped its mark)."""
-    cursors: list[psycopg.Cursor[Any]] = []
-    with conn.pipeline():
-        conn.execute("BEGIN")
-        for query, params in statements:
-            cursor = conn.cursor()
-            if isinstance(params, Mapping):
-                cursor.execute(query, params)
-            else:
-                cursor.executemany(query, params)
-            cursors.append(cursor)
-        stamped = conn.execute(Q["end_transaction"], stamp)
-        conn.execute("COMMIT")
-    row = stamped.fetchone()
-    wrote = row is not None and row[0] is not None
-    return [cursor.rowcount for cursor in cursors], wrote
-
-
-@functools.cache
-def with_commit_mark(query: LiteralString) -> LiteralString:
-    """``query`` with the commit mark first in its WITH list (``with_commit_mark``
-    of postgres_link.sql): a statement that commits alone and can be settled."""
-    body = _uncommented(query)
-    if _STAMP_PARAMS.search(body):
-        raise ValueError(f"a parameter of the commit mark is also the query's: {body}")
-    mark = _uncommented(Q["with_commit_mark"])
-    first, rest = body.split(None, 1)
-    if first.lower() != "with":
-        return f"{mark}\n{body}"
-    if not rest.lower().startswith("recursive"):
-        return f"{mark},\n{rest}"
-    keyword, ctes = mark.split(None, 1)
-    recursive, rest = rest.split(None, 1)
-    return f"{keyword} {recursive} {ctes},\n{rest}"
-
-
-def _uncommented(query: LiteralString) -> LiteralString:
-    """A named block without its leading comment lines."""
-    lines = query.splitlines()
-    while lines and (not lines[0].strip() or lines[0].lstrip().startswith("--")):
-        del lines[0]
-    return "\n".join(lines)
-
-
-def _answered(error: psycopg.Error, conn: Connection) -> bool:
-    """Whether the server answered a statement with ``error`` (so the transaction
-    did not commit), rather than the link or the backend going away (so it may
-    have: a backend terminated mid-commit may answer before the link reads as
-    broken)."""
-    state = error.sqlstate or ""
-    return bool(state) and not conn.broken and not state.startswith(("08", "57"))
