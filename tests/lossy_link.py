@@ -1,6 +1,7 @@
 """A TCP proxy in front of PostgreSQL that cuts the link at a transaction's COMMIT.
 
-``cut_at_commit(forward=True)`` lets the next ``COMMIT`` reach the server and cuts
+``cut_at_commit(forward=True)`` lets the next ``COMMIT`` reach the server, with
+whatever the client sends after it before an answer (a pipeline's Sync), and cuts
 the link before its answer comes back (the commit happened, the client cannot
 know); ``forward=False`` cuts it before the server sees the ``COMMIT`` (it never
 happens). ``marker`` cuts at other bytes instead: a statement that commits alone
@@ -99,7 +100,10 @@ class LossyLink:
             cut.set()  # no answer goes back from here on
             if forward:
                 server.sendall(chunk)
-                time.sleep(0.3)  # the server commits and answers into the void
+                # The server commits and answers into the void; what the client
+                # sends meanwhile goes too (a pipeline's Sync, which commits a
+                # statement sent in the pipeline, may follow its Execute apart).
+                _forward_for(client, server, 0.3)
             else:
                 _shut(server)  # the server sees the client go: it rolls back
             meanwhile()
@@ -132,6 +136,23 @@ def _downstream(
             break
     if not cut.is_set():
         _shut(client)
+
+
+def _forward_for(client: socket.socket, server: socket.socket, seconds: float) -> None:
+    """Pass what ``client`` sends to ``server`` for ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        client.settimeout(left)
+        try:
+            chunk = client.recv(65536)
+        except TimeoutError:
+            return
+        except OSError:
+            break
+        if not chunk:
+            break
+        server.sendall(chunk)
+    time.sleep(max(0.0, deadline - time.monotonic()))
 
 
 def _recv(sock: socket.socket) -> bytes:

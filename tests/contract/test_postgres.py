@@ -20,6 +20,7 @@ from cairn.store import SCHEMA_VERSION, KeptStore, Store, open_store
 from cairn.store import _pg as pgmod
 from cairn.store import _pgmarks as pgmarks
 from cairn.store._kept import CHECK_DATABASE_EVERY_S
+from cairn.store.errors import DuplicateKey
 from cairn.types import CallStatus, RequestStatus
 from tests import postgres_server
 from tests.lossy_link import LossyLink
@@ -636,6 +637,46 @@ def test_the_commit_that_ends_a_request_is_one_statement_sent_alone(empty_url):
     assert record.output == b'"done"'
     assert [e.kind for e in events][-1] == "RequestFinished"
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
+
+
+def test_a_statement_sent_alone_is_prepared_at_its_first_use(empty_url):
+    """Its first use on a connection prepares it in the round trip that runs it;
+    later uses send its parameters, not its text, for the server to parse again
+    (psycopg alone would send the text at each of the first five)."""
+    link = LossyLink(empty_url)
+    store = open_store(link.url(empty_url))
+    turns, text_sent = [], []
+    try:
+        for request_id in ("req-1", "req-2", "req-3"):
+            root = new_request(store, request_id)
+            before, sent_before = link.turns, len(link.sent)
+            store.commit_success(success(root, request_outcome=succeeded_app()))
+            turns.append(link.turns - before)
+            text_sent.append(b"RequestFinished" in link.sent[sent_before:])
+    finally:
+        store.close()
+        link.close()
+    assert turns == [1, 1, 1]
+    assert text_sent == [True, False, False]
+
+
+def test_a_statement_sent_alone_that_fails_is_prepared_on_the_server_once(empty_url):
+    """psycopg forgets a statement it prepared for an execution that failed, but
+    the server keeps it: prepared again at each use, every failure would leave
+    one more prepared statement on the connection."""
+    store = open_store(empty_url)
+    insert = "INSERT INTO cairn_meta VALUES ('schema_version', %(value)s)"  # taken
+    count = "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s"
+    try:
+        for _ in range(5):
+            with pytest.raises(DuplicateKey):
+                store._db.write_all([(insert, {"value": "x"})])
+        row = store._db.read(
+            lambda conn: conn.execute(count, ["%cairn_meta%"]).fetchone()
+        )
+    finally:
+        store.close()
+    assert row is not None and row[0] <= 1
 
 
 def _ended_once(store: Store, request_id: str) -> None:

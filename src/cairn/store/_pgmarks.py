@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any, LiteralString
 
@@ -24,6 +25,10 @@ from ._pglink import Connection
 Statement = tuple[LiteralString, Mapping[str, Any] | Sequence[Mapping[str, Any]]]
 
 Q: dict[str, LiteralString] = _sql.blocks("postgres_link")
+
+# The statements sent alone that each connection has prepared in a pipeline (or
+# tried to).
+_piped: weakref.WeakKeyDictionary[Connection, set[str]] = weakref.WeakKeyDictionary()
 
 # The parameters of with_commit_mark, which a statement sent alone must not use.
 _STAMP_PARAMS = re.compile(r"%\((slot|mark|notify|channel|origin)\)s")
@@ -59,8 +64,26 @@ def send_alone(
     *,
     binary: bool = False,
 ) -> psycopg.Cursor[Any]:
-    """``query`` as its own transaction, its commit mark in its WITH list."""
-    return conn.execute(with_commit_mark(query), {**params, **stamp}, binary=binary)
+    """``query`` as its own transaction, its commit mark in its WITH list.
+
+    Prepared at its first use on ``conn``, in the round trip that runs it (a
+    pipeline): psycopg alone would send its text, for the server to parse again,
+    at each of its first five executions on every new connection (0.14-0.26 ms
+    each for these statements); told to prepare it, it would do so outside a
+    pipeline in a round trip of its own.
+    """
+    statement = with_commit_mark(query)
+    values = {**params, **stamp}
+    piped = _piped.setdefault(conn, set())
+    if statement in piped:
+        # Prepared, unless it failed: then psycopg forgot it (the server did not),
+        # and prepares it when it would have, counting only what succeeds.
+        return conn.execute(statement, values, binary=binary)
+    # Once per connection, even if it fails: each try would leave one more
+    # statement prepared on the server.
+    piped.add(statement)
+    with conn.pipeline():
+        return conn.execute(statement, values, binary=binary, prepare=True)
 
 
 @functools.cache
