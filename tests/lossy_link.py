@@ -103,7 +103,7 @@ class LossyLink:
                 # The server commits and answers into the void; what the client
                 # sends meanwhile goes too (a pipeline's Sync, which commits a
                 # statement sent in the pipeline, may follow its Execute apart).
-                _forward_for(client, server, 0.3)
+                self._forward_for(client, server, 0.3)
             else:
                 _shut(server)  # the server sees the client go: it rolls back
             meanwhile()
@@ -111,6 +111,26 @@ class LossyLink:
             break
         for end in (client, server):
             _shut(end)
+
+    def _forward_for(
+        self, client: socket.socket, server: socket.socket, seconds: float
+    ) -> None:
+        """Pass what ``client`` sends to ``server`` for ``seconds``."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            client.settimeout(left)
+            try:
+                chunk = client.recv(65536)
+            except TimeoutError:
+                return
+            except OSError:
+                break
+            if not chunk:
+                break
+            with self._lock:
+                self.sent += chunk
+            server.sendall(chunk)
+        time.sleep(max(0.0, deadline - time.monotonic()))
 
 
 def through(server_url: str, port: int) -> str:
@@ -136,23 +156,6 @@ def _downstream(
             break
     if not cut.is_set():
         _shut(client)
-
-
-def _forward_for(client: socket.socket, server: socket.socket, seconds: float) -> None:
-    """Pass what ``client`` sends to ``server`` for ``seconds``."""
-    deadline = time.monotonic() + seconds
-    while (left := deadline - time.monotonic()) > 0:
-        client.settimeout(left)
-        try:
-            chunk = client.recv(65536)
-        except TimeoutError:
-            return
-        except OSError:
-            break
-        if not chunk:
-            break
-        server.sendall(chunk)
-    time.sleep(max(0.0, deadline - time.monotonic()))
 
 
 def _recv(sock: socket.socket) -> bytes:

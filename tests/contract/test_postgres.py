@@ -660,7 +660,9 @@ def test_a_statement_sent_alone_is_prepared_at_its_first_use(empty_url):
     assert text_sent == [True, False, False]
 
 
-def test_a_statement_sent_alone_that_fails_is_prepared_on_the_server_once(empty_url):
+def test_a_statement_sent_alone_that_fails_is_prepared_on_the_server_once_at_most(
+    empty_url,
+):
     """psycopg forgets a statement it prepared for an execution that failed, but
     the server keeps it: prepared again at each use, every failure would leave
     one more prepared statement on the connection."""
