@@ -119,14 +119,8 @@ class LossyLink:
         deadline = time.monotonic() + seconds
         while (left := deadline - time.monotonic()) > 0:
             client.settimeout(left)
-            try:
-                chunk = client.recv(65536)
-            except TimeoutError:
-                return
-            except OSError:
-                break
-            if not chunk:
-                break
+            if not (chunk := _recv(client)):
+                break  # quiet until the deadline, gone or closed
             with self._lock:
                 self.sent += chunk
             server.sendall(chunk)
