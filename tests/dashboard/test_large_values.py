@@ -85,20 +85,25 @@ def test_hostile_pickles_are_decoded_in_a_process_that_is_stopped() -> None:
 
 @contextmanager
 def _probe(server: Server) -> Iterator[list[float]]:
-    """Time /healthz every 50 ms meanwhile; yields the times it took."""
+    """Time /healthz every 50 ms meanwhile; yields the times it took, once the
+    first answer came (making the client can take longer than the pages take to
+    render: the times would be empty)."""
     took: list[float] = []
-    stop = threading.Event()
+    answering, stop = threading.Event(), threading.Event()
 
     def loop() -> None:
         with httpx.Client(base_url=server.url, timeout=60) as client:
-            while not stop.is_set():
+            while True:
                 started = time.monotonic()
                 assert client.get("/healthz").status_code == 200
                 took.append(time.monotonic() - started)
-                stop.wait(0.05)
+                answering.set()
+                if stop.wait(0.05):
+                    break
 
     thread = threading.Thread(target=loop, daemon=True)
     thread.start()
+    assert answering.wait(timeout=60), "/healthz did not answer"
     try:
         yield took
     finally:
